@@ -1,0 +1,57 @@
+# Developer tasks. Every target runs inside the project's environment (scripts/in-env), built
+# on first use by scripts/toolchain.sh.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+IN_ENV := scripts/in-env
+NAME ?=
+PY_PATHS := $(wildcard src custom_components tests bench scripts)
+PYTEST_ARGS ?=
+
+.PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean
+
+help:
+	@echo "make demo                  run Edge EMS on simulated hardware"
+	@echo "make test                  lint, type-check and run every test (3.14, then the library on 3.13)"
+	@echo "make bench NAME=<name>     run bench/<name>.py; its last line is JSON"
+	@echo "make pointmap-validate     validate every point map in pointmaps/"
+	@echo "make format                apply ruff's formatting and fixes"
+	@echo "make shell                 a shell inside the environment"
+
+toolchain:
+	@scripts/toolchain.sh
+
+demo: toolchain
+	@$(IN_ENV) edge-ems demo
+
+test: toolchain lint typecheck pytest pytest-py313
+
+lint: toolchain
+	$(IN_ENV) ruff check $(PY_PATHS)
+	$(IN_ENV) ruff format --check $(PY_PATHS)
+
+typecheck: toolchain
+	$(IN_ENV) mypy
+
+pytest: toolchain
+	$(IN_ENV) pytest --cov --cov-report=term --cov-report=xml:.toolchain/coverage.xml $(PYTEST_ARGS)
+
+# The library (and so `edge-ems agent` on Debian 13) supports Python 3.13; HA tests need 3.14.
+pytest-py313: toolchain
+	$(IN_ENV) --py313 pytest -p no:cacheprovider -m "not ha" --ignore=tests/ha $(PYTEST_ARGS)
+
+bench: toolchain
+	@test -n "$(NAME)" || { echo "usage: make bench NAME=<name>  (one of: $$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^_' | tr '\n' ' '))"; exit 2; }
+	@$(IN_ENV) python bench/$(NAME).py
+
+pointmap-validate: toolchain
+	$(IN_ENV) edge-ems pointmap validate pointmaps
+
+format: toolchain
+	$(IN_ENV) ruff check --fix $(PY_PATHS)
+	$(IN_ENV) ruff format $(PY_PATHS)
+
+shell: toolchain
+	@$(IN_ENV) bash
+
+clean:
+	rm -rf .toolchain .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,147 @@
+"""The one device contract every protocol implements.
+
+A device connects and identifies itself, reads into timestamped metrics with a quality,
+accepts writes only through :meth:`Device.write` (which enforces the point map's access,
+limits and ``allow_write``, then reads back), and reports its health.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .exceptions import DeviceError
+from .readings import Readings, Value
+from .resilience import BreakerState, CircuitBreaker
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Who a device says it is."""
+
+    manufacturer: str
+    model: str
+    serial: str | None = None
+    firmware: str | None = None
+    hardware: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A writable metric of a device, with the limits its point map gives."""
+
+    metric: str
+    minimum: float | None = None
+    maximum: float | None = None
+    options: Mapping[int, str] | None = None
+    """Named values for a mode or state; a write must use one of them."""
+    allow_write: bool = False
+    """The point map explicitly allows writing this command."""
+    eeprom: bool = True
+    """The register is backed by EEPROM/flash: write only on change, within a budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did."""
+
+    metric: str
+    requested: Value
+    written: Value
+    """The value as the device stores it (after scaling and rounding to its resolution)."""
+    read_back: Value
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A device's health at one moment."""
+
+    connected: bool
+    last_seen: float | None
+    """Seconds since the epoch of the last successful exchange."""
+    error_streak: int
+    breaker: BreakerState
+    last_error: str | None
+
+
+@runtime_checkable
+class Device(Protocol):
+    """What every device implementation offers, whatever its protocol."""
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and errors."""
+
+    @property
+    def identity(self) -> DeviceIdentity | None:
+        """What :meth:`connect` found, or ``None`` before it."""
+
+    @property
+    def commands(self) -> Mapping[str, Command]:
+        """The writable metrics, by name."""
+
+    @property
+    def health(self) -> Health:
+        """Connection and error state now."""
+
+    async def connect(self) -> DeviceIdentity:
+        """Open the link and identify the device."""
+
+    async def read(self) -> Readings:
+        """Read every metric once."""
+
+    async def write(self, metric: str, value: Value) -> WriteResult:
+        """Write one command, then read it back."""
+
+    async def close(self) -> None:
+        """Release the link; the device may be connected again."""
+
+
+@dataclass(slots=True)
+class HealthTracker:
+    """Error streak, last-seen time and circuit breaker, kept the same way by every device."""
+
+    breaker: CircuitBreaker
+    wall_clock: Callable[[], float] = time.time
+    connected: bool = False
+    last_seen: float | None = None
+    error_streak: int = 0
+    last_error: str | None = None
+
+    async def run[T](self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one exchange with the device under the breaker, recording its outcome."""
+        self.breaker.check()
+        try:
+            result = await operation()
+        except DeviceError as err:
+            self.record_failure(err)
+            raise
+        self.record_success()
+        return result
+
+    def record_success(self) -> None:
+        """Note a successful exchange."""
+        self.breaker.record_success()
+        self.connected = True
+        self.last_seen = self.wall_clock()
+        self.error_streak = 0
+        self.last_error = None
+
+    def record_failure(self, error: BaseException) -> None:
+        """Note a failed exchange."""
+        self.breaker.record_failure()
+        self.error_streak += 1
+        self.last_error = str(error) or type(error).__name__
+
+    def snapshot(self) -> Health:
+        """Return the current health."""
+        return Health(
+            connected=self.connected,
+            last_seen=self.last_seen,
+            error_streak=self.error_streak,
+            breaker=self.breaker.state,
+            last_error=self.last_error,
+        )
