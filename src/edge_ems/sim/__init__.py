@@ -1,0 +1,1 @@
+"""Simulators that look alive, so the whole system runs without hardware."""
