@@ -48,6 +48,10 @@ def parse_point_map(text: str, *, source: str, map_id: str) -> PointMap:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
         raise PointMapError(f"not valid YAML: {problem}", source=source, path=where) from None
+    except ValueError as err:  # PyYAML's constructors raise it for dates such as 2020-02-30
+        raise PointMapError(f"not valid YAML: {err}", source=source) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise PointMapError("not valid YAML: nested too deeply", source=source) from None
     return validate(data, source=source, map_id=map_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -26,13 +27,35 @@ from .model import (
     WriteSpec,
 )
 
-_ADDRESS = vol.All(int, vol.Range(min=0, max=65535))
-_NUMBER = vol.All(vol.Any(int, float), vol.Coerce(float))
+
+def _integer(value: Any) -> int:
+    # bool is an int subclass; `address: true` is a typo, not register 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise vol.Invalid("expected an integer")
+    return value
+
+
+def _number(value: Any) -> float:
+    # YAML gives .nan, .inf and integers too large for a float; none is a usable number.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise vol.Invalid("expected a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise vol.Invalid("number too large") from None
+    if not math.isfinite(number):
+        raise vol.Invalid("expected a finite number")
+    return number
+
+
+_ADDRESS = vol.All(_integer, vol.Range(min=0, max=65535))
+_NUMBER = _number
 _NAME = vol.All(str, vol.Match(r"^[a-z0-9_]+$", msg="use lower-case letters, digits and _"))
 
 
 def _enum(kind: type[Any]) -> vol.All:
-    return vol.All(str, vol.In([member.value for member in kind]), kind)
+    # vol.Coerce turns the checked string into the enum member (a bare type only type-checks).
+    return vol.All(str, vol.In([member.value for member in kind]), vol.Coerce(kind))
 
 
 def _metric_name(value: Any) -> str:
@@ -63,7 +86,7 @@ def _pair(value: Any) -> tuple[float, float]:
     return (low, high)
 
 
-_LABELS = vol.Schema({vol.All(int, vol.Range(min=0)): vol.All(str, vol.Length(min=1))})
+_LABELS = vol.Schema({vol.All(_integer, vol.Range(min=0)): vol.All(str, vol.Length(min=1))})
 
 WRITE_SCHEMA = vol.Schema(
     {
@@ -79,7 +102,7 @@ POINT_SCHEMA = vol.Schema(
     {
         vol.Required("address"): _ADDRESS,
         vol.Required("type"): _enum(PointType),
-        vol.Optional("length"): vol.All(int, vol.Range(min=1, max=125)),
+        vol.Optional("length"): vol.All(_integer, vol.Range(min=1, max=125)),
         vol.Optional("space"): _enum(RegisterSpace),
         vol.Optional("access", default="r"): _enum(Access),
         vol.Optional("scale", default=1.0): vol.All(_NUMBER, vol.NotIn([0.0], msg="scale is 0")),
@@ -87,10 +110,10 @@ POINT_SCHEMA = vol.Schema(
         vol.Optional("scale_factor"): _ADDRESS,
         vol.Optional("word_order"): _enum(Order),
         vol.Optional("byte_order"): _enum(Order),
-        vol.Optional("unimplemented"): vol.All(int, vol.Range(min=0)),
+        vol.Optional("unimplemented"): vol.All(_integer, vol.Range(min=0)),
         vol.Optional("valid_range"): _pair,
         vol.Optional("options"): _LABELS,
-        vol.Optional("bits"): vol.Schema({vol.All(int, vol.Range(min=0, max=63)): _NAME}),
+        vol.Optional("bits"): vol.Schema({vol.All(_integer, vol.Range(min=0, max=63)): _NAME}),
         vol.Optional("poll", default="normal"): _enum(PollGroup),
         vol.Optional("write"): WRITE_SCHEMA,
     }
@@ -102,12 +125,12 @@ DEVICE_SCHEMA = vol.Schema(
         vol.Required("model"): vol.All(str, vol.Length(min=1)),
         vol.Required("kind"): _enum(DeviceKind),
         vol.Required("documentation"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("default_unit_id", default=1): vol.All(int, vol.Range(min=0, max=247)),
+        vol.Optional("default_unit_id", default=1): vol.All(_integer, vol.Range(min=0, max=247)),
         vol.Optional("space", default="holding"): _enum(RegisterSpace),
         vol.Optional("word_order", default="big"): _enum(Order),
         vol.Optional("byte_order", default="big"): _enum(Order),
-        vol.Optional("max_block", default=125): vol.All(int, vol.Range(min=1, max=125)),
-        vol.Optional("max_gap", default=0): vol.All(int, vol.Range(min=0, max=124)),
+        vol.Optional("max_block", default=125): vol.All(_integer, vol.Range(min=1, max=125)),
+        vol.Optional("max_gap", default=0): vol.All(_integer, vol.Range(min=0, max=124)),
         vol.Optional("refused", default=list): [_range_pair],
         vol.Optional("write_function", default="fc16"): _enum(WriteFunction),
         vol.Optional("safe_mode", default=dict): vol.Schema({_metric_name: _NUMBER}),
@@ -285,7 +308,7 @@ def _check_device_references(point_map: PointMap) -> None:
             )  # fmt: skip
         try:
             re.compile(pattern)
-        except re.error as err:
+        except (re.error, OverflowError, RecursionError) as err:  # a{99999999999} overflows
             raise PointMapError(
                 f"not a regular expression: {err}",
                 source=point_map.source,
