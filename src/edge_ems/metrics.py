@@ -310,6 +310,10 @@ def _battery() -> Iterable[Metric]:
         "battery_module_count", "Battery modules present", _M.MEASUREMENT, _C.BATTERY,
         diagnostic=True,
     )  # fmt: skip
+    yield Metric(
+        "battery_cycle_count", "Full charge-discharge cycles the BMS counted", _M.COUNTER,
+        _C.BATTERY, None, None, "total_increasing", diagnostic=True,
+    )  # fmt: skip
     yield _flags("bms_alarms", "BMS protection alarms", _C.BATTERY)
     yield _flags("bms_warnings", "BMS warnings", _C.BATTERY)
     yield _flags("bms_requests", "BMS charge and discharge requests", _C.BATTERY)
@@ -392,6 +396,32 @@ def _inverter_controls() -> Iterable[Metric]:
         "duration",
     )
     yield _setting("control_enabled", "Device accepts remote control", _C.DEVICE, None, None)
+    yield _setting(
+        "energy_management_mode",
+        "What a hybrid inverter serves first from PV: the battery or the load",
+        _C.DEVICE, None, "enum",
+    )  # fmt: skip
+    yield _setting(
+        "tou_enabled", "The inverter's own time-of-use programme is in force", _C.DEVICE, None,
+        None,
+    )  # fmt: skip
+    # The first time-of-use slot: enough for a planner to steer a hybrid inverter through it.
+    yield _setting(
+        "tou_slot1_start", "Start of time-of-use slot 1 (hours * 100 + minutes)", _C.DEVICE,
+        None, None,
+    )  # fmt: skip
+    yield _setting(
+        "tou_slot1_power_w", "Largest battery power in time-of-use slot 1", _C.BATTERY, "W",
+        "power",
+    )  # fmt: skip
+    yield _setting(
+        "tou_slot1_soc_pct", "State of charge to hold in time-of-use slot 1", _C.BATTERY, "%",
+        None,
+    )  # fmt: skip
+    yield _setting(
+        "tou_slot1_grid_charge", "Charge source allowed in time-of-use slot 1", _C.BATTERY, None,
+        "enum",
+    )  # fmt: skip
 
 
 def _ev() -> Iterable[Metric]:
@@ -508,6 +538,11 @@ def _device() -> Iterable[Metric]:
     yield _identity("device_serial", "Serial number")
     yield _identity("device_firmware", "Firmware version")
     yield _identity("device_hardware", "Hardware version")
+    yield _identity("device_protocol_version", "Version of the register protocol the device speaks")
+    yield Metric(
+        "device_modbus_address", "Modbus unit id the device is set to", _M.MEASUREMENT,
+        _C.DEVICE, diagnostic=True,
+    )  # fmt: skip
     yield Metric(
         "rated_power_w", "Rated (nameplate) power", _M.MEASUREMENT, _C.DEVICE, "W", "power",
         None, diagnostic=True,
