@@ -1,0 +1,22 @@
+"""Guarded, audited dispatch: the only way anything is written to a device."""
+
+from .audit import AuditRecord, Outcome, Reason
+from .budget import EepromBudget, RateLimiter
+from .dispatcher import BATTERY_POWER, AuditSink, DispatchDevice, Dispatcher
+from .policy import AssetLimits, ControlPolicy
+from .split import split_site_power
+
+__all__ = [
+    "BATTERY_POWER",
+    "AssetLimits",
+    "AuditRecord",
+    "AuditSink",
+    "ControlPolicy",
+    "DispatchDevice",
+    "Dispatcher",
+    "EepromBudget",
+    "Outcome",
+    "RateLimiter",
+    "Reason",
+    "split_site_power",
+]
