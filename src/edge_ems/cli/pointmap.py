@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from enum import Enum
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def _flatten(obj: object, skip: frozenset[str] = frozenset()) -> dict[str, object]:
+def _flatten(obj: object, skip: Set[str] = frozenset()) -> dict[str, object]:
     """A dataclass's fields as ``name: value``, nested dataclasses as ``outer.inner``."""
     assert dataclasses.is_dataclass(obj)
     assert not isinstance(obj, type)
