@@ -1,0 +1,303 @@
+"""A Modbus device described by a point map, on a shared link under one unit id."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..exceptions import (
+    DeviceError,
+    DeviceExceptionError,
+    IdentificationError,
+    ReadBackMismatchError,
+    WriteRefusedError,
+)
+from ..pointmap.codec import decode_raw, encode_raw, from_value, orders, to_value
+from ..pointmap.model import Point, PointMap, PointType, PollGroup, RegisterSpace, WriteFunction
+from ..pointmap.plan import Block, plan_reads
+from ..readings import Reading, Readings, Value
+from ..resilience import CircuitBreaker
+from .decode import RegisterWindow, decode_point, scale_exponent
+from .link import ModbusLink
+
+_LOGGER = logging.getLogger(__name__)
+
+POLLED_GROUPS = frozenset({PollGroup.FAST, PollGroup.NORMAL, PollGroup.SLOW})
+"""What :meth:`ModbusDevice.read` reads by default: everything but identity."""
+
+_IDENTITY_METRICS = {
+    "manufacturer": "device_manufacturer",
+    "model": "device_model",
+    "serial": "device_serial",
+    "firmware": "device_firmware",
+    "hardware": "device_hardware",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadPlan:
+    """The requests that cover some poll groups, and the points they carry."""
+
+    blocks: tuple[Block, ...]
+    points: tuple[Point, ...]
+
+
+class ModbusDevice:
+    """A device on a :class:`ModbusLink`, read and written only through its point map.
+
+    Implements :class:`edge_ems.device.Device`. Reads follow the map's read plan (computed once
+    per set of poll groups); a block the device refuses costs only its own points. Writes go
+    through :meth:`write` alone, which enforces the map's access, ``allow_write`` and limits,
+    picks function 6 or 16 as the map says, and reads the value back.
+    """
+
+    def __init__(
+        self,
+        link: ModbusLink,
+        point_map: PointMap,
+        *,
+        unit_id: int | None = None,
+        name: str | None = None,
+        breaker: CircuitBreaker | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.link = link
+        self.point_map = point_map
+        self.unit_id = point_map.device.default_unit_id if unit_id is None else unit_id
+        self._name = name or f"{point_map.device.id} at {link.name} unit {self.unit_id}"
+        self._wall_clock = wall_clock
+        self._health = HealthTracker(breaker or CircuitBreaker(self._name), wall_clock=wall_clock)
+        self._plans: dict[frozenset[PollGroup], _ReadPlan] = {}
+        self._identity: DeviceIdentity | None = None
+        self._attached = False
+        self.failed_blocks: Mapping[Block, DeviceError] = MappingProxyType({})
+        """Blocks the last read could not get, with why; their points were left out."""
+        self._commands = MappingProxyType(
+            {
+                point.metric: Command(
+                    metric=point.metric,
+                    minimum=point.write.minimum,
+                    maximum=point.write.maximum,
+                    options=point.options,
+                    allow_write=point.write.allow_write,
+                    eeprom=point.write.eeprom,
+                )
+                for point in point_map.points.values()
+                if point.write is not None
+            }
+        )
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and errors."""
+        return self._name
+
+    @property
+    def identity(self) -> DeviceIdentity | None:
+        """What :meth:`connect` found, or ``None`` before it."""
+        return self._identity
+
+    @property
+    def commands(self) -> Mapping[str, Command]:
+        """The writable metrics of the map, by name (``allow_write`` says which may be)."""
+        return self._commands
+
+    @property
+    def health(self) -> Health:
+        """Connection and error state now."""
+        return self._health.snapshot()
+
+    async def connect(self) -> DeviceIdentity:
+        """Open the link, read the identity points and check the map's ``identify`` patterns.
+
+        Raises :class:`IdentificationError` when the device is not what the map describes.
+        """
+        if not self._attached:
+            self.link.attach()
+            self._attached = True
+        await self._health.run(self.link.connect)
+        readings = await self.read(groups=(PollGroup.ONCE,))
+        for metric, pattern in self.point_map.device.identify.items():
+            reading = readings.get(metric)
+            seen = None if reading is None else reading.value
+            if seen is None or re.search(pattern, str(seen)) is None:
+                raise IdentificationError(
+                    f"{self._name}: {metric} is {seen!r}, not matching {pattern!r}; "
+                    "is this the right point map and unit id?"
+                )
+        found = {
+            field: str(readings[metric].value)
+            for field, metric in _IDENTITY_METRICS.items()
+            if metric in readings and readings[metric].value is not None
+        }
+        device = self.point_map.device
+        self._identity = DeviceIdentity(
+            manufacturer=found.get("manufacturer", device.maker),
+            model=found.get("model", device.model),
+            serial=found.get("serial"),
+            firmware=found.get("firmware"),
+            hardware=found.get("hardware"),
+        )
+        return self._identity
+
+    async def read(self, groups: Collection[PollGroup] | None = None) -> Readings:
+        """Read the points of ``groups`` (default: all but identity) in planned blocks.
+
+        A block the device answers with an exception code is left out (see
+        :attr:`failed_blocks`); when every block fails, or the link fails, the error is raised.
+        """
+        plan = self._plan(POLLED_GROUPS if groups is None else frozenset(groups))
+        if not plan.blocks:
+            return {}
+        return await self._health.run(lambda: self._read_plan(plan))
+
+    async def write(self, metric: str, value: Value) -> WriteResult:
+        """Write one command, then read it back.
+
+        Raises :class:`WriteRefusedError` before anything reaches the device when the map does
+        not allow the write (``reason`` says why), and :class:`ReadBackMismatchError` when the
+        device keeps another value than the one written.
+        """
+        point = self._writable_point(metric)
+        exponent = 0
+        if point.scale_factor is not None:
+            exponent = await self._health.run(lambda: self._read_scale_factor(point))
+        registers = self._encode(point, value, exponent)
+        word_order, byte_order = orders(point, self.point_map.device)
+        written, _ = to_value(point, decode_raw(point, registers, word_order, byte_order), exponent)
+        single = self._single_register_write(point)
+
+        async def exchange() -> Value:
+            await self.link.write(self._name, self.unit_id, point.address, registers, single=single)
+            return await self._read_point(point, exponent) if point.readable else None
+
+        read_back = await self._health.run(exchange)
+        if point.readable and read_back != written:
+            raise ReadBackMismatchError(
+                f"{self._name}: wrote {metric}={written!r} to holding {point.address}, "
+                f"read back {read_back!r}",
+                expected=written,
+                actual=read_back,
+            )
+        return WriteResult(metric, value, written, read_back, self._wall_clock())
+
+    async def close(self) -> None:
+        """Release the link (it drops when no other device uses it)."""
+        self._health.connected = False
+        if self._attached:
+            self._attached = False
+            await self.link.detach()
+
+    def _plan(self, groups: frozenset[PollGroup]) -> _ReadPlan:
+        plan = self._plans.get(groups)
+        if plan is None:
+            points = tuple(p for p in self.point_map.readable_points() if p.poll in groups)
+            blocks = plan_reads(self.point_map, [point.metric for point in points])
+            plan = self._plans[groups] = _ReadPlan(tuple(blocks), points)
+        return plan
+
+    async def _read_plan(self, plan: _ReadPlan) -> Readings:
+        window: dict[tuple[RegisterSpace, int], int] = {}
+        failed: dict[Block, DeviceError] = {}
+        for block in plan.blocks:
+            try:
+                registers = await self.link.read(
+                    self._name, self.unit_id, block.space, block.address, block.count
+                )
+            except DeviceExceptionError as err:
+                failed[block] = err
+                continue
+            for offset, register in enumerate(registers):
+                window[(block.space, block.address + offset)] = register
+        if failed.keys() != self.failed_blocks.keys():
+            for error in failed.values():
+                _LOGGER.warning("%s; its points are left out", error)
+        self.failed_blocks = MappingProxyType(failed)
+        if len(failed) == len(plan.blocks):
+            raise next(iter(failed.values()))
+        return self._decode(plan.points, window)
+
+    def _decode(self, points: Collection[Point], window: RegisterWindow) -> Readings:
+        timestamp = self._wall_clock()
+        readings: Readings = {}
+        for point in points:
+            decoded = decode_point(point, self.point_map.device, window)
+            if decoded is not None:
+                value, quality = decoded
+                readings[point.metric] = Reading(point.metric, value, timestamp, quality)
+        return readings
+
+    async def _read_scale_factor(self, point: Point) -> int:
+        assert point.scale_factor is not None
+        raw = await self.link.read(self._name, self.unit_id, point.space, point.scale_factor, 1)
+        exponent = scale_exponent(raw[0])
+        if exponent is None:
+            raise WriteRefusedError(
+                f"{self._name}: {point.metric}: the device does not implement its scale factor",
+                reason="invalid_value",
+            )
+        return exponent
+
+    async def _read_point(self, point: Point, exponent: int) -> Value:
+        registers = await self.link.read(
+            self._name, self.unit_id, point.space, point.address, point.registers
+        )
+        word_order, byte_order = orders(point, self.point_map.device)
+        value, _ = to_value(point, decode_raw(point, registers, word_order, byte_order), exponent)
+        return value
+
+    def _writable_point(self, metric: str) -> Point:
+        point = self.point_map.points.get(metric)
+        if point is None:
+            raise WriteRefusedError(
+                f"{self._name}: {metric} is not a point of this device", reason="unknown_command"
+            )
+        if point.write is None:
+            raise WriteRefusedError(f"{self._name}: {metric} is read-only", reason="not_writable")
+        if not point.write.allow_write:
+            raise WriteRefusedError(
+                f"{self._name}: the point map does not allow writing {metric}",
+                reason="not_allowed",
+            )
+        return point
+
+    def _encode(self, point: Point, value: Value, exponent: int) -> list[int]:
+        """The registers to write for ``value``, after checking it against the map's limits."""
+        assert point.write is not None
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int | float) and point.type is not PointType.STRING:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self._invalid(point, value, "not a finite number")
+            low, high = point.write.minimum, point.write.maximum
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise WriteRefusedError(
+                    f"{self._name}: {point.metric}={value!r} is outside [{low}, {high}]",
+                    reason="out_of_range",
+                )
+            if point.type is PointType.ENUM and value not in (point.options or {}):
+                raise self._invalid(point, value, f"not one of {sorted(point.options or {})}")
+        try:
+            raw = from_value(point, value, exponent)
+            word_order, byte_order = orders(point, self.point_map.device)
+            return encode_raw(point, raw, word_order, byte_order)
+        except ValueError as err:
+            raise self._invalid(point, value, str(err)) from err
+
+    def _invalid(self, point: Point, value: Value, why: str) -> WriteRefusedError:
+        return WriteRefusedError(
+            f"{self._name}: cannot write {value!r} to {point.metric}: {why}",
+            reason="invalid_value",
+        )
+
+    def _single_register_write(self, point: Point) -> bool:
+        """Function 6 where the map asks for it and the value fits one register, else 16."""
+        assert point.write is not None
+        function = point.write.function or self.point_map.device.write_function
+        return function is WriteFunction.FC06 and point.registers == 1

@@ -1,0 +1,224 @@
+"""One physical Modbus link: a shared modbus-connection connection, paced and made resilient.
+
+Every unit id behind a gateway talks through the same :class:`ModbusLink`, which keeps one
+request in flight at a time, retries failed exchanges with jittered backoff, recycles the
+connection after a timeout or a garbled answer (a late answer must not be taken for the next
+request's), reconnects after a drop and turns modbus-connection's errors into
+:mod:`edge_ems.exceptions` that name the device, unit and addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modbus_connection import ModbusConnectionError, ModbusError, ModbusUnit
+from modbus_connection import ModbusProtocolError as _ModbusProtocolError
+from modbus_connection import ModbusTimeoutError as _ModbusTimeoutError
+from modbus_connection.pymodbus import ModbusConnection
+from pymodbus.client.base import ModbusBaseClient
+
+from ..exceptions import (
+    DeviceBusyError,
+    DeviceConnectionError,
+    DeviceError,
+    DeviceProtocolError,
+)
+from ..pointmap.model import RegisterSpace
+from ..resilience import Backoff
+from .endpoints import Endpoint, frame_gap
+from .errors import translate
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """How patiently a link talks to the devices behind it."""
+
+    timeout: float = 3.0
+    """Seconds to wait for an answer (and for the connection to open)."""
+    retries: int = 2
+    """Further attempts after a failed exchange that retrying can help."""
+    backoff_base: float = 0.25
+    """First retry waits up to this long; each further one up to twice as long."""
+    backoff_cap: float = 5.0
+    """No retry waits longer than this."""
+    message_spacing: float | None = None
+    """Silence between requests; ``None`` means 3.5 characters on a serial line, else none."""
+    connect_delay: float = 0.0
+    """Pause after the connection opens, for devices that need it."""
+
+
+class _TracedConnection(ModbusConnection):
+    """modbus-connection's pymodbus connection, handing every received packet to a hook.
+
+    A garbled answer and silence both end in a timeout; the bytes that arrived tell them apart.
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, settings: LinkSettings, on_packet: Callable[[bytes], None]
+    ):
+        spacing = settings.message_spacing
+        super().__init__(
+            endpoint.params(),
+            timeout=settings.timeout,
+            message_spacing=frame_gap(endpoint) if spacing is None else spacing,
+            connect_delay=settings.connect_delay or None,
+        )
+        self._on_packet = on_packet
+
+    async def _create_client(self) -> ModbusBaseClient:
+        client = await super()._create_client()
+        # pymodbus calls this hook with every packet it sends and receives.
+        client.ctx.trace_packet = self._trace_packet
+        return client
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._on_packet(data)
+        return data
+
+
+def _retriable(error: DeviceError) -> bool:
+    """Whether trying again can help; a device's exception answer will not change."""
+    return isinstance(error, DeviceConnectionError | DeviceProtocolError | DeviceBusyError)
+
+
+class ModbusLink:
+    """A shared, resilient link to every unit id on one TCP endpoint or serial line."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        settings: LinkSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings or LinkSettings()
+        self._rng = rng
+        self._connection = _TracedConnection(endpoint, self.settings, self._note_packet)
+        self._connection.on_connection_lost(self._note_lost)
+        # One request in flight per physical link, whichever unit it is for.
+        self._lock = asyncio.Lock()
+        self._lost = asyncio.Event()
+        self._answer = b""
+        self._users = 0
+
+    @property
+    def name(self) -> str:
+        """The endpoint's label."""
+        return self.endpoint.label
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open now."""
+        return self._connection.connected
+
+    async def connect(self) -> None:
+        """Open the connection (requests open it on demand too)."""
+        try:
+            await self._connection.connect()
+        except ModbusError as err:
+            raise translate(err, self.name) from err
+
+    async def read(
+        self, device: str, unit: int, space: RegisterSpace, address: int, count: int
+    ) -> list[int]:
+        """Read ``count`` registers from ``space`` (function 3 or 4) of ``unit``."""
+        where = f"{device} (unit {unit}) reading {space} {address}-{address + count - 1}"
+        handle = self._connection.for_unit(unit)
+        reader = (
+            handle.read_holding_registers
+            if space is RegisterSpace.HOLDING
+            else handle.read_input_registers
+        )
+        registers = await self._exchange(where, lambda: reader(address, count))
+        if len(registers) != count:
+            raise DeviceProtocolError(f"{where}: answer holds {len(registers)} registers")
+        return registers
+
+    async def write(
+        self, device: str, unit: int, address: int, values: list[int], *, single: bool
+    ) -> None:
+        """Write holding registers with function 6 (``single``, one register) or 16."""
+        where = f"{device} (unit {unit}) writing holding {address}-{address + len(values) - 1}"
+        handle: ModbusUnit = self._connection.for_unit(unit)
+        if single:
+            if len(values) != 1:
+                raise ValueError("function 6 writes exactly one register")
+            await self._exchange(where, lambda: handle.write_register(address, values[0]))
+        else:
+            await self._exchange(where, lambda: handle.write_registers(address, values))
+
+    def attach(self) -> None:
+        """Count a device that uses the link."""
+        self._users += 1
+
+    async def detach(self) -> None:
+        """Release a device's use; the connection drops when no device uses it."""
+        self._users = max(0, self._users - 1)
+        if not self._users:
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Drop the connection; the next request opens a new one."""
+        with contextlib.suppress(ModbusError):
+            await self._connection.disconnect()
+
+    async def close(self) -> None:
+        """Close the link for good."""
+        with contextlib.suppress(ModbusError):
+            await self._connection.close()
+
+    async def _exchange[T](self, where: str, call: Callable[[], Awaitable[T]]) -> T:
+        base, cap = self.settings.backoff_base, self.settings.backoff_cap
+        backoff = Backoff(base, cap) if self._rng is None else Backoff(base, cap, rng=self._rng)
+        attempt = 0
+        while True:
+            attempt += 1
+            async with self._lock:
+                try:
+                    return await self._attempt(call)
+                except ModbusError as err:
+                    failure, answer = err, self._answer
+                    if isinstance(failure, _ModbusTimeoutError | _ModbusProtocolError):
+                        # A late or garbled answer could be read as the next request's.
+                        await self.disconnect()
+            delay = backoff.delay()
+            error = translate(failure, where, answer=answer, retry_after=delay)
+            if attempt > self.settings.retries or not _retriable(error):
+                raise error from failure
+            _LOGGER.debug("%s; attempt %d failed, retrying in %.2f s", error, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt[T](self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request, cut short when the connection drops under it."""
+        self._answer = b""
+        self._lost.clear()
+        request: asyncio.Future[T] = asyncio.ensure_future(call())
+        lost: asyncio.Future[Any] = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait((request, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not request.done():
+                request.cancel()
+                await asyncio.wait((request,))
+                if not request.cancelled():
+                    request.exception()  # observed: the drop is what gets reported
+        if request in done:
+            return request.result()
+        raise ModbusConnectionError("connection lost while waiting for the answer")
+
+    def _note_packet(self, data: bytes) -> None:
+        self._answer = data
+
+    def _note_lost(self) -> None:
+        self._lost.set()
