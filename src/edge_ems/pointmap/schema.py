@@ -153,6 +153,16 @@ def _path(parts: list[Any]) -> str:
     return ".".join(str(part) for part in parts)
 
 
+# voluptuous words a misspelt key as "not a valid option" or "extra keys not allowed".
+_EXTRA_KEY_MESSAGES = frozenset({"not a valid option", "extra keys not allowed"})
+
+
+def _reason(error: vol.Invalid) -> str:
+    if error.msg in _EXTRA_KEY_MESSAGES:
+        return "unknown key (misspelt, or not part of the point-map format)"
+    return str(error.msg)
+
+
 def validate(data: Any, *, source: str, map_id: str) -> PointMap:
     """Validate parsed YAML and build a :class:`PointMap`; raise :class:`PointMapError`."""
     if not isinstance(data, Mapping):
@@ -161,7 +171,7 @@ def validate(data: Any, *, source: str, map_id: str) -> PointMap:
         checked = POINT_MAP_SCHEMA(dict(data))
     except vol.MultipleInvalid as err:
         first = min(err.errors, key=lambda error: _path(error.path))
-        raise PointMapError(first.msg, source=source, path=_path(first.path)) from None
+        raise PointMapError(_reason(first), source=source, path=_path(first.path)) from None
     except vol.Invalid as err:  # pragma: no cover - the top schema always raises MultipleInvalid
         raise PointMapError(err.msg, source=source, path=_path(err.path)) from None
     device = _device(checked["device"], map_id)
