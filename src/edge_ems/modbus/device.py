@@ -75,7 +75,8 @@ class ModbusDevice:
         self._health = HealthTracker(breaker or CircuitBreaker(self._name), wall_clock=wall_clock)
         self._plans: dict[frozenset[PollGroup], _ReadPlan] = {}
         self._identity: DeviceIdentity | None = None
-        self._attached = False
+        link.attach()
+        self._attached = True
         self.failed_blocks: Mapping[Block, DeviceError] = MappingProxyType({})
         """Blocks the last read could not get, with why; their points were left out."""
         self._commands = MappingProxyType(
@@ -188,7 +189,8 @@ class ModbusDevice:
         return WriteResult(metric, value, written, read_back, self._wall_clock())
 
     async def close(self) -> None:
-        """Release the link (it drops when no other device uses it)."""
+        """Release the link (it drops when no other device uses it); :meth:`connect` again
+        to resume."""
         self._health.connected = False
         if self._attached:
             self._attached = False

@@ -239,6 +239,7 @@ class ModbusSimServer:
         self._traffic = _Traffic()
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.address: tuple[str, int] | None = None
+        self._handlers: set[asyncio.Task[object]] = set()
         """The bound TCP address once :meth:`start_tcp` returned."""
 
     async def __aenter__(self) -> Self:
@@ -306,6 +307,10 @@ class ModbusSimServer:
 
     async def stop(self) -> None:
         """Stop serving and close every connection."""
+        handlers, self._handlers = self._handlers, set()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         if self._server is not None:
             server, self._server = self._server, None
             await server.shutdown()  # type: ignore[no-untyped-call]  # unannotated in pymodbus
@@ -358,10 +363,17 @@ class ModbusSimServer:
         traffic = self._traffic
         traffic.in_flight += 1
         traffic.max_in_flight = max(traffic.max_in_flight, traffic.in_flight)
+        # pymodbus runs each request in a task of its own; stop() cancels the ones still
+        # waiting (a delayed answer, say) so nothing outlives the server.
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             return await self._answer(unit, function, start, address, count, current, values)
         finally:
             traffic.in_flight -= 1
+            if task is not None:
+                self._handlers.discard(task)
 
     async def _answer(
         self,
