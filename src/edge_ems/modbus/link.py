@@ -15,11 +15,15 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from modbus_connection import ModbusConnectionError, ModbusError, ModbusUnit
-from modbus_connection import ModbusProtocolError as _ModbusProtocolError
-from modbus_connection import ModbusTimeoutError as _ModbusTimeoutError
+from modbus_connection import (
+    ClientClosedError,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusProtocolError,
+    ModbusTimeoutError,
+    ModbusUnit,
+)
 from modbus_connection.pymodbus import ModbusConnection
 from pymodbus.client.base import ModbusBaseClient
 
@@ -188,12 +192,13 @@ class ModbusLink:
                     return await self._attempt(call)
                 except ModbusError as err:
                     failure, answer = err, self._answer
-                    if isinstance(failure, _ModbusTimeoutError | _ModbusProtocolError):
+                    if isinstance(failure, ModbusTimeoutError | ModbusProtocolError):
                         # A late or garbled answer could be read as the next request's.
                         await self.disconnect()
             delay = backoff.delay()
             error = translate(failure, where, answer=answer, retry_after=delay)
-            if attempt > self.settings.retries or not _retriable(error):
+            final = isinstance(failure, ClientClosedError) or not _retriable(error)
+            if final or attempt > self.settings.retries:
                 raise error from failure
             _LOGGER.debug("%s; attempt %d failed, retrying in %.2f s", error, attempt, delay)
             await asyncio.sleep(delay)
@@ -203,7 +208,7 @@ class ModbusLink:
         self._answer = b""
         self._lost.clear()
         request: asyncio.Future[T] = asyncio.ensure_future(call())
-        lost: asyncio.Future[Any] = asyncio.ensure_future(self._lost.wait())
+        lost = asyncio.create_task(self._lost.wait())
         try:
             done, _ = await asyncio.wait((request, lost), return_when=asyncio.FIRST_COMPLETED)
         finally:
