@@ -1,0 +1,296 @@
+"""A SunSpec device over a ``modbus_connection.ModbusUnit``: the library's Device contract."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..exceptions import IdentificationError, ReadBackMismatchError, WriteRefusedError
+from ..readings import Quality, Reading, Readings, Value
+from ..resilience import CircuitBreaker
+from .codec import GroupValues, decode_model, decode_raw, encode_raw
+from .controls import Assignment, Target, assignments, bind_controls, command, current, written
+from .discovery import COMMON_MODEL, Chain, FoundModel, discover, identity_of
+from .layout import ModelLayout, count_points, model_layout
+from .mapping import CONTROLS, READINGS, REVERT_TIMER, STORAGE_SETPOINT, ReadingPoint
+from .models import ModelDef, supported_definitions
+from .readout import Binding, bind, convert
+from .transport import MAX_WRITE, BlockReader, Span, write_holding
+
+if TYPE_CHECKING:
+    from modbus_connection import ModbusUnit
+
+_CONTROL_READINGS = tuple(
+    ReadingPoint(control.metric, control.model, control.point)
+    for control in CONTROLS
+    if control.metric != STORAGE_SETPOINT
+)
+
+
+@dataclass(slots=True)
+class _Connected:
+    """What connecting found out, and the latest decoded values."""
+
+    chain: Chain
+    common: ModelLayout
+    polled: tuple[ModelLayout, ...]
+    """Models holding a mapped metric or a command, read on every :meth:`read`."""
+    identity: DeviceIdentity
+    readings: dict[str, Binding]
+    controls: dict[str, tuple[Target, ...]]
+    values: dict[int, GroupValues] = field(default_factory=dict)
+
+
+def _spans(layouts: Sequence[ModelLayout]) -> list[Span]:
+    return [span for layout in layouts for span in layout.root.spans()]
+
+
+def _chunks(plan: Sequence[Assignment]) -> list[tuple[int, list[int]]]:
+    """Contiguous assignments, in plan order, as few writes as possible."""
+    chunks: list[tuple[int, list[int]]] = []
+    for item in plan:
+        words = encode_raw(item.target.point, item.raw)
+        if chunks:
+            address, previous = chunks[-1]
+            if address + len(previous) == item.target.address and (
+                len(previous) + len(words) <= MAX_WRITE
+            ):
+                previous.extend(words)
+                continue
+        chunks.append((item.target.address, list(words)))
+    return chunks
+
+
+class SunSpecDevice:
+    """A SunSpec inverter, meter or battery.
+
+    ``connect`` finds the SunSpec map (at ``base_address``, or at 40000, 0 and 50000),
+    walks its chain and identifies the device from its common model; ``device_index``
+    picks one device of a chain that holds several (an inverter and its meters, each
+    after a common model of its own). ``read`` returns every mapped metric; ``write`` is
+    the only way anything is written, and only to allowlisted control points.
+
+    The unit's link belongs to whoever handed the unit out; :meth:`close` forgets what
+    connecting found and leaves the link alone.
+    """
+
+    def __init__(
+        self,
+        unit: ModbusUnit,
+        *,
+        name: str = "sunspec",
+        base_address: int | None = None,
+        device_index: int = 0,
+        meter_import_positive: bool = True,
+        breaker: CircuitBreaker | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._unit = unit
+        self._name = name
+        self._base = base_address
+        self._index = device_index
+        self._meter_sign = 1 if meter_import_positive else -1
+        self._clock = wall_clock
+        self._tracker = HealthTracker(breaker or CircuitBreaker(name), wall_clock=wall_clock)
+        self._reader = BlockReader(unit)
+        self._state: _Connected | None = None
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and errors."""
+        return self._name
+
+    @property
+    def identity(self) -> DeviceIdentity | None:
+        """What :meth:`connect` found, or ``None`` before it."""
+        return None if self._state is None else self._state.identity
+
+    @property
+    def chain(self) -> Chain | None:
+        """The SunSpec chain :meth:`connect` walked."""
+        return None if self._state is None else self._state.chain
+
+    @property
+    def reader(self) -> BlockReader:
+        """The reader planning this device's requests."""
+        return self._reader
+
+    @property
+    def commands(self) -> Mapping[str, Command]:
+        """The writable metrics, with the limits the device's current scale factors give."""
+        state = self._state
+        if state is None:
+            return {}
+        found = {
+            metric: command(metric, targets, state.values)
+            for metric, targets in state.controls.items()
+        }
+        return {metric: cmd for metric, cmd in found.items() if cmd is not None}
+
+    @property
+    def revert_timer(self) -> str | None:
+        """The metric that sets every revert timer (``*RvrtTms``) the device has.
+
+        The device returns a setpoint to its default when the timer runs out; dispatch
+        refreshes it instead of rewriting the setpoint.
+        """
+        return REVERT_TIMER if REVERT_TIMER in self.commands else None
+
+    @property
+    def health(self) -> Health:
+        """Connection and error state now."""
+        return self._tracker.snapshot()
+
+    async def connect(self) -> DeviceIdentity:
+        """Find the SunSpec map, place its models and identify the device."""
+        self._state = await self._tracker.run(self._connect)
+        return self._state.identity
+
+    async def read(self) -> Readings:
+        """Read every mapped metric once."""
+        state = self._connected()
+        values = await self._tracker.run(lambda: self._read_values(state.polled))
+        state.values.update(values)
+        return self._readings(state, values)
+
+    async def write(self, metric: str, value: Value) -> WriteResult:
+        """Write one command, then read it back."""
+        state = self._connected()
+        targets = state.controls.get(metric)
+        if targets is None:
+            raise self._refusal(state, metric)
+        return await self._tracker.run(lambda: self._write(state, metric, targets, value))
+
+    async def close(self) -> None:
+        """Forget the device; :meth:`connect` finds it again."""
+        self._state = None
+        self._tracker.connected = False
+
+    def _connected(self) -> _Connected:
+        if self._state is None:
+            raise IdentificationError(f"{self._name}: not connected")
+        return self._state
+
+    async def _layout(self, definition: ModelDef, found: FoundModel) -> ModelLayout:
+        names = count_points(definition)
+        counts: dict[str, int] = {}
+        if names:
+            points = [point for name in names if (point := definition.group.point(name))]
+            spans = [
+                (found.address + p.offset, found.address + p.offset + p.size - 1) for p in points
+            ]
+            registers = await self._reader.read(spans)
+            for point, (start, end) in zip(points, spans, strict=True):
+                words = [registers.get(address) for address in range(start, end + 1)]
+                raw = None if None in words else decode_raw(point, [w or 0 for w in words])
+                if isinstance(raw, int):
+                    counts[point.name] = raw
+        return model_layout(definition, found.address, found.length, counts)
+
+    async def _connect(self) -> _Connected:
+        chain = await discover(self._unit, self._base)
+        devices = chain.devices()
+        if self._index >= len(devices):
+            raise IdentificationError(
+                f"{self._name}: SunSpec chain holds {len(devices)} devices, no device {self._index}"
+            )
+        found = devices[self._index]
+        definitions = await asyncio.to_thread(supported_definitions, [m.id for m in found])
+        layouts = [
+            await self._layout(definitions[model.id], model)
+            for model in found
+            if model.id in definitions
+        ]
+        readings = bind(layouts, (*READINGS, *_CONTROL_READINGS))
+        controls = bind_controls(layouts)
+        used = {b.layout.address for b in readings.values()} | {
+            target.layout.address for targets in controls.values() for target in targets
+        }
+        common = layouts[0]
+        assert common.model.id == COMMON_MODEL  # every device of a chain starts with one
+        state = _Connected(
+            chain=chain,
+            common=common,
+            polled=tuple(layout for layout in layouts if layout.address in used),
+            identity=DeviceIdentity(manufacturer="", model=""),
+            readings=readings,
+            controls=controls,
+        )
+        state.values = await self._read_values((common, *state.polled))
+        state.identity = identity_of(state.values[common.address])
+        return state
+
+    async def _read_registers(self, layouts: Sequence[ModelLayout]) -> dict[int, int]:
+        return await self._reader.read(_spans(layouts))
+
+    async def _read_values(self, layouts: Sequence[ModelLayout]) -> dict[int, GroupValues]:
+        registers = await self._read_registers(layouts)
+        return {layout.address: decode_model(layout, registers) for layout in layouts}
+
+    def _readings(self, state: _Connected, values: Mapping[int, GroupValues]) -> Readings:
+        now = self._clock()
+        readings: Readings = {}
+        for metric, binding in state.readings.items():
+            value, quality = convert(
+                binding, values[binding.layout.address], meter_sign=self._meter_sign
+            )
+            readings[metric] = Reading(metric, value, now, quality)
+        if STORAGE_SETPOINT in state.controls:
+            setpoint = current(STORAGE_SETPOINT, state.controls[STORAGE_SETPOINT], values)
+            readings[STORAGE_SETPOINT] = Reading(STORAGE_SETPOINT, setpoint, now)
+        identity = state.identity
+        for metric, text in (
+            ("device_manufacturer", identity.manufacturer),
+            ("device_model", identity.model),
+            ("device_serial", identity.serial),
+            ("device_firmware", identity.firmware),
+        ):
+            readings[metric] = Reading(metric, text, now, Quality.GOOD)
+        return readings
+
+    def _refusal(self, state: _Connected, metric: str) -> WriteRefusedError:
+        binding = state.readings.get(metric)
+        if binding is None:
+            return WriteRefusedError(
+                f"{self._name}: {metric} is not a command of this device",
+                reason="unknown_command",
+            )
+        where = f"SunSpec {binding.layout.model.id}.{binding.point.name}"
+        if binding.point.writable:
+            return WriteRefusedError(
+                f"{self._name}: {metric} ({where}) is not on the write allowlist",
+                reason="not_allowed",
+            )
+        return WriteRefusedError(
+            f"{self._name}: {metric} ({where}) is read-only", reason="not_writable"
+        )
+
+    async def _write(
+        self, state: _Connected, metric: str, targets: tuple[Target, ...], value: Value
+    ) -> WriteResult:
+        layouts = list({target.layout.address: target.layout for target in targets}.values())
+        before = await self._read_values(layouts)
+        plan = assignments(metric, targets, value, before)
+        try:
+            chunks = _chunks(plan)
+        except ValueError as err:
+            raise WriteRefusedError(f"{self._name}: {err}", reason="out_of_range") from err
+        for address, words in chunks:
+            await write_holding(self._unit, address, words)
+        registers = await self._read_registers(layouts)
+        after = {layout.address: decode_model(layout, registers) for layout in layouts}
+        state.values.update(after)
+        expected = written(metric, targets, plan, before)
+        actual = current(metric, targets, after)
+        for address, words in chunks:
+            if [registers.get(address + i) for i in range(len(words))] != words:
+                raise ReadBackMismatchError(
+                    f"{self._name}: {metric} wrote {expected!r}, read back {actual!r}",
+                    expected=expected,
+                    actual=actual,
+                )
+        return WriteResult(metric, value, expected, actual, self._clock())

@@ -1,0 +1,89 @@
+"""Decoded SunSpec points to canonical metrics: binding the mapping table to a device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..readings import Quality, Value
+from .codec import GroupValues
+from .layout import GroupLayout, ModelLayout
+from .mapping import ReadingPoint
+from .models import PointDef
+
+ENUM_TYPES = frozenset({"enum16", "enum32"})
+FLAG_SYMBOLS = {0: "DISABLED", 1: "ENABLED"}
+"""An enum with exactly these values is an on/off switch and reads as a bool."""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A mapped point found on the device."""
+
+    reading: ReadingPoint
+    layout: ModelLayout
+    point: PointDef
+
+
+def is_flag(point: PointDef) -> bool:
+    """Whether ``point`` is a DISABLED/ENABLED switch."""
+    return point.type in ENUM_TYPES and dict(point.symbols) == FLAG_SYMBOLS
+
+
+def instance_layout(layout: ModelLayout, group: str | None, index: int) -> GroupLayout | None:
+    """The layout of ``group``'s instance ``index`` (the model's top for ``None``)."""
+    if group is None:
+        return layout.root
+    instances = layout.root.groups.get(group, ())
+    return instances[index] if index < len(instances) else None
+
+
+def instance_values(values: GroupValues, group: str | None, index: int) -> GroupValues | None:
+    """The decoded values of ``group``'s instance ``index`` (the model's top for ``None``)."""
+    if group is None:
+        return values
+    instances = values.groups.get(group, ())
+    return instances[index] if index < len(instances) else None
+
+
+def bind(layouts: Sequence[ModelLayout], readings: Iterable[ReadingPoint]) -> dict[str, Binding]:
+    """The point each metric is read from: the first mapped point the device has."""
+    by_model: dict[int, ModelLayout] = {}
+    for layout in layouts:
+        by_model.setdefault(layout.model.id, layout)
+    bindings: dict[str, Binding] = {}
+    for reading in readings:
+        model = by_model.get(reading.model)
+        if reading.metric in bindings or model is None:
+            continue
+        instance = instance_layout(model, reading.group, reading.index)
+        point = None if instance is None else instance.group.point(reading.point)
+        if point is not None and instance is not None and point.name in instance.points:
+            bindings[reading.metric] = Binding(reading, model, point)
+    return bindings
+
+
+def _fraction(value: int | float) -> float:
+    """A power factor as a fraction, whether the device sent percent or a fraction."""
+    return float(Decimal(repr(value)).scaleb(-2)) if abs(value) > 1 else float(value)
+
+
+def convert(binding: Binding, values: GroupValues, *, meter_sign: int = 1) -> tuple[Value, Quality]:
+    """The metric's value and quality from the decoded model ``binding`` points into."""
+    reading, point = binding.reading, binding.point
+    instance = instance_values(values, reading.group, reading.index)
+    if instance is None:
+        return None, Quality.GOOD
+    value = instance.values.get(point.name)
+    quality = Quality.INVALID if point.name in instance.invalid else Quality.GOOD
+    if value is None or isinstance(value, str | bool):
+        return value, quality
+    if point.type in ENUM_TYPES:
+        if is_flag(point):
+            return (value == 1, quality) if value in FLAG_SYMBOLS else (None, Quality.INVALID)
+        label = point.symbols.get(int(value))
+        return (label.lower(), quality) if label is not None else (None, Quality.INVALID)
+    if reading.pf_percent:
+        return _fraction(value), quality
+    return (meter_sign * value if reading.meter_power else value), quality
