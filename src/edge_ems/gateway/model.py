@@ -1,0 +1,57 @@
+"""The gateway's plain data: what an agent registers and what a setpoint came back with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..dispatch import AssetLimits, AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    """One asset an agent serves, as it registers it."""
+
+    asset_id: str
+    name: str = ""
+    type: str = ""
+    """A point-map device kind (``battery``, ``inverter``, ``meter``, ...)."""
+    capacity_wh: float = 0.0
+    max_charge_w: float = 0.0
+    max_discharge_w: float = 0.0
+    commands: tuple[str, ...] = ()
+    """Writable metrics on the asset's allowlist."""
+
+    @property
+    def limits(self) -> AssetLimits:
+        """The limits site dispatch splits and clamps by."""
+        return AssetLimits(self.max_charge_w, self.max_discharge_w, self.capacity_wh)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What an agent says about itself when it connects."""
+
+    agent_id: str
+    site_id: str
+    site_name: str = ""
+    gateway_id: str = ""
+    """Set in gateway mode: the agent serves every asset of its site over one stream."""
+    assets: tuple[AssetInfo, ...] = ()
+    software: str = ""
+    protocol_version: int = 1
+
+    @property
+    def asset_ids(self) -> frozenset[str]:
+        """The ids of the registered assets."""
+        return frozenset(asset.asset_id for asset in self.assets)
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointResult:
+    """What an agent answered to a setpoint: the audit record of every attempt it caused."""
+
+    command_id: str
+    agent_id: str
+    records: tuple[AuditRecord, ...] = ()
+    error: str | None = field(default=None)
+    """Set when the agent could not execute the command at all."""

@@ -1,0 +1,1 @@
+"""Generated gateway protocol modules; see README.md for how they are made."""

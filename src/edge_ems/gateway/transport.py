@@ -1,0 +1,80 @@
+"""What both ends of the gateway link agree on: channel options, message sizes, metadata.
+
+Keepalive is tuned for agents behind NATs and mobile routers, which forget idle TCP flows
+after a few minutes: agents send an HTTP/2 ping every 30 s of silence (and a heartbeat
+message every ``heartbeat_interval``), and the hub permits pings every 20 s instead of gRPC's
+default of one per 5 minutes, which would answer them with GOAWAY ``too_many_pings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+type ChannelOptions = Sequence[tuple[str, int | str]]
+
+PROTOCOL_VERSION = 1
+SERVICE_METHOD = "/edge_ems.gateway.v1.Gateway/Connect"
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest message either side accepts; an agent splits telemetry into batches far below it."""
+
+AGENT_PING_INTERVAL_S = 30
+HUB_MIN_PING_INTERVAL_S = 20
+"""The hub accepts agent pings this often: below the agents' interval, with room for jitter."""
+PING_TIMEOUT_S = 20
+
+AUTHORIZATION = "authorization"
+AGENT_ID = "x-edge-ems-agent"
+"""Metadata naming the agent the bearer token belongs to."""
+
+
+def server_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> ChannelOptions:
+    """The hub's gRPC server options."""
+    return (
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", PING_TIMEOUT_S * 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", HUB_MIN_PING_INTERVAL_S * 1000),
+        ("grpc.http2.max_ping_strikes", 0),
+        # A port given explicitly must not be shared with another process.
+        ("grpc.so_reuseport", 0),
+    )
+
+
+def client_options(
+    max_message_bytes: int = MAX_MESSAGE_BYTES, *, ping_interval_s: int = AGENT_PING_INTERVAL_S
+) -> ChannelOptions:
+    """An agent's channel options."""
+    return (
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", ping_interval_s * 1000),
+        ("grpc.keepalive_timeout_ms", PING_TIMEOUT_S * 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # The agent reconnects on its own schedule (with failover), not gRPC's.
+        ("grpc.enable_retries", 0),
+    )
+
+
+def auth_metadata(agent_id: str, token: str) -> tuple[tuple[str, str], ...]:
+    """The metadata an agent opens its stream with."""
+    return ((AUTHORIZATION, f"Bearer {token}"), (AGENT_ID, agent_id))
+
+
+def bearer_token(value: str) -> str | None:
+    """The token of an ``authorization`` value, or ``None`` if it is not a bearer token."""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ``ValueError`` when malformed."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
