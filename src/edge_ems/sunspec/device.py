@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..exceptions import IdentificationError, ReadBackMismatchError, WriteRefusedError
+from ..exceptions import (
+    DeviceConnectionError,
+    IdentificationError,
+    ReadBackMismatchError,
+    WriteRefusedError,
+)
 from ..readings import Quality, Reading, Readings, Value
 from ..resilience import CircuitBreaker
 from .codec import GroupValues, decode_model, decode_raw, encode_raw
@@ -172,7 +177,7 @@ class SunSpecDevice:
 
     def _connected(self) -> _Connected:
         if self._state is None:
-            raise IdentificationError(f"{self._name}: not connected")
+            raise DeviceConnectionError(f"{self._name}: not connected")
         return self._state
 
     async def _layout(self, definition: ModelDef, found: FoundModel) -> ModelLayout:
@@ -192,6 +197,7 @@ class SunSpecDevice:
         return model_layout(definition, found.address, found.length, counts)
 
     async def _connect(self) -> _Connected:
+        self._reader = BlockReader(self._unit)  # a device may serve more after a restart
         chain = await discover(self._unit, self._base)
         devices = chain.devices()
         if self._index >= len(devices):

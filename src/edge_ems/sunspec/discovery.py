@@ -116,10 +116,14 @@ async def walk_chain(unit: ModbusUnit, base: int) -> Chain:
         try:
             model_id, length = await read_holding(unit, address, 2)
         except DeviceError as err:
-            if models and is_refusal(err):
+            if not is_refusal(err):
+                raise
+            if models:
                 break
-            raise
-        if model_id == END_MODEL:
+            raise DeviceProtocolError(
+                f"SunSpec marker at {base} but no model header at {address}"
+            ) from err
+        if model_id == END_MODEL and models:
             break
         if not models and model_id != COMMON_MODEL:
             raise IdentificationError(

@@ -119,17 +119,29 @@ class BlockReader:
         return index >= 0 and self._refused[index][1] >= atom[0]
 
     async def read(self, atoms: Iterable[Span]) -> dict[int, int]:
-        """Register values of every atom the device serves, by address."""
+        """Register values of every atom the device serves, by address.
+
+        Atoms the device refuses are left out, now and in later reads. When it refuses
+        every atom asked for, that is no hole in its map but a failure: the refusal is
+        raised and nothing is learned.
+        """
         wanted = sorted({atom for atom in atoms if not self._is_refused(atom)})
         limits = Limits(max_block=self._max_block, refused=tuple(self._refused))
+        known = list(self._refused)
         registers: dict[int, int] = {}
+        refusals: list[DeviceError] = []
         for block in plan_space(RegisterSpace.HOLDING, wanted, limits):
             first = bisect.bisect_left(wanted, (block.address, 0))
             last = bisect.bisect_right(wanted, (block.end, 0xFFFF))
-            await self._read_atoms(wanted[first:last], registers)
+            await self._read_atoms(wanted[first:last], registers, refusals)
+        if wanted and not registers:
+            self._refused = known
+            raise refusals[0]
         return registers
 
-    async def _read_atoms(self, atoms: list[Span], registers: dict[int, int]) -> None:
+    async def _read_atoms(
+        self, atoms: list[Span], registers: dict[int, int], refusals: list[DeviceError]
+    ) -> None:
         start, end = atoms[0][0], max(atom[1] for atom in atoms)
         self.requests += 1
         try:
@@ -137,11 +149,12 @@ class BlockReader:
         except DeviceError as err:
             if not is_refusal(err):
                 raise
+            refusals.append(err)
             if len(atoms) == 1:
                 bisect.insort(self._refused, atoms[0])
                 return
             middle = len(atoms) // 2
-            await self._read_atoms(atoms[:middle], registers)
-            await self._read_atoms(atoms[middle:], registers)
+            await self._read_atoms(atoms[:middle], registers, refusals)
+            await self._read_atoms(atoms[middle:], registers, refusals)
             return
         registers.update(zip(range(start, end + 1), words, strict=True))

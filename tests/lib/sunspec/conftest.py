@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from modbus_connection import ModbusUnit
 from modbus_connection.pymodbus import ModbusConnection, connect_tcp
 from pymodbus.constants import ExcCodes
@@ -101,22 +102,46 @@ class RegisterServer:
     async def stop(self) -> None:
         await self._server.shutdown()
 
+    def reset(self) -> None:
+        """Forget the image, the request log and the ignored writes."""
+        self.registers = {}
+        self.requests.clear()
+        self.ignored_writes = set()
 
-@pytest.fixture
-async def server() -> AsyncIterator[RegisterServer]:
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run this directory's async tests in one event loop, the loop the shared peer
+    lives in: pymodbus takes 0.1 s to open a client connection, once per session here."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and pytest_asyncio.is_async_test(item):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def _peer() -> AsyncIterator[RegisterServer]:
     peer = RegisterServer()
     await peer.start()
     yield peer
     await peer.stop()
 
 
-@pytest.fixture
-async def connection(server: RegisterServer) -> AsyncIterator[ModbusConnection]:
-    link = await connect_tcp("127.0.0.1", port=server.port, timeout=5)
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def _link(_peer: RegisterServer) -> AsyncIterator[ModbusConnection]:
+    link = await connect_tcp("127.0.0.1", port=_peer.port, timeout=5)
     yield link
     await link.close()
 
 
 @pytest.fixture
-def unit(connection: ModbusConnection) -> ModbusUnit:
-    return connection.for_unit(1)
+def server(_peer: RegisterServer) -> RegisterServer:
+    """The peer, serving nothing yet."""
+    _peer.reset()
+    return _peer
+
+
+@pytest.fixture
+def unit(_link: ModbusConnection, server: RegisterServer) -> ModbusUnit:
+    """Unit 1 on a link to :func:`server`."""
+    del server  # requested for its reset
+    return _link.for_unit(1)
