@@ -1,0 +1,263 @@
+"""OPC UA node maps: which node carries which metric, how to read it, whether it may be written.
+
+YAML, validated here; every error names the file, the key path and the reason::
+
+    device:
+      maker: Edge EMS
+      model: Simulated BESS
+      documentation: where the node ids come from
+      subscription_interval: 1.0   # seconds between data-change notifications
+    points:
+      soc_pct:
+        node: "nsu=urn:edge-ems:sim:bess;s=BESS.Soc"   # or ns=2;s=..., i=2258, ...
+        mode: subscribe            # poll (the default) reads it on every read()
+      battery_power_setpoint_w:
+        node: "nsu=urn:edge-ems:sim:bess;s=BESS.PowerSetpoint"
+        access: rw
+        write: {allow_write: true, min: -5000, max: 5000}
+
+Namespace indexes may change when a server restarts; ``nsu=<namespace uri>`` node ids are
+resolved when connecting and stay right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import voluptuous as vol
+import yaml
+from asyncua import ua
+from asyncua.ua.uaerrors import UaStringParsingError
+
+from ..exceptions import PointMapError
+from ..metrics import METRICS
+from ..pointmap.loader import _StrictLoader
+from ..pointmap.model import Access
+
+
+class ReadMode(StrEnum):
+    """How a point's value is obtained."""
+
+    POLL = "poll"  # read in the batch of every read()
+    SUBSCRIBE = "subscribe"  # pushed by the server when it changes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWrite:
+    """How a writable point may be written."""
+
+    allow_write: bool
+    """Writing must be allowed explicitly, point by point."""
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodePoint:
+    """Where one metric lives on the server and how to turn the node's value into it."""
+
+    metric: str
+    node: str
+    """Node id in OPC UA's string form (``ns=2;s=...``, ``nsu=urn:...;s=...``, ``i=2258``)."""
+    access: Access = Access.READ
+    mode: ReadMode = ReadMode.POLL
+    scale: float = 1.0
+    """value = node value * scale, for numbers."""
+    valid_range: tuple[float, float] | None = None
+    write: NodeWrite | None = None
+
+    @property
+    def readable(self) -> bool:
+        """The point can be read."""
+        return self.access is not Access.WRITE
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDevice:
+    """What a node map says about the device as a whole."""
+
+    id: str
+    """Catalog identifier, the map's file name without extension."""
+    maker: str
+    model: str
+    documentation: str
+    subscription_interval: float = 1.0
+    """Seconds between data-change notifications of subscribed points."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeMap:
+    """A device and its points, keyed by metric."""
+
+    device: NodeDevice
+    points: Mapping[str, NodePoint]
+    source: str = "<memory>"
+
+
+_TEXT = vol.All(str, vol.Length(min=1))
+_NUMBER = vol.All(vol.Any(int, float), vol.Coerce(float))
+
+
+def _metric_name(value: Any) -> str:
+    if not isinstance(value, str) or value not in METRICS:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), METRICS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise vol.Invalid(f"unknown metric {value!r}{hint}")
+    return value
+
+
+def _node_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a node id such as ns=2;s=Name or i=2258")
+    try:
+        ua.NodeId.from_string(value)
+    except (UaStringParsingError, ValueError) as err:
+        raise vol.Invalid(f"not a node id: {value!r} ({err})") from None
+    return value
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise vol.Invalid("expected [minimum, maximum]")
+    low, high = (_NUMBER(item) for item in value)
+    if low > high:
+        raise vol.Invalid(f"minimum {low} is above maximum {high}")
+    return (low, high)
+
+
+def _enum(kind: type[Any]) -> vol.All:
+    return vol.All(str, vol.In([member.value for member in kind]), vol.Coerce(kind))
+
+
+WRITE_SCHEMA = vol.Schema(
+    {
+        vol.Required("allow_write"): bool,
+        vol.Optional("min"): _NUMBER,
+        vol.Optional("max"): _NUMBER,
+    }
+)
+
+POINT_SCHEMA = vol.Schema(
+    {
+        vol.Required("node"): _node_id,
+        vol.Optional("access", default="r"): _enum(Access),
+        vol.Optional("mode", default="poll"): _enum(ReadMode),
+        vol.Optional("scale", default=1.0): vol.All(_NUMBER, vol.NotIn([0.0], msg="scale is 0")),
+        vol.Optional("valid_range"): _pair,
+        vol.Optional("write"): WRITE_SCHEMA,
+    }
+)
+
+DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required("maker"): _TEXT,
+        vol.Required("model"): _TEXT,
+        vol.Required("documentation"): _TEXT,
+        vol.Optional("subscription_interval", default=1.0): vol.All(
+            _NUMBER, vol.Range(min=0.05, max=3600.0)
+        ),
+    }
+)
+
+NODE_MAP_SCHEMA = vol.Schema(
+    {
+        vol.Required("device"): DEVICE_SCHEMA,
+        vol.Required("points"): vol.All(
+            vol.Schema({_metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
+        ),
+    }
+)
+
+
+def _dotted(parts: list[Any]) -> str:
+    return ".".join(str(part) for part in parts)
+
+
+def validate_node_map(data: Any, *, source: str, map_id: str) -> NodeMap:
+    """Validate parsed YAML and build a :class:`NodeMap`; raise :class:`PointMapError`."""
+    if not isinstance(data, Mapping):
+        raise PointMapError("expected a mapping with 'device' and 'points'", source=source)
+    try:
+        checked = NODE_MAP_SCHEMA(dict(data))
+    except vol.MultipleInvalid as err:
+        first = min(err.errors, key=lambda error: (_dotted(error.path), error.msg))
+        raise PointMapError(first.msg, source=source, path=_dotted(first.path)) from None
+    spec = checked["device"]
+    device = NodeDevice(
+        id=map_id, maker=spec["maker"], model=spec["model"], documentation=spec["documentation"],
+        subscription_interval=spec["subscription_interval"],
+    )  # fmt: skip
+    points = {metric: _point(metric, point, source) for metric, point in checked["points"].items()}
+    return NodeMap(device, MappingProxyType(points), source)
+
+
+def _point(metric: str, spec: dict[str, Any], source: str) -> NodePoint:
+    def fail(reason: str, key: str) -> PointMapError:
+        return PointMapError(reason, source=source, path=f"points.{metric}.{key}")
+
+    access, write = spec["access"], spec.get("write")
+    if access is Access.READ and write is not None:
+        raise fail("a read-only point has no 'write' section (set access: rw)", "write")
+    if access is not Access.READ and write is None:
+        raise fail("a writable point needs a 'write' section with allow_write", "write")
+    if access is Access.WRITE and spec["mode"] is ReadMode.SUBSCRIBE:
+        raise fail("a write-only point cannot be subscribed to", "mode")
+    node_write = None
+    if write is not None:
+        low, high = write.get("min"), write.get("max")
+        if low is not None and high is not None and low > high:
+            raise fail(f"min {low} is above max {high}", "write")
+        node_write = NodeWrite(allow_write=write["allow_write"], minimum=low, maximum=high)
+    return NodePoint(
+        metric=metric, node=spec["node"], access=access, mode=spec["mode"], scale=spec["scale"],
+        valid_range=spec.get("valid_range"), write=node_write,
+    )  # fmt: skip
+
+
+def parse_node_map(text: str, *, source: str, map_id: str) -> NodeMap:
+    """Parse and validate node-map YAML text."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise PointMapError(f"not valid YAML: {problem}", source=source, path=where) from None
+    except ValueError as err:  # PyYAML's constructors raise it for dates such as 2020-02-30
+        raise PointMapError(f"not valid YAML: {err}", source=source) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise PointMapError("not valid YAML: nested too deeply", source=source) from None
+    return validate_node_map(data, source=source, map_id=map_id)
+
+
+def load_node_map(path: str | Path) -> NodeMap:
+    """Load and validate one node-map file (blocking I/O: keep it off event loops)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PointMapError(f"cannot read: {err}", source=str(path)) from None
+    return parse_node_map(text, source=str(path), map_id=path.stem)
+
+
+def catalog_paths() -> dict[str, Path]:
+    """The bundled node maps by catalog id."""
+    folder = resources.files("edge_ems.opcua") / "maps"
+    return {
+        entry.name.removesuffix(".yaml"): Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    }
+
+
+def load_catalog() -> dict[str, NodeMap]:
+    """Load every bundled node map (blocking I/O)."""
+    return {map_id: load_node_map(path) for map_id, path in sorted(catalog_paths().items())}
