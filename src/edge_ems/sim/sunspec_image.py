@@ -26,7 +26,7 @@ from ..readings import Value
 from ..sunspec.codec import SF_RANGE, encode_raw, raw_range, unscaled
 from ..sunspec.discovery import END_MODEL, MARKER
 from ..sunspec.layout import GroupLayout, model_layout
-from ..sunspec.mapping import CONTROLS, READINGS, STORAGE_SETPOINT, ReadingPoint
+from ..sunspec.mapping import READ_POINTS, ReadingPoint
 from ..sunspec.models import GroupDef, ModelDef, PointDef, model_definition
 from ..sunspec.readout import ENUM_TYPES, is_flag
 
@@ -50,15 +50,6 @@ METER_IDENTITY = DeviceIdentity("Edge EMS", "Simulated grid meter", "SIM-0002", 
 
 type _Key = tuple[str | None, int, str]
 """A point in a model: (repeating group or None, instance, point name)."""
-
-_READINGS: tuple[ReadingPoint, ...] = (
-    *READINGS,
-    *(
-        ReadingPoint(control.metric, control.model, control.point)
-        for control in CONTROLS
-        if control.metric != STORAGE_SETPOINT
-    ),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +86,10 @@ def _point_value(reading: ReadingPoint, point: PointDef, value: Value) -> Value:
     if value is None or (isinstance(value, str) and point.type not in ENUM_TYPES):
         return value
     if point.type in ENUM_TYPES and not is_flag(point):
-        codes = {name.lower(): code for code, name in point.symbols.items()}
+        named = point
+        if reading.symbols_from is not None:
+            named = model_definition(reading.symbols_from).group.point(point.name) or point
+        codes = {name.lower(): code for code, name in named.symbols.items()}
         return codes[str(value).lower()]
     if isinstance(value, bool | str):
         return int(bool(value))
@@ -108,7 +102,7 @@ def _values(model: ModelDef, device: ImageDevice) -> dict[_Key, Value]:
     for (model_id, name), value in DEFAULT_POINTS.items():
         if model_id == model.id:
             values[(None, 0, name)] = value
-    for reading in _READINGS:
+    for reading in READ_POINTS:
         if reading.model == model.id and reading.metric in device.values:
             group = model.group if reading.group is None else _child(model.group, reading.group)
             point = group.point(reading.point)

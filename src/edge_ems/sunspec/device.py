@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     DeviceConnectionError,
+    DeviceProtocolError,
     IdentificationError,
     ReadBackMismatchError,
     WriteRefusedError,
@@ -21,19 +22,13 @@ from .codec import GroupValues, decode_model, decode_raw, encode_raw
 from .controls import Assignment, Target, assignments, bind_controls, command, current, written
 from .discovery import COMMON_MODEL, Chain, FoundModel, discover, identity_of
 from .layout import ModelLayout, count_points, model_layout
-from .mapping import CONTROLS, READINGS, REVERT_TIMER, STORAGE_SETPOINT, ReadingPoint
+from .mapping import READ_POINTS, REVERT_TIMER, STORAGE_SETPOINT
 from .models import ModelDef, supported_definitions
-from .readout import Binding, bind, convert
+from .readout import Binding, bind, convert, label_models
 from .transport import MAX_WRITE, BlockReader, Span, write_holding
 
 if TYPE_CHECKING:
     from modbus_connection import ModbusUnit
-
-_CONTROL_READINGS = tuple(
-    ReadingPoint(control.metric, control.model, control.point)
-    for control in CONTROLS
-    if control.metric != STORAGE_SETPOINT
-)
 
 
 @dataclass(slots=True)
@@ -52,6 +47,18 @@ class _Connected:
 
 def _spans(layouts: Sequence[ModelLayout]) -> list[Span]:
     return [span for layout in layouts for span in layout.root.spans()]
+
+
+def _checked(layout: ModelLayout, registers: Mapping[int, int]) -> GroupValues:
+    """The decoded model, once its header shows the map is still the one discovered."""
+    values = decode_model(layout, registers)
+    header = (values.values.get("ID"), values.values.get("L"))
+    if header != (layout.model.id, layout.length):
+        raise DeviceProtocolError(
+            f"SunSpec model {layout.model.id} at {layout.address} now reads as "
+            f"{header}: the register map changed, connect again"
+        )
+    return values
 
 
 def _chunks(plan: Sequence[Assignment]) -> list[tuple[int, list[int]]]:
@@ -205,13 +212,14 @@ class SunSpecDevice:
                 f"{self._name}: SunSpec chain holds {len(devices)} devices, no device {self._index}"
             )
         found = devices[self._index]
-        definitions = await asyncio.to_thread(supported_definitions, [m.id for m in found])
+        wanted = {m.id for m in found} | label_models(READ_POINTS)
+        definitions = await asyncio.to_thread(supported_definitions, wanted)
         layouts = [
             await self._layout(definitions[model.id], model)
             for model in found
             if model.id in definitions
         ]
-        readings = bind(layouts, (*READINGS, *_CONTROL_READINGS))
+        readings = bind(layouts, READ_POINTS)
         controls = bind_controls(layouts)
         used = {b.layout.address for b in readings.values()} | {
             target.layout.address for targets in controls.values() for target in targets
@@ -235,7 +243,7 @@ class SunSpecDevice:
 
     async def _read_values(self, layouts: Sequence[ModelLayout]) -> dict[int, GroupValues]:
         registers = await self._read_registers(layouts)
-        return {layout.address: decode_model(layout, registers) for layout in layouts}
+        return {layout.address: _checked(layout, registers) for layout in layouts}
 
     def _readings(self, state: _Connected, values: Mapping[int, GroupValues]) -> Readings:
         now = self._clock()
@@ -288,7 +296,7 @@ class SunSpecDevice:
         for address, words in chunks:
             await write_holding(self._unit, address, words)
         registers = await self._read_registers(layouts)
-        after = {layout.address: decode_model(layout, registers) for layout in layouts}
+        after = {layout.address: _checked(layout, registers) for layout in layouts}
         state.values.update(after)
         expected = written(metric, targets, plan, before)
         actual = current(metric, targets, after)

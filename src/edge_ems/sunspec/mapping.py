@@ -46,6 +46,9 @@ class ReadingPoint:
     (FIMER at scale -4, Kostal at -3), so only magnitudes above 1 are divided by 100."""
     meter_power: bool = False
     """A meter's power: its sign follows the device's ``meter_import_positive`` option."""
+    symbols_from: int | None = None
+    """Model whose definition names this enum's values, where the point's own model
+    misnames them: sunspec/models' 111 calls 101's MPPT "ggMPPT"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,9 @@ def _inverter() -> tuple[ReadingPoint, ...]:
     for pair, letters in zip(PHASE_PAIRS, _PAIR_LETTERS, strict=True):
         points[f"PPVph{letters}"] = f"ac_voltage_{pair}_v"
     rows = [
-        ReadingPoint(metric, model, point)
+        ReadingPoint(
+            metric, model, point, symbols_from=101 if (model, point) == (111, "St") else None
+        )
         for model in INVERTER_MODELS
         for point, metric in points.items()
     ]
@@ -218,3 +223,14 @@ charge (the window Fronius documents for its hybrids)."""
 STORAGE_BASE = "WChaMax"
 STORAGE_BOTH_LIMITS = 0b11
 """``StorCtl_Mod`` with its CHARGE (bit 0) and DiSCHARGE (bit 1) limits active."""
+
+READ_POINTS: tuple[ReadingPoint, ...] = (
+    *READINGS,
+    *(
+        ReadingPoint(control.metric, control.model, control.point)
+        for control in CONTROLS
+        if control.metric != STORAGE_SETPOINT
+    ),
+)
+"""Every point read: the mapped ones and the allowlisted controls (the storage window's
+setpoint is derived from its rates)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,7 +10,7 @@ from ..readings import Quality, Value
 from .codec import GroupValues
 from .layout import GroupLayout, ModelLayout
 from .mapping import ReadingPoint
-from .models import PointDef
+from .models import PointDef, model_definition
 
 ENUM_TYPES = frozenset({"enum16", "enum32"})
 FLAG_SYMBOLS = {0: "DISABLED", 1: "ENABLED"}
@@ -24,6 +24,13 @@ class Binding:
     reading: ReadingPoint
     layout: ModelLayout
     point: PointDef
+    symbols: Mapping[int, str]
+    """Names of the point's enum values."""
+
+
+def label_models(readings: Iterable[ReadingPoint]) -> set[int]:
+    """Models whose definitions name other models' enum values."""
+    return {reading.symbols_from for reading in readings if reading.symbols_from is not None}
 
 
 def is_flag(point: PointDef) -> bool:
@@ -47,8 +54,19 @@ def instance_values(values: GroupValues, group: str | None, index: int) -> Group
     return instances[index] if index < len(instances) else None
 
 
+def _symbols(reading: ReadingPoint, point: PointDef) -> Mapping[int, str]:
+    if reading.symbols_from is None:
+        return point.symbols
+    named = model_definition(reading.symbols_from).group.point(reading.point)
+    return point.symbols if named is None else named.symbols
+
+
 def bind(layouts: Sequence[ModelLayout], readings: Iterable[ReadingPoint]) -> dict[str, Binding]:
-    """The point each metric is read from: the first mapped point the device has."""
+    """The point each metric is read from: the first mapped point the device has.
+
+    Loads the definitions :attr:`ReadingPoint.symbols_from` names (blocking, cached);
+    :func:`label_models` lists them for loading ahead.
+    """
     by_model: dict[int, ModelLayout] = {}
     for layout in layouts:
         by_model.setdefault(layout.model.id, layout)
@@ -60,7 +78,7 @@ def bind(layouts: Sequence[ModelLayout], readings: Iterable[ReadingPoint]) -> di
         instance = instance_layout(model, reading.group, reading.index)
         point = None if instance is None else instance.group.point(reading.point)
         if point is not None and instance is not None and point.name in instance.points:
-            bindings[reading.metric] = Binding(reading, model, point)
+            bindings[reading.metric] = Binding(reading, model, point, _symbols(reading, point))
     return bindings
 
 
@@ -82,7 +100,7 @@ def convert(binding: Binding, values: GroupValues, *, meter_sign: int = 1) -> tu
     if point.type in ENUM_TYPES:
         if is_flag(point):
             return (value == 1, quality) if value in FLAG_SYMBOLS else (None, Quality.INVALID)
-        label = point.symbols.get(int(value))
+        label = binding.symbols.get(int(value))
         return (label.lower(), quality) if label is not None else (None, Quality.INVALID)
     if reading.pf_percent:
         return _fraction(value), quality

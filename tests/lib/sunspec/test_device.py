@@ -10,6 +10,7 @@ from edge_ems.exceptions import (
     CircuitOpenError,
     DeviceConnectionError,
     DeviceExceptionError,
+    DeviceProtocolError,
     IdentificationError,
     ReadBackMismatchError,
     WriteRefusedError,
@@ -198,6 +199,13 @@ async def test_der_controls_come_before_the_legacy_ones(
     assert device.commands["control_revert_timeout_s"].maximum == 65534
     with pytest.raises(WriteRefusedError, match="outside"):
         await device.write("control_revert_timeout_s", 70_000)
+
+
+async def test_a_changed_map_is_a_protocol_error(server: RegisterServer, unit: ModbusUnit) -> None:
+    device = await connected(server, unit, hybrid_inverter({}))
+    server.registers[address_of(server, 103, "L")] = 52
+    with pytest.raises(DeviceProtocolError, match="register map changed"):
+        await device.read()
 
 
 async def test_reading_before_connecting(server: RegisterServer, unit: ModbusUnit) -> None:

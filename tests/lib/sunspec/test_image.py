@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from modbus_connection import ModbusUnit
@@ -14,7 +15,9 @@ from edge_ems.sim.sunspec_image import (
     INVERTER_MODELS,
     METER_IDENTITY,
     METER_MODELS,
+    ImageDevice,
     hybrid_inverter,
+    sunspec_image,
 )
 from edge_ems.sunspec import SunSpecDevice
 
@@ -133,6 +136,57 @@ async def test_any_values_round_trip(
     server: RegisterServer, unit: ModbusUnit, values: dict[str, Value]
 ) -> None:
     decoded = await read_back(server, unit, hybrid_inverter(values))
+    assert {metric: decoded[metric] for metric in values} == values
+
+
+INVERTER_FAMILY: dict[str, Value] = {
+    "ac_power_w": 2500,
+    "ac_voltage_l1_v": 230.1,
+    "ac_current_a": 10.9,
+    "ac_power_factor": -0.95,
+    "ac_energy_out_wh": 123_456,
+    "inverter_state": "mppt",
+}
+DER_FAMILY: dict[str, Value] = {
+    "ac_power_w": -2500,  # absorbing
+    "ac_voltage_l1_l2_v": 400.2,
+    "ac_power_factor": -0.95,
+    "ac_energy_out_wh": 123_456,
+    "ac_energy_in_wh": 654_321,
+    "inverter_state": "running",
+    "rated_power_w": 10_000,
+}
+METER_FAMILY: dict[str, Value] = {
+    "grid_power_w": -850,
+    "grid_import_energy_wh": 1000,
+    "grid_export_energy_wh": 2000,
+    "ac_voltage_l1_v": 230.1,
+    "ac_voltage_l1_l2_v": 400.2,
+    "ac_power_factor": 0.9,
+}
+STORAGE_FAMILY: dict[str, Value] = {
+    "battery_power_w": 3000,
+    "soc_pct": 80.5,
+    "battery_state": "discharging",
+    "battery_voltage_v": 400.5,
+    "battery_capacity_wh": 13_500,
+}
+
+
+@pytest.mark.parametrize(
+    ("models", "values"),
+    [
+        *(((1, model), INVERTER_FAMILY) for model in (101, 102, 103, 111, 112, 113)),
+        ((1, 701, 702), DER_FAMILY),
+        *(((1, model), METER_FAMILY) for model in (201, 202, 203, 204)),
+        ((1, 124, 802), STORAGE_FAMILY),
+    ],
+)
+async def test_every_model_family_round_trips(
+    server: RegisterServer, unit: ModbusUnit, models: tuple[int, ...], values: dict[str, Value]
+) -> None:
+    registers = sunspec_image([ImageDevice(models, INVERTER_IDENTITY, values)])
+    decoded = await read_back(server, unit, registers)
     assert {metric: decoded[metric] for metric in values} == values
 
 

@@ -65,6 +65,16 @@ def test_every_mapped_point_exists_and_names_a_metric() -> None:
     assert {r.model for r in READINGS if r.meter_power} <= set(METER_MODELS)
 
 
+def test_enum_labels_borrowed_from_a_sibling_model_match_its_codes() -> None:
+    # sunspec/models' 111 names its operating states "ggOFF" ... "ggSTANDBY".
+    assert _point(111, "St").symbols[4] == "ggMPPT"
+    for reading in READINGS:
+        if reading.symbols_from is not None:
+            own = _point(reading.model, reading.point).symbols
+            named = _point(reading.symbols_from, reading.point).symbols
+            assert set(own) == set(named), reading
+
+
 def test_the_allowlist_holds_writable_settings_only() -> None:
     for control in CONTROLS:
         assert METRICS[control.metric].kind is MetricKind.SETTING, control
