@@ -37,7 +37,7 @@ SIGNED = frozenset({"int16", "int32", "int64", "sunssf"})
 FLOATS: Mapping[str, str] = MappingProxyType({"float32": ">f", "float64": ">d"})
 SF_RANGE = (-10, 10)
 """Scale factors the SunSpec specification allows."""
-_FLOAT_DIGITS = {"float32": 7, "float64": 15}
+_FLOAT_DIGITS: Mapping[str, int] = MappingProxyType({"float32": 7, "float64": 15})
 """Significant digits a float carries; decoded floats are rounded to them, so a float32
 written as 0.7 reads as 0.7 and not 0.699999988."""
 
@@ -130,9 +130,11 @@ class GroupValues:
     groups: Mapping[str, tuple[GroupValues, ...]]
 
 
-def _point_words(point: PointDef, address: int, registers: Mapping[int, int]) -> list[int] | None:
-    words = [registers.get(address + i) for i in range(point.size)]
-    return None if any(word is None for word in words) else [w for w in words if w is not None]
+def read_raw(point: PointDef, address: int, registers: Mapping[int, int]) -> Raw | None:
+    """The raw value of ``point`` at ``address``; ``None`` when not implemented or when
+    a register of it is missing from ``registers``."""
+    words = [registers[address + i] for i in range(point.size) if address + i in registers]
+    return decode_raw(point, words) if len(words) == point.size else None
 
 
 def _exponent(name: str, scope: Sequence[GroupLayout], registers: Mapping[int, int]) -> int | None:
@@ -142,8 +144,7 @@ def _exponent(name: str, scope: Sequence[GroupLayout], registers: Mapping[int, i
         if point is None:
             continue
         address = layout.points.get(point.name)
-        words = None if address is None else _point_words(point, address, registers)
-        raw = None if words is None else decode_raw(point, words)
+        raw = None if address is None else read_raw(point, address, registers)
         return raw if isinstance(raw, int) and SF_RANGE[0] <= raw <= SF_RANGE[1] else None
     return None
 
@@ -158,8 +159,7 @@ def _decode_group(
         if point.type == "pad":
             continue
         address = layout.points.get(point.name)
-        words = None if address is None else _point_words(point, address, registers)
-        raw = None if words is None else decode_raw(point, words)
+        raw = None if address is None else read_raw(point, address, registers)
         if raw is None or isinstance(raw, str):
             values[point.name] = raw
         elif isinstance(raw, float) and not math.isfinite(raw):

@@ -21,11 +21,16 @@ from .mapping import (
     FAN_OUT,
     STORAGE_BASE,
     STORAGE_BOTH_LIMITS,
+    STORAGE_CHARGE,
+    STORAGE_DISCHARGE,
+    STORAGE_MODE,
     STORAGE_SETPOINT,
     ControlPoint,
 )
 from .models import PointDef
 from .readout import is_flag
+
+_STORAGE_POINTS = frozenset({STORAGE_DISCHARGE, STORAGE_CHARGE, STORAGE_MODE})
 
 type Values = Mapping[int, GroupValues]
 """Decoded models by the address of their header."""
@@ -67,7 +72,8 @@ def bind_controls(layouts: Sequence[ModelLayout]) -> dict[str, tuple[Target, ...
         found = targets.setdefault(control.metric, [])
         if control.metric in FAN_OUT or not found:
             found.append(Target(control, model, point))
-    if STORAGE_SETPOINT in targets and len(targets[STORAGE_SETPOINT]) < 3:
+    window = {target.point.name for target in targets.get(STORAGE_SETPOINT, ())}
+    if window and window != _STORAGE_POINTS:
         del targets[STORAGE_SETPOINT]  # the window needs both rates and the mode
     return {metric: tuple(found) for metric, found in targets.items()}
 
@@ -79,13 +85,14 @@ def _top(target: Target, values: Values) -> GroupValues | None:
 def usable(metric: str, targets: Sequence[Target], values: Values) -> tuple[Target, ...]:
     """The targets the device implements now: a point reading "not implemented" is left
     alone. The storage window needs all of its points, or none is usable."""
-    found = tuple(target for target in targets if _current_raw(target, values) is not None)
+    found = tuple(target for target in targets if _held(target, values) is not None)
     if metric == STORAGE_SETPOINT and len(found) < len(targets):
         return ()
     return found
 
 
-def _current_raw(target: Target, values: Values) -> Value:
+def _held(target: Target, values: Values) -> Value:
+    """The target's decoded value now."""
     top = _top(target, values)
     return None if top is None else top.values.get(target.point.name)
 
@@ -198,10 +205,11 @@ def assignments(
     points = _by_point(targets)
     rate = 100.0 * power / base
     # Rates first: the mode switches the window on only once it is in place.
+    discharge, charge = points[STORAGE_DISCHARGE], points[STORAGE_CHARGE]
     return [
-        Assignment(points["OutWRte"], _raw(metric, points["OutWRte"], rate, values)),
-        Assignment(points["InWRte"], _raw(metric, points["InWRte"], -rate, values)),
-        Assignment(points["StorCtl_Mod"], STORAGE_BOTH_LIMITS),
+        Assignment(discharge, _raw(metric, discharge, rate, values)),
+        Assignment(charge, _raw(metric, charge, -rate, values)),
+        Assignment(points[STORAGE_MODE], STORAGE_BOTH_LIMITS),
     ]
 
 
@@ -212,7 +220,7 @@ def current(metric: str, targets: Sequence[Target], values: Values) -> Value:
     """
     if metric != STORAGE_SETPOINT:
         found = usable(metric, targets, values) or targets
-        value = _current_raw(found[0], values)
+        value = _held(found[0], values)
         if value is None or not is_flag(found[0].point):
             return value
         return value == 1
@@ -220,9 +228,9 @@ def current(metric: str, targets: Sequence[Target], values: Values) -> Value:
     base = _storage_base(targets, values)
     if top is None or base is None:
         return None
-    out_rate, in_rate = top.values.get("OutWRte"), top.values.get("InWRte")
+    out_rate, in_rate = top.values.get(STORAGE_DISCHARGE), top.values.get(STORAGE_CHARGE)
     if (
-        top.values.get("StorCtl_Mod") != STORAGE_BOTH_LIMITS
+        top.values.get(STORAGE_MODE) != STORAGE_BOTH_LIMITS
         or not isinstance(out_rate, int | float)
         or in_rate != -out_rate
     ):

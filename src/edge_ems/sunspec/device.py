@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
@@ -18,7 +18,7 @@ from ..exceptions import (
 )
 from ..readings import Quality, Reading, Readings, Value
 from ..resilience import CircuitBreaker
-from .codec import GroupValues, decode_model, decode_raw, encode_raw
+from .codec import GroupValues, decode_model, encode_raw, read_raw
 from .controls import Assignment, Target, assignments, bind_controls, command, current, written
 from .discovery import COMMON_MODEL, Chain, FoundModel, discover, identity_of
 from .layout import ModelLayout, count_points, model_layout
@@ -42,7 +42,8 @@ class _Connected:
     identity: DeviceIdentity
     readings: dict[str, Binding]
     controls: dict[str, tuple[Target, ...]]
-    values: dict[int, GroupValues] = field(default_factory=dict)
+    values: dict[int, GroupValues]
+    """The latest decoded values by model address, updated by reads and writes."""
 
 
 def _spans(layouts: Sequence[ModelLayout]) -> list[Span]:
@@ -188,17 +189,15 @@ class SunSpecDevice:
         return self._state
 
     async def _layout(self, definition: ModelDef, found: FoundModel) -> ModelLayout:
-        names = count_points(definition)
+        """Place a found model, reading the points that count its repeating groups first."""
+        points = [p for name in count_points(definition) if (p := definition.group.point(name))]
         counts: dict[str, int] = {}
-        if names:
-            points = [point for name in names if (point := definition.group.point(name))]
-            spans = [
+        if points:
+            registers = await self._reader.read(
                 (found.address + p.offset, found.address + p.offset + p.size - 1) for p in points
-            ]
-            registers = await self._reader.read(spans)
-            for point, (start, end) in zip(points, spans, strict=True):
-                words = [registers.get(address) for address in range(start, end + 1)]
-                raw = None if None in words else decode_raw(point, [w or 0 for w in words])
+            )
+            for point in points:
+                raw = read_raw(point, found.address + point.offset, registers)
                 if isinstance(raw, int):
                     counts[point.name] = raw
         return model_layout(definition, found.address, found.length, counts)
@@ -226,17 +225,17 @@ class SunSpecDevice:
         }
         common = layouts[0]
         assert common.model.id == COMMON_MODEL  # every device of a chain starts with one
-        state = _Connected(
+        polled = tuple(layout for layout in layouts if layout.address in used)
+        values = await self._read_values((common, *polled))
+        return _Connected(
             chain=chain,
             common=common,
-            polled=tuple(layout for layout in layouts if layout.address in used),
-            identity=DeviceIdentity(manufacturer="", model=""),
+            polled=polled,
+            identity=identity_of(values[common.address]),
             readings=readings,
             controls=controls,
+            values=values,
         )
-        state.values = await self._read_values((common, *state.polled))
-        state.identity = identity_of(state.values[common.address])
-        return state
 
     async def _read_registers(self, layouts: Sequence[ModelLayout]) -> dict[int, int]:
         return await self._reader.read(_spans(layouts))

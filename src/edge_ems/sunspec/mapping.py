@@ -221,6 +221,9 @@ setpoint P (positive discharges) sets ``OutWRte`` = P and ``InWRte`` = -P, so th
 narrows to P: a negative charge limit forces discharge, a negative discharge limit forces
 charge (the window Fronius documents for its hybrids)."""
 STORAGE_BASE = "WChaMax"
+STORAGE_DISCHARGE = "OutWRte"
+STORAGE_CHARGE = "InWRte"
+STORAGE_MODE = "StorCtl_Mod"
 STORAGE_BOTH_LIMITS = 0b11
 """``StorCtl_Mod`` with its CHARGE (bit 0) and DiSCHARGE (bit 1) limits active."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from ..readings import Quality, Value
 from .codec import GroupValues
@@ -13,7 +14,7 @@ from .mapping import ReadingPoint
 from .models import PointDef, model_definition
 
 ENUM_TYPES = frozenset({"enum16", "enum32"})
-FLAG_SYMBOLS = {0: "DISABLED", 1: "ENABLED"}
+FLAG_SYMBOLS: Mapping[int, str] = MappingProxyType({0: "DISABLED", 1: "ENABLED"})
 """An enum with exactly these values is an on/off switch and reads as a bool."""
 
 
