@@ -11,6 +11,7 @@ from .device import SunSpecDevice
 from .discovery import BASE_ADDRESSES, Chain, FoundModel, discover, identity_of
 from .layout import ModelLayout, model_layout
 from .models import SUPPORTED_MODELS, ModelDef, model_definition
+from .transport import LinkUnit, Registers
 
 __all__ = [
     "BASE_ADDRESSES",
@@ -18,8 +19,10 @@ __all__ = [
     "Chain",
     "FoundModel",
     "GroupValues",
+    "LinkUnit",
     "ModelDef",
     "ModelLayout",
+    "Registers",
     "SunSpecDevice",
     "decode_model",
     "discover",

@@ -1,4 +1,4 @@
-"""A SunSpec device over a ``modbus_connection.ModbusUnit``: the library's Device contract."""
+"""A SunSpec device over a Modbus unit: the library's Device contract."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from .readout import Binding, bind, convert, label_models
 from .transport import MAX_WRITE, BlockReader, Span, write_holding
 
 if TYPE_CHECKING:
-    from modbus_connection import ModbusUnit
+    from .transport import Registers
 
 
 @dataclass(slots=True)
@@ -79,7 +79,8 @@ def _chunks(plan: Sequence[Assignment]) -> list[tuple[int, list[int]]]:
 
 
 class SunSpecDevice:
-    """A SunSpec inverter, meter or battery.
+    """A SunSpec inverter, meter or battery, over a ``modbus_connection.ModbusUnit`` or a
+    :class:`~edge_ems.sunspec.transport.LinkUnit` on a shared ``edge_ems.modbus`` link.
 
     ``connect`` finds the SunSpec map (at ``base_address``, or at 40000, 0 and 50000),
     walks its chain and identifies the device from its common model; ``device_index``
@@ -93,7 +94,7 @@ class SunSpecDevice:
 
     def __init__(
         self,
-        unit: ModbusUnit,
+        unit: Registers,
         *,
         name: str = "sunspec",
         base_address: int | None = None,

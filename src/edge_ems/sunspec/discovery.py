@@ -22,9 +22,8 @@ from ..exceptions import (
 from .transport import is_refusal, read_holding
 
 if TYPE_CHECKING:
-    from modbus_connection import ModbusUnit
-
     from .codec import GroupValues
+    from .transport import Registers
 
 BASE_ADDRESSES = (40000, 0, 50000)
 """Where SunSpec maps start, most common first."""
@@ -70,7 +69,7 @@ class Chain:
         return tuple(tuple(device) for device in devices)
 
 
-async def find_base(unit: ModbusUnit, bases: tuple[int, ...] = BASE_ADDRESSES) -> int:
+async def find_base(unit: Registers, bases: tuple[int, ...] = BASE_ADDRESSES) -> int:
     """The first of ``bases`` that holds the SunSpec marker.
 
     An exception reply means "not here". A timeout may mean the same on devices that stay
@@ -96,7 +95,7 @@ async def find_base(unit: ModbusUnit, bases: tuple[int, ...] = BASE_ADDRESSES) -
     raise IdentificationError(f"no SunSpec marker 'SunS' at {where}")
 
 
-async def walk_chain(unit: ModbusUnit, base: int) -> Chain:
+async def walk_chain(unit: Registers, base: int) -> Chain:
     """Read the model headers after the marker at ``base`` up to the end marker.
 
     The walk stops at the end marker, or at an exception reply once a model has been
@@ -146,7 +145,7 @@ async def walk_chain(unit: ModbusUnit, base: int) -> Chain:
     return Chain(base, tuple(models))
 
 
-async def discover(unit: ModbusUnit, base: int | None = None) -> Chain:
+async def discover(unit: Registers, base: int | None = None) -> Chain:
     """Find the marker (at ``base``, or at :data:`BASE_ADDRESSES`) and walk the chain."""
     found = await find_base(unit, BASE_ADDRESSES if base is None else (base,))
     return await walk_chain(unit, found)

@@ -1,8 +1,9 @@
-"""Register reads and writes over a ``modbus_connection.ModbusUnit``, in our exceptions.
+"""Register reads and writes for SunSpec, in the library's exceptions, over either kind of unit.
 
-Units from ``modbus_connection`` raise its ``ModbusError`` family; units from
-``edge_ems.modbus`` may already raise ours. Both come out of here as
-:class:`~edge_ems.exceptions.DeviceError` subclasses.
+SunSpec needs two things of a Modbus unit: reading and writing holding registers
+(:class:`Registers`). A ``modbus_connection.ModbusUnit`` has both and raises
+modbus-connection's errors, translated here; :class:`LinkUnit` offers both over a shared
+:class:`~edge_ems.modbus.ModbusLink`, which paces, retries and raises ours already.
 
 :class:`BlockReader` reads sets of points ("atoms", never split across requests) with the
 fewest requests of at most 125 registers. Some devices refuse reads that touch certain
@@ -15,30 +16,23 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from modbus_connection import (
-    AcknowledgeError,
-    ModbusConnectionError,
-    ModbusError,
-    ModbusExceptionError,
-    ModbusTimeoutError,
-    ServerDeviceBusyError,
-)
+from modbus_connection import ModbusError
 
 from ..exceptions import (
-    DeviceBusyError,
     DeviceConnectionError,
     DeviceError,
     DeviceExceptionError,
     DeviceProtocolError,
     DeviceTimeoutError,
 )
+from ..modbus.errors import translate
 from ..pointmap.model import RegisterSpace
 from ..pointmap.plan import Limits, plan_space
 
 if TYPE_CHECKING:
-    from modbus_connection import ModbusUnit
+    from ..modbus import ModbusLink
 
 MAX_READ = 125
 """Registers one Modbus read may return."""
@@ -51,46 +45,60 @@ type Span = tuple[int, int]
 """An inclusive register range."""
 
 
-def translate(error: Exception) -> DeviceError:
-    """The library's exception for an error a Modbus unit raised."""
-    if isinstance(error, DeviceError):
-        return error
-    message = str(error) or type(error).__name__
-    if isinstance(error, ServerDeviceBusyError | AcknowledgeError):
-        return DeviceBusyError(message)
-    if isinstance(error, ModbusExceptionError):
-        return DeviceExceptionError(message, code=int(error.exception_code or 0))
-    if isinstance(error, ModbusTimeoutError | TimeoutError):
-        return DeviceTimeoutError(message)
-    if isinstance(error, ModbusConnectionError | OSError):
-        return DeviceConnectionError(message)
-    return DeviceProtocolError(message)
+class Registers(Protocol):
+    """The part of a ``modbus_connection.ModbusUnit`` SunSpec uses."""
+
+    async def read_holding_registers(self, address: int, count: int) -> list[int]:
+        """Read ``count`` holding registers from ``address`` (function 3)."""
+
+    async def write_registers(self, address: int, values: list[int]) -> None:
+        """Write consecutive holding registers from ``address`` (function 16)."""
+
+
+class LinkUnit:
+    """A unit id behind a shared :class:`~edge_ems.modbus.ModbusLink`, as :class:`Registers`."""
+
+    def __init__(self, link: ModbusLink, unit: int, *, name: str = "sunspec") -> None:
+        self._link = link
+        self._unit = unit
+        self._name = name
+
+    async def read_holding_registers(self, address: int, count: int) -> list[int]:
+        """Read through the link, which paces, retries and translates errors."""
+        return await self._link.read(self._name, self._unit, RegisterSpace.HOLDING, address, count)
+
+    async def write_registers(self, address: int, values: list[int]) -> None:
+        """Write through the link with function 16, the one SunSpec requires."""
+        await self._link.write(self._name, self._unit, address, values, single=False)
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def _translated(where: str) -> Iterator[None]:
     try:
         yield
     except DeviceError:
         raise
-    except (ModbusError, TimeoutError, OSError) as err:
-        raise translate(err) from err
+    except ModbusError as err:
+        raise translate(err, where) from err
+    except TimeoutError as err:
+        raise DeviceTimeoutError(f"{where}: no answer in time") from err
+    except OSError as err:
+        raise DeviceConnectionError(f"{where}: {err}") from err
 
 
-async def read_holding(unit: ModbusUnit, address: int, count: int) -> list[int]:
+async def read_holding(unit: Registers, address: int, count: int) -> list[int]:
     """Read ``count`` holding registers from ``address``."""
-    with _translated():
+    where = f"reading holding {address}-{address + count - 1}"
+    with _translated(where):
         words = await unit.read_holding_registers(address, count)
     if len(words) != count or not all(0 <= word <= 0xFFFF for word in words):
-        raise DeviceProtocolError(
-            f"read of {count} registers at {address} returned {len(words)} values"
-        )
+        raise DeviceProtocolError(f"{where}: answer holds {len(words)} registers")
     return list(words)
 
 
-async def write_holding(unit: ModbusUnit, address: int, words: list[int]) -> None:
+async def write_holding(unit: Registers, address: int, words: list[int]) -> None:
     """Write ``words`` to consecutive holding registers from ``address`` (function 16)."""
-    with _translated():
+    with _translated(f"writing holding {address}-{address + len(words) - 1}"):
         await unit.write_registers(address, words)
 
 
@@ -102,7 +110,7 @@ def is_refusal(error: DeviceError) -> bool:
 class BlockReader:
     """Reads atoms with the fewest requests, learning which registers the device refuses."""
 
-    def __init__(self, unit: ModbusUnit, *, max_block: int = MAX_READ) -> None:
+    def __init__(self, unit: Registers, *, max_block: int = MAX_READ) -> None:
         self._unit = unit
         self._max_block = max_block
         self._refused: list[Span] = []

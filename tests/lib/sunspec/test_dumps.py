@@ -11,8 +11,16 @@ import pytest
 from modbus_connection import ModbusUnit
 
 from edge_ems.device import DeviceIdentity
+from edge_ems.modbus import LinkSettings, ModbusLink, TcpEndpoint
 from edge_ems.readings import Quality
-from edge_ems.sunspec import SunSpecDevice, decode_model, discover, model_definition, model_layout
+from edge_ems.sunspec import (
+    LinkUnit,
+    SunSpecDevice,
+    decode_model,
+    discover,
+    model_definition,
+    model_layout,
+)
 from edge_ems.sunspec.transport import MAX_READ
 
 from .conftest import RegisterServer, load_dump
@@ -234,3 +242,18 @@ async def test_writing_a_real_control_image(server: RegisterServer, unit: Modbus
     assert (result.written, result.read_back) == (50.0, 50.0)
     await device.write("control_revert_timeout_s", 120)
     assert server.registers[40235] == 120  # WMaxLimPct_RvrtTms
+
+
+async def test_over_a_shared_modbus_link(server: RegisterServer) -> None:
+    """The same device over an ``edge_ems.modbus`` link instead of a bare unit."""
+    server.registers = load_dump(SMA)
+    link = ModbusLink(TcpEndpoint("127.0.0.1", server.port), LinkSettings(timeout=5))
+    try:
+        device = SunSpecDevice(LinkUnit(link, 1, name="sma"))
+        assert (await device.connect()).model == "SB3.6-1AV-41"
+        assert len(device.reader.refused) == 6 * 4  # refusals come through the link too
+        assert (await device.read())["rated_power_w"].value == 3680
+        result = await device.write("active_power_limit_enabled", False)
+        assert result.read_back is False
+    finally:
+        await link.close()
