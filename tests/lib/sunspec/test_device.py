@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from modbus_connection import ModbusUnit
 
 from edge_ems.device import Device
@@ -11,10 +13,12 @@ from edge_ems.exceptions import (
     DeviceConnectionError,
     DeviceExceptionError,
     DeviceProtocolError,
+    EdgeEmsError,
     IdentificationError,
     ReadBackMismatchError,
     WriteRefusedError,
 )
+from edge_ems.metrics import METRICS
 from edge_ems.readings import Value
 from edge_ems.resilience import BreakerState, CircuitBreaker
 from edge_ems.sim.sunspec_image import (
@@ -23,7 +27,7 @@ from edge_ems.sim.sunspec_image import (
     hybrid_inverter,
     sunspec_image,
 )
-from edge_ems.sunspec import SunSpecDevice, model_definition
+from edge_ems.sunspec import SUPPORTED_MODELS, SunSpecDevice, model_definition
 
 from .conftest import RegisterServer
 
@@ -248,3 +252,42 @@ async def test_failures_are_tracked_and_open_the_breaker(
     with pytest.raises(CircuitOpenError):
         await device.read()
     assert len(server.requests) == requests  # held back, nothing sent
+
+
+chains = st.lists(
+    st.tuples(st.sampled_from(sorted(SUPPORTED_MODELS)), st.integers(0, 130)),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(chains, st.data())
+async def test_any_supported_chain_connects_and_reads_or_fails_cleanly(
+    server: RegisterServer, unit: ModbusUnit, models: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    words = [0x5375, 0x6E53, 1, 66, *encode_text("Maker", 16), *encode_text("Model", 16)]
+    words += [0] * (68 - len(words) + 2)
+    for model_id, length in models:
+        body = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=length, max_size=length))
+        words += [model_id, length, *body]
+    server.registers = dict(enumerate([*words, 0xFFFF, 0], start=BASE))
+    device = SunSpecDevice(unit)
+    try:
+        await device.connect()
+        readings = await device.read()
+    except EdgeEmsError as err:
+        event(type(err).__name__)
+        return
+    event("read")
+    assert readings["device_manufacturer"].value == "Maker"
+    for metric, reading in readings.items():
+        assert metric in METRICS
+        assert reading.value is None or isinstance(reading.value, int | float | str | bool)
+
+
+def encode_text(text: str, registers: int) -> list[int]:
+    data = text.encode().ljust(2 * registers, b"\0")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
