@@ -8,10 +8,10 @@ Signs and units, converted here so every device speaks :mod:`edge_ems.metrics`:
 
 * Inverters 101-103, 111-113 and DER 701 report ``W`` positive when delivering to the
   AC side (701: "positive for DER generation"): our asset convention as is.
-* Meters 201-204 define no sign for ``W``. SunSpec meters follow metering practice,
-  positive on import (delivered by the grid), which is our grid convention; Fronius
-  meters do so. Some vendors invert it (SolarEdge: positive on export), so the device
-  takes a ``meter_import_positive`` option that flips every point marked
+* Meters 201-204 define no sign for ``W``. Metering practice is positive on import
+  (delivered by the grid), our grid convention, and evcc reads 203's ``W`` that way
+  for hybrid inverters' meters. Some vendors invert it (SolarEdge: positive on export),
+  so the device takes a ``meter_import_positive`` option that flips every point marked
   ``meter_power``. Energy counters are named by direction (``TotWhImp``/``TotWhExp``)
   and need no sign.
 * Battery 802 ``W`` and ``A`` are positive on discharge, as evcc and the inverters that
