@@ -1,0 +1,463 @@
+"""The gateway agent: a site's one outbound link to the hub.
+
+One agent serves every asset of its site over one stream (gateway mode). It registers the
+site's assets, sends telemetry in numbered batches and keeps each batch until the hub says it
+is durable, heartbeats, executes setpoints through the site's :class:`Dispatcher` and answers
+each with the audit records it caused. It dials one of several hub addresses, moving to the
+next when one fails, and reconnects with jittered exponential backoff; while it is
+disconnected telemetry goes to its disk buffer, and after reconnecting it resends everything
+past the hub's durable mark.
+
+The same class serves Home Assistant (the integration's gateway agent) and ``edge-ems agent``:
+it does no blocking I/O on the event loop, and :meth:`GatewayAgent.publish` is a cheap,
+synchronous call for the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from .. import __version__
+from ..dispatch import AuditRecord, Dispatcher
+from ..exceptions import EdgeEmsError
+from ..gateway.convert import audit_to_proto, batch_to_proto, registration_to_proto
+from ..gateway.errors import AuthenticationError, GatewayError, ProtocolViolationError
+from ..gateway.model import AssetInfo, Registration
+from ..gateway.proto import gateway_pb2 as pb
+from ..gateway.proto.gateway_pb2_grpc import GatewayStub
+from ..gateway.tls import ClientTls
+from ..gateway.transport import PROTOCOL_VERSION, auth_metadata, client_options
+from ..hub.telemetry import TelemetryBatch
+from ..readings import Readings
+from ..resilience import Backoff
+from .buffer import BufferStats, TelemetryBuffer
+from .samples import SampleColumns
+
+_LOGGER = logging.getLogger(__name__)
+
+HUB_SOURCE = "hub"
+"""The ``source`` of audit records caused by the hub's setpoints (they travel in the ack)."""
+
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Who the agent is and how it talks to the hub."""
+
+    agent_id: str
+    site_id: str
+    token: str
+    hubs: tuple[str, ...]
+    """``host:port`` of each hub, tried in order."""
+    site_name: str = ""
+    gateway_id: str = ""
+    tls: ClientTls | None = None
+    flush_interval: float = 5.0
+    """Seconds between telemetry batches."""
+    max_batch_points: int = 10_000
+    """A batch is cut early once this many samples are waiting."""
+    heartbeat_interval: float = 30.0
+    """Used until the hub's RegisterAck says otherwise."""
+    register_timeout: float = 15.0
+    spill_interval: float = 5.0
+    """While disconnected, telemetry goes to disk this often."""
+    reconnect_base: float = 0.5
+    reconnect_cap: float = 30.0
+    """Reconnects wait a random time up to ``base * 2**attempt``, at most ``cap`` seconds."""
+    command_cache: int = 256
+    """Recent setpoint answers kept, so a repeated command id is answered, not re-executed."""
+    audit_backlog: int = 1000
+    """Local audit records held while disconnected; past it the oldest are dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStats:
+    """The agent's link and buffer, for diagnostics."""
+
+    connected: bool
+    hub: str | None
+    session_id: str | None
+    durable_seq: int
+    sessions: int
+    buffer: BufferStats
+    dropped_audits: int
+
+
+class GatewayAgent:
+    """A site's gateway agent. ``start()`` it, ``publish()`` readings, ``stop()`` it."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        dispatcher: Dispatcher,
+        assets: Sequence[AssetInfo],
+        *,
+        buffer: TelemetryBuffer | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        if not config.hubs:
+            raise GatewayError("an agent needs at least one hub address")
+        self.config = config
+        self._dispatcher = dispatcher
+        self._registration = Registration(
+            agent_id=config.agent_id,
+            site_id=config.site_id,
+            site_name=config.site_name,
+            gateway_id=config.gateway_id,
+            assets=tuple(assets),
+            software=f"edge-ems {__version__}",
+            protocol_version=PROTOCOL_VERSION,
+        )
+        self._buffer = buffer if buffer is not None else TelemetryBuffer()
+        self._clock = clock
+        self._backoff = Backoff(config.reconnect_base, config.reconnect_cap)
+        if rng is not None:
+            self._backoff.rng = rng
+        self._on_change = on_change
+        self._columns = SampleColumns()
+        self._outbox: deque[pb.AgentMessage] = deque()
+        self._audits_waiting = 0
+        self._dropped_audits = 0
+        self._wake = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._commands: OrderedDict[str, asyncio.Future[pb.SetpointAck]] = OrderedDict()
+        self._executing: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+        self._hub: str | None = None
+        self._session_id: str | None = None
+        self._durable_seq = 0
+        self._sessions = 0
+        self._last_spill = 0.0
+
+    # The public side.
+
+    @property
+    def connected(self) -> bool:
+        """Registered with a hub right now."""
+        return self._connected.is_set()
+
+    @property
+    def registration(self) -> Registration:
+        """What the agent registers."""
+        return self._registration
+
+    def stats(self) -> AgentStats:
+        """The link and the buffer now."""
+        return AgentStats(
+            connected=self.connected,
+            hub=self._hub,
+            session_id=self._session_id,
+            durable_seq=self._durable_seq,
+            sessions=self._sessions,
+            buffer=self._buffer.stats(),
+            dropped_audits=self._dropped_audits,
+        )
+
+    async def start(self) -> None:
+        """Open the buffer and start connecting; returns at once."""
+        if self._tasks:
+            return
+        await self._buffer.open()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"edge_ems agent {self.config.agent_id}"),
+            loop.create_task(
+                self._flush_loop(), name=f"edge_ems agent flush {self.config.agent_id}"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """Close the link and put unacknowledged telemetry on disk."""
+        tasks, self._tasks = self._tasks + list(self._executing), []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        await self._buffer.close()
+
+    async def wait_connected(self) -> None:
+        """Return once registered with a hub."""
+        await self._connected.wait()
+
+    def publish(self, readings_by_asset: Mapping[str, Readings]) -> None:
+        """Queue one read of each asset for the next telemetry batch."""
+        for asset_id, readings in readings_by_asset.items():
+            self._columns.add_readings(asset_id, readings)
+        self._check_batch_size()
+
+    def publish_series(
+        self, asset_id: str, metric: str, timestamps_ms: Sequence[int], values: Sequence[float]
+    ) -> None:
+        """Queue many samples of one metric at once (recorded or replayed data)."""
+        self._columns.add_series(asset_id, metric, timestamps_ms, values)
+        self._check_batch_size()
+
+    def report_audit(self, record: AuditRecord) -> None:
+        """Send an audit record of something done at the site (a Home Assistant action, a
+        lease lapsing). Give this as, or call it from, the site dispatcher's audit sink;
+        records of the hub's own setpoints travel in their acks and are skipped here."""
+        if record.source == HUB_SOURCE:
+            return
+        if self._audits_waiting >= self.config.audit_backlog:
+            self._drop_oldest_audit()
+        self._audits_waiting += 1
+        self._send(pb.AgentMessage(audit=audit_to_proto(record)))
+
+    async def flush(self) -> None:
+        """Cut a telemetry batch from everything published so far."""
+        series, texts, points = self._columns.take()
+        if not points:
+            return
+        batch = TelemetryBatch(self.config.agent_id, self.config.site_id, 0, series, texts)
+        await self._buffer.add(batch_to_proto(batch), points)
+        self._wake.set()
+
+    # Sessions.
+
+    async def _run(self) -> None:
+        hubs, index = self.config.hubs, 0
+        backoff = self._backoff
+        while True:
+            address = hubs[index % len(hubs)]
+            registered = False
+            try:
+                registered = await self._session(address)
+            except AuthenticationError as err:
+                _LOGGER.error("Hub %s refused agent %s: %s", address, self.config.agent_id, err)
+            except (GatewayError, grpc.aio.AioRpcError, TimeoutError) as err:
+                _LOGGER.info("Link to hub %s ended: %s", address, _describe(err))
+            finally:
+                self._set_disconnected()
+            if registered:
+                backoff.reset()  # the same hub first: it was fine until now
+            else:
+                index += 1
+            await asyncio.sleep(backoff.delay())
+
+    async def _session(self, address: str) -> bool:
+        """One stream to one hub; returns (or raises) when it ends. True once registered."""
+        options = client_options()
+        tls = self.config.tls
+        channel = (
+            grpc.aio.insecure_channel(address, options=options)
+            if tls is None
+            else grpc.aio.secure_channel(address, tls.credentials(), options=options)
+        )
+        registered = False
+        try:
+            call = GatewayStub(channel).Connect(
+                metadata=auth_metadata(self.config.agent_id, self.config.token)
+            )
+            await call.write(pb.AgentMessage(register=registration_to_proto(self._registration)))
+            try:
+                async with asyncio.timeout(self.config.register_timeout):
+                    first = await call.read()
+            except grpc.aio.AioRpcError as err:
+                if err.code() in _REFUSED:
+                    raise AuthenticationError(err.details() or err.code().name) from None
+                raise
+            if not isinstance(first, pb.HubMessage) or first.WhichOneof("body") != "register_ack":
+                raise ProtocolViolationError("the hub did not answer the registration")
+            ack = first.register_ack
+            await self._buffer.rewind(ack.durable_seq)
+            self._durable_seq = ack.durable_seq
+            heartbeat = float(ack.heartbeat_interval_s) or self.config.heartbeat_interval
+            self._set_connected(address, ack.session_id)
+            registered = True
+            _LOGGER.info(
+                "Agent %s registered with hub %s (session %s, durable seq %d)",
+                self.config.agent_id,
+                address,
+                ack.session_id,
+                ack.durable_seq,
+            )
+            await _first_to_end(self._receive(call), self._transmit(call), self._beat(heartbeat))
+        finally:
+            await channel.close(grace=None)
+        return registered
+
+    async def _receive(self, call: _Call) -> None:
+        while True:
+            message = await call.read()
+            if not isinstance(message, pb.HubMessage):
+                return  # the hub ended the stream
+            kind = message.WhichOneof("body")
+            if kind == "telemetry_ack":
+                self._durable_seq = max(self._durable_seq, message.telemetry_ack.durable_seq)
+                await self._buffer.acknowledge(message.telemetry_ack.durable_seq)
+            elif kind == "setpoint":
+                task = asyncio.get_running_loop().create_task(self._execute(message.setpoint))
+                self._executing.add(task)
+                task.add_done_callback(self._executing.discard)
+            elif kind == "ping":
+                self._send(pb.AgentMessage(heartbeat=self._heartbeat(message.ping.nonce)))
+            else:
+                _LOGGER.debug("Ignoring hub message %s", kind)
+
+    async def _transmit(self, call: _Call) -> None:
+        """The one writer of the stream: control messages first, then telemetry."""
+        while True:
+            while self._outbox:
+                message = self._outbox.popleft()
+                try:
+                    await call.write(message)
+                except BaseException:
+                    self._outbox.appendleft(message)  # not sent: keep it for the next session
+                    raise
+                if message.WhichOneof("body") == "audit":
+                    self._audits_waiting -= 1
+            telemetry = await self._buffer.next_unsent()
+            if telemetry is not None:
+                await call.write(pb.AgentMessage(telemetry=telemetry))
+                continue
+            self._wake.clear()
+            if not self._outbox and not self._buffer.has_unsent():
+                await self._wake.wait()
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self._send(pb.AgentMessage(heartbeat=self._heartbeat(0)))
+
+    def _heartbeat(self, nonce: int) -> pb.Heartbeat:
+        return pb.Heartbeat(
+            sent_at_ms=round(self._clock() * 1000),
+            ping_nonce=nonce,
+            buffered_batches=self._buffer.pending,
+            dropped_points=self._buffer.dropped_points,
+        )
+
+    # Setpoints.
+
+    async def _execute(self, setpoint: pb.Setpoint) -> None:
+        answer = self._commands.get(setpoint.command_id)
+        if answer is None:
+            answer = asyncio.get_running_loop().create_future()
+            self._commands[setpoint.command_id] = answer
+            while len(self._commands) > self.config.command_cache:
+                self._commands.popitem(last=False)
+            try:
+                answer.set_result(await self._apply(setpoint))
+            finally:
+                if not answer.done():  # cancelled: a repeat may run it after all
+                    answer.cancel()
+                    self._commands.pop(setpoint.command_id, None)
+        else:
+            _LOGGER.info("Setpoint %s seen before: answering again", setpoint.command_id)
+        self._send(pb.AgentMessage(setpoint_ack=await asyncio.shield(answer)))
+
+    async def _apply(self, setpoint: pb.Setpoint) -> pb.SetpointAck:
+        asset_id = setpoint.asset_id or None
+        site_id = setpoint.site_id or None
+        issued_by = setpoint.issued_by or HUB_SOURCE
+        try:
+            if setpoint.release:
+                if asset_id is None and site_id not in (None, self._dispatcher.site_id):
+                    raise GatewayError(f"site {site_id!r} is not {self._dispatcher.site_id!r}")
+                records = await self._dispatcher.release(
+                    requested_by=issued_by, source=HUB_SOURCE, asset_id=asset_id
+                )
+            else:
+                records = await self._dispatcher.dispatch(
+                    setpoint.power_w,
+                    requested_by=issued_by,
+                    source=HUB_SOURCE,
+                    asset_id=asset_id,
+                    site_id=site_id,
+                    ttl=setpoint.ttl_s if setpoint.ttl_s > 0 else None,
+                )
+        except EdgeEmsError as err:
+            return pb.SetpointAck(command_id=setpoint.command_id, error=str(err))
+        return pb.SetpointAck(
+            command_id=setpoint.command_id, records=[audit_to_proto(r) for r in records]
+        )
+
+    # Telemetry cadence.
+
+    async def _flush_loop(self) -> None:
+        monotonic = asyncio.get_running_loop().time
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.flush_interval):
+                    await self._flush_now.wait()
+            self._flush_now.clear()
+            await self.flush()
+            if not self.connected and monotonic() - self._last_spill >= self.config.spill_interval:
+                self._last_spill = monotonic()
+                await self._buffer.spill()
+
+    def _check_batch_size(self) -> None:
+        if self._columns.points >= self.config.max_batch_points:
+            self._flush_now.set()
+
+    # Bookkeeping.
+
+    def _send(self, message: pb.AgentMessage) -> None:
+        self._outbox.append(message)
+        self._wake.set()
+
+    def _drop_oldest_audit(self) -> None:
+        for index, message in enumerate(self._outbox):
+            if message.WhichOneof("body") == "audit":
+                del self._outbox[index]
+                self._audits_waiting -= 1
+                self._dropped_audits += 1
+                return
+
+    def _set_connected(self, address: str, session_id: str) -> None:
+        self._hub, self._session_id = address, session_id
+        self._sessions += 1
+        self._connected.set()
+        self._wake.set()
+        if self._on_change is not None:
+            self._on_change()
+
+    def _set_disconnected(self) -> None:
+        was_connected = self.connected
+        self._connected.clear()
+        self._session_id = None
+        # Heartbeats and pings belong to the session that ended.
+        self._outbox = deque(m for m in self._outbox if m.WhichOneof("body") != "heartbeat")
+        if was_connected and self._on_change is not None:
+            self._on_change()
+
+
+type _Call = grpc.aio.StreamStreamCall[pb.AgentMessage, pb.HubMessage]
+
+
+async def _first_to_end(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run the session's loops until one ends; cancel the others; re-raise its error."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return str(err) or type(err).__name__
+
+
+__all__ = ["HUB_SOURCE", "AgentConfig", "AgentStats", "GatewayAgent"]

@@ -1,0 +1,586 @@
+"""The hub's gRPC gateway: agents connect here, telemetry goes to the store, setpoints go out.
+
+Each agent holds one ``Connect`` stream. The gateway
+
+- authenticates it: the ``x-edge-ems-agent`` metadata names the agent, ``authorization:
+  Bearer <token>`` must be that agent's token (compared in constant time), and the Register
+  that opens the stream must name the same agent;
+- refuses malformed or oversized messages by ending that one stream, while every other
+  agent carries on;
+- replaces an agent's older stream when the same agent connects again;
+- hands telemetry to the :class:`TelemetrySink` in seq order, dropping batches it already
+  accepted (resends after a reconnect), and acknowledges a seq only once the sink reports it
+  durable, so the agent keeps and resends anything that was not;
+- routes setpoints to the agent that owns the asset (or the site's gateway agent),
+  ``asset_id`` winning over ``site_id``, and waits for the agent's ack with its audit records;
+- passes every audit record an agent reports (setpoint acks and local actions) to
+  ``on_audit``;
+- pings agents and ends sessions that stay silent too long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+
+from ..dispatch import AuditRecord
+from ..gateway.convert import audit_from_proto, batch_from_proto, registration_from_proto
+from ..gateway.errors import (
+    GatewayError,
+    ProtocolViolationError,
+    RoutingError,
+    SetpointTimeoutError,
+)
+from ..gateway.model import Registration, SetpointResult
+from ..gateway.proto import gateway_pb2 as pb
+from ..gateway.proto.gateway_pb2_grpc import GatewayServicer, add_GatewayServicer_to_server
+from ..gateway.tls import ServerTls
+from ..gateway.transport import (
+    AGENT_ID,
+    AUTHORIZATION,
+    MAX_MESSAGE_BYTES,
+    bearer_token,
+    server_options,
+)
+from ..metrics import METRICS
+from .sessions import InventoryAsset, SessionRecord, SessionRegistry
+from .telemetry import TelemetryBatch, TelemetrySink
+
+_LOGGER = logging.getLogger(__name__)
+
+type AuditCallback = Callable[[str, AuditRecord], None]
+"""Called with (agent id, record) for every audit record an agent reports."""
+
+_NO_TOKEN = b"\0" * 32  # compared against when the agent is unknown, so timing tells nothing
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Timing and limits of the gateway."""
+
+    heartbeat_interval: int = 30
+    """Seconds between agent heartbeats, told to each agent when it registers."""
+    ping_interval: float = 30.0
+    """Seconds between the hub's pings (and its liveness checks)."""
+    liveness_timeout: float = 120.0
+    """A session without any message for this long is ended."""
+    register_timeout: float = 15.0
+    setpoint_timeout: float = 10.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    stop_grace: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStats:
+    """Counters since the gateway started."""
+
+    sessions: int
+    batches: int
+    points: int
+    duplicate_batches: int
+    refused_series: int
+
+
+@dataclass(eq=False, slots=True)
+class _Session:
+    record: SessionRecord
+    registration: Registration
+    last_seen: float
+    outbox: asyncio.Queue[pb.HubMessage | None] = field(default_factory=asyncio.Queue)
+    pending: dict[str, asyncio.Future[SetpointResult]] = field(default_factory=dict)
+    end: tuple[grpc.StatusCode, str] | None = None
+    reading: bool = False
+    warned: bool = False
+    ended: bool = False
+
+    def send(self, message: pb.HubMessage) -> None:
+        if self.end is None:
+            self.outbox.put_nowait(message)
+
+    def close(self, code: grpc.StatusCode, details: str) -> None:
+        if self.end is None:
+            self.end = (code, details)
+            self.outbox.put_nowait(None)
+
+
+class GatewayServer:
+    """The hub's side of the gateway protocol."""
+
+    def __init__(
+        self,
+        sink: TelemetrySink,
+        tokens: Mapping[str, str],
+        *,
+        inventory: Iterable[InventoryAsset] = (),
+        tls: ServerTls | None = None,
+        settings: GatewaySettings | None = None,
+        on_audit: AuditCallback | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sink = sink
+        self._tokens = {agent_id: token.encode() for agent_id, token in tokens.items()}
+        self._tls = tls
+        self.settings = settings or GatewaySettings()
+        self._on_audit = on_audit
+        self._clock = clock
+        self.registry = SessionRegistry(inventory, clock=clock)
+        self._sessions: dict[str, _Session] = {}
+        self._accepted: dict[str, int] = {}
+        """Per agent, the highest seq handed to the sink (durable or not yet)."""
+        self._ingest: dict[str, asyncio.Lock] = {}
+        self._server: grpc.aio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[object]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._nonces = itertools.count(1)
+        self._counts = dict.fromkeys(("sessions", "batches", "points", "duplicates", "refused"), 0)
+
+    # Lifecycle.
+
+    async def start(self, address: str = "127.0.0.1:0") -> int:
+        """Listen on ``address`` (``host:port``; port 0 picks one); return the port."""
+        self._loop = asyncio.get_running_loop()
+        server = grpc.aio.server(options=server_options(self.settings.max_message_bytes))
+        add_GatewayServicer_to_server(_Servicer(self), server)
+        if self._tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, self._tls.credentials())
+        await server.start()
+        self._server = server
+        self._unsubscribe = self._sink.subscribe(self._on_durable)
+        self._tasks = [self._loop.create_task(self._watch(), name="edge_ems gateway pings")]
+        _LOGGER.info("Gateway listening on %s (port %d, %s)", address, port, self._mode())
+        return port
+
+    async def stop(self) -> None:
+        """End every session and stop listening."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for session in list(self._sessions.values()):
+            session.close(grpc.StatusCode.UNAVAILABLE, "the hub is shutting down")
+        if self._handlers:  # let each stream end with its status before the server goes
+            await asyncio.wait(set(self._handlers), timeout=self.settings.stop_grace)
+        if self._server is not None:
+            await self._server.stop(self.settings.stop_grace)
+            self._server = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def connected_agents(self) -> list[str]:
+        """Agents with a session now, sorted."""
+        return sorted(self._sessions)
+
+    def stats(self) -> GatewayStats:
+        """Counters since start."""
+        counts = self._counts
+        return GatewayStats(
+            counts["sessions"],
+            counts["batches"],
+            counts["points"],
+            counts["duplicates"],
+            counts["refused"],
+        )
+
+    # Setpoints.
+
+    async def dispatch(
+        self,
+        power_w: float = 0.0,
+        *,
+        issued_by: str,
+        asset_id: str | None = None,
+        site_id: str | None = None,
+        ttl: float | None = None,
+        release: bool = False,
+        ack_timeout: float | None = None,
+    ) -> SetpointResult:
+        """Send a battery power setpoint (or, with ``release``, a return to safe mode) to the
+        agent serving ``asset_id`` or ``site_id`` and return its answer.
+
+        ``asset_id`` wins over ``site_id``. Raises :class:`RoutingError` when the target is
+        unknown or its agent is not connected (or leaves before answering), and
+        :class:`SetpointTimeoutError` when no answer comes within ``ack_timeout`` seconds (the
+        settings' ``setpoint_timeout`` by default).
+        """
+        if not math.isfinite(power_w):
+            raise GatewayError(f"power {power_w} is not a finite number")
+        session = self._route(asset_id, site_id)
+        command_id = uuid.uuid4().hex
+        answer: asyncio.Future[SetpointResult] = asyncio.get_running_loop().create_future()
+        session.pending[command_id] = answer
+        setpoint = pb.Setpoint(
+            command_id=command_id,
+            asset_id=asset_id or "",
+            site_id=site_id or "",
+            power_w=power_w,
+            ttl_s=ttl or 0.0,
+            issued_by=issued_by,
+            release=release,
+        )
+        session.send(pb.HubMessage(setpoint=setpoint))
+        limit = self.settings.setpoint_timeout if ack_timeout is None else ack_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await answer
+        except TimeoutError:
+            agent_id = session.record.agent_id
+            message = f"agent {agent_id} did not acknowledge setpoint {command_id} in {limit} s"
+            raise SetpointTimeoutError(message, command_id=command_id) from None
+        finally:
+            session.pending.pop(command_id, None)
+
+    def _route(self, asset_id: str | None, site_id: str | None) -> _Session:
+        if asset_id:
+            owner = self.registry.owner(asset_id)
+            if owner is None:
+                if self.registry.knows_asset(asset_id):
+                    raise RoutingError(
+                        f"asset {asset_id!r} has no agent serving it", reason="not_connected"
+                    )
+                raise RoutingError(f"no asset {asset_id!r}", reason="unknown_asset")
+            session = self._sessions.get(owner)
+            if session is None:
+                raise RoutingError(
+                    f"asset {asset_id!r} is served by agent {owner!r}, which is not connected",
+                    reason="not_connected",
+                )
+            return session
+        if site_id:
+            agents = [
+                agent for agent in self.registry.site_agents(site_id) if agent in self._sessions
+            ]
+            if not agents:
+                if self.registry.knows_site(site_id):
+                    raise RoutingError(
+                        f"no agent of site {site_id!r} is connected", reason="not_connected"
+                    )
+                raise RoutingError(f"no site {site_id!r}", reason="unknown_site")
+            gateways = [a for a in agents if self._sessions[a].registration.gateway_id]
+            if len(agents) > 1 and len(gateways) != 1:
+                raise RoutingError(
+                    f"site {site_id!r} is served by agents {', '.join(agents)}: "
+                    "dispatch to their assets instead",
+                    reason="ambiguous_site",
+                )
+            return self._sessions[gateways[0] if len(agents) > 1 else agents[0]]
+        raise RoutingError("a setpoint needs an asset id or a site id", reason="no_target")
+
+    # The stream.
+
+    async def connect(
+        self,
+        requests: AsyncIterator[pb.AgentMessage],
+        context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
+    ) -> AsyncIterator[pb.HubMessage]:
+        """Serve one agent's stream."""
+        agent_id = await self._authenticate(context)
+        registration = await self._registration(agent_id, requests, context)
+        session = self._open(registration, context.peer())
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        reader = asyncio.get_running_loop().create_task(
+            self._read(session, requests), name=f"edge_ems gateway read {agent_id}"
+        )
+        try:
+            yield pb.HubMessage(
+                register_ack=pb.RegisterAck(
+                    session_id=session.record.session_id,
+                    durable_seq=self._sink.durable_seq(agent_id),
+                    heartbeat_interval_s=self.settings.heartbeat_interval,
+                )
+            )
+            while (message := await session.outbox.get()) is not None:
+                yield message
+        finally:
+            await self._finish_reader(session, reader)
+            code, reason = session.end or (grpc.StatusCode.CANCELLED, "the stream was cancelled")
+            self._close(session, reason)
+            self._handlers.discard(handler)
+        if code is not grpc.StatusCode.OK:
+            await context.abort(code, reason)
+
+    async def _authenticate(
+        self, context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage]
+    ) -> str:
+        metadata = {
+            key: value
+            for key, value in context.invocation_metadata() or ()
+            if isinstance(value, str)
+        }
+        agent_id = metadata.get(AGENT_ID, "")
+        token = bearer_token(metadata.get(AUTHORIZATION, "")) or ""
+        expected = self._tokens.get(agent_id)
+        matches = hmac.compare_digest(expected or _NO_TOKEN, token.encode())
+        if expected is None or not matches:
+            _LOGGER.warning(
+                "Refused agent %r from %s: unknown agent or wrong token", agent_id, context.peer()
+            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown agent or wrong token")
+        return agent_id
+
+    async def _registration(
+        self,
+        agent_id: str,
+        requests: AsyncIterator[pb.AgentMessage],
+        context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
+    ) -> Registration:
+        try:
+            async with asyncio.timeout(self.settings.register_timeout):
+                first = await anext(requests)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Register in time")
+        except StopAsyncIteration:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before Register"
+            )
+        if first.WhichOneof("body") != "register":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Register"
+            )
+        try:
+            registration = registration_from_proto(first.register)
+        except ProtocolViolationError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        if registration.agent_id != agent_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the token is agent {agent_id!r}'s, not {registration.agent_id!r}'s",
+            )
+        return registration
+
+    def _open(self, registration: Registration, peer: str) -> _Session:
+        agent_id = registration.agent_id
+        previous = self._sessions.pop(agent_id, None)
+        if previous is not None:
+            _LOGGER.warning(
+                "Agent %s connected again from %s: ending its older stream", agent_id, peer
+            )
+            previous.close(grpc.StatusCode.ABORTED, f"replaced by a newer stream from {peer}")
+            self._end(previous, "replaced by a newer stream")
+        session_id = uuid.uuid4().hex
+        record = self.registry.open(registration, session_id, peer)
+        session = _Session(record, registration, asyncio.get_running_loop().time())
+        self._sessions[agent_id] = session
+        self._accepted[agent_id] = max(
+            self._accepted.get(agent_id, 0), self._sink.durable_seq(agent_id)
+        )
+        self._counts["sessions"] += 1
+        _LOGGER.info(
+            "Agent %s (site %s, %d assets) connected from %s",
+            agent_id,
+            registration.site_id,
+            len(registration.assets),
+            peer,
+        )
+        return session
+
+    def _close(self, session: _Session, reason: str) -> None:
+        agent_id = session.record.agent_id
+        if self._sessions.get(agent_id) is session:
+            del self._sessions[agent_id]
+            _LOGGER.info("Agent %s disconnected: %s", agent_id, reason)
+        self._end(session, reason)
+
+    def _end(self, session: _Session, reason: str) -> None:
+        """Record the end once and fail the setpoints still waiting for this session."""
+        if session.ended:
+            return
+        session.ended = True
+        self.registry.close(session.record, reason)
+        for command_id, answer in session.pending.items():
+            if not answer.done():
+                answer.set_exception(
+                    RoutingError(
+                        f"agent {session.record.agent_id} went away before acknowledging "
+                        f"setpoint {command_id} (it may have been executed)",
+                        reason="disconnected",
+                    )
+                )
+        session.pending.clear()
+
+    async def _finish_reader(self, session: _Session, reader: asyncio.Task[None]) -> None:
+        # A reader waiting for the next message is cancelled; one handing a batch to the
+        # sink is let finish it, so the sink never sees a batch cut off halfway.
+        if session.reading:
+            reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+    async def _read(self, session: _Session, requests: AsyncIterator[pb.AgentMessage]) -> None:
+        agent_id = session.record.agent_id
+        loop = asyncio.get_running_loop()
+        try:
+            while session.end is None:
+                session.reading = True
+                try:
+                    message = await anext(requests)
+                except StopAsyncIteration:
+                    session.close(grpc.StatusCode.OK, "the agent ended its stream")
+                    return
+                finally:
+                    session.reading = False
+                session.last_seen = loop.time()
+                await self._handle(session, message)
+        except ProtocolViolationError as err:
+            _LOGGER.warning("Agent %s broke the protocol: %s", agent_id, err)
+            session.close(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except grpc.aio.AioRpcError as err:
+            session.close(err.code(), err.details() or "the stream failed")
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - undecodable bytes or a failing sink end this stream only
+            _LOGGER.warning("Ending agent %s's stream: %s", agent_id, err or type(err).__name__)
+            session.close(grpc.StatusCode.INVALID_ARGUMENT, f"{type(err).__name__}: {err}")
+
+    async def _handle(self, session: _Session, message: pb.AgentMessage) -> None:
+        agent_id = session.record.agent_id
+        kind = message.WhichOneof("body")
+        if kind == "telemetry":
+            self.registry.seen(agent_id)
+            await self._telemetry(session, message.telemetry)
+        elif kind == "heartbeat":
+            beat = message.heartbeat
+            self.registry.seen(
+                agent_id, buffered_batches=beat.buffered_batches, dropped=beat.dropped_points
+            )
+        elif kind == "setpoint_ack":
+            self._setpoint_ack(session, message.setpoint_ack)
+        elif kind == "audit":
+            self._audit(agent_id, audit_from_proto(message.audit))
+        elif kind == "register":
+            raise ProtocolViolationError("Register is only the first message of a stream")
+        else:
+            raise ProtocolViolationError("an empty message")
+
+    async def _telemetry(self, session: _Session, telemetry: pb.Telemetry) -> None:
+        agent_id = session.record.agent_id
+        lock = self._ingest.get(agent_id)
+        if lock is None:
+            lock = self._ingest[agent_id] = asyncio.Lock()
+        async with lock:  # an agent's replaced stream may still be handing over its last batch
+            if telemetry.seq <= self._accepted.get(agent_id, 0):
+                self._counts["duplicates"] += 1
+                return
+            batch = batch_from_proto(
+                telemetry, agent_id=agent_id, site_id=session.registration.site_id
+            )
+            batch = self._admit(session, batch)
+            await self._sink.accept(batch)
+            self._accepted[agent_id] = telemetry.seq
+        self._counts["batches"] += 1
+        self._counts["points"] += batch.points
+
+    def _admit(self, session: _Session, batch: TelemetryBatch) -> TelemetryBatch:
+        """Keep the series of the agent's own assets in known metrics; count the rest."""
+        assets = session.registration.asset_ids
+        if all(s.asset_id in assets and s.metric in METRICS for s in batch.series) and all(
+            t.asset_id in assets and t.metric in METRICS for t in batch.texts
+        ):
+            return batch
+        series = [s for s in batch.series if s.asset_id in assets and s.metric in METRICS]
+        texts = [t for t in batch.texts if t.asset_id in assets and t.metric in METRICS]
+        refused = len(batch.series) + len(batch.texts) - len(series) - len(texts)
+        self._counts["refused"] += refused
+        if not session.warned:
+            session.warned = True
+            _LOGGER.warning(
+                "Agent %s sent samples of assets it did not register or of unknown metrics; "
+                "dropping them (%d in batch %d)",
+                session.record.agent_id,
+                refused,
+                batch.seq,
+            )
+        return TelemetryBatch(batch.agent_id, batch.site_id, batch.seq, series, texts)
+
+    def _setpoint_ack(self, session: _Session, ack: pb.SetpointAck) -> None:
+        agent_id = session.record.agent_id
+        records = tuple(audit_from_proto(record) for record in ack.records)
+        for record in records:
+            self._audit(agent_id, record)
+        answer = session.pending.get(ack.command_id)
+        if answer is None or answer.done():
+            _LOGGER.debug("Agent %s acknowledged setpoint %s late", agent_id, ack.command_id)
+            return
+        answer.set_result(SetpointResult(ack.command_id, agent_id, records, ack.error or None))
+
+    def _audit(self, agent_id: str, record: AuditRecord) -> None:
+        if self._on_audit is not None:
+            self._on_audit(agent_id, record)
+
+    # Durability and liveness.
+
+    def _on_durable(self, agent_id: str, seq: int) -> None:
+        """The sink's callback; it may come from a store's worker thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._acknowledge(agent_id, seq)
+        else:
+            loop.call_soon_threadsafe(self._acknowledge, agent_id, seq)
+
+    def _acknowledge(self, agent_id: str, seq: int) -> None:
+        session = self._sessions.get(agent_id)
+        if session is not None:
+            session.send(pb.HubMessage(telemetry_ack=pb.TelemetryAck(durable_seq=seq)))
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            now = loop.time()
+            for session in list(self._sessions.values()):
+                silent = now - session.last_seen
+                if silent > self.settings.liveness_timeout:
+                    _LOGGER.warning(
+                        "Agent %s silent for %.0f s: ending its session",
+                        session.record.agent_id,
+                        silent,
+                    )
+                    session.close(grpc.StatusCode.UNAVAILABLE, f"no message for {silent:.0f} s")
+                else:
+                    ping = pb.Ping(nonce=next(self._nonces), sent_at_ms=round(self._clock() * 1000))
+                    session.send(pb.HubMessage(ping=ping))
+
+    def _mode(self) -> str:
+        if self._tls is None:
+            return "plaintext"
+        return "mutual TLS" if self._tls.client_ca is not None else "TLS"
+
+
+class _Servicer(GatewayServicer):
+    """The generated service's one method, served by :class:`GatewayServer`."""
+
+    def __init__(self, gateway: GatewayServer) -> None:
+        self._gateway = gateway
+
+    async def Connect(  # noqa: N802 - the name is the protocol's
+        self,
+        request_iterator: AsyncIterator[pb.AgentMessage],
+        context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
+    ) -> AsyncIterator[pb.HubMessage]:
+        # gRPC tells streaming handlers by their being async generator functions.
+        async for message in self._gateway.connect(request_iterator, context):
+            yield message

@@ -1,0 +1,303 @@
+"""Who serves what: the hub's asset inventory, the agents that registered, their sessions.
+
+The inventory is the hub's configuration (a YAML list of assets with their sites); agents add
+what they register. The two merge by asset id, the configured names winning. Behind the REST
+API's ``/assets`` (:meth:`SessionRegistry.assets`) and ``/agents``
+(:meth:`SessionRegistry.agents`: one row per asset, with its agent's peer, whether it is
+connected, and its recent sessions). Plain bookkeeping, no I/O: the gateway drives it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+from ..exceptions import ConfigError
+from ..gateway.model import AssetInfo, Registration
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryAsset:
+    """One configured asset."""
+
+    asset_id: str
+    site_id: str
+    name: str = ""
+    site_name: str = ""
+    type: str = ""
+    capacity_wh: float = 0.0
+    max_charge_w: float = 0.0
+    max_discharge_w: float = 0.0
+
+
+_LIMIT = vol.All(vol.Coerce(float), vol.Range(min=0))
+_ASSET = vol.Schema(
+    {
+        vol.Required("asset_id"): vol.All(str, vol.Length(min=1)),
+        vol.Required("site_id"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("name", default=""): str,
+        vol.Optional("site_name", default=""): str,
+        vol.Optional("type", default=""): str,
+        vol.Optional("capacity_wh", default=0.0): _LIMIT,
+        vol.Optional("max_charge_w", default=0.0): _LIMIT,
+        vol.Optional("max_discharge_w", default=0.0): _LIMIT,
+    }
+)
+_INVENTORY = vol.Schema({vol.Required("assets"): [_ASSET]})
+
+
+def parse_inventory(data: Any, *, source: str = "<inventory>") -> tuple[InventoryAsset, ...]:
+    """Validate an inventory: ``{"assets": [...]}`` or the bare list."""
+    if isinstance(data, list):
+        data = {"assets": data}
+    try:
+        valid = _INVENTORY(data)
+    except vol.Invalid as err:
+        where = ".".join(str(part) for part in err.path)
+        raise ConfigError(f"{source}: {where}: {err.msg}") from None
+    assets = tuple(InventoryAsset(**asset) for asset in valid["assets"])
+    ids = [asset.asset_id for asset in assets]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({asset_id for asset_id in ids if ids.count(asset_id) > 1})
+        raise ConfigError(f"{source}: asset ids repeated: {', '.join(repeated)}")
+    return assets
+
+
+def load_inventory(path: str | Path) -> tuple[InventoryAsset, ...]:
+    """Read an inventory file (blocking: call it from an executor or before the loop runs)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return parse_inventory(data, source=str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One stream of one agent."""
+
+    session_id: str
+    agent_id: str
+    peer: str
+    started: float
+    """Seconds since the epoch."""
+    ended: float | None = None
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRow:
+    """A row of ``/assets``."""
+
+    asset_id: str
+    name: str
+    site_id: str
+    site_name: str
+    type: str
+    capacity_wh: float
+    max_charge_w: float
+    max_discharge_w: float
+    configured: bool
+    """In the hub's inventory (otherwise only registered by an agent)."""
+    agent_id: str | None
+    connected: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """A row of ``/agents``: one per asset, with the agent that serves it."""
+
+    asset_id: str
+    asset_name: str
+    site_id: str
+    site_name: str
+    agent_id: str | None
+    peer: str | None
+    connected: bool
+    last_seen: float | None
+    buffered_batches: int
+    dropped_points: int
+    sessions: tuple[SessionRecord, ...]
+    """Most recent first."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Agent:
+    registration: Registration
+    current: SessionRecord | None = None
+    history: deque[SessionRecord] = field(default_factory=deque)
+    last_seen: float | None = None
+    buffered_batches: int = 0
+    dropped_points: int = 0
+
+
+class SessionRegistry:
+    """The inventory, the agents' registrations and their sessions."""
+
+    def __init__(
+        self,
+        inventory: Iterable[InventoryAsset] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+        history: int = 10,
+    ) -> None:
+        self._inventory = {asset.asset_id: asset for asset in inventory}
+        self._clock = clock
+        self._history = history
+        self._agents: dict[str, _Agent] = {}
+        self._owners: dict[str, str] = {}
+        """Asset id to the agent that registered it last."""
+
+    def open(self, registration: Registration, session_id: str, peer: str) -> SessionRecord:
+        """Record a new session of ``registration.agent_id`` (its previous one must be closed)."""
+        agent_id = registration.agent_id
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            agent = self._agents[agent_id] = _Agent(
+                registration, history=deque(maxlen=self._history)
+            )
+        else:
+            for asset_id in agent.registration.asset_ids - registration.asset_ids:
+                if self._owners.get(asset_id) == agent_id:
+                    del self._owners[asset_id]
+            agent.registration = registration
+        for asset_id in registration.asset_ids:
+            self._owners[asset_id] = agent_id
+        record = SessionRecord(session_id, agent_id, peer, self._clock())
+        agent.current = record
+        agent.last_seen = record.started
+        agent.history.appendleft(record)
+        return record
+
+    def close(self, record: SessionRecord, reason: str) -> None:
+        """Record the end of a session."""
+        agent = self._agents.get(record.agent_id)
+        if agent is None:
+            return
+        ended = SessionRecord(
+            record.session_id, record.agent_id, record.peer, record.started, self._clock(), reason
+        )
+        agent.history = deque(
+            (ended if past.session_id == record.session_id else past for past in agent.history),
+            maxlen=self._history,
+        )
+        if agent.current is not None and agent.current.session_id == record.session_id:
+            agent.current = None
+
+    def seen(self, agent_id: str, *, buffered_batches: int | None = None, dropped: int = 0) -> None:
+        """Note a message from ``agent_id`` (with a heartbeat's figures, when it was one)."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return
+        agent.last_seen = self._clock()
+        if buffered_batches is not None:
+            agent.buffered_batches, agent.dropped_points = buffered_batches, dropped
+
+    def registration(self, agent_id: str) -> Registration | None:
+        """What ``agent_id`` registered last."""
+        agent = self._agents.get(agent_id)
+        return None if agent is None else agent.registration
+
+    def connected(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` has a session now."""
+        agent = self._agents.get(agent_id)
+        return agent is not None and agent.current is not None
+
+    def owner(self, asset_id: str) -> str | None:
+        """The agent that serves ``asset_id`` (connected or not), if any registered it."""
+        return self._owners.get(asset_id)
+
+    def site_agents(self, site_id: str) -> list[str]:
+        """Agents registered for ``site_id``, sorted."""
+        return sorted(
+            agent_id
+            for agent_id, agent in self._agents.items()
+            if agent.registration.site_id == site_id
+        )
+
+    def knows_asset(self, asset_id: str) -> bool:
+        """Configured or registered."""
+        return asset_id in self._inventory or asset_id in self._owners
+
+    def knows_site(self, site_id: str) -> bool:
+        """Configured or registered."""
+        return any(asset.site_id == site_id for asset in self._inventory.values()) or bool(
+            self.site_agents(site_id)
+        )
+
+    def assets(self) -> list[AssetRow]:
+        """Every configured or registered asset, by site and id."""
+        rows = [self._asset_row(asset_id) for asset_id in self._asset_ids()]
+        return sorted(rows, key=lambda row: (row.site_id, row.asset_id))
+
+    def agents(self) -> list[AgentRow]:
+        """One row per configured or registered asset, by site and id."""
+        rows = []
+        for asset in self.assets():
+            agent = self._agents.get(asset.agent_id or "")
+            current = agent.current if agent is not None else None
+            rows.append(
+                AgentRow(
+                    asset_id=asset.asset_id,
+                    asset_name=asset.name,
+                    site_id=asset.site_id,
+                    site_name=asset.site_name,
+                    agent_id=asset.agent_id,
+                    peer=None if current is None else current.peer,
+                    connected=asset.connected,
+                    last_seen=None if agent is None else agent.last_seen,
+                    buffered_batches=0 if agent is None else agent.buffered_batches,
+                    dropped_points=0 if agent is None else agent.dropped_points,
+                    sessions=() if agent is None else tuple(agent.history),
+                )
+            )
+        return rows
+
+    def _asset_ids(self) -> set[str]:
+        return set(self._inventory) | set(self._owners)
+
+    def _asset_row(self, asset_id: str) -> AssetRow:
+        agent_id = self._owners.get(asset_id)
+        registration = self.registration(agent_id) if agent_id is not None else None
+        registered = _registered(registration, asset_id)
+        configured = self._inventory.get(asset_id) or InventoryAsset(
+            asset_id, registration.site_id if registration is not None else ""
+        )
+        return AssetRow(
+            asset_id=asset_id,
+            name=configured.name or registered.name,
+            site_id=configured.site_id,
+            site_name=configured.site_name
+            or (registration.site_name if registration is not None else ""),
+            type=configured.type or registered.type,
+            capacity_wh=configured.capacity_wh or registered.capacity_wh,
+            max_charge_w=configured.max_charge_w or registered.max_charge_w,
+            max_discharge_w=configured.max_discharge_w or registered.max_discharge_w,
+            configured=asset_id in self._inventory,
+            agent_id=agent_id,
+            connected=agent_id is not None and self.connected(agent_id),
+        )
+
+
+def _registered(registration: Registration | None, asset_id: str) -> AssetInfo:
+    """What the agent registered about ``asset_id`` (an empty record if nothing)."""
+    if registration is not None:
+        for asset in registration.assets:
+            if asset.asset_id == asset_id:
+                return asset
+    return AssetInfo(asset_id)
