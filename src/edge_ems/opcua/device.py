@@ -164,6 +164,7 @@ class OpcUaDevice:
         """Connect, identify the device and subscribe; reconnect by itself until closed."""
         self._closing = False
         if self._client is None:
+            await self._stop_reconnecting()
             await self._health.run(self._open)
         assert self._identity is not None
         return self._identity
@@ -187,14 +188,17 @@ class OpcUaDevice:
     async def close(self) -> None:
         """Stop reconnecting and disconnect; :meth:`connect` may open the device again."""
         self._closing = True
-        task, self._reconnect = self._reconnect, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
+        await self._stop_reconnecting()
         client, self._client = self._client, None
         if client is not None:
             await _disconnect_quietly(client)
         self._health.connected = False
+
+    async def _stop_reconnecting(self) -> None:
+        task, self._reconnect = self._reconnect, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
 
     async def _open(self) -> None:
         client = Client(self._url, timeout=self._timeout)
@@ -276,7 +280,8 @@ class OpcUaDevice:
         if not points:
             return
         interval_ms = self._map.device.subscription_interval * 1000.0
-        subscription = await client.create_subscription(interval_ms, self)
+        handler = _Notifications(self._on_change, self._on_status)
+        subscription = await client.create_subscription(interval_ms, handler)
         results = await subscription.subscribe_data_change(
             [self._nodes[point.metric] for point in points]
         )
@@ -288,16 +293,13 @@ class OpcUaDevice:
                 )
         self._subscription_alive = True
 
-    def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
-        """asyncua's callback: a subscribed node changed."""
+    def _on_change(self, node: Node, value: ua.DataValue) -> None:
         point = self._by_node.get(node.nodeid)
         if point is not None:
-            value = data.monitored_item.Value
             self._pushed[point.metric] = self._reading(point, value, self._clock())
 
-    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
-        """asyncua's callback: the subscription's status changed (it died, say)."""
-        if not status.Status.is_good():
+    def _on_status(self, good: bool) -> None:
+        if not good:  # the subscription died; its values no longer follow the server
             self._subscription_alive = False
 
     async def _on_connection_lost(self, error: Exception) -> None:
@@ -448,6 +450,24 @@ class OpcUaDevice:
             raise DeviceProtocolError(f"{where}: {err}") from err
         except OSError as err:  # ConnectionError included
             raise DeviceConnectionError(f"{where}: {err}") from err
+
+
+class _Notifications:
+    """asyncua's subscription handler: hands data changes and status changes on."""
+
+    def __init__(
+        self,
+        on_change: Callable[[Node, ua.DataValue], None],
+        on_status: Callable[[bool], None],
+    ) -> None:
+        self._on_change = on_change
+        self._on_status = on_status
+
+    def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
+        self._on_change(node, data.monitored_item.Value)
+
+    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+        self._on_status(status.Status.is_good())
 
 
 def _raw_for_write(name: str, point: NodePoint, value: Value) -> float | bool:

@@ -106,7 +106,8 @@ def test_an_unknown_metric_suggests_close_names() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["points: [1, 2", "a: 1\na: 2\n", "- just\n- a list\n", "when: 2020-02-30\n", "[" * 5000],
+    ["points: [1, 2", "a: 1\na: 2\n", "- just\n- a list\n", "when: 2020-02-30\n", "[" * 1000],
+    ids=["unclosed", "duplicate key", "not a mapping", "impossible date", "nested deeply"],
 )
 def test_broken_yaml_is_a_point_map_error(text: str) -> None:
     with pytest.raises(PointMapError) as caught:

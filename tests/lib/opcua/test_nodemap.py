@@ -92,7 +92,9 @@ def test_bad_maps_name_key_path_and_reason(text: str, path: str, reason: str) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["points: [1, 2", "a: 1\na: 2\n", "when: 2020-02-30\n", "[" * 5000]
+    "text",
+    ["points: [1, 2", "a: 1\na: 2\n", "when: 2020-02-30\n", "[" * 1000],
+    ids=["unclosed", "duplicate key", "impossible date", "nested deeply"],
 )
 def test_broken_yaml_is_a_point_map_error(text: str) -> None:
     with pytest.raises(PointMapError, match=r"broken\.yaml"):

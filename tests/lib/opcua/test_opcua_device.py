@@ -20,7 +20,7 @@ from edge_ems.resilience import Backoff, CircuitBreaker
 from edge_ems.sim.opcua_server import OpcUaBessSimulator, ServerSecurity
 
 from ..bms.support import eventually, fast_clock, free_port
-from .conftest import CLIENT_URI, KeyPair
+from .pki import CLIENT_URI, KeyPair
 
 SIM_MAP = load_catalog()["sim_bess"]
 READABLE = {metric for metric, point in SIM_MAP.points.items() if point.readable}
