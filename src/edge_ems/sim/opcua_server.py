@@ -2,7 +2,8 @@
 
 The server exposes an object ``BESS`` in namespace :data:`NAMESPACE` with telemetry variables
 (state of charge, power, voltage, current, temperature, energy counters), identity strings and
-one writable variable, ``PowerSetpoint`` (W, + discharge). Every ``interval`` seconds the
+one writable variable, ``PowerSetpoint`` (W, + discharge), which the server clamps to the
+battery's power rating as it is written, as a real BESS does. Every ``interval`` seconds the
 battery takes the setpoint as its command (limited by its power and state-of-charge limits),
 integrates its state of charge and publishes the new telemetry. The bundled node map
 ``sim_bess`` (``edge_ems.opcua``) describes it::
@@ -19,6 +20,7 @@ access. Building OPC UA's standard address space takes a second or two; with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +31,10 @@ from typing import Any, Self
 from asyncua import ua
 from asyncua.common.node import Node
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import NodeData
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.attribute_ids import AttributeIds
 
 from .bms_mqtt import bms_values
 from .physics import Battery
@@ -181,7 +185,17 @@ class OpcUaBessSimulator:
             ua.Variant(0.0, ua.VariantType.Double),
         )
         await setpoint.set_writable()
+        server.set_attribute_value_setter(setpoint.nodeid, self._clamp_setpoint)
         return nodes, setpoint
+
+    def _clamp_setpoint(self, node: NodeData, attr: AttributeIds, value: ua.DataValue) -> None:
+        """Store a written setpoint within the battery's power rating."""
+        requested = value.Value.Value if value.Value is not None else None
+        limited = min(
+            self.battery.max_discharge_w, max(-self.battery.max_charge_w, requested or 0.0)
+        )
+        stored = ua.Variant(float(limited), ua.VariantType.Double)
+        node.attributes[attr].value = dataclasses.replace(value, Value=stored)
 
     async def _run(self, nodes: Mapping[str, Node], setpoint: Node) -> None:
         while True:

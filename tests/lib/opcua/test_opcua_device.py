@@ -12,6 +12,7 @@ from edge_ems.exceptions import (
     DeviceError,
     DeviceExceptionError,
     IdentificationError,
+    ReadBackMismatchError,
     WriteRefusedError,
 )
 from edge_ems.opcua import NodeMap, OpcUaDevice, OpcUaSecurity, load_catalog, parse_node_map
@@ -145,6 +146,49 @@ async def test_refused_writes_never_reach_the_server(bess: OpcUaBessSimulator) -
     finally:
         await device.close()
     assert readings["battery_power_setpoint_w"].value == 0.0
+
+
+GENEROUS = parse_node_map(
+    """
+device: {maker: Edge EMS, model: Simulated BESS, documentation: test}
+points:
+  battery_power_setpoint_w:
+    node: "nsu=urn:edge-ems:sim:bess;s=BESS.PowerSetpoint"
+    access: rw
+    write: {allow_write: true, min: -8000, max: 8000}
+  soc_pct: {node: "nsu=urn:edge-ems:sim:bess;s=BESS.Soc", valid_range: [60, 100]}
+  soh_pct: {node: "nsu=urn:edge-ems:sim:bess;s=BESS.NoSuchNode"}
+""",
+    source="generous.yaml",
+    map_id="generous",
+)
+
+
+async def test_a_value_the_device_does_not_keep_is_a_read_back_mismatch(
+    bess: OpcUaBessSimulator,
+) -> None:
+    device = device_for(bess, GENEROUS)  # allows more than the 5 kW the battery is rated for
+    try:
+        await device.connect()
+        with pytest.raises(ReadBackMismatchError) as caught:
+            await device.write("battery_power_setpoint_w", 6000)
+        assert (caught.value.expected, caught.value.actual) == (6000.0, 5000.0)
+        result = await device.write("battery_power_setpoint_w", 4000)
+        assert result.read_back == 4000.0
+    finally:
+        await device.close()
+
+
+async def test_bad_nodes_and_values_out_of_range_read_as_invalid(bess: OpcUaBessSimulator) -> None:
+    device = device_for(bess, GENEROUS)
+    try:
+        await device.connect()
+        readings = await device.read()
+    finally:
+        await device.close()
+    assert (readings["soc_pct"].value, readings["soc_pct"].quality) == (50.0, Quality.INVALID)
+    assert (readings["soh_pct"].value, readings["soh_pct"].quality) == (None, Quality.INVALID)
+    assert readings["battery_power_setpoint_w"].quality is Quality.GOOD
 
 
 async def test_reading_and_writing_while_closed_are_connection_errors(device: OpcUaDevice) -> None:
