@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ..dispatch import AuditRecord
 from ..gateway.convert import audit_from_proto, batch_from_proto, registration_from_proto
@@ -345,6 +346,8 @@ class GatewayServer:
         try:
             async with asyncio.timeout(self.settings.register_timeout):
                 first = await anext(requests)
+        except DecodeError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"DecodeError: {err}")
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Register in time")
         except StopAsyncIteration:
@@ -439,16 +442,10 @@ class GatewayServer:
                     session.reading = False
                 session.last_seen = loop.time()
                 await self._handle(session, message)
-        except ProtocolViolationError as err:
-            _LOGGER.warning("Agent %s broke the protocol: %s", agent_id, err)
-            session.close(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        except grpc.aio.AioRpcError as err:
-            session.close(err.code(), err.details() or "the stream failed")
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # noqa: BLE001 - undecodable bytes or a failing sink end this stream only
-            _LOGGER.warning("Ending agent %s's stream: %s", agent_id, err or type(err).__name__)
-            session.close(grpc.StatusCode.INVALID_ARGUMENT, f"{type(err).__name__}: {err}")
+        except (ProtocolViolationError, DecodeError) as err:
+            detail = f"{type(err).__name__}: {err}"
+            _LOGGER.warning("Agent %s broke the protocol: %s", agent_id, detail)
+            session.close(grpc.StatusCode.INVALID_ARGUMENT, detail)
 
     async def _handle(self, session: _Session, message: pb.AgentMessage) -> None:
         agent_id = session.record.agent_id
@@ -483,7 +480,13 @@ class GatewayServer:
                 telemetry, agent_id=agent_id, site_id=session.registration.site_id
             )
             batch = self._admit(session, batch)
-            await self._sink.accept(batch)
+            try:
+                await self._sink.accept(batch)
+            except Exception:
+                # Whatever the store's trouble, the agent keeps the batch and resends it.
+                _LOGGER.exception("The store failed on batch %d of %s", batch.seq, agent_id)
+                session.close(grpc.StatusCode.UNAVAILABLE, "the hub cannot store telemetry now")
+                return
             self._accepted[agent_id] = telemetry.seq
         self._counts["batches"] += 1
         self._counts["points"] += batch.points
@@ -555,11 +558,11 @@ class GatewayServer:
                 silent = now - session.last_seen
                 if silent > self.settings.liveness_timeout:
                     _LOGGER.warning(
-                        "Agent %s silent for %.0f s: ending its session",
+                        "Agent %s silent for %.1f s: ending its session",
                         session.record.agent_id,
                         silent,
                     )
-                    session.close(grpc.StatusCode.UNAVAILABLE, f"no message for {silent:.0f} s")
+                    session.close(grpc.StatusCode.UNAVAILABLE, f"no message for {silent:.1f} s")
                 else:
                     ping = pb.Ping(nonce=next(self._nonces), sent_at_ms=round(self._clock() * 1000))
                     session.send(pb.HubMessage(ping=ping))

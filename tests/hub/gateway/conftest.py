@@ -213,16 +213,18 @@ async def site_factory() -> AsyncIterator[SiteFactory]:
                     tuple(bess.commands),
                 )
             )
+        options: dict[str, object] = {
+            "site_name": site_id.title(),
+            "gateway_id": agent_id,
+            "reconnect_base": 0.05,
+            "reconnect_cap": 0.5,
+        }
         settings = AgentConfig(
             agent_id=agent_id,
             site_id=site_id,
             token=token,
             hubs=tuple([hubs] if isinstance(hubs, str) else hubs),
-            site_name=site_id.title(),
-            gateway_id=agent_id,
-            reconnect_base=0.05,
-            reconnect_cap=0.5,
-            **config,  # type: ignore[arg-type]
+            **options | config,  # type: ignore[arg-type]
         )
         buffer = TelemetryBuffer(buffer_dir, memory_limit=memory_limit)
         agent = GatewayAgent(settings, dispatcher, assets, buffer=buffer, rng=random.Random(4))

@@ -1,0 +1,338 @@
+"""What the gateway refuses, and that refusing one stream leaves the others alone: tokens,
+malformed and oversized messages, protocol order, TLS and mutual TLS, a second stream of
+the same agent, silent agents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from edge_ems.gateway import ClientTls, ServerTls
+from edge_ems.gateway.proto import gateway_pb2 as pb
+from edge_ems.gateway.transport import (
+    AGENT_PING_INTERVAL_S,
+    HUB_MIN_PING_INTERVAL_S,
+    SERVICE_METHOD,
+    auth_metadata,
+    client_options,
+    server_options,
+)
+from edge_ems.hub.gateway import GatewaySettings
+from edge_ems.readings import Reading
+
+from .certs import Authority
+from .conftest import TOKEN, Hub, HubFactory, SiteFactory, eventually
+
+
+class RawAgent:
+    """A hand-driven client of the gateway: sends whatever bytes a test wants."""
+
+    def __init__(self, address: str, agent_id: str = "agent-5", token: str = TOKEN) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=client_options())
+        connect = self.channel.stream_stream(
+            SERVICE_METHOD,
+            request_serializer=lambda raw: raw,
+            response_deserializer=pb.HubMessage.FromString,
+        )
+        self.call = connect(metadata=auth_metadata(agent_id, token))
+
+    async def send(self, message: pb.AgentMessage | bytes) -> None:
+        await self.call.write(
+            message if isinstance(message, bytes) else message.SerializeToString()
+        )
+
+    async def register(
+        self, agent_id: str = "agent-5", assets: tuple[str, ...] = ("a",)
+    ) -> pb.HubMessage:
+        register = pb.Register(
+            agent_id=agent_id, site_id="lab", assets=[pb.Asset(asset_id=a) for a in assets]
+        )
+        await self.send(pb.AgentMessage(register=register))
+        return await self.read()
+
+    async def read(self) -> pb.HubMessage:
+        message = await self.call.read()
+        assert isinstance(message, pb.HubMessage)
+        return message
+
+    async def status(self) -> tuple[grpc.StatusCode, str]:
+        """Read until the hub ends the stream; its status."""
+        try:
+            while isinstance(await self.call.read(), pb.HubMessage):
+                pass
+        except grpc.aio.AioRpcError as err:
+            return err.code(), err.details() or ""
+        return await self.call.code(), await self.call.details()
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+
+@pytest.fixture
+async def raw(hub: Hub) -> AsyncIterator[list[RawAgent]]:
+    clients: list[RawAgent] = []
+    yield clients
+    for client in clients:
+        await client.close()
+
+
+def reading(second: int) -> dict[str, dict[str, Reading]]:
+    return {"bess-1": {"soc_pct": Reading("soc_pct", 50.0, 1_700_000_000 + second)}}
+
+
+async def assert_carries_on(hub: Hub, site_factory: SiteFactory) -> None:
+    """A well-behaved agent still connects and gets its telemetry through."""
+    site = await site_factory(hub.address, agent_id="agent-2", flush_interval=3600)
+    site.agent.publish(reading(1))
+    await site.agent.flush()
+    await eventually(lambda: site.agent.stats().durable_seq == 1)
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "token"), [("agent-1", "wrong"), ("stranger", TOKEN), ("", TOKEN), ("agent-1", "")]
+)
+async def test_bad_credentials_are_refused(
+    hub: Hub, raw: list[RawAgent], site_factory: SiteFactory, agent_id: str, token: str
+) -> None:
+    client = RawAgent(hub.address, agent_id, token)
+    raw.append(client)
+    await client.send(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
+    code, details = await client.status()
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    assert "wrong token" in details
+    await assert_carries_on(hub, site_factory)
+    assert hub.server.connected_agents() == ["agent-2"]
+
+
+async def test_an_agent_with_a_wrong_token_never_connects(
+    hub: Hub, site_factory: SiteFactory
+) -> None:
+    refused = await site_factory(hub.address, agent_id="agent-1", token="wrong", connect=False)
+    await assert_carries_on(hub, site_factory)
+    assert not refused.agent.connected
+    assert refused.agent.stats().sessions == 0
+
+
+async def test_a_token_cannot_register_another_agent(hub: Hub, raw: list[RawAgent]) -> None:
+    client = RawAgent(hub.address, "agent-1")
+    raw.append(client)
+    await client.send(pb.AgentMessage(register=pb.Register(agent_id="agent-2", site_id="lab")))
+    code, details = await client.status()
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    assert "agent-1" in details
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "detail"),
+    [
+        (b"\xff\xff\xff\xff", None, "DecodeError"),
+        (pb.AgentMessage(heartbeat=pb.Heartbeat()), None, "must be Register"),
+        (pb.AgentMessage(register=pb.Register(agent_id="agent-5")), None, "site id"),
+        (
+            None,
+            pb.AgentMessage(register=pb.Register(agent_id="agent-5", site_id="x")),
+            "only the first",
+        ),
+        (None, pb.AgentMessage(), "empty message"),
+        (None, b"\x12\x05\x08", "DecodeError"),
+        (
+            None,
+            pb.AgentMessage(
+                telemetry=pb.Telemetry(
+                    seq=1, series=[pb.Series(asset_id="a", metric="soc_pct", values=[1.0])]
+                )
+            ),
+            "1 values",
+        ),
+        (
+            None,
+            pb.AgentMessage(audit=pb.AuditRecord(id="x", site_id="lab", outcome="boom")),
+            "boom",
+        ),
+    ],
+)
+async def test_malformed_messages_end_only_their_stream(
+    hub: Hub,
+    raw: list[RawAgent],
+    site_factory: SiteFactory,
+    first: pb.AgentMessage | bytes | None,
+    second: pb.AgentMessage | bytes | None,
+    detail: str,
+) -> None:
+    client = RawAgent(hub.address)
+    raw.append(client)
+    if first is None:
+        assert (await client.register()).WhichOneof("body") == "register_ack"
+        assert second is not None
+        await client.send(second)
+    else:
+        await client.send(first)
+    code, details = await client.status()
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert detail in details
+    await assert_carries_on(hub, site_factory)
+
+
+async def test_oversized_messages_are_refused(
+    hub_factory: HubFactory, site_factory: SiteFactory
+) -> None:
+    hub = await hub_factory(settings=GatewaySettings(max_message_bytes=64 * 1024))
+    client = RawAgent(hub.address)
+    try:
+        await client.register()
+        samples = 20_000
+        big = pb.Telemetry(
+            seq=1,
+            series=[
+                pb.Series(
+                    asset_id="a",
+                    metric="soc_pct",
+                    timestamps_ms=range(samples),
+                    values=[1.0] * samples,
+                )
+            ],
+        )
+        await client.send(pb.AgentMessage(telemetry=big))
+        code, _ = await client.status()
+        assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert hub.sink.batches == []
+        await assert_carries_on(hub, site_factory)
+    finally:
+        await client.close()
+
+
+async def test_samples_of_foreign_assets_and_unknown_metrics_are_dropped(
+    hub: Hub, raw: list[RawAgent]
+) -> None:
+    client = RawAgent(hub.address)
+    raw.append(client)
+    await client.register(assets=("mine",))
+    telemetry = pb.Telemetry(
+        seq=1,
+        series=[
+            pb.Series(asset_id="mine", metric="soc_pct", timestamps_ms=[1], values=[50.0]),
+            pb.Series(asset_id="yours", metric="soc_pct", timestamps_ms=[1], values=[50.0]),
+            pb.Series(asset_id="mine", metric="made_up_w", timestamps_ms=[1], values=[50.0]),
+        ],
+        texts=[pb.TextSample(asset_id="yours", metric="battery_state", value="idle")],
+    )
+    await client.send(pb.AgentMessage(telemetry=telemetry))
+    ack = await client.read()
+    assert ack.telemetry_ack.durable_seq == 1
+    assert hub.sink.samples("agent-5") == [("mine", "soc_pct", 1, 50.0)]
+    assert hub.server.stats().refused_series == 3
+
+
+async def test_a_second_stream_of_an_agent_replaces_the_first(
+    hub: Hub, raw: list[RawAgent], site_factory: SiteFactory
+) -> None:
+    old = RawAgent(hub.address, "agent-1")
+    raw.append(old)
+    await old.register("agent-1", assets=("bess-1", "bess-2"))
+    site = await site_factory(hub.address, agent_id="agent-1")
+    code, details = await old.status()
+    assert code is grpc.StatusCode.ABORTED
+    assert "replaced" in details
+    assert hub.server.connected_agents() == ["agent-1"]
+    result = await hub.server.dispatch(100, asset_id="bess-1", issued_by="t")
+    assert result.records[0].applied == 100
+    sessions = hub.server.registry.agents()[0].sessions
+    assert [s.end_reason for s in sessions] == [None, "replaced by a newer stream"]
+    assert site.agent.connected
+
+
+async def test_silent_agents_are_ended(hub_factory: HubFactory) -> None:
+    hub = await hub_factory(settings=GatewaySettings(ping_interval=0.05, liveness_timeout=0.3))
+    client = RawAgent(hub.address)
+    try:
+        await client.register()
+        # The raw agent reads pings but never answers: the hub gives up on it.
+        code, details = await client.status()
+        assert code is grpc.StatusCode.UNAVAILABLE
+        assert "no message for" in details
+        assert hub.server.connected_agents() == []
+    finally:
+        await client.close()
+
+
+async def test_answering_pings_keeps_a_session(
+    hub_factory: HubFactory, site_factory: SiteFactory
+) -> None:
+    hub = await hub_factory(settings=GatewaySettings(ping_interval=0.05, liveness_timeout=0.3))
+    site = await site_factory(hub.address, flush_interval=3600)
+    await eventually(lambda: hub.server.registry.agents()[0].last_seen is not None)
+    for _ in range(3):
+        first = hub.server.registry.agents()[0].last_seen
+        await eventually(lambda: hub.server.registry.agents()[0].last_seen != first)  # noqa: B023
+    assert site.agent.stats().sessions == 1
+    assert hub.server.connected_agents() == ["agent-1"]
+
+
+def test_keepalive_lets_agents_ping_through_nats() -> None:
+    hub = dict(server_options())
+    agent = dict(client_options())
+    assert 30_000 <= agent["grpc.keepalive_time_ms"] <= 60_000
+    assert agent["grpc.keepalive_permit_without_calls"] == 1
+    assert agent["grpc.http2.max_pings_without_data"] == 0
+    # The hub must accept pings at the agents' rate, or it answers GOAWAY too_many_pings.
+    assert hub["grpc.http2.min_ping_interval_without_data_ms"] < agent["grpc.keepalive_time_ms"]
+    assert HUB_MIN_PING_INTERVAL_S < AGENT_PING_INTERVAL_S
+    assert hub["grpc.keepalive_permit_without_calls"] == 1
+    assert hub["grpc.max_receive_message_length"] == agent["grpc.max_send_message_length"]
+
+
+@pytest.fixture(scope="module")
+def authority() -> Authority:
+    return Authority()
+
+
+@pytest.mark.parametrize("mutual", [False, True])
+async def test_tls_and_mutual_tls(
+    hub_factory: HubFactory, site_factory: SiteFactory, authority: Authority, mutual: bool
+) -> None:
+    server = authority.issue("hub", server=True)
+    tls = ServerTls(server.certificate, server.key, authority.pem if mutual else None)
+    hub = await hub_factory(tls=tls)
+    client = authority.issue("agent-1", server=False)
+    trusted = ClientTls(
+        authority.pem,
+        client.certificate if mutual else None,
+        client.key if mutual else None,
+    )
+    site = await site_factory(hub.address, tls=trusted, flush_interval=3600)
+    site.agent.publish(reading(1))
+    await site.agent.flush()
+    await eventually(lambda: site.agent.stats().durable_seq == 1)
+
+    plaintext = await site_factory(hub.address, agent_id="agent-2", connect=False)
+    strangers = [plaintext]
+    if mutual:
+        no_certificate = ClientTls(authority.pem)
+        strangers.append(
+            await site_factory(hub.address, agent_id="agent-3", tls=no_certificate, connect=False)
+        )
+    other = Authority("Someone else")
+    forged = other.issue("agent-4", server=False)
+    strangers.append(
+        await site_factory(
+            hub.address,
+            agent_id="agent-4",
+            tls=ClientTls(other.pem, forged.certificate, forged.key),
+            connect=False,
+        )
+    )
+    await site.agent.flush()
+    site.agent.publish(reading(2))
+    await site.agent.flush()
+    await eventually(lambda: site.agent.stats().durable_seq == 2)
+    assert all(not s.agent.connected and s.agent.stats().sessions == 0 for s in strangers)
+    assert hub.server.connected_agents() == ["agent-1"]
+
+
+def test_client_tls_needs_certificate_and_key_together() -> None:
+    from edge_ems.exceptions import ConfigError
+
+    with pytest.raises(ConfigError):
+        ClientTls(b"ca", b"cert", None)
