@@ -107,6 +107,11 @@ class TelemetryBuffer:
         on_disk = sum(segment.last - segment.first + 1 for segment in self._segments)
         return on_disk + len(self._memory)
 
+    @property
+    def unsent(self) -> int:
+        """Batches not handed out since the last rewind (dropped ones included)."""
+        return max(0, self._next_seq - 1 - self._sent)
+
     def has_unsent(self) -> bool:
         """Whether :meth:`next_unsent` has something to hand out."""
         newest = self._memory[-1].seq if self._memory else None

@@ -132,6 +132,7 @@ class GatewayAgent:
         self._audits_waiting = 0
         self._dropped_audits = 0
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._commands: OrderedDict[str, asyncio.Future[pb.SetpointAck]] = OrderedDict()
         self._executing: set[asyncio.Task[None]] = set()
@@ -194,6 +195,13 @@ class GatewayAgent:
     async def wait_connected(self) -> None:
         """Return once registered with a hub."""
         await self._connected.wait()
+
+    async def backlog_below(self, batches: int) -> None:
+        """Return once fewer than ``batches`` batches wait to be sent: flow control for
+        publishers that could outrun the link (replays of recorded data, benchmarks)."""
+        while self._buffer.unsent >= batches:
+            self._progress.clear()
+            await self._progress.wait()
 
     def publish(self, readings_by_asset: Mapping[str, Readings]) -> None:
         """Queue one read of each asset for the next telemetry batch."""
@@ -325,6 +333,7 @@ class GatewayAgent:
             telemetry = await self._buffer.next_unsent()
             if telemetry is not None:
                 await call.write(pb.AgentMessage(telemetry=telemetry))
+                self._progress.set()
                 continue
             self._wake.clear()
             if not self._outbox and not self._buffer.has_unsent():

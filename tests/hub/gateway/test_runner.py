@@ -1,0 +1,156 @@
+"""Sites without Home Assistant against a live hub: simulated BESS assets, OPC UA as the
+telemetry source and ``telemetry_write_sim``, and a fleet in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from asyncua import ua
+from asyncua.server.server import Server
+
+from edge_ems.agent.fleet import Fleet, Flood, flood_metrics, simulated_site
+from edge_ems.agent.runner import HubLink, SiteRunner
+from edge_ems.agent.site import parse_site
+from edge_ems.dispatch import Outcome
+from edge_ems.sim.opcua_server import NAMESPACE, TELEMETRY, OpcUaBessSimulator
+
+from .conftest import TOKEN, WAIT, Hub, HubFactory, eventually
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def site_file(assets: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "site": {"id": "farm", "name": "Farm"},
+        "agent": {"id": "agent-1", "read_interval": 0.1, "flush_interval": 0.1},
+        "control": {"enable_control": True, "dry_run": False},
+        "assets": assets,
+    }
+
+
+@pytest.fixture
+async def runners() -> AsyncIterator[list[SiteRunner]]:
+    started: list[SiteRunner] = []
+    yield started
+    for runner in started:
+        await runner.stop()
+
+
+@pytest.fixture(scope="module")
+def address_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("opcua") / "address-space"
+
+
+async def test_simulated_site_streams_and_obeys(hub: Hub, runners: list[SiteRunner]) -> None:
+    site = parse_site(
+        site_file(
+            [{"id": "bess-1", "capacity_wh": 10_000}, {"id": "bess-2", "capacity_wh": 30_000}]
+        )
+    )
+    runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
+    runners.append(runner)
+    await runner.start()
+    await eventually(
+        lambda: {s[:2] for s in hub.sink.samples("agent-1")}
+        >= {("bess-1", "soc_pct"), ("bess-2", "battery_power_w"), ("bess-2", "battery_state")}
+    )
+    result = await hub.server.dispatch(-4000, site_id="farm", issued_by="planner")
+    assert {r.device_id: r.applied for r in result.records} == {"bess-1": -1000, "bess-2": -3000}
+    await eventually(
+        lambda: any(
+            s[:2] == ("bess-2", "battery_power_w") and s[3] == -3000
+            for s in hub.sink.samples("agent-1")
+        )
+    )
+    rows = hub.server.registry.assets()
+    assert [(r.asset_id, r.capacity_wh, r.type) for r in rows] == [
+        ("bess-1", 10_000, "battery"),
+        ("bess-2", 30_000, "battery"),
+    ]
+
+
+async def test_opcua_is_the_telemetry_source(
+    hub: Hub, runners: list[SiteRunner], address_space: Path
+) -> None:
+    async with OpcUaBessSimulator(
+        port=free_port(), interval=0.1, address_space_cache=address_space
+    ) as simulator:
+        opcua = {"url": simulator.url, "node_map": "sim_bess"}
+        site = parse_site(site_file([{"id": "plant", "max_discharge_w": 3000, "opcua": opcua}]))
+        runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
+        runners.append(runner)
+        await runner.start()
+        await eventually(
+            lambda: ("plant", "soc_pct") in {s[:2] for s in hub.sink.samples("agent-1")}
+        )
+        result = await hub.server.dispatch(2500, asset_id="plant", issued_by="ops")
+        [record] = result.records
+        assert (record.outcome, record.applied, record.read_back) == (Outcome.APPLIED, 2500, 2500)
+        await eventually(lambda: simulator.battery.power_w == 2500)
+
+
+async def test_telemetry_write_sim_writes_simulated_values_to_opcua(
+    hub: Hub, runners: list[SiteRunner], address_space: Path
+) -> None:
+    url = f"opc.tcp://127.0.0.1:{free_port()}/edge-ems/scada"
+    server = Server()
+    await server.init(address_space)
+    server.set_endpoint(url)
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    index = ua.Int16(await server.register_namespace(NAMESPACE))
+    bess = await server.nodes.objects.add_object(ua.NodeId("BESS", index), "BESS")
+    nodes = {}
+    for name, metric in TELEMETRY.items():
+        node = await bess.add_variable(
+            ua.NodeId(f"BESS.{name}", index), name, ua.Variant(0.0, ua.VariantType.Double)
+        )
+        await node.set_writable()
+        nodes[metric] = node
+    await server.start()
+    try:
+        opcua = {"url": url, "node_map": "sim_bess", "telemetry_write_sim": True}
+        site = parse_site(site_file([{"id": "bess-1", "soc_pct": 64, "opcua": opcua}]))
+        runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
+        runners.append(runner)
+        await runner.start()
+        assert runner.agent is not None
+        async with asyncio.timeout(WAIT):
+            await runner.agent.wait_connected()
+        await hub.server.dispatch(-1500, asset_id="bess-1", issued_by="ops")
+        async with asyncio.timeout(WAIT):
+            while await nodes["battery_power_w"].read_value() != -1500:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert round(await nodes["soc_pct"].read_value()) == 64
+        assert ("bess-1", "soc_pct") in {s[:2] for s in hub.sink.samples("agent-1")}
+    finally:
+        await runners.pop().stop()
+        await server.stop()
+
+
+async def test_a_fleet_floods_the_hub(hub_factory: HubFactory) -> None:
+    tokens = {f"fleet-{n:04d}": TOKEN for n in range(1, 4)}
+    hub = await hub_factory(tokens)
+    sites = [simulated_site(n, prefix="fleet", read_interval=0.2) for n in range(1, 4)]
+    fleet = Fleet(sites, HubLink((hub.address,), TOKEN), flood=Flood(metrics=3, samples=20))
+    await fleet.start()
+    try:
+        await eventually(lambda: hub.server.stats().points > 3 * 3 * 20 * 5)
+        assert sorted(hub.server.connected_agents()) == sorted(tokens)
+        result = await hub.server.dispatch(3000, site_id="fleet-0002", issued_by="t")
+        assert [r.applied for r in result.records] == [1500, 1500]
+        stats = fleet.stats()
+        assert (stats.agents, stats.connected) == (3, 3)
+        assert stats.flooded_points > 0
+        flooded = {s[1] for s in hub.sink.samples("fleet-0001")}
+        assert set(flood_metrics(3)) <= flooded
+    finally:
+        await fleet.stop()
