@@ -181,8 +181,18 @@ class GatewayAgent:
             ),
         ]
 
-    async def stop(self) -> None:
-        """Close the link and put unacknowledged telemetry on disk."""
+    async def stop(self, grace: float = 2.0) -> None:
+        """Close the link and put unacknowledged telemetry on disk.
+
+        Audit records and acks still queued (the site's last releases, say) get up to
+        ``grace`` seconds to reach the hub first.
+        """
+        if self.connected and self._outbox:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    while self._outbox and self.connected:
+                        self._progress.clear()
+                        await self._progress.wait()
         tasks, self._tasks = self._tasks + list(self._executing), []
         for task in tasks:
             task.cancel()
@@ -330,6 +340,7 @@ class GatewayAgent:
                     raise
                 if message.WhichOneof("body") == "audit":
                     self._audits_waiting -= 1
+                self._progress.set()
             telemetry = await self._buffer.next_unsent()
             if telemetry is not None:
                 await call.write(pb.AgentMessage(telemetry=telemetry))
@@ -440,6 +451,7 @@ class GatewayAgent:
     def _set_disconnected(self) -> None:
         was_connected = self.connected
         self._connected.clear()
+        self._progress.set()  # nothing more will be sent on this session
         self._session_id = None
         # Heartbeats and pings belong to the session that ended.
         self._outbox = deque(m for m in self._outbox if m.WhichOneof("body") != "heartbeat")
