@@ -133,6 +133,7 @@ class GatewayAgent:
         self._dropped_audits = 0
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._commands: OrderedDict[str, asyncio.Future[pb.SetpointAck]] = OrderedDict()
         self._executing: set[asyncio.Task[None]] = set()
@@ -172,6 +173,7 @@ class GatewayAgent:
         """Open the buffer and start connecting; returns at once."""
         if self._tasks:
             return
+        self._stopping.clear()
         await self._buffer.open()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -187,12 +189,12 @@ class GatewayAgent:
         Audit records and acks still queued (the site's last releases, say) get up to
         ``grace`` seconds to reach the hub first.
         """
-        if self.connected and self._outbox:
+        self._stopping.set()
+        self._wake.set()
+        if self.connected and self._tasks:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
-                    while self._outbox and self.connected:
-                        self._progress.clear()
-                        await self._progress.wait()
+                    await asyncio.shield(self._tasks[0])
         tasks, self._tasks = self._tasks + list(self._executing), []
         for task in tasks:
             task.cancel()
@@ -260,8 +262,15 @@ class GatewayAgent:
                 _LOGGER.error("Hub %s refused agent %s: %s", address, self.config.agent_id, err)
             except (GatewayError, grpc.aio.AioRpcError, TimeoutError) as err:
                 _LOGGER.info("Link to hub %s ended: %s", address, _describe(err))
+            except asyncio.InvalidStateError:
+                _LOGGER.info("Link to hub %s ended while sending", address)
+            except Exception:
+                # Whatever went wrong, the agent must not stop trying: log it and reconnect.
+                _LOGGER.exception("Unexpected failure of the link to hub %s", address)
             finally:
                 self._set_disconnected()
+            if self._stopping.is_set():
+                return
             if registered:
                 backoff.reset()  # the same hub first: it was fine until now
             else:
@@ -332,22 +341,23 @@ class GatewayAgent:
         """The one writer of the stream: control messages first, then telemetry."""
         while True:
             while self._outbox:
-                message = self._outbox.popleft()
-                try:
-                    await call.write(message)
-                except BaseException:
-                    self._outbox.appendleft(message)  # not sent: keep it for the next session
-                    raise
+                message = self._outbox[0]
+                await call.write(message)  # taken off the outbox only once written
+                self._outbox.popleft()
                 if message.WhichOneof("body") == "audit":
                     self._audits_waiting -= 1
-                self._progress.set()
+            if self._stopping.is_set():
+                # Half-close: the hub reads everything sent so far, then ends the stream,
+                # which ends this session through _receive.
+                await call.done_writing()
+                await asyncio.Event().wait()
             telemetry = await self._buffer.next_unsent()
             if telemetry is not None:
                 await call.write(pb.AgentMessage(telemetry=telemetry))
                 self._progress.set()
                 continue
             self._wake.clear()
-            if not self._outbox and not self._buffer.has_unsent():
+            if not self._outbox and not self._buffer.has_unsent() and not self._stopping.is_set():
                 await self._wake.wait()
 
     async def _beat(self, interval: float) -> None:
