@@ -154,3 +154,16 @@ async def test_disconnected_agent_buffers_on_disk_and_survives_a_restart(
     assert back.sink.seqs("agent-1") == list(range(1, 8))
     assert len(back.sink.samples("agent-1")) == 7 * 6
     await eventually(lambda: not list(buffer_dir.glob("*.seg")))
+
+
+async def test_durability_reported_from_a_store_thread_is_acknowledged(
+    hub_factory: HubFactory, site_factory: SiteFactory
+) -> None:
+    sink = MemorySink()
+    hub = await hub_factory(sink=sink)
+    site = await site_factory(hub.address, flush_interval=3600)
+    site.agent.publish(readings(0))
+    await site.agent.flush()
+    await eventually(lambda: sink.seqs("agent-1") == [1])
+    await asyncio.to_thread(sink.make_durable)  # as a store's writer thread would
+    await eventually(lambda: site.agent.stats().durable_seq == 1)
