@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import itertools
 import logging
@@ -81,15 +82,17 @@ class GatewaySettings:
     stop_grace: float = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GatewayStats:
     """Counters since the gateway started."""
 
-    sessions: int
-    batches: int
-    points: int
-    duplicate_batches: int
-    refused_series: int
+    sessions: int = 0
+    batches: int = 0
+    points: int = 0
+    duplicate_batches: int = 0
+    """Resent batches the sink already had, dropped."""
+    refused_series: int = 0
+    """Series of assets the agent did not register, or of unknown metrics, dropped."""
 
 
 @dataclass(eq=False, slots=True)
@@ -99,18 +102,19 @@ class _Session:
     last_seen: float
     outbox: asyncio.Queue[pb.HubMessage | None] = field(default_factory=asyncio.Queue)
     pending: dict[str, asyncio.Future[SetpointResult]] = field(default_factory=dict)
-    end: tuple[grpc.StatusCode, str] | None = None
+    end_status: tuple[grpc.StatusCode, str] | None = None
+    """Set once the session is to end: the status its stream ends with."""
     reading: bool = False
     warned: bool = False
-    ended: bool = False
+    end_recorded: bool = False
 
     def send(self, message: pb.HubMessage) -> None:
-        if self.end is None:
+        if self.end_status is None:
             self.outbox.put_nowait(message)
 
     def close(self, code: grpc.StatusCode, details: str) -> None:
-        if self.end is None:
-            self.end = (code, details)
+        if self.end_status is None:
+            self.end_status = (code, details)
             self.outbox.put_nowait(None)
 
 
@@ -145,7 +149,7 @@ class GatewayServer:
         self._handlers: set[asyncio.Task[object]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._nonces = itertools.count(1)
-        self._counts = dict.fromkeys(("sessions", "batches", "points", "duplicates", "refused"), 0)
+        self._stats = GatewayStats()
 
     # Lifecycle.
 
@@ -154,10 +158,13 @@ class GatewayServer:
         self._loop = asyncio.get_running_loop()
         server = grpc.aio.server(options=server_options(self.settings.max_message_bytes))
         add_GatewayServicer_to_server(_Servicer(self), server)
-        if self._tls is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, self._tls.credentials())
+        try:
+            if self._tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, self._tls.credentials())
+        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
+            raise GatewayError(f"cannot listen on {address}: {err}") from None
         await server.start()
         self._server = server
         self._unsubscribe = self._sink.subscribe(self._on_durable)
@@ -189,15 +196,8 @@ class GatewayServer:
         return sorted(self._sessions)
 
     def stats(self) -> GatewayStats:
-        """Counters since start."""
-        counts = self._counts
-        return GatewayStats(
-            counts["sessions"],
-            counts["batches"],
-            counts["points"],
-            counts["duplicates"],
-            counts["refused"],
-        )
+        """Counters since start (a copy)."""
+        return dataclasses.replace(self._stats)
 
     # Setpoints.
 
@@ -312,7 +312,10 @@ class GatewayServer:
                 yield message
         finally:
             await self._finish_reader(session, reader)
-            code, reason = session.end or (grpc.StatusCode.CANCELLED, "the stream was cancelled")
+            code, reason = session.end_status or (
+                grpc.StatusCode.CANCELLED,
+                "the stream was cancelled",
+            )
             self._close(session, reason)
             self._handlers.discard(handler)
         if code is not grpc.StatusCode.OK:
@@ -385,7 +388,7 @@ class GatewayServer:
         self._accepted[agent_id] = max(
             self._accepted.get(agent_id, 0), self._sink.durable_seq(agent_id)
         )
-        self._counts["sessions"] += 1
+        self._stats.sessions += 1
         _LOGGER.info(
             "Agent %s (site %s, %d assets) connected from %s",
             agent_id,
@@ -404,9 +407,9 @@ class GatewayServer:
 
     def _end(self, session: _Session, reason: str) -> None:
         """Record the end once and fail the setpoints still waiting for this session."""
-        if session.ended:
+        if session.end_recorded:
             return
-        session.ended = True
+        session.end_recorded = True
         self.registry.close(session.record, reason)
         for command_id, answer in session.pending.items():
             if not answer.done():
@@ -431,7 +434,7 @@ class GatewayServer:
         agent_id = session.record.agent_id
         loop = asyncio.get_running_loop()
         try:
-            while session.end is None:
+            while session.end_status is None:
                 session.reading = True
                 try:
                     message = await anext(requests)
@@ -474,7 +477,7 @@ class GatewayServer:
             lock = self._ingest[agent_id] = asyncio.Lock()
         async with lock:  # an agent's replaced stream may still be handing over its last batch
             if telemetry.seq <= self._accepted.get(agent_id, 0):
-                self._counts["duplicates"] += 1
+                self._stats.duplicate_batches += 1
                 return
             batch = batch_from_proto(
                 telemetry, agent_id=agent_id, site_id=session.registration.site_id
@@ -488,8 +491,8 @@ class GatewayServer:
                 session.close(grpc.StatusCode.UNAVAILABLE, "the hub cannot store telemetry now")
                 return
             self._accepted[agent_id] = telemetry.seq
-        self._counts["batches"] += 1
-        self._counts["points"] += batch.points
+        self._stats.batches += 1
+        self._stats.points += batch.points
 
     def _admit(self, session: _Session, batch: TelemetryBatch) -> TelemetryBatch:
         """Keep the series of the agent's own assets in known metrics; count the rest."""
@@ -501,7 +504,7 @@ class GatewayServer:
         series = [s for s in batch.series if s.asset_id in assets and s.metric in METRICS]
         texts = [t for t in batch.texts if t.asset_id in assets and t.metric in METRICS]
         refused = len(batch.series) + len(batch.texts) - len(series) - len(texts)
-        self._counts["refused"] += refused
+        self._stats.refused_series += refused
         if not session.warned:
             session.warned = True
             _LOGGER.warning(

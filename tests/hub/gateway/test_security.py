@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from edge_ems.gateway import ClientTls, ServerTls
+from edge_ems.exceptions import ConfigError
+from edge_ems.gateway import ClientTls, GatewayError, ServerTls
 from edge_ems.gateway.proto import gateway_pb2 as pb
 from edge_ems.gateway.transport import (
     AGENT_PING_INTERVAL_S,
@@ -19,11 +20,11 @@ from edge_ems.gateway.transport import (
     client_options,
     server_options,
 )
-from edge_ems.hub.gateway import GatewaySettings
+from edge_ems.hub.gateway import GatewayServer, GatewaySettings
 from edge_ems.readings import Reading
 
 from .certs import Authority
-from .conftest import TOKEN, Hub, HubFactory, SiteFactory, eventually
+from .conftest import TOKEN, Hub, HubFactory, MemorySink, SiteFactory, eventually
 
 
 class RawAgent:
@@ -332,7 +333,10 @@ async def test_tls_and_mutual_tls(
 
 
 def test_client_tls_needs_certificate_and_key_together() -> None:
-    from edge_ems.exceptions import ConfigError
-
     with pytest.raises(ConfigError):
         ClientTls(b"ca", b"cert", None)
+
+
+async def test_a_taken_address_is_reported(hub: Hub) -> None:
+    with pytest.raises(GatewayError, match="cannot listen"):
+        await GatewayServer(MemorySink(), {}).start(hub.address)
