@@ -29,7 +29,7 @@ import grpc
 
 from .. import __version__
 from ..dispatch import AuditRecord, Dispatcher
-from ..exceptions import EdgeEmsError
+from ..exceptions import ConfigError, EdgeEmsError
 from ..gateway.convert import audit_to_proto, batch_to_proto, registration_to_proto
 from ..gateway.errors import AuthenticationError, GatewayError, ProtocolViolationError
 from ..gateway.model import AssetInfo, Registration
@@ -109,7 +109,7 @@ class GatewayAgent:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         if not config.hubs:
-            raise GatewayError("an agent needs at least one hub address")
+            raise ConfigError("an agent needs at least one hub address")
         self.config = config
         self._dispatcher = dispatcher
         self._registration = Registration(
