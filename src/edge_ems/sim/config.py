@@ -1,0 +1,163 @@
+"""What a simulated site holds, as data: sizes, start values and which devices run.
+
+``edge-ems sim --config site.yaml`` reads it from YAML; every key is optional::
+
+    load: {base_w: 350}
+    deye: {unit_id: 1, pv_peak_w: 8000, capacity_wh: 10000, max_power_w: 5000, soc_pct: 55}
+    meter: {unit_id: 2}  # the SDM630, behind the Deye's gateway
+    sunspec: {
+        unit_id: 1,
+        pv_peak_w: 4000,
+        rated_w: 5000,
+        capacity_wh: 5000,
+        max_power_w: 2500,
+        soc_pct: 40,
+    }
+    bess: {capacity_wh: 20000, max_power_w: 5000, soc_pct: 60}
+    mqtt_bms: {topic_map: esphome_jk_bms}  # publishes the SunSpec inverter's battery
+    can_bms: {channel: edge - ems - sim}  # sends the Deye's battery
+    tick: 1.0  # seconds between physics updates
+
+``sunspec``, ``bess``, ``mqtt_bms`` and ``can_bms`` can be ``false`` to leave that device out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+from ..exceptions import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class DeyeConfig:
+    """The Deye hybrid inverter with its PV array and its battery."""
+
+    unit_id: int = 1
+    pv_peak_w: float = 8000.0
+    capacity_wh: float = 10_000.0
+    max_power_w: float = 5000.0
+    soc_pct: float = 55.0
+
+
+@dataclass(frozen=True, slots=True)
+class SunSpecConfig:
+    """The AC-coupled SunSpec hybrid inverter with its own PV array and battery."""
+
+    unit_id: int = 1
+    pv_peak_w: float = 4000.0
+    rated_w: float = 5000.0
+    capacity_wh: float = 5000.0
+    max_power_w: float = 2500.0
+    soc_pct: float = 40.0
+
+
+@dataclass(frozen=True, slots=True)
+class BessConfig:
+    """The battery energy storage system behind the OPC UA server."""
+
+    capacity_wh: float = 20_000.0
+    max_power_w: float = 5000.0
+    soc_pct: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """One simulated site. ``None`` leaves a device out."""
+
+    load_base_w: float = 350.0
+    deye: DeyeConfig = field(default_factory=DeyeConfig)
+    meter_unit_id: int = 2
+    sunspec: SunSpecConfig | None = field(default_factory=SunSpecConfig)
+    bess: BessConfig | None = field(default_factory=BessConfig)
+    mqtt_bms: str | None = "esphome_jk_bms"
+    """Catalog id of the topic map the MQTT BMS publishes by."""
+    can_channel: str | None = "edge-ems-sim"
+    """python-can virtual channel of the CAN BMS."""
+    tick: float = 1.0
+    """Seconds (of real time) between physics updates."""
+
+    def __post_init__(self) -> None:
+        if self.deye.unit_id == self.meter_unit_id:
+            raise ConfigError(
+                f"the Deye and the meter share a gateway: unit id {self.meter_unit_id} "
+                "cannot be both"
+            )
+        if self.tick <= 0:
+            raise ConfigError(f"tick must be positive, got {self.tick}")
+
+
+_POSITIVE = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
+_SOC = vol.All(vol.Coerce(float), vol.Range(min=0, max=100))
+_UNIT = vol.All(int, vol.Range(min=1, max=247))
+_BATTERY = {
+    vol.Optional("capacity_wh"): _POSITIVE,
+    vol.Optional("max_power_w"): _POSITIVE,
+    vol.Optional("soc_pct"): _SOC,
+}
+_SCHEMA = vol.Schema(
+    {
+        vol.Optional("load"): {vol.Optional("base_w"): _POSITIVE},
+        vol.Optional("deye"): {
+            vol.Optional("unit_id"): _UNIT,
+            vol.Optional("pv_peak_w"): _POSITIVE,
+            **_BATTERY,
+        },
+        vol.Optional("meter"): {vol.Optional("unit_id"): _UNIT},
+        vol.Optional("sunspec"): vol.Any(
+            False,
+            {
+                vol.Optional("unit_id"): _UNIT,
+                vol.Optional("pv_peak_w"): _POSITIVE,
+                vol.Optional("rated_w"): _POSITIVE,
+                **_BATTERY,
+            },
+        ),
+        vol.Optional("bess"): vol.Any(False, _BATTERY),
+        vol.Optional("mqtt_bms"): vol.Any(False, {vol.Optional("topic_map"): str}),
+        vol.Optional("can_bms"): vol.Any(False, {vol.Optional("channel"): str}),
+        vol.Optional("tick"): _POSITIVE,
+    }
+)
+
+
+def _section[T](kind: type[T], data: Any, default: T | None) -> T | None:
+    if data is False:
+        return None
+    return kind(**data) if data is not None else default
+
+
+def site_config(data: Any, *, source: str = "<site>") -> SiteConfig:
+    """Validate a site description (YAML's data) into a :class:`SiteConfig`."""
+    try:
+        valid = _SCHEMA(data or {})
+    except vol.Invalid as err:
+        where = ".".join(str(part) for part in err.path)
+        message = f"{source}: {where}: {err.msg}" if where else f"{source}: {err.msg}"
+        raise ConfigError(message) from None
+    defaults = SiteConfig()
+    mqtt, can = valid.get("mqtt_bms"), valid.get("can_bms")
+    return SiteConfig(
+        load_base_w=valid.get("load", {}).get("base_w", defaults.load_base_w),
+        deye=DeyeConfig(**valid.get("deye", {})),
+        meter_unit_id=valid.get("meter", {}).get("unit_id", defaults.meter_unit_id),
+        sunspec=_section(SunSpecConfig, valid.get("sunspec"), defaults.sunspec),
+        bess=_section(BessConfig, valid.get("bess"), defaults.bess),
+        mqtt_bms=None if mqtt is False else (mqtt or {}).get("topic_map", defaults.mqtt_bms),
+        can_channel=None if can is False else (can or {}).get("channel", defaults.can_channel),
+        tick=valid.get("tick", defaults.tick),
+    )
+
+
+def load_site_config(path: str | Path) -> SiteConfig:
+    """Read a site description from a YAML file (blocking I/O)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+    return site_config(data, source=str(path))

@@ -1,0 +1,389 @@
+"""One simulated site: a plant driving every simulated device, served on real protocols.
+
+::
+
+    async with SimulatedSite(SiteConfig(), clock=fast_clock) as site:
+        site.endpoints.gateway_port  # the Deye (unit 1) and the SDM630 (unit 2)
+        site.physics.grid_w(now)  # what every meter of the site reads
+        site.step()  # settle the flows now (a tick does it every second)
+
+What runs, each on a loopback port of its own unless ``base_port`` fixes them:
+
+* an RS-485 gateway on Modbus TCP with the Deye hybrid (``deye_sun_sg_hybrid``) and the
+  Eastron SDM630 grid meter (``eastron_sdm630``) behind it, as two unit ids;
+* the same SDM630 as RTU over TCP, as a transparent serial gateway passes it on;
+* the SunSpec hybrid inverter with storage and its meter, on Modbus TCP;
+* the BESS on OPC UA, the SunSpec inverter's battery as a JK-BMS publishing through
+  ESPHome over MQTT (on a private mosquitto unless a broker is given), and the Deye's
+  battery as a Pylontech speaking on python-can's virtual bus (in this process only).
+
+Every tick (and at once after a write) the plant settles its flows from the settings the
+devices hold and every register image is recomputed from it: settings written over Modbus
+take effect on the physics. ``clock`` is the plant's time (pass a faster one to replay a day
+in minutes); ``monotonic`` times the SunSpec revert timers in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Self
+
+from ..bms.topicmap import catalog_paths as topic_map_paths
+from ..bms.topicmap import load_topic_map
+from ..exceptions import ConfigError
+from ..pointmap import PointMap, RegisterSpace, catalog_paths, load_point_map
+from . import deye, deye_readings, meter
+from .bms_can import CanBmsSimulator
+from .bms_mqtt import MqttBmsSimulator
+from .broker import Mosquitto
+from .config import SiteConfig
+from .modbus_server import ModbusSimServer, UnitImage
+from .opcua_server import OpcUaBessSimulator
+from .physics import Site
+from .plant import Flows, Plant
+from .sunspec_hybrid import BASE, SunSpecInverter
+
+_LOGGER = logging.getLogger(__name__)
+
+PORT_OFFSETS: Mapping[str, int] = MappingProxyType(
+    {"gateway": 0, "meter_rtu": 1, "sunspec": 2, "opcua": 3, "mqtt": 4}
+)
+"""Where each service listens relative to ``base_port``."""
+TOPIC_VARIABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "esphome_jk_bms": {"topic_prefix": "edge-ems-sim/jk-bms"},
+        "venus_os_battery": {"portal_id": "edgeemssim", "instance": "512"},
+        "batmon_ha": {"alias": "edge-ems-sim"},
+    }
+)
+"""Topic placeholders the simulated bridges publish under, apart from a real bridge's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One device the site serves, and where."""
+
+    device: str
+    protocol: str
+    host: str | None
+    port: int | None
+    unit: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteEndpoints:
+    """Where a running site's devices answer."""
+
+    host: str
+    gateway_port: int
+    """Modbus TCP gateway: the Deye and the SDM630 behind it."""
+    meter_rtu_port: int
+    """The SDM630 alone, as RTU over TCP."""
+    deye_unit: int
+    meter_unit: int
+    sunspec_port: int | None = None
+    sunspec_unit: int | None = None
+    opcua_url: str | None = None
+    mqtt: tuple[str, int] | None = None
+    mqtt_topic_map: str | None = None
+    mqtt_variables: Mapping[str, str] = field(default_factory=dict)
+    can_channel: str | None = None
+
+    def services(self) -> list[Service]:
+        """What runs where, one row per way in."""
+        rows = [
+            Service("Deye hybrid inverter", "Modbus TCP", self.host, self.gateway_port,
+                    self.deye_unit, deye.MAP_ID),
+            Service("SDM630 grid meter", "Modbus TCP", self.host, self.gateway_port,
+                    self.meter_unit, meter.MAP_ID),
+            Service("SDM630 grid meter", "RTU over TCP", self.host, self.meter_rtu_port,
+                    self.meter_unit, meter.MAP_ID),
+        ]  # fmt: skip
+        if self.sunspec_port is not None:
+            rows.append(
+                Service("SunSpec hybrid inverter + meter", "Modbus TCP", self.host,
+                        self.sunspec_port, self.sunspec_unit, f"SunSpec at {BASE}")
+            )  # fmt: skip
+        if self.opcua_url is not None:
+            port = int(self.opcua_url.rsplit(":", 1)[1].split("/", 1)[0])
+            rows.append(Service("BESS", "OPC UA", self.host, port, None, self.opcua_url))
+        if self.mqtt is not None and self.mqtt_topic_map is not None:
+            prefix = ", ".join(f"{k}={v}" for k, v in self.mqtt_variables.items())
+            rows.append(
+                Service("BMS of the SunSpec battery", "MQTT", self.mqtt[0], self.mqtt[1], None,
+                        f"{self.mqtt_topic_map} ({prefix})")
+            )  # fmt: skip
+        if self.can_channel is not None:
+            rows.append(
+                Service("BMS of the Deye battery", "CAN (virtual)", None, None, None,
+                        f"Pylontech on channel {self.can_channel!r}, this process only")
+            )  # fmt: skip
+        return rows
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now, for servers that cannot bind port 0."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _load_maps() -> tuple[PointMap, PointMap]:
+    paths = catalog_paths()
+    return load_point_map(paths[deye.MAP_ID]), load_point_map(paths[meter.MAP_ID])
+
+
+class SimulatedSite:
+    """A simulated site on loopback (or ``host``) ports; use it as an async context manager.
+
+    ``mqtt`` is a broker's ``(host, port)``; without one a private mosquitto is started (and
+    the MQTT BMS is left out, with a warning, where mosquitto is not installed).
+    ``opcua_cache`` keeps OPC UA's standard address space between runs, which makes the OPC UA
+    server start in a fraction of the time.
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        base_port: int = 0,
+        mqtt: tuple[str, int] | None = None,
+        opcua_cache: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or SiteConfig()
+        self.plant = Plant(self.config)
+        self._host = host
+        self._base_port = base_port
+        self._mqtt = mqtt
+        self._opcua_cache = opcua_cache
+        self._clock = clock
+        self._monotonic = monotonic
+        self._stack = contextlib.AsyncExitStack()
+        self._ticker: asyncio.Task[None] | None = None
+        self._endpoints: SiteEndpoints | None = None
+        self.deye_map: PointMap | None = None
+        self.meter_map: PointMap | None = None
+        self.deye_image: UnitImage | None = None
+        self.meter_image: UnitImage | None = None
+        self.sunspec: SunSpecInverter | None = None
+        self.gateway: ModbusSimServer | None = None
+        """The Modbus TCP gateway with the Deye and the SDM630 behind it."""
+        self.meter_rtu: ModbusSimServer | None = None
+        self.sunspec_server: ModbusSimServer | None = None
+        self.mqtt_bms: MqttBmsSimulator | None = None
+        self.can_bms: CanBmsSimulator | None = None
+        self.opcua: OpcUaBessSimulator | None = None
+
+    @property
+    def physics(self) -> Site:
+        """The :class:`~edge_ems.sim.physics.Site` behind every device."""
+        return self.plant.physics
+
+    @property
+    def endpoints(self) -> SiteEndpoints:
+        """Where the devices answer; known once started."""
+        if self._endpoints is None:
+            raise RuntimeError("the site is not running")
+        return self._endpoints
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _port(self, service: str) -> int:
+        return self._base_port + PORT_OFFSETS[service] if self._base_port else 0
+
+    async def start(self) -> None:
+        """Start every device; on failure, stop what already runs and raise."""
+        if self._endpoints is not None:
+            return
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config, host, stack = self.config, self._host, self._stack
+        deye_map, meter_map = await asyncio.to_thread(_load_maps)
+        self.deye_map, self.meter_map = deye_map, meter_map
+        self.deye_image = UnitImage.from_point_map(deye_map)
+        deye.install_settings(self.deye_image)
+        self.meter_image = UnitImage.from_point_map(meter_map)
+        if self.plant.sunspec is not None:
+            self.sunspec = await SunSpecInverter.create(self.plant, monotonic=self._monotonic)
+        self.step()
+
+        units = {config.deye.unit_id: self.deye_image, config.meter_unit_id: self.meter_image}
+        self.gateway = await stack.enter_async_context(
+            ModbusSimServer(units, on_write=self._gateway_write)
+        )
+        _, gateway_port = await self.gateway.start_tcp(host, self._port("gateway"))
+        self.meter_rtu = await stack.enter_async_context(
+            ModbusSimServer({config.meter_unit_id: self.meter_image}, on_write=self._meter_write)
+        )
+        _, rtu_port = await self.meter_rtu.start_tcp(
+            host, self._port("meter_rtu"), rtu_framing=True
+        )
+        endpoints = SiteEndpoints(host, gateway_port, rtu_port, config.deye.unit_id,
+                                  config.meter_unit_id)  # fmt: skip
+
+        if self.sunspec is not None and config.sunspec is not None:
+            self.sunspec_server = await stack.enter_async_context(
+                ModbusSimServer({config.sunspec.unit_id: self.sunspec.image},
+                                on_write=self._sunspec_write)
+            )  # fmt: skip
+            _, port = await self.sunspec_server.start_tcp(host, self._port("sunspec"))
+            endpoints = dataclasses.replace(
+                endpoints, sunspec_port=port, sunspec_unit=config.sunspec.unit_id
+            )
+
+        if self.plant.bess is not None:
+            port = self._port("opcua") or free_port(host)
+            self.opcua = await stack.enter_async_context(
+                OpcUaBessSimulator(
+                    host=host,
+                    port=port,
+                    battery=self.plant.bess,
+                    interval=min(0.5, config.tick),
+                    address_space_cache=self._opcua_cache,
+                    clock=self._clock,
+                )
+            )
+            endpoints = dataclasses.replace(endpoints, opcua_url=self.opcua.url)
+
+        if config.mqtt_bms is not None and self.plant.sunspec is not None:
+            endpoints = await self._start_mqtt_bms(config.mqtt_bms, endpoints)
+
+        if config.can_channel is not None:
+            self.can_bms = await stack.enter_async_context(
+                CanBmsSimulator(
+                    interface="virtual",
+                    channel=config.can_channel,
+                    battery=self.plant.physics.battery,
+                    interval=config.tick,
+                    clock=self._clock,
+                )
+            )
+            endpoints = dataclasses.replace(endpoints, can_channel=config.can_channel)
+
+        self._endpoints = endpoints
+        self._ticker = asyncio.create_task(self._tick(), name="edge-ems sim site")
+
+    async def _start_mqtt_bms(self, map_id: str, endpoints: SiteEndpoints) -> SiteEndpoints:
+        paths = topic_map_paths()
+        if map_id not in paths:
+            raise ConfigError(f"no bundled topic map {map_id!r}; there are {', '.join(paths)}")
+        topic_map = await asyncio.to_thread(load_topic_map, paths[map_id])
+        broker = self._mqtt
+        if broker is None:
+            mosquitto = Mosquitto(self._host, self._port("mqtt") or free_port(self._host))
+            try:
+                await self._stack.enter_async_context(mosquitto)
+            except ConfigError as err:
+                _LOGGER.warning("MQTT BMS left out: %s", err)
+                return endpoints
+            broker = (mosquitto.host, mosquitto.port)
+        assert self.plant.sunspec is not None
+        variables = TOPIC_VARIABLES.get(map_id, {})
+        self.mqtt_bms = await self._stack.enter_async_context(
+            MqttBmsSimulator(
+                topic_map,
+                host=broker[0],
+                port=broker[1],
+                variables=variables,
+                battery=self.plant.sunspec.battery,
+                interval=self.config.tick,
+                clock=self._clock,
+            )
+        )
+        return dataclasses.replace(
+            endpoints, mqtt=broker, mqtt_topic_map=map_id, mqtt_variables=dict(variables)
+        )
+
+    async def stop(self) -> None:
+        """Stop every device, newest first."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.wait([ticker])
+        self._endpoints = None
+        await self._stack.aclose()
+        self._stack = contextlib.AsyncExitStack()
+        if self.opcua is not None:
+            # asyncua leaves its cached address space (a shelve) open until the server is
+            # collected, and Python 3.14's sqlite-backed shelve may only be closed by the
+            # thread that opened it: this one. Collected elsewhere, it raises on close.
+            gc.collect()
+        if ticker is not None and not ticker.cancelled() and (error := ticker.exception()):
+            raise error
+
+    def step(self) -> Flows:
+        """Settle the plant's flows now and rewrite every register image from them."""
+        assert self.deye_image is not None
+        assert self.deye_map is not None
+        assert self.meter_image is not None
+        assert self.meter_map is not None
+        plant = self.plant
+        settings = deye.read_settings(self.deye_image, self.deye_map)
+        storage = None
+        if self.sunspec is not None and plant.sunspec is not None:
+            storage = self.sunspec.controls(plant.sunspec)
+        flows = plant.step(self._clock(), settings, storage)
+        for metric, value in deye_readings.deye_values(plant).items():
+            self.deye_image.set(metric, value)
+        readings = meter.grid_meter_values(plant, unit_id=self.config.meter_unit_id)
+        for metric in self.meter_map.points:
+            self.meter_image.set(metric, readings[metric])
+        if self.sunspec is not None:
+            self.sunspec.refresh(plant)
+        return flows
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick)
+            self.step()
+
+    def _gateway_write(self, unit: int, address: int, values: list[int]) -> None:
+        if unit == self.config.deye.unit_id:
+            assert self.deye_image is not None
+            assert self.deye_map is not None
+            deye.accept_write(self.deye_image, self.deye_map, address, len(values))
+            self.step()
+        else:
+            self._meter_write(unit, address, values)
+
+    def _meter_write(self, unit: int, address: int, values: list[int]) -> None:
+        # The meter takes no settings: cleared, the written registers are restored by the
+        # refresh (everything the image holds apart from its points reads 0).
+        assert self.meter_image is not None
+        self.meter_image.write(RegisterSpace.HOLDING, address, [0] * len(values))
+        self.step()
+
+    def _sunspec_write(self, unit: int, address: int, values: list[int]) -> None:
+        assert self.sunspec is not None
+        self.sunspec.note_write(address, len(values))
+        self.step()
