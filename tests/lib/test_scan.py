@@ -1,0 +1,202 @@
+"""The scanner finds the simulated devices, suggests their maps, paces itself and never writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from edge_ems.exceptions import ConfigError, DeviceConnectionError, WriteRefusedError
+from edge_ems.modbus import ModbusLink, RtuOverTcpEndpoint, TcpEndpoint
+from edge_ems.pointmap import PointMap, load_catalog
+from edge_ems.scan import (
+    RateLimiter,
+    ReadOnlyModbus,
+    ReadOnlyUnit,
+    Scanner,
+    UnitReport,
+    parse_target,
+    parse_units,
+)
+from edge_ems.sim.config import SiteConfig
+from edge_ems.sim.modbus_server import Fault, FaultKind, ModbusSimServer, UnitImage
+from edge_ems.sim.site import SimulatedSite
+
+from .bms.support import allow_loopback_sockets, free_port
+
+READS = frozenset({3, 4})
+MODBUS_ONLY = SiteConfig(bess=None, mqtt_bms=None, can_channel=None, tick=3600.0)
+FAST = 1000.0
+"""Requests per second: pacing is tested on its own, with a clock that does not wait."""
+
+
+@pytest.fixture(autouse=True)
+def _loopback_sockets() -> None:
+    allow_loopback_sockets()
+
+
+@pytest.fixture(scope="module")
+def catalog() -> dict[str, PointMap]:
+    return load_catalog()
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[SimulatedSite]:
+    async with SimulatedSite(MODBUS_ONLY) as running:
+        yield running
+
+
+class ManualTime:
+    """A monotonic clock that only ``sleep`` moves, recording every wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def best(report: UnitReport) -> str:
+    assert report.suggestions, report
+    return report.suggestions[0].map_id
+
+
+def test_targets_and_unit_ranges_parse() -> None:
+    assert parse_target("10.0.0.7") == ("10.0.0.7", 502)
+    assert parse_target("gw.local:5020") == ("gw.local", 5020)
+    assert parse_target("[fe80::1]:1502") == ("fe80::1", 1502)
+    assert parse_units("1-3,7,2") == [1, 2, 3, 7]
+    for bad in ("host:0", "host:x", "[::1"):
+        with pytest.raises(ConfigError):
+            parse_target(bad)
+    for bad in ("3-1", "0-248", "a"):
+        with pytest.raises(ConfigError):
+            parse_units(bad)
+
+
+async def test_the_rate_limiter_spaces_requests() -> None:
+    time = ManualTime()
+    limiter = RateLimiter(4.0, clock=time, sleep=time.sleep)
+    for _ in range(5):
+        await limiter.wait()
+    assert time.waits == [0.25] * 4
+    time.now += 10  # idle time is not saved up for a burst
+    await limiter.wait()
+    await limiter.wait()
+    assert time.waits[-1] == 0.25
+
+
+async def test_the_gateway_scan_finds_the_deye_and_the_sdm630_and_never_writes(
+    site: SimulatedSite, catalog: dict[str, PointMap]
+) -> None:
+    assert site.gateway is not None
+    endpoints = site.endpoints
+    scanner = Scanner(TcpEndpoint(endpoints.host, endpoints.gateway_port), catalog, rate=FAST)
+    report = await scanner.scan(range(1, 4))
+    deye, meter, nobody = report.units
+    assert best(deye) == "deye_sun_sg_hybrid"
+    assert deye.suggestions[0].identified is True
+    # Same addresses, other identity: the HV map ranks below, its identify failing.
+    hv = next(fit for fit in deye.fits if fit.map_id == "deye_sun_sg_hybrid_hv")
+    assert hv.identified is False
+    assert best(meter) == "eastron_sdm630"
+    assert meter.suggestions[0].score > meter.suggestions[1].score
+    assert (deye.sunspec, meter.sunspec) == (None, None)
+    assert not nobody.present
+    assert nobody.fits == ()
+    assert report.requests == len(site.gateway.requests)
+    assert {request.function for request in site.gateway.requests} <= READS
+    assert report.writes == 0
+
+
+async def test_the_scan_detects_sunspec_and_names_every_device_of_the_chain(
+    site: SimulatedSite, catalog: dict[str, PointMap]
+) -> None:
+    endpoints = site.endpoints
+    assert endpoints.sunspec_port is not None
+    assert site.sunspec_server is not None
+    scanner = Scanner(TcpEndpoint(endpoints.host, endpoints.sunspec_port), catalog, rate=FAST)
+    (unit,) = (await scanner.scan([endpoints.sunspec_unit or 1])).units
+    assert unit.sunspec is not None
+    assert unit.sunspec.base == 40000
+    assert unit.sunspec.models[:3] == (1, 103, 120)
+    assert 124 in unit.sunspec.models
+    assert [identity.model for identity in unit.sunspec.devices if identity] == [
+        "Simulated hybrid inverter",
+        "Simulated grid meter",
+    ]
+    assert unit.suggestions == ()  # no point map describes a SunSpec device
+    assert {request.function for request in site.sunspec_server.requests} <= READS
+
+
+async def test_the_scan_speaks_rtu_over_tcp(
+    site: SimulatedSite, catalog: dict[str, PointMap]
+) -> None:
+    endpoints = site.endpoints
+    scanner = Scanner(
+        RtuOverTcpEndpoint(endpoints.host, endpoints.meter_rtu_port), catalog, rate=FAST
+    )
+    (unit,) = (await scanner.scan([endpoints.meter_unit])).units
+    assert best(unit) == "eastron_sdm630"
+
+
+async def test_the_scan_paces_every_request(
+    site: SimulatedSite, catalog: dict[str, PointMap]
+) -> None:
+    time = ManualTime()
+    endpoints = site.endpoints
+    scanner = Scanner(
+        TcpEndpoint(endpoints.host, endpoints.gateway_port),
+        catalog,
+        rate=5.0,
+        clock=time,
+        sleep=time.sleep,
+    )
+    report = await scanner.scan([2])
+    assert report.requests > 10
+    assert time.waits == [pytest.approx(0.2)] * (report.requests - 1)
+
+
+async def test_timeouts_garbage_and_exceptions_on_probes_do_not_stop_the_scan(
+    catalog: dict[str, PointMap],
+) -> None:
+    deye_map = catalog["deye_sun_sg_hybrid"]
+    image = UnitImage.from_point_map(deye_map, {"device_model": "LV three-phase hybrid inverter"})
+    async with ModbusSimServer({1: image}) as server:
+        host, port = await server.start_tcp()
+        server.inject(Fault(FaultKind.DELAY, delay=2.0, addresses=(500, 560)))
+        server.inject(Fault(FaultKind.GARBAGE, addresses=(580, 600), times=1))
+        server.inject(Fault(FaultKind.EXCEPTION, code=6, addresses=(620, 660)))
+        server.inject(Fault(FaultKind.DROP, addresses=(670, 690), times=1))
+        scanner = Scanner(TcpEndpoint(host, port), catalog, rate=FAST, timeout=0.3)
+        (unit,) = (await scanner.scan([1])).units
+        assert unit.present
+        assert best(unit) == "deye_sun_sg_hybrid"
+        assert unit.suggestions[0].answered < unit.suggestions[0].probed
+        assert {request.function for request in server.requests} <= READS
+
+
+async def test_nothing_listening_is_an_error_of_the_scan(catalog: dict[str, PointMap]) -> None:
+    scanner = Scanner(TcpEndpoint("127.0.0.1", free_port()), catalog, rate=FAST, timeout=0.5)
+    with pytest.raises(DeviceConnectionError):
+        await scanner.scan([1])
+
+
+async def test_the_scanners_way_to_a_device_cannot_write(site: SimulatedSite) -> None:
+    assert site.gateway is not None
+    endpoints = site.endpoints
+    link = ModbusLink(TcpEndpoint(endpoints.host, endpoints.gateway_port))
+    try:
+        modbus = ReadOnlyModbus(link, RateLimiter(FAST))
+        assert not any("write" in name for name in dir(modbus))
+        site.gateway.reset_traffic()
+        with pytest.raises(WriteRefusedError):
+            await ReadOnlyUnit(modbus, 1).write_registers(40000, [1])
+        assert site.gateway.requests == []
+    finally:
+        await link.close()
