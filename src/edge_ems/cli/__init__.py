@@ -12,7 +12,7 @@ from .. import __version__
 from ..exceptions import EdgeEmsError
 
 # Each module offers ``register(subparsers)``, which adds its subcommand and sets ``handler``.
-SUBCOMMANDS = ("pointmap", "agent", "launcher")
+SUBCOMMANDS = ("pointmap", "agent", "launcher", "sim", "scan", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
