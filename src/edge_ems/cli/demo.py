@@ -42,7 +42,7 @@ _CATEGORY_ORDER = {category: index for index, category in enumerate(Category)}
 _SHOWN_KINDS = frozenset(
     {MetricKind.MEASUREMENT, MetricKind.COUNTER, MetricKind.STATE, MetricKind.FLAG}
 )
-"""What the compact table shows; ``--all`` adds settings, flags fields and diagnostics."""
+"""What the compact table shows; ``--all`` adds settings, bitfields and diagnostics."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,6 +32,7 @@ import gc
 import logging
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,7 @@ class SiteEndpoints:
                         self.sunspec_port, self.sunspec_unit, f"SunSpec at {BASE}")
             )  # fmt: skip
         if self.opcua_url is not None:
-            port = int(self.opcua_url.rsplit(":", 1)[1].split("/", 1)[0])
+            port = urllib.parse.urlsplit(self.opcua_url).port
             rows.append(Service("BESS", "OPC UA", self.host, port, None, self.opcua_url))
         if self.mqtt is not None and self.mqtt_topic_map is not None:
             prefix = ", ".join(f"{k}={v}" for k, v in self.mqtt_variables.items())

@@ -6,8 +6,11 @@ import dataclasses
 
 import pytest
 
+from edge_ems.pointmap import catalog_paths, load_point_map
 from edge_ems.sim.config import BessConfig, SiteConfig
 from edge_ems.sim.deye import DeyeSettings, TouSlot, deye_decide
+from edge_ems.sim.deye_readings import READINGS
+from edge_ems.sim.meter import grid_meter_values
 from edge_ems.sim.physics import Battery
 from edge_ems.sim.plant import Plant
 from edge_ems.sim.storage import IMPORT_MARGIN_W, StorageControls
@@ -142,3 +145,13 @@ def test_the_bess_counts_in_the_balance() -> None:
     # The Deye covers the extra load the BESS makes, up to its own limits.
     assert charging.bess_w == -3000
     assert plant.physics.battery.power_w > quiet.house_w
+
+
+def test_every_read_only_point_of_the_maps_is_simulated() -> None:
+    paths = catalog_paths()
+    deye = load_point_map(paths["deye_sun_sg_hybrid"])
+    meter = load_point_map(paths["eastron_sdm630"])
+    assert set(READINGS) == {point.metric for point in deye.points.values() if not point.write}
+    plant = Plant(SiteConfig())
+    plant.step(NOON, SETTINGS, None)
+    assert set(meter.points) <= set(grid_meter_values(plant))
