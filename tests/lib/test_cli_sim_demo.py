@@ -26,7 +26,7 @@ STARTUP = 90.0
 address space the first time)."""
 TITLES = (
     "Deye hybrid inverter", "SDM630 grid meter", "SunSpec hybrid inverter", "SunSpec meter",
-    "BESS", "BMS of the SunSpec battery", "BMS of the Deye battery",
+    "BESS", "MQTT BMS", "CAN BMS",
 )  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_sim_lists_every_device_and_where_it_answers(sim: SimProcess) -> None:
     gateway = sim.port_of("Deye hybrid inverter", "Modbus TCP")
     assert sim.port_of("SDM630 grid meter", "Modbus TCP") == gateway
     assert sim.port_of("SDM630 grid meter", "RTU over TCP") != gateway
-    for device, protocol in (("SunSpec", "Modbus TCP"), ("BESS", "OPC UA"), ("BMS", "MQTT")):
+    for device, protocol in (("SunSpec", "Modbus TCP"), ("BESS", "OPC UA"), ("MQTT BMS", "MQTT")):
         assert sim.port_of(device, protocol) > 0
     assert any("CAN (virtual)" in line for line in sim.output)
 

@@ -98,13 +98,13 @@ async def site_devices(
         mqtt_host, mqtt_port = endpoints.mqtt
         decoder = TopicMapDecoder(maps.bms, endpoints.mqtt_variables)
         found.append(
-            SiteDevice("mqtt_bms", "BMS of the SunSpec battery",
+            SiteDevice("mqtt_bms", "MQTT BMS",
                        f"mqtt://{mqtt_host}:{mqtt_port} {endpoints.mqtt_topic_map}",
                        MqttBmsDevice("mqtt-bms", decoder, host=mqtt_host, port=mqtt_port))
         )  # fmt: skip
     if endpoints.can_channel is not None:
         found.append(
-            SiteDevice("can_bms", "BMS of the Deye battery",
+            SiteDevice("can_bms", "CAN BMS",
                        f"can://virtual/{endpoints.can_channel}",
                        CanBmsDevice("can-bms", interface="virtual", channel=endpoints.can_channel))
         )  # fmt: skip

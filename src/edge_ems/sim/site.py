@@ -14,8 +14,9 @@ What runs, each on a loopback port of its own unless ``base_port`` fixes them:
 * the same SDM630 as RTU over TCP, as a transparent serial gateway passes it on;
 * the SunSpec hybrid inverter with storage and its meter, on Modbus TCP;
 * the BESS on OPC UA, the SunSpec inverter's battery as a JK-BMS publishing through
-  ESPHome over MQTT (on a private mosquitto unless a broker is given), and the Deye's
-  battery as a Pylontech speaking on python-can's virtual bus (in this process only).
+  ESPHome over MQTT (on a private mosquitto unless a broker is given; the Deye's battery
+  when the SunSpec inverter is left out), and the Deye's battery as a Pylontech speaking
+  on python-can's virtual bus (in this process only).
 
 Every tick (and at once after a write) the plant settles its flows from the settings the
 devices hold and every register image is recomputed from it: settings written over Modbus
@@ -50,7 +51,7 @@ from .broker import Mosquitto
 from .config import SiteConfig
 from .modbus_server import ModbusSimServer, UnitImage
 from .opcua_server import OpcUaBessSimulator
-from .physics import Site
+from .physics import Battery, Site
 from .plant import Flows, Plant
 from .sunspec_hybrid import BASE, SunSpecInverter
 
@@ -122,12 +123,12 @@ class SiteEndpoints:
         if self.mqtt is not None and self.mqtt_topic_map is not None:
             prefix = ", ".join(f"{k}={v}" for k, v in self.mqtt_variables.items())
             rows.append(
-                Service("BMS of the SunSpec battery", "MQTT", self.mqtt[0], self.mqtt[1], None,
+                Service("MQTT BMS", "MQTT", self.mqtt[0], self.mqtt[1], None,
                         f"{self.mqtt_topic_map} ({prefix})")
             )  # fmt: skip
         if self.can_channel is not None:
             rows.append(
-                Service("BMS of the Deye battery", "CAN (virtual)", None, None, None,
+                Service("CAN BMS", "CAN (virtual)", None, None, None,
                         f"Pylontech on channel {self.can_channel!r}, this process only")
             )  # fmt: skip
         return rows
@@ -228,7 +229,6 @@ class SimulatedSite:
             raise
 
     async def _start(self) -> None:
-        config, host, stack = self.config, self._host, self._stack
         deye_map, meter_map = await asyncio.to_thread(_load_maps)
         self.deye_map, self.meter_map = deye_map, meter_map
         self.deye_image = UnitImage.from_point_map(deye_map)
@@ -237,64 +237,63 @@ class SimulatedSite:
         if self.plant.sunspec is not None:
             self.sunspec = await SunSpecInverter.create(self.plant, monotonic=self._monotonic)
         self.step()
+        endpoints = await self._start_gateway()
+        endpoints = await self._start_sunspec(endpoints)
+        endpoints = await self._start_opcua(endpoints)
+        endpoints = await self._start_mqtt_bms(endpoints)
+        endpoints = await self._start_can_bms(endpoints)
+        self._endpoints = endpoints
+        self._ticker = asyncio.create_task(self._tick(), name="edge-ems sim site")
 
+    async def _start_gateway(self) -> SiteEndpoints:
+        """The RS-485 gateway with the Deye and the SDM630, and the SDM630 as RTU over TCP."""
+        assert self.deye_image is not None
+        assert self.meter_image is not None
+        config, host = self.config, self._host
         units = {config.deye.unit_id: self.deye_image, config.meter_unit_id: self.meter_image}
-        self.gateway = await stack.enter_async_context(
+        self.gateway = await self._stack.enter_async_context(
             ModbusSimServer(units, on_write=self._gateway_write)
         )
         _, gateway_port = await self.gateway.start_tcp(host, self._port("gateway"))
-        self.meter_rtu = await stack.enter_async_context(
+        self.meter_rtu = await self._stack.enter_async_context(
             ModbusSimServer({config.meter_unit_id: self.meter_image}, on_write=self._meter_write)
         )
         _, rtu_port = await self.meter_rtu.start_tcp(
             host, self._port("meter_rtu"), rtu_framing=True
         )
-        endpoints = SiteEndpoints(host, gateway_port, rtu_port, config.deye.unit_id,
-                                  config.meter_unit_id)  # fmt: skip
+        return SiteEndpoints(
+            host, gateway_port, rtu_port, config.deye.unit_id, config.meter_unit_id
+        )
 
-        if self.sunspec is not None and config.sunspec is not None:
-            self.sunspec_server = await stack.enter_async_context(
-                ModbusSimServer({config.sunspec.unit_id: self.sunspec.image},
-                                on_write=self._sunspec_write)
-            )  # fmt: skip
-            _, port = await self.sunspec_server.start_tcp(host, self._port("sunspec"))
-            endpoints = dataclasses.replace(
-                endpoints, sunspec_port=port, sunspec_unit=config.sunspec.unit_id
+    async def _start_sunspec(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        unit = self.config.sunspec
+        if self.sunspec is None or unit is None:
+            return endpoints
+        self.sunspec_server = await self._stack.enter_async_context(
+            ModbusSimServer({unit.unit_id: self.sunspec.image}, on_write=self._sunspec_write)
+        )
+        _, port = await self.sunspec_server.start_tcp(self._host, self._port("sunspec"))
+        return dataclasses.replace(endpoints, sunspec_port=port, sunspec_unit=unit.unit_id)
+
+    async def _start_opcua(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        if self.plant.bess is None:
+            return endpoints
+        self.opcua = await self._stack.enter_async_context(
+            OpcUaBessSimulator(
+                host=self._host,
+                port=self._port("opcua") or free_port(self._host),
+                battery=self.plant.bess,
+                interval=min(0.5, self.config.tick),
+                address_space_cache=self._opcua_cache,
+                clock=self._clock,
             )
+        )
+        return dataclasses.replace(endpoints, opcua_url=self.opcua.url)
 
-        if self.plant.bess is not None:
-            port = self._port("opcua") or free_port(host)
-            self.opcua = await stack.enter_async_context(
-                OpcUaBessSimulator(
-                    host=host,
-                    port=port,
-                    battery=self.plant.bess,
-                    interval=min(0.5, config.tick),
-                    address_space_cache=self._opcua_cache,
-                    clock=self._clock,
-                )
-            )
-            endpoints = dataclasses.replace(endpoints, opcua_url=self.opcua.url)
-
-        if config.mqtt_bms is not None and self.plant.sunspec is not None:
-            endpoints = await self._start_mqtt_bms(config.mqtt_bms, endpoints)
-
-        if config.can_channel is not None:
-            self.can_bms = await stack.enter_async_context(
-                CanBmsSimulator(
-                    interface="virtual",
-                    channel=config.can_channel,
-                    battery=self.plant.physics.battery,
-                    interval=config.tick,
-                    clock=self._clock,
-                )
-            )
-            endpoints = dataclasses.replace(endpoints, can_channel=config.can_channel)
-
-        self._endpoints = endpoints
-        self._ticker = asyncio.create_task(self._tick(), name="edge-ems sim site")
-
-    async def _start_mqtt_bms(self, map_id: str, endpoints: SiteEndpoints) -> SiteEndpoints:
+    async def _start_mqtt_bms(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        map_id = self.config.mqtt_bms
+        if map_id is None:
+            return endpoints
         paths = topic_map_paths()
         if map_id not in paths:
             raise ConfigError(f"no bundled topic map {map_id!r}; there are {', '.join(paths)}")
@@ -308,7 +307,6 @@ class SimulatedSite:
                 _LOGGER.warning("MQTT BMS left out: %s", err)
                 return endpoints
             broker = (mosquitto.host, mosquitto.port)
-        assert self.plant.sunspec is not None
         variables = TOPIC_VARIABLES.get(map_id, {})
         self.mqtt_bms = await self._stack.enter_async_context(
             MqttBmsSimulator(
@@ -316,7 +314,7 @@ class SimulatedSite:
                 host=broker[0],
                 port=broker[1],
                 variables=variables,
-                battery=self.plant.sunspec.battery,
+                battery=self._mqtt_battery(),
                 interval=self.config.tick,
                 clock=self._clock,
             )
@@ -324,6 +322,26 @@ class SimulatedSite:
         return dataclasses.replace(
             endpoints, mqtt=broker, mqtt_topic_map=map_id, mqtt_variables=dict(variables)
         )
+
+    def _mqtt_battery(self) -> Battery:
+        """The SunSpec inverter's battery; the Deye's when the SunSpec inverter is left out."""
+        hybrid = self.plant.sunspec
+        return self.plant.physics.battery if hybrid is None else hybrid.battery
+
+    async def _start_can_bms(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        channel = self.config.can_channel
+        if channel is None:
+            return endpoints
+        self.can_bms = await self._stack.enter_async_context(
+            CanBmsSimulator(
+                interface="virtual",
+                channel=channel,
+                battery=self.plant.physics.battery,
+                interval=self.config.tick,
+                clock=self._clock,
+            )
+        )
+        return dataclasses.replace(endpoints, can_channel=channel)
 
     async def stop(self) -> None:
         """Stop every device, newest first."""
