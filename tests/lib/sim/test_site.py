@@ -195,6 +195,27 @@ async def test_a_deye_time_of_use_slot_charges_from_the_grid(
     assert number(reading["grid_power_w"]) > 2000
 
 
+async def test_a_deye_in_selling_first_sells_at_the_slot_power(
+    site: SimulatedSite, clock: FakeClock, deye: ModbusDevice
+) -> None:
+    clock.now = NIGHT
+    assert site.plant.sunspec is not None  # it covers the house first: drain it
+    site.plant.sunspec.battery.soc_pct = site.plant.sunspec.battery.soc_min_pct
+    site.step()
+    for metric, value in (
+        ("tou_slot1_power_w", 2000), ("tou_enabled", 255), ("work_mode", "selling_first"),
+    ):  # fmt: skip
+        await deye.write(metric, value)
+    reading = await values(deye)
+    assert reading["battery_power_w"] == 2000
+    assert number(reading["grid_power_w"]) == pytest.approx(
+        number(reading["load_power_w"]) - 2000, abs=2
+    )
+    await deye.write("work_mode", "zero_export_to_ct")
+    reading = await values(deye)
+    assert 0 < number(reading["battery_power_w"]) < 2000  # back to covering the house
+
+
 async def test_the_deye_keeps_its_settings_within_limits_and_its_live_data_read_only(
     site: SimulatedSite, gateway: ModbusLink, deye: ModbusDevice
 ) -> None:
