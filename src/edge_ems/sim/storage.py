@@ -18,13 +18,16 @@ from .physics import Battery
 CHARGE_LIMIT = 0b01
 DISCHARGE_LIMIT = 0b10
 IMPORT_MARGIN_W = 30.0
-"""Self-consumption leaves this much import, as real controllers aim just above zero so
-that their batteries never discharge into the grid."""
+"""The grid power self-consumption aims at: a little import, as real controllers hold a
+grid setpoint just above zero so that their batteries never feed the grid."""
 
 
 def self_consumption_w(shortfall_w: float) -> float:
-    """Battery power (+ discharge) that covers a shortfall (+) or stores a surplus (-)."""
-    return shortfall_w if shortfall_w < 0 else max(0.0, shortfall_w - IMPORT_MARGIN_W)
+    """Battery power (+ discharge) that leaves :data:`IMPORT_MARGIN_W` of import when the
+    load exceeds PV by ``shortfall_w`` (negative: a surplus to store)."""
+    if 0 <= shortfall_w <= IMPORT_MARGIN_W:
+        return 0.0  # the grid covers a shortfall this small
+    return shortfall_w - IMPORT_MARGIN_W
 
 
 @dataclass(frozen=True, slots=True)

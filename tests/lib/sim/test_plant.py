@@ -61,6 +61,14 @@ def test_self_consumption_covers_the_house_at_night_with_a_little_import() -> No
     assert flows.grid_w == pytest.approx(IMPORT_MARGIN_W, abs=0.2)
 
 
+def test_storing_a_morning_surplus_keeps_the_grid_at_the_import_margin() -> None:
+    plant = Plant(SiteConfig())
+    morning = MIDNIGHT + 9.5 * 3600
+    flows = plant.step(morning, SETTINGS, None)
+    assert 0 < -plant.physics.battery.power_w < plant.physics.battery.max_charge_w
+    assert flows.grid_w == pytest.approx(IMPORT_MARGIN_W, abs=0.2)
+
+
 def test_the_sunspec_hybrid_serves_the_house_first_and_the_deye_the_rest() -> None:
     plant = Plant(SiteConfig())
     flows = plant.step(NIGHT, SETTINGS, None)
