@@ -26,7 +26,7 @@ from edge_ems.sim.site import SimulatedSite
 from .bms.support import allow_loopback_sockets, free_port
 
 READS = frozenset({3, 4})
-MODBUS_ONLY = SiteConfig(bess=None, mqtt_bms=None, can_channel=None, tick=3600.0)
+MODBUS_ONLY = SiteConfig(bess=None, mqtt_bms=None, can_bms=False, tick=3600.0)
 FAST = 1000.0
 """Requests per second: pacing is tested on its own, with a clock that does not wait."""
 

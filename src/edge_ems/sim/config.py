@@ -76,8 +76,10 @@ class SiteConfig:
     bess: BessConfig | None = field(default_factory=BessConfig)
     mqtt_bms: str | None = "esphome_jk_bms"
     """Catalog id of the topic map the MQTT BMS publishes by."""
-    can_channel: str | None = "edge-ems-sim"
-    """python-can virtual channel of the CAN BMS."""
+    can_bms: bool = True
+    can_channel: str | None = None
+    """python-can virtual channel of the CAN BMS; ``None`` gives each site one of its own,
+    so that sites in one process do not hear each other's batteries."""
     tick: float = 1.0
     """Seconds (of real time) between physics updates."""
 
@@ -148,7 +150,8 @@ def site_config(data: Any, *, source: str = "<site>") -> SiteConfig:
         sunspec=_section(SunSpecConfig, valid.get("sunspec"), defaults.sunspec),
         bess=_section(BessConfig, valid.get("bess"), defaults.bess),
         mqtt_bms=None if mqtt is False else (mqtt or {}).get("topic_map", defaults.mqtt_bms),
-        can_channel=None if can is False else (can or {}).get("channel", defaults.can_channel),
+        can_bms=can is not False,
+        can_channel=None if can is False else (can or {}).get("channel"),
         tick=valid.get("tick", defaults.tick),
     )
 

@@ -34,6 +34,7 @@ import logging
 import socket
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,9 +330,9 @@ class SimulatedSite:
         return self.plant.physics.battery if hybrid is None else hybrid.battery
 
     async def _start_can_bms(self, endpoints: SiteEndpoints) -> SiteEndpoints:
-        channel = self.config.can_channel
-        if channel is None:
+        if not self.config.can_bms:
             return endpoints
+        channel = self.config.can_channel or f"edge-ems-sim-{uuid.uuid4().hex[:8]}"
         self.can_bms = await self._stack.enter_async_context(
             CanBmsSimulator(
                 interface="virtual",

@@ -16,6 +16,7 @@ from .conftest import DAY, MIDNIGHT, FakeClock
 def test_an_empty_description_is_the_default_site() -> None:
     assert site_config(None) == SiteConfig()
     assert site_config({}) == SiteConfig()
+    assert site_config({"can_bms": {"channel": "bus"}}).can_channel == "bus"
 
 
 def test_sections_set_sizes_and_false_leaves_devices_out() -> None:
@@ -38,7 +39,7 @@ def test_sections_set_sizes_and_false_leaves_devices_out() -> None:
     assert config.sunspec == SunSpecConfig(capacity_wh=7500)
     assert config.bess is None
     assert config.mqtt_bms == "venus_os_battery"
-    assert config.can_channel is None
+    assert not config.can_bms
     assert config.tick == 0.5
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def address_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def full_site(clock: FakeClock, address_space: Path) -> AsyncIterator[SimulatedSite]:
-    config = SiteConfig(can_channel=f"sim-test-{uuid.uuid4().hex}", tick=0.1)
+    config = SiteConfig(tick=0.1)  # a CAN channel of its own
     async with SimulatedSite(config, clock=clock, opcua_cache=address_space) as running:
         yield running
 
