@@ -37,6 +37,8 @@ from .table import text_table
 CLEAR = "\x1b[H\x1b[2J"
 """ANSI: cursor home, clear the screen. Every terminal emulator understands it."""
 CONNECT_TIMEOUT = 20.0
+HEADER_WIDTH = 48
+"""Device headers are cut to this, or to their table's width if wider."""
 LINK_SETTINGS = LinkSettings(timeout=3.0, retries=1)
 _CATEGORY_ORDER = {category: index for index, category in enumerate(Category)}
 _SHOWN_KINDS = frozenset(
@@ -208,20 +210,25 @@ def _device_block(view: DeviceView, *, show_all: bool) -> list[str]:
     state = "connected" if health.connected else "not connected"
     if health.error_streak:
         state += f", {health.error_streak} errors"
-    lines = [f"{view.site_device.title}{who}", f"{view.site_device.where} ({state})"]
+    header = [f"{view.site_device.title}{who}", f"{state}: {view.site_device.where}"]
     if view.error:
-        lines.append(f"! {view.error}"[:120])
+        header.append(f"! {view.error}")
     metrics = sorted((m for m in view.readings if _shown(m, show_all=show_all)), key=_sort_key)
     rows = [
         (metric, _format(view.readings[metric].value), METRICS[metric].unit or "",
          view.readings[metric].quality.value)
         for metric in metrics
     ]  # fmt: skip
-    if rows:
-        lines += text_table(("metric", "value", "unit", "quality"), rows).splitlines()
-    elif not view.error:
-        lines.append("(waiting for readings)")
-    return lines
+    body = text_table(("metric", "value", "unit", "quality"), rows).splitlines() if rows else []
+    if not rows and not view.error:
+        body = ["(waiting for readings)"]
+    # Headers are clipped to the table's width, so that blocks fit side by side.
+    width = max([HEADER_WIDTH, *(len(line) for line in body)])
+    return [_clip(line, width) for line in header] + body
+
+
+def _clip(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _columns(blocks: Sequence[list[str]], width: int) -> list[str]:
