@@ -110,6 +110,16 @@ class ModbusDevice:
         return self._commands
 
     @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """What the map writes, in order, to hand the device back to its own control."""
+        return self.point_map.device.safe_mode
+
+    @property
+    def revert_timer(self) -> str | None:
+        """The map's watchdog metric, refreshed instead of setpoints, if the device has one."""
+        return self.point_map.device.revert_timer
+
+    @property
     def health(self) -> Health:
         """Connection and error state now."""
         return self._health.snapshot()

@@ -78,6 +78,10 @@ def _chunks(plan: Sequence[Assignment]) -> list[tuple[int, list[int]]]:
     return chunks
 
 
+_SAFE_MODE = ("battery_power_setpoint_w", "active_power_limit_enabled", "control_enabled")
+"""Commands written as 0 when a lease lapses: the storage setpoint first, then the limits."""
+
+
 class SunSpecDevice:
     """A SunSpec inverter, meter or battery, over a ``modbus_connection.ModbusUnit`` or a
     :class:`~edge_ems.sunspec.transport.LinkUnit` on a shared ``edge_ems.modbus`` link.
@@ -144,6 +148,15 @@ class SunSpecDevice:
             for metric, targets in state.controls.items()
         }
         return {metric: cmd for metric, cmd in found.items() if cmd is not None}
+
+    @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """What hands the device back to its own control: no battery setpoint, no limits.
+
+        Only the commands this device offers, in the order they must be written.
+        """
+        commands = self.commands
+        return {metric: 0 for metric in _SAFE_MODE if metric in commands}
 
     @property
     def revert_timer(self) -> str | None:

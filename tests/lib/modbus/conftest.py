@@ -90,20 +90,6 @@ HASTY = LinkSettings(timeout=1.0, retries=0)
 """For tests that provoke timeouts: no retries, so each fault gives one clear error."""
 
 
-@pytest.fixture(autouse=True)
-def _loopback_sockets() -> None:
-    """Let these tests open loopback sockets: they talk to live servers.
-
-    The Home Assistant test plugin (installed in the Python 3.14 environment) blocks sockets
-    in every test's setup; this fixture runs after that.
-    """
-    try:
-        import pytest_socket
-    except ImportError:  # the Python 3.13 environment has no Home Assistant plugin
-        return
-    pytest_socket.enable_socket()
-
-
 @pytest.fixture
 def hybrid_map() -> PointMap:
     return parse_point_map(HYBRID_MAP, source="test", map_id="test_hybrid")
