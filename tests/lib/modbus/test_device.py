@@ -12,7 +12,7 @@ from edge_ems.exceptions import (
     WriteRefusedError,
 )
 from edge_ems.modbus import ModbusDevice, ModbusLink
-from edge_ems.pointmap import PointMap, PollGroup, RegisterSpace
+from edge_ems.pointmap import PointMap, PollGroup, RegisterSpace, load_catalog
 from edge_ems.readings import Quality
 from edge_ems.sim.modbus_server import Fault, FaultKind, ModbusSimServer, Request
 
@@ -27,6 +27,19 @@ def reads(server: ModbusSimServer) -> list[Request]:
 
 async def test_is_a_device(device: ModbusDevice) -> None:
     assert isinstance(device, Device)
+
+
+async def test_safe_mode_and_revert_timer_come_from_the_map(link: ModbusLink) -> None:
+    deye = ModbusDevice(link, load_catalog()["deye_sun_sg_hybrid"], name="deye")
+    try:
+        assert dict(deye.safe_mode) == {
+            "work_mode": 2,
+            "energy_management_mode": 1,
+            "tou_enabled": 0,
+        }
+        assert deye.revert_timer is None
+    finally:
+        await deye.close()
 
 
 async def test_connect_reads_identity(device: ModbusDevice, server: ModbusSimServer) -> None:

@@ -74,6 +74,11 @@ async def test_commands_carry_the_models_limits(server: RegisterServer, unit: Mo
     commands = device.commands
     assert all(command.allow_write and not command.eeprom for command in commands.values())
     assert device.revert_timer == "control_revert_timeout_s"
+    # Dispatch hands the device back by zeroing the storage setpoint first, then the limit.
+    assert list(device.safe_mode.items()) == [
+        ("battery_power_setpoint_w", 0),
+        ("active_power_limit_enabled", 0),
+    ]
 
 
 async def test_a_write_is_read_back(server: RegisterServer, unit: ModbusUnit) -> None:

@@ -208,6 +208,7 @@ async def test_solaredge_single_phase_inverter(server: RegisterServer, unit: Mod
     # No controls in this map: nothing is writable.
     assert device.commands == {}
     assert device.revert_timer is None
+    assert device.safe_mode == {}
 
 
 def test_an_old_common_model_without_its_pad() -> None:
