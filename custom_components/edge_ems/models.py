@@ -1,0 +1,42 @@
+"""What a loaded Edge EMS site entry holds at runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from homeassistant.config_entries import ConfigEntry
+
+if TYPE_CHECKING:
+    from edge_ems.device import Device
+    from edge_ems.dispatch import Dispatcher
+
+    from .audit import AuditLog
+    from .coordinator import EdgeEmsCoordinator
+
+
+@dataclass
+class EdgeEmsDevice:
+    """One configured device: its subentry, the library device and its coordinator."""
+
+    subentry_id: str
+    device_id: str
+    """Stable id of the device within the site: its subentry id."""
+    name: str
+    device: Device
+    coordinator: EdgeEmsCoordinator
+
+
+@dataclass
+class EdgeEmsData:
+    """The runtime data of one site entry."""
+
+    site_id: str
+    site_name: str
+    dispatcher: Dispatcher
+    audit: AuditLog
+    devices: dict[str, EdgeEmsDevice] = field(default_factory=dict)
+    """By device id."""
+
+
+type EdgeEmsConfigEntry = ConfigEntry[EdgeEmsData]
