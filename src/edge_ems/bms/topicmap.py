@@ -36,11 +36,10 @@ from types import MappingProxyType
 from typing import Any
 
 import voluptuous as vol
-import yaml
 
 from ..exceptions import PointMapError
 from ..metrics import METRICS, MetricKind
-from ..pointmap.loader import _StrictLoader
+from ..pointmap.loader import parse_yaml, read_map_file
 
 type PathPart = str | int
 """One step of a JSON path: an object key or an array index."""
@@ -258,28 +257,13 @@ def _check_placeholders(topic: str, variables: Mapping[str, str], source: str, p
 
 def parse_topic_map(text: str, *, source: str, map_id: str) -> TopicMap:
     """Parse and validate topic-map YAML text."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise PointMapError(f"not valid YAML: {problem}", source=source, path=where) from None
-    except ValueError as err:  # PyYAML's constructors raise it for dates such as 2020-02-30
-        raise PointMapError(f"not valid YAML: {err}", source=source) from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise PointMapError("not valid YAML: nested too deeply", source=source) from None
-    return validate_topic_map(data, source=source, map_id=map_id)
+    return validate_topic_map(parse_yaml(text, source=source), source=source, map_id=map_id)
 
 
 def load_topic_map(path: str | Path) -> TopicMap:
     """Load and validate one topic-map file (blocking I/O: keep it off event loops)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PointMapError(f"cannot read: {err}", source=str(path)) from None
-    return parse_topic_map(text, source=str(path), map_id=path.stem)
+    return parse_topic_map(read_map_file(path), source=str(path), map_id=path.stem)
 
 
 def catalog_paths() -> dict[str, Path]:

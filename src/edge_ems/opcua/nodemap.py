@@ -31,13 +31,12 @@ from types import MappingProxyType
 from typing import Any
 
 import voluptuous as vol
-import yaml
 from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
 from ..exceptions import PointMapError
 from ..metrics import METRICS
-from ..pointmap.loader import _StrictLoader
+from ..pointmap.loader import parse_yaml, read_map_file
 from ..pointmap.model import Access
 
 
@@ -224,28 +223,13 @@ def _point(metric: str, spec: dict[str, Any], source: str) -> NodePoint:
 
 def parse_node_map(text: str, *, source: str, map_id: str) -> NodeMap:
     """Parse and validate node-map YAML text."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise PointMapError(f"not valid YAML: {problem}", source=source, path=where) from None
-    except ValueError as err:  # PyYAML's constructors raise it for dates such as 2020-02-30
-        raise PointMapError(f"not valid YAML: {err}", source=source) from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise PointMapError("not valid YAML: nested too deeply", source=source) from None
-    return validate_node_map(data, source=source, map_id=map_id)
+    return validate_node_map(parse_yaml(text, source=source), source=source, map_id=map_id)
 
 
 def load_node_map(path: str | Path) -> NodeMap:
     """Load and validate one node-map file (blocking I/O: keep it off event loops)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PointMapError(f"cannot read: {err}", source=str(path)) from None
-    return parse_node_map(text, source=str(path), map_id=path.stem)
+    return parse_node_map(read_map_file(path), source=str(path), map_id=path.stem)
 
 
 def catalog_paths() -> dict[str, Path]:

@@ -39,10 +39,13 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def parse_point_map(text: str, *, source: str, map_id: str) -> PointMap:
-    """Parse and validate point-map YAML text."""
+def parse_yaml(text: str, *, source: str) -> Any:
+    """Parse map YAML safely, refusing duplicate keys; errors name the line and column.
+
+    Point, topic and node maps all read their YAML through this.
+    """
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -52,17 +55,25 @@ def parse_point_map(text: str, *, source: str, map_id: str) -> PointMap:
         raise PointMapError(f"not valid YAML: {err}", source=source) from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise PointMapError("not valid YAML: nested too deeply", source=source) from None
-    return validate(data, source=source, map_id=map_id)
+
+
+def read_map_file(path: Path) -> str:
+    """A map file's text (blocking I/O: keep it off event loops)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PointMapError(f"cannot read: {err}", source=str(path)) from None
+
+
+def parse_point_map(text: str, *, source: str, map_id: str) -> PointMap:
+    """Parse and validate point-map YAML text."""
+    return validate(parse_yaml(text, source=source), source=source, map_id=map_id)
 
 
 def load_point_map(path: str | Path) -> PointMap:
     """Load and validate one point-map file (blocking I/O: keep it off event loops)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PointMapError(f"cannot read: {err}", source=str(path)) from None
-    return parse_point_map(text, source=str(path), map_id=path.stem)
+    return parse_point_map(read_map_file(path), source=str(path), map_id=path.stem)
 
 
 def catalog_paths() -> dict[str, Path]:
