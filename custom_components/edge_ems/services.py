@@ -1,10 +1,220 @@
-"""Placeholder for the Edge EMS actions; HA-B owns and replaces this file."""
+"""The Edge EMS actions: dispatch, write_point and release, all through the site's Dispatcher.
+
+Every call is audited by the library's guarded path, refused ones included; the audit
+records come back as response data. A call the guards refuse, or that fails at the device,
+raises a translated error after it has been audited, so automations see it fail.
+"""
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant, callback
+import math
+from typing import Any, cast
+
+import probatio
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID
+from homeassistant.core import (
+    Context,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.service import async_get_config_entry
+from homeassistant.helpers.trace import trace_id_get
+from homeassistant.helpers.typing import VolDictType
+
+from edge_ems.dispatch import AuditRecord, Outcome
+from edge_ems.readings import Value
+
+from .audit import SOURCE_HA_ACTION, call_context
+from .const import DOMAIN
+from .models import EdgeEmsConfigEntry
+
+SERVICE_DISPATCH = "dispatch"
+SERVICE_WRITE_POINT = "write_point"
+SERVICE_RELEASE = "release"
+
+ATTR_POWER_W = "power_w"
+ATTR_TTL = "ttl"
+ATTR_COMMAND = "command"
+ATTR_VALUE = "value"
+ATTR_RECORDS = "records"
+
+MAX_POWER_W = 1_000_000.0
+"""Far beyond any home or small site; anything larger is a typo, not a setpoint."""
+MIN_TTL = 3.0
+MAX_TTL = 86_400.0
+
+_TARGET: VolDictType = {
+    probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    probatio.Optional(ATTR_DEVICE_ID): cv.string,
+}
+DISPATCH_SCHEMA = probatio.Schema(
+    {
+        **_TARGET,
+        probatio.Required(ATTR_POWER_W): probatio.All(
+            probatio.Coerce(float), probatio.Range(min=-MAX_POWER_W, max=MAX_POWER_W)
+        ),
+        probatio.Optional(ATTR_TTL): probatio.All(
+            probatio.Coerce(float), probatio.Range(min=MIN_TTL, max=MAX_TTL)
+        ),
+    }
+)
+WRITE_POINT_SCHEMA = probatio.Schema(
+    {
+        probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        probatio.Required(ATTR_DEVICE_ID): cv.string,
+        probatio.Required(ATTR_COMMAND): cv.string,
+        probatio.Required(ATTR_VALUE): probatio.Any(bool, int, float, cv.string),
+    }
+)
+RELEASE_SCHEMA = probatio.Schema(_TARGET)
+
+_FAILED = frozenset({Outcome.REFUSED, Outcome.FAILED})
 
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the Edge EMS actions."""
+
+    async def dispatch(call: ServiceCall) -> ServiceResponse:
+        entry, device_id = _target(hass, call)
+        requested_by = await _requested_by(hass, call.context)
+        with call_context(call.context):
+            records = await entry.runtime_data.dispatcher.dispatch(
+                call.data[ATTR_POWER_W],
+                requested_by=requested_by,
+                source=SOURCE_HA_ACTION,
+                asset_id=device_id,
+                ttl=call.data.get(ATTR_TTL),
+            )
+        return _response(entry, records)
+
+    async def write_point(call: ServiceCall) -> ServiceResponse:
+        entry, device_id = _target(hass, call)
+        assert device_id is not None  # the schema requires a device
+        requested_by = await _requested_by(hass, call.context)
+        with call_context(call.context):
+            record = await entry.runtime_data.dispatcher.write(
+                device_id,
+                call.data[ATTR_COMMAND],
+                _value(call.data[ATTR_VALUE]),
+                requested_by=requested_by,
+                source=SOURCE_HA_ACTION,
+            )
+        return _response(entry, [record])
+
+    async def release(call: ServiceCall) -> ServiceResponse:
+        entry, device_id = _target(hass, call)
+        requested_by = await _requested_by(hass, call.context)
+        with call_context(call.context):
+            records = await entry.runtime_data.dispatcher.release(
+                requested_by=requested_by, source=SOURCE_HA_ACTION, asset_id=device_id
+            )
+        return _response(entry, records)
+
+    for name, handler, schema in (
+        (SERVICE_DISPATCH, dispatch, DISPATCH_SCHEMA),
+        (SERVICE_WRITE_POINT, write_point, WRITE_POINT_SCHEMA),
+        (SERVICE_RELEASE, release, RELEASE_SCHEMA),
+    ):
+        hass.services.async_register(
+            DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL
+        )
+
+
+def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[EdgeEmsConfigEntry, str | None]:
+    """The site entry a call addresses, and the site's device id if it names a device.
+
+    A device names its site; without either, the only loaded site is meant.
+    """
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    ha_device_id: str | None = call.data.get(ATTR_DEVICE_ID)
+    if ha_device_id is None:
+        entry = cast(EdgeEmsConfigEntry, async_get_config_entry(hass, DOMAIN, entry_id))
+        return entry, None
+    device = dr.async_get(hass).async_get(ha_device_id)
+    if device is not None:
+        for candidate_id, subentries in device.config_entries_subentries.items():
+            if entry_id is not None and candidate_id != entry_id:
+                continue
+            candidate = hass.config_entries.async_get_entry(candidate_id)
+            if candidate is None or candidate.domain != DOMAIN:
+                continue
+            if candidate.state is not ConfigEntryState.LOADED:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="site_not_loaded",
+                    translation_placeholders={"site": candidate.title},
+                )
+            site = cast(EdgeEmsConfigEntry, candidate)
+            for subentry_id in subentries:
+                for known in site.runtime_data.devices.values():
+                    if known.subentry_id == subentry_id:
+                        return site, known.device_id
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_device",
+        translation_placeholders={"device_id": ha_device_id},
+    )
+
+
+async def _requested_by(hass: HomeAssistant, context: Context) -> str:
+    """Who asked, from the call's context: an HA user, or the automation or script running."""
+    if context.user_id is not None:
+        user = await hass.auth.async_get_user(context.user_id)
+        name = user.name if user is not None and user.name else "unknown"
+        return f"user:{context.user_id} ({name})"
+    running = trace_id_get()
+    if running is not None:
+        # The trace key is "<domain>.<item id>"; the registry gives the entity id for it.
+        domain, _, item_id = running[0].partition(".")
+        entity_id = er.async_get(hass).async_get_entity_id(domain, domain, item_id)
+        return f"{domain}:{entity_id or item_id}"
+    return "home_assistant"
+
+
+def _value(raw: Any) -> Value:
+    """A value as typed in the UI: numbers from their text, option names as they are."""
+    if not isinstance(raw, str):
+        return cast(Value, raw)
+    text = raw.strip()
+    for number in (int, float):
+        try:
+            parsed = number(text)
+        except ValueError:
+            continue
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            return text
+        return parsed
+    return text
+
+
+def _response(entry: EdgeEmsConfigEntry, records: list[AuditRecord]) -> ServiceResponse:
+    """The audit records, or the reason as an error when nothing got through."""
+    if records and all(record.outcome in _FAILED for record in records):
+        first = records[0]
+        placeholders = {
+            "site": entry.title,
+            "device": _device_name(entry, first.device_id),
+            "command": first.command,
+            "message": first.message,
+        }
+        error = ServiceValidationError if first.outcome is Outcome.REFUSED else HomeAssistantError
+        raise error(
+            translation_domain=DOMAIN,
+            translation_key=f"{first.outcome.value}_{first.reason.value}",
+            translation_placeholders=placeholders,
+        )
+    return {ATTR_RECORDS: [record.as_dict() for record in records]}
+
+
+def _device_name(entry: EdgeEmsConfigEntry, device_id: str | None) -> str:
+    device = entry.runtime_data.devices.get(device_id or "")
+    return device.name if device is not None else entry.title
