@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,17 +33,6 @@ FAST = 1000.0
 @pytest.fixture(autouse=True)
 def _loopback_sockets() -> None:
     allow_loopback_sockets()
-
-
-@pytest.fixture(autouse=True)
-def _collect_address_spaces() -> None:
-    """Collect OPC UA servers earlier tests left behind, here on the main thread.
-
-    asyncua keeps a server's cached address space (a shelve) open until the server is
-    collected; Python 3.14's sqlite-backed shelve only closes on the thread that opened it,
-    and the servers started here hand work to other threads, where a collection may happen.
-    """
-    gc.collect()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shelve
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class OpcUaBessSimulator:
         server, self._server = self._server, None
         if server is not None:
             await server.stop()
+            _close_address_space_cache(server)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -206,3 +208,14 @@ class OpcUaBessSimulator:
                 value = values[TELEMETRY[name]]
                 await node.write_value(ua.Variant(float(value or 0.0), ua.VariantType.Double))
             await asyncio.sleep(self._interval)
+
+
+def _close_address_space_cache(server: Server) -> None:
+    """Close the shelve a cached address space reads from, here on the loop's thread.
+
+    asyncua offers no close for it and leaves it to garbage collection, and Python 3.14's
+    sqlite-backed shelve refuses to close on any thread but the one that opened it.
+    """
+    source = getattr(server.iserver.aspace._nodes, "source", None)
+    if isinstance(source, shelve.Shelf):
+        source.close()
