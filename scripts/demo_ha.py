@@ -1,0 +1,469 @@
+"""The Home Assistant demo: a real Home Assistant with Edge EMS and the simulated site.
+
+What ``make demo`` runs inside ``scripts/in-env``:
+
+1. the simulated site starts in this process (Deye and SDM630 behind a Modbus TCP gateway,
+   the SunSpec hybrid inverter, the OPC UA BESS), on free loopback ports;
+2. ``hass -c CONFIG`` starts from a fresh configuration folder with the integration linked
+   into ``custom_components``;
+3. onboarding is done over HA's own API with a demo user, then the site and its devices are
+   added through the integration's config flow and subentry flows, as a person would in the
+   UI (every step connects to the simulated device before it creates anything);
+4. once the entities report live values, the URL and the login are printed; Ctrl-C stops
+   Home Assistant and the site and removes the folder.
+
+``--once`` prints the live entities and stops instead of waiting (a smoke test);
+``--screenshot FILE`` saves the Energy dashboard's device page as seen by headless chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from edge_ems.cli.sim import SERVER_LOGGERS, opcua_cache, quiet_libraries, wait_for_stop
+from edge_ems.sim.config import SiteConfig
+from edge_ems.sim.site import SimulatedSite, SiteEndpoints, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+INTEGRATION = REPO / "custom_components" / "edge_ems"
+DOMAIN = "edge_ems"
+USER = "demo"
+PASSWORD = "edge-ems-demo"  # noqa: S105 - a throwaway login for a local demo, printed anyway
+START_TIMEOUT = 300.0
+"""Home Assistant's first start installs nothing (``--skip-pip``) but still takes a while on a
+small machine."""
+LIVE_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
+SITE = SiteConfig(can_bms=False, mqtt_bms=None)
+"""The CAN BMS runs on python-can's in-process virtual bus, which Home Assistant, another
+process, cannot reach; the MQTT BMS needs HA's MQTT integration set up against the site's
+broker, which the demo leaves out to stay small."""
+
+CONFIGURATION = """\
+homeassistant:
+  name: Edge EMS demo
+  latitude: 50.08
+  longitude: 14.42
+  elevation: 200
+  unit_system: metric
+  time_zone: UTC
+  currency: EUR
+  country: CZ
+http:
+  server_host: {host}
+  server_port: {port}
+frontend:
+config:
+api:
+history:
+logbook:
+energy:
+automation: []
+script: {{}}
+logger:
+  default: warning
+"""
+
+_LOGGER = logging.getLogger("demo_ha")
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStep:
+    """What to answer in one step of a config flow."""
+
+    step_id: str
+    user_input: Mapping[str, Any]
+
+
+def site_flow() -> list[FlowStep]:
+    """The site entry: name and id; control stays off, as it does for every new site."""
+    return [FlowStep("user", {"site_name": "Demo home", "site_id": "demo-home"})]
+
+
+def device_flows(endpoints: SiteEndpoints) -> list[tuple[str, list[FlowStep]]]:
+    """Subentry type and answers for every device of the simulated site the demo adds."""
+    host = endpoints.host
+    flows: list[tuple[str, list[FlowStep]]] = [
+        (
+            "modbus",
+            [
+                FlowStep("user", {"transport": "tcp"}),
+                FlowStep(
+                    "tcp",
+                    {
+                        "name": "Deye hybrid inverter",
+                        "host": host,
+                        "port": endpoints.gateway_port,
+                        "unit_id": endpoints.deye_unit,
+                        "point_map": "deye_sun_sg_hybrid",
+                    },
+                ),
+            ],
+        ),
+        (
+            "modbus",
+            [
+                FlowStep("user", {"transport": "tcp"}),
+                FlowStep(
+                    "tcp",
+                    {
+                        "name": "Grid meter",
+                        "host": host,
+                        "port": endpoints.gateway_port,
+                        "unit_id": endpoints.meter_unit,
+                        "point_map": "eastron_sdm630",
+                    },
+                ),
+            ],
+        ),
+    ]
+    if endpoints.sunspec_port is not None:
+        flows.append(
+            (
+                "sunspec",
+                [
+                    FlowStep(
+                        "user",
+                        {
+                            "name": "SunSpec hybrid inverter",
+                            "host": host,
+                            "port": endpoints.sunspec_port,
+                            "unit_id": endpoints.sunspec_unit,
+                        },
+                    )
+                ],
+            )
+        )
+    if endpoints.opcua_url is not None:
+        flows.append(
+            (
+                "opcua",
+                [
+                    FlowStep(
+                        "user",
+                        {"name": "BESS", "url": endpoints.opcua_url, "node_map": "sim_bess"},
+                    )
+                ],
+            )
+        )
+    return flows
+
+
+class HomeAssistantProcess:
+    """``hass`` in a child process, with a fresh configuration folder."""
+
+    def __init__(self, config_dir: Path, host: str, port: int) -> None:
+        self.config_dir = config_dir
+        self.host = host
+        self.port = port
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the frontend answers."""
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{shown}:{self.port}"
+
+    def prepare(self) -> None:
+        """Write the configuration and link the integration in (blocking; before the loop)."""
+        (self.config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "custom_components" / DOMAIN).symlink_to(INTEGRATION)
+        (self.config_dir / "configuration.yaml").write_text(
+            CONFIGURATION.format(host=self.host, port=self.port), encoding="utf-8"
+        )
+
+    async def start(self) -> None:
+        """Start ``hass``; its log goes to ``home-assistant.log`` in the folder."""
+        hass = shutil.which("hass")
+        if hass is None:
+            raise DemoError("hass is not installed here; run the demo through scripts/in-env")
+        self.process = await asyncio.create_subprocess_exec(
+            hass,
+            "-c",
+            str(self.config_dir),
+            "--skip-pip",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop hass in order
+        )
+
+    def exited(self) -> bool:
+        """Home Assistant stopped on its own."""
+        return self.process is not None and self.process.returncode is not None
+
+    async def stop(self) -> None:
+        """Ask Home Assistant to stop, and make sure it does."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of Home Assistant's log, for errors."""
+        log = self.config_dir / "home-assistant.log"
+        try:
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class HomeAssistantApi:
+    """Home Assistant's HTTP API, as the frontend uses it."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self._session = session
+        self.url = url
+        self.client_id = f"{url}/"
+        self._token: str | None = None
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One JSON request; a refusal becomes a :class:`DemoError` with HA's message."""
+        async with self._session.request(
+            method, f"{self.url}{path}", json=body, headers=self._headers
+        ) as response:
+            text = await response.text()
+            if response.status >= 400:
+                raise DemoError(f"{method} {path}: {response.status} {text[:500]}")
+            return json.loads(text) if text else None
+
+    async def wait_until_up(self, hass: HomeAssistantProcess) -> None:
+        """Until the onboarding API answers."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if hass.exited():
+                raise DemoError(f"Home Assistant stopped while starting:\n{hass.log_tail()}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, DemoError):
+                await self.request("GET", "/api/onboarding")
+                return
+            await asyncio.sleep(1.0)
+        raise DemoError(f"Home Assistant did not answer in {START_TIMEOUT:.0f} s")
+
+    async def onboard(self) -> None:
+        """Create the demo user and finish onboarding, keeping the user's token."""
+        created = await self.request(
+            "POST",
+            "/api/onboarding/users",
+            {
+                "client_id": self.client_id,
+                "name": "Demo",
+                "username": USER,
+                "password": PASSWORD,
+                "language": "en",
+            },
+        )
+        form = {
+            "grant_type": "authorization_code",
+            "code": created["auth_code"],
+            "client_id": self.client_id,
+        }
+        async with self._session.post(f"{self.url}/auth/token", data=form) as response:
+            if response.status != 200:
+                raise DemoError(f"login failed: {response.status} {await response.text()}")
+            self._token = (await response.json())["access_token"]
+        await self.request("POST", "/api/onboarding/core_config")
+        await self.request("POST", "/api/onboarding/analytics")
+        await self.request(
+            "POST",
+            "/api/onboarding/integration",
+            {"client_id": self.client_id, "redirect_uri": f"{self.url}/?auth_callback=1"},
+        )
+
+    async def run_flow(self, index: str, start: Mapping[str, Any], steps: list[FlowStep]) -> Any:
+        """Walk a config (or subentry) flow to its end with ``steps``' answers."""
+        result = await self.request("POST", index, dict(start))
+        answers = {step.step_id: step.user_input for step in steps}
+        while result.get("type") == "form":
+            step_id = result["step_id"]
+            if result.get("errors"):
+                raise DemoError(f"{start}: step {step_id} refused: {result['errors']}")
+            if step_id not in answers:
+                raise DemoError(f"{start}: the flow asks for step {step_id!r}, which the demo "
+                                f"does not know; fields: {result.get('data_schema')}")  # fmt: skip
+            result = await self.request(
+                "POST", f"{index}/{result['flow_id']}", dict(answers.pop(step_id))
+            )
+        if result.get("type") != "create_entry":
+            raise DemoError(f"{start}: the flow ended with {result}")
+        return result
+
+    async def template(self, template: str) -> Any:
+        """Render a template in Home Assistant and decode its JSON result."""
+        async with self._session.post(
+            f"{self.url}/api/template", json={"template": template}, headers=self._headers
+        ) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise DemoError(f"template: {response.status} {text[:300]}")
+            return json.loads(text)
+
+
+async def configure(api: HomeAssistantApi, endpoints: SiteEndpoints) -> str:
+    """Add the site and its devices through the flows; return the site's entry id."""
+    entry = await api.run_flow("/api/config/config_entries/flow", {"handler": DOMAIN}, site_flow())
+    entry_id: str = entry["result"]["entry_id"]
+    for subentry_type, steps in device_flows(endpoints):
+        await api.run_flow(
+            "/api/config/config_entries/subentries/flow",
+            {"handler": [entry_id, subentry_type]},
+            steps,
+        )
+    # Subentries added to a loaded entry take effect when it reloads.
+    await api.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+    return entry_id
+
+
+async def live_entities(api: HomeAssistantApi) -> dict[str, dict[str, Any]]:
+    """Our entities once most of them report a value, by entity id."""
+    deadline = time.monotonic() + LIVE_TIMEOUT
+    states: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        found = await api.template("{{ integration_entities('" + DOMAIN + "') | to_json }}")
+        states = {}
+        for entity_id in found:
+            states[entity_id] = await api.request("GET", f"/api/states/{entity_id}")
+        live = [s for s in states.values() if s["state"] not in ("unavailable", "unknown")]
+        if states and len(live) >= len(states) // 2:
+            return states
+        await asyncio.sleep(2.0)
+    raise DemoError(f"our entities did not come alive in {LIVE_TIMEOUT:.0f} s: {len(states)} found")
+
+
+def summary(states: Mapping[str, Mapping[str, Any]], limit: int = 25) -> str:
+    """A few live entities, to show they are there."""
+    rows = []
+    for entity_id, state in sorted(states.items()):
+        if state["state"] in ("unavailable", "unknown"):
+            continue
+        unit = state["attributes"].get("unit_of_measurement") or ""
+        rows.append(f"  {entity_id:<60} {state['state']} {unit}".rstrip())
+    more = len(rows) - limit
+    return "\n".join(rows[:limit] + ([f"  ... and {more} more"] if more > 0 else []))
+
+
+@contextlib.asynccontextmanager
+async def home_assistant(host: str, port: int, keep: bool) -> AsyncIterator[HomeAssistantProcess]:
+    """Home Assistant in a fresh folder, stopped (and the folder removed) on the way out."""
+    config_dir = Path(tempfile.mkdtemp(prefix="edge-ems-ha-"))
+    hass = HomeAssistantProcess(config_dir, host, port)
+    try:
+        await asyncio.to_thread(hass.prepare)
+        await hass.start()
+        yield hass
+    finally:
+        await hass.stop()
+        if keep:
+            print(f"configuration kept in {config_dir}", flush=True)
+        else:
+            await asyncio.to_thread(shutil.rmtree, config_dir, True)
+
+
+async def screenshot(url: str, path: Path) -> None:
+    """Log in with headless chromium and save the overview dashboard."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(url, wait_until="networkidle")
+            await page.fill("input[name='username']", USER)
+            await page.fill("input[name='password']", PASSWORD)
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{url}/lovelace/**", timeout=120_000)
+            await page.wait_for_timeout(8000)  # cards render after the states arrive
+            await page.screenshot(path=str(path))
+        finally:
+            await browser.close()
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Start everything, print the way in, and wait for Ctrl-C (or stop after ``--once``)."""
+    site = SimulatedSite(SITE, opcua_cache=opcua_cache())
+    async with site, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        print("simulated site running; starting Home Assistant (a minute or two)...", flush=True)
+        async with home_assistant(args.host, args.port, args.keep) as hass:
+            api = HomeAssistantApi(session, hass.url)
+            await api.wait_until_up(hass)
+            await api.onboard()
+            await configure(api, site.endpoints)
+            states = await live_entities(api)
+            print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
+            print(f"login: {USER} / {PASSWORD}\n", flush=True)
+            print(f"{len(states)} Edge EMS entities, among them:\n{summary(states)}\n", flush=True)
+            if args.screenshot is not None:
+                await screenshot(hass.url, args.screenshot)
+                print(f"screenshot saved to {args.screenshot}", flush=True)
+            if not args.once:
+                print("Ctrl-C stops Home Assistant and the simulated site", flush=True)
+                stop = asyncio.ensure_future(wait_for_stop())
+                while not stop.done():
+                    if hass.exited():
+                        stop.cancel()
+                        raise DemoError(f"Home Assistant stopped:\n{hass.log_tail()}")
+                    await asyncio.wait([stop], timeout=2.0)
+        print("stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and run the demo; errors are one clear message, exit status 1."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("EDGE_EMS_DEMO_HOST", "127.0.0.1"),
+        help="address Home Assistant listens on (default 127.0.0.1, or $EDGE_EMS_DEMO_HOST)",
+    )
+    parser.add_argument("--port", type=int, default=8123, help="0 picks a free port")
+    parser.add_argument("--once", action="store_true", help="show the entities, then stop")
+    parser.add_argument("--keep", action="store_true", help="keep the configuration folder")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE.png")
+    args = parser.parse_args(argv)
+    if args.port == 0:
+        args.port = free_port(args.host)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries(SERVER_LOGGERS)
+    try:
+        return asyncio.run(run(args))
+    except DemoError as err:
+        print(f"demo: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
