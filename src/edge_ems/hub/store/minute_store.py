@@ -1,0 +1,424 @@
+"""The minute store: where the gateway's telemetry goes, and what the REST API reads.
+
+Ingest. :meth:`MinuteStore.accept` folds a batch into open per-minute aggregates in memory
+(:mod:`.aggregate`). A flush, once a minute at the minute boundary plus a grace, writes the
+minutes that closed, every agent's new durable seq, the latest values and the rollups they
+complete, all in one transaction (:class:`~.backend.Flush`); then it tells subscribers (the
+gateway) which seqs became durable, and the gateway acknowledges them to the agents. A
+batch is durable once every minute it touched is written, so a batch arriving at 12:00:03
+is acknowledged after the 12:01:10 flush. The open minute stays in memory: each minute is
+written once, which halves the rows written against flushing partial minutes, and the
+acknowledgement lags no more (a batch waits for the next flush either way). Only when a
+batch has waited ``max_ack_delay`` (samples stamped in the future) are open minutes
+written too, as partial aggregates that later flushes merge into.
+
+Exactly once. Seqs at or below the agent's accepted mark are dropped, minutes merge by
+upsert (sum, count, min, max, last by timestamp), and the durable mark commits with the
+minutes it covers: after a crash the agent resends from the durable mark and everything
+after it is folded in again, nothing before it.
+
+Queries read the backend: series, time ranges at minute, 5-minute or hourly resolution
+(rollup tables where they cover the range, aggregated from minutes where they do not yet),
+and the latest values, with the open aggregates' newer values on top. Audit records,
+agent sessions, the uplink outbox and marks are plain persistence: :attr:`backend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from ...exceptions import ConfigError
+from ..telemetry import DurableCallback, TelemetryBatch
+from .aggregate import MinuteAggregator
+from .backend import Backend, Flush
+from .errors import QueryError, StoreError
+from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
+from .rollup import Watermarks, plan_rollups, retention_horizon
+
+_LOGGER = logging.getLogger(__name__)
+
+RESTART_REASON = "hub stopped"
+"""End reason of the sessions a previous run left open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each resolution is kept, in days (``None``: forever)."""
+
+    minute_days: float = 14.0
+    five_minute_days: float = 90.0
+    hour_days: float | None = None
+
+    def __post_init__(self) -> None:
+        # Coarser data must outlive finer: late minutes recompute their rollups from it.
+        longest = math.inf if self.hour_days is None else self.hour_days
+        if not 0 < self.minute_days <= self.five_minute_days <= longest:
+            raise ConfigError(
+                "retention must keep minutes > 0 days, 5-minute rollups at least as long, "
+                "hourly rollups at least as long as those"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Flush cadence, memory bounds and retention."""
+
+    flush_interval: float = 60.0
+    """Seconds between flushes; at 60 or more they fall on minute boundaries plus the grace.
+    Shorter intervals (tests, benchmarks) write closed minutes sooner, not open ones."""
+    flush_grace: float = 10.0
+    """Seconds after a minute ends before it counts as closed and is flushed (agents send
+    every 5 s, so their last batch of the minute is in by then)."""
+    max_ack_delay: float = 150.0
+    """A batch not durable after this many seconds gets open minutes flushed too."""
+    max_open_rows: int = 200_000
+    """Past this many open aggregates (a long replay), closed minutes are flushed at once."""
+    maintenance_interval: float = 3600.0
+    """Seconds between retention passes."""
+    retention: Retention = field(default_factory=Retention)
+
+    def __post_init__(self) -> None:
+        timings = (self.flush_interval, self.flush_grace, self.max_ack_delay)
+        if not all(math.isfinite(t) and t > 0 for t in timings) or self.flush_grace >= 60:
+            raise ConfigError(
+                "store flush interval, grace (under 60 s) and ack delay must be positive seconds"
+            )
+        if self.max_open_rows < 1 or not self.maintenance_interval > 0:
+            raise ConfigError("store max_open_rows and maintenance_interval must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """The store for ``/health``."""
+
+    backend: str
+    open_rows: int
+    """Aggregates in memory, not yet written."""
+    waiting_batches: int
+    """Batches accepted and not yet durable."""
+    flushed_through_ms: int | None
+    """Every sample before this time that had arrived is durable."""
+    last_flush: float | None
+    last_error: str | None
+    flushes: int
+    flush_failures: int
+    rows_written: int
+    duplicate_batches: int
+    dropped_samples: int
+    """Samples refused: not finite, or older than the minute retention."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    seq: int
+    last_minute: int | None
+    accepted: float
+
+
+def next_flush_delay(now: float, grace: float) -> float:
+    """Seconds from ``now`` to the next minute boundary plus ``grace``."""
+    closed = math.floor((now - grace) / 60)
+    return (closed + 1) * 60 + grace - now
+
+
+class MinuteStore:
+    """Per-minute telemetry over a :class:`~.backend.Backend`; a ``TelemetrySink``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: StoreSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._backend = backend
+        self.settings = settings or StoreSettings()
+        self._clock = clock
+        self._aggregator = MinuteAggregator()
+        self._durable: dict[str, int] = {}
+        self._accepted: dict[str, int] = {}
+        self._waiting: dict[str, deque[_Waiting]] = {}
+        self._watermarks = Watermarks()
+        self._flushed_through: int | None = None
+        self._callbacks: list[DurableCallback] = []
+        self._lock = asyncio.Lock()
+        self._flushes: set[asyncio.Task[int]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+        self._opened = False
+        self._last_flush: float | None = None
+        self._last_error: str | None = None
+        self._flush_count = self._failures = self._rows_written = 0
+        self._duplicates = self._dropped = 0
+
+    @property
+    def backend(self) -> Backend:
+        """The database: audit records, sessions, outbox and marks are read and written here."""
+        return self._backend
+
+    @property
+    def flushed_through_ms(self) -> int | None:
+        """Every minute before this (ms) is closed and written, as far as it had arrived."""
+        marks = [m for m in (self._flushed_through, self._watermarks.five_minutes) if m is not None]
+        return max(marks) * MINUTE_MS if marks else None
+
+    # Lifecycle.
+
+    async def open(self) -> None:
+        """Open the backend; end the sessions a previous run left open."""
+        stored = await self._backend.open()
+        self._durable = dict(stored.durable)
+        self._accepted = dict(stored.durable)
+        self._watermarks = stored.watermarks
+        ended = await self._backend.end_sessions(self._clock(), RESTART_REASON)
+        if ended:
+            _LOGGER.info("Ended %d agent sessions a previous run left open", ended)
+        self._opened = True
+
+    def start(self) -> None:
+        """Flush once a minute (and retain once an hour) until :meth:`close`."""
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run(), name="edge_ems store flush"
+            )
+
+    async def close(self) -> None:
+        """Stop flushing, write everything still open, close the backend."""
+        if self._runner is not None:
+            self._stopping = True
+            self._wake.set()
+            await self._runner
+            self._runner = None
+        if self._opened:
+            self._opened = False
+            try:
+                await self.flush(full=True)
+            except StoreError:
+                _LOGGER.exception("Could not write the open minutes on close; agents resend them")
+            await self._backend.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _run(self) -> None:
+        next_maintenance = self._clock()
+        while True:
+            delay = self.settings.flush_interval
+            if delay >= 60:
+                delay = next_flush_delay(self._clock(), self.settings.flush_grace)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.flush()
+                if self._clock() >= next_maintenance:
+                    await self.maintain()
+                    next_maintenance = self._clock() + self.settings.maintenance_interval
+            except StoreError:
+                _LOGGER.exception("Store flush failed; the open minutes are kept and retried")
+
+    # The TelemetrySink contract.
+
+    def durable_seq(self, agent_id: str) -> int:
+        """The highest seq of ``agent_id`` whose samples are all durably stored (0 if none)."""
+        return self._durable.get(agent_id, 0)
+
+    async def accept(self, batch: TelemetryBatch) -> None:
+        """Fold a batch into the open minutes; a seq already accepted is dropped."""
+        agent = batch.agent_id
+        if batch.seq <= self._accepted.get(agent, 0):
+            self._duplicates += 1
+            return
+        now = self._clock()
+        folded = self._aggregator.add(batch, horizon=self._horizon(now))
+        self._dropped += folded.dropped
+        self._accepted[agent] = batch.seq
+        self._waiting.setdefault(agent, deque()).append(
+            _Waiting(batch.seq, folded.last_minute, now)
+        )
+        if self._aggregator.rows > self.settings.max_open_rows:
+            self._wake.set()
+
+    def subscribe(self, callback: DurableCallback) -> Callable[[], None]:
+        """Call ``callback(agent_id, seq)`` whenever more of an agent's telemetry is durable."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+    # Flushing and retention.
+
+    async def flush(self, *, full: bool = False) -> int:
+        """Write the closed minutes (all open ones if ``full``); return the rows written.
+
+        The write runs to its end even if the caller is cancelled, so what was taken from
+        memory is either committed and announced or put back.
+        """
+        task = asyncio.get_running_loop().create_task(self._flush(full))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        return await asyncio.shield(task)
+
+    async def _flush(self, full: bool) -> int:
+        async with self._lock:
+            now = self._clock()
+            closed = math.floor((now - self.settings.flush_grace) / 60)
+            boundary = None if full or self._overdue(now) else closed
+            taken = self._aggregator.take(boundary)
+            # A minute that expired while open would be deleted already: its late rollup
+            # recompute would see a partial bucket.
+            for minute in [m for m in taken.minutes if m < self._horizon(now)]:
+                self._dropped += sum(a.count for a in taken.minutes.pop(minute).values())
+            durable = self._newly_durable(boundary)
+            rollups = plan_rollups(taken.minutes, closed, self._watermarks)
+            # With nothing new, a flush still rolls up the buckets that time closed: retention
+            # must never drop minutes whose rollup was not written.
+            if not (taken.minutes or taken.texts or durable) and (
+                rollups.watermarks == self._watermarks
+            ):
+                self._advance(closed)
+                return 0
+            marks = {agent: seq for agent, (seq, _) in durable.items()}
+            try:
+                await self._backend.write(Flush(taken.minutes, taken.texts, marks, rollups))
+            except StoreError as err:
+                self._aggregator.put_back(taken)
+                self._failures += 1
+                self._last_error = str(err)
+                raise
+            self._watermarks = rollups.watermarks
+            self._advance(closed)
+            self._flush_count += 1
+            self._rows_written += taken.rows
+            self._last_flush, self._last_error = now, None
+            for agent, (seq, count) in durable.items():
+                waiting = self._waiting[agent]
+                for _ in range(count):
+                    waiting.popleft()
+                self._durable[agent] = seq
+                self._announce(agent, seq)
+            return taken.rows
+
+    def _horizon(self, now: float) -> int:
+        """The oldest minute the minute retention keeps."""
+        return retention_horizon(math.floor(now / 60), self.settings.retention.minute_days)
+
+    def _overdue(self, now: float) -> bool:
+        oldest = now - self.settings.max_ack_delay
+        return any(waiting and waiting[0].accepted < oldest for waiting in self._waiting.values())
+
+    def _newly_durable(self, boundary: int | None) -> dict[str, tuple[int, int]]:
+        """Per agent, the seq a flush up to ``boundary`` makes durable and the batches it
+        covers: the leading waiting batches whose minutes all lie before the boundary."""
+        found = {}
+        for agent, waiting in self._waiting.items():
+            count = 0
+            for entry in waiting:
+                if boundary is not None and (entry.last_minute or 0) >= boundary:
+                    break
+                count += 1
+            if count:
+                found[agent] = (waiting[count - 1].seq, count)
+        return found
+
+    def _advance(self, closed: int) -> None:
+        if self._flushed_through is None or closed > self._flushed_through:
+            self._flushed_through = closed
+
+    def _announce(self, agent: str, seq: int) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(agent, seq)
+            except Exception:
+                _LOGGER.exception("A durable-seq subscriber failed")
+
+    async def maintain(self) -> None:
+        """Drop what the retention no longer keeps."""
+        retention = self.settings.retention
+        now = math.floor(self._clock() / 60)
+        marks = self._watermarks
+        if marks.five_minutes is None or marks.hour is None:
+            return  # nothing rolled up yet: every minute is still the only copy
+        # Never past a rollup's watermark: what it has not summarised yet stays.
+        horizons = {
+            Resolution.MINUTE: min(self._horizon(self._clock()), marks.five_minutes),
+            Resolution.FIVE_MINUTES: min(
+                retention_horizon(now, retention.five_minute_days), marks.hour
+            ),
+        }
+        if retention.hour_days is not None:
+            horizons[Resolution.HOUR] = retention_horizon(now, retention.hour_days)
+        await self._backend.delete_before(horizons)
+
+    # Queries.
+
+    async def series(self, selection: SeriesFilter | None = None) -> list[SeriesKey]:
+        """Stored series matching ``selection`` (all by default), sorted."""
+        return await self._backend.series(selection or SeriesFilter())
+
+    async def query(
+        self,
+        selection: SeriesFilter,
+        start_ms: int,
+        end_ms: int,
+        resolution: Resolution = Resolution.MINUTE,
+    ) -> list[SeriesRange]:
+        """Buckets overlapping ``[start_ms, end_ms)`` of each matching series, sorted by
+        series, each oldest first. Only what a flush wrote: the open minute is not in it."""
+        if end_ms <= start_ms:
+            raise QueryError(f"empty time range {start_ms}..{end_ms}")
+        size = resolution.minutes
+        start = start_ms // MINUTE_MS // size * size
+        end = -(-end_ms // (MINUTE_MS * size)) * size
+        rolled_up = {
+            Resolution.MINUTE: None,
+            Resolution.FIVE_MINUTES: self._watermarks.five_minutes,
+            Resolution.HOUR: self._watermarks.hour,
+        }[resolution]
+        return await self._backend.query(selection, start, end, resolution, rolled_up)
+
+    async def latest(self, selection: SeriesFilter | None = None) -> list[Latest]:
+        """The newest value of each matching series, open minutes included, sorted."""
+        selection = selection or SeriesFilter()
+        newest = {latest.key: latest for latest in await self._backend.latest(selection)}
+        for key, timestamp_ms, value in self._aggregator.newest():
+            held = newest.get(key)
+            if selection.matches(key) and (held is None or timestamp_ms > held.timestamp_ms):
+                newest[key] = Latest(key, timestamp_ms, value)
+        return [newest[key] for key in sorted(newest)]
+
+    def status(self) -> StoreStatus:
+        """Counters and state for ``/health``."""
+        return StoreStatus(
+            backend=self._backend.name,
+            open_rows=self._aggregator.rows,
+            waiting_batches=sum(len(waiting) for waiting in self._waiting.values()),
+            flushed_through_ms=self.flushed_through_ms,
+            last_flush=self._last_flush,
+            last_error=self._last_error,
+            flushes=self._flush_count,
+            flush_failures=self._failures,
+            rows_written=self._rows_written,
+            duplicate_batches=self._duplicates,
+            dropped_samples=self._dropped,
+        )

@@ -1,0 +1,542 @@
+"""The PostgreSQL + TimescaleDB backend, for a fleet headend (``DATABASE_URL``).
+
+The same tables as SQLite (:mod:`.sqlite`), with minutes and rollups as hypertables on their
+integer minute column (week-long chunks). Here the key is ``(series_id, start)``: a server's
+disks do not wear like an SD card, and series-first keys make a series' range one contiguous
+read. Old chunks are compressed (segmented by series) where the server's TimescaleDB build
+has compression; the Apache-licensed build (Debian's package) has not, and the store then
+runs uncompressed and says so in its log and :attr:`TimescaleBackend.compression`.
+
+One connection writes (each flush one transaction), another reads, each used by one task at
+a time; psycopg's async driver keeps all of it off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from ...dispatch.audit import AuditRecord
+from ..sessions import SessionRecord
+from .backend import (
+    FIVE_MINUTES_MARK,
+    HOUR_MARK,
+    Flush,
+    Row,
+    SeriesCatalog,
+    Stored,
+    aggregate_sql,
+    audit_conditions,
+    audit_from_json,
+    audit_json,
+    audit_page,
+    latest_rows,
+    latest_value,
+    mark_rows,
+    minute_rows,
+    ranges,
+)
+from .errors import SchemaError, StoreError
+from .model import (
+    AuditPage,
+    AuditQuery,
+    Latest,
+    OutboxBatch,
+    OutboxStats,
+    Resolution,
+    SeriesFilter,
+    SeriesKey,
+    SeriesRange,
+)
+from .rollup import Watermarks
+
+_LOGGER = logging.getLogger(__name__)
+
+type Connection = AsyncConnection[tuple[Any, ...]]
+
+SCHEMA_VERSION = 1
+SCHEMA_MARK = "schema_version"
+OUTBOX_DROPPED = "outbox_dropped"
+CHUNK_MINUTES = 7 * 24 * 60
+COMPRESS_AFTER_MINUTES = 2 * 24 * 60
+
+_TABLES = {
+    Resolution.MINUTE: "minute",
+    Resolution.FIVE_MINUTES: "rollup_5m",
+    Resolution.HOUR: "rollup_1h",
+}
+_BUCKETS = """(
+  series_id INTEGER NOT NULL,
+  start BIGINT NOT NULL,
+  total DOUBLE PRECISION NOT NULL,
+  samples BIGINT NOT NULL,
+  low DOUBLE PRECISION NOT NULL,
+  high DOUBLE PRECISION NOT NULL,
+  last DOUBLE PRECISION NOT NULL,
+  last_at BIGINT NOT NULL,
+  PRIMARY KEY (series_id, start)
+)"""
+_SCHEMA = [
+    "CREATE EXTENSION IF NOT EXISTS timescaledb",
+    """CREATE TABLE IF NOT EXISTS series (
+      id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      site_id TEXT NOT NULL, asset_id TEXT NOT NULL, metric TEXT NOT NULL,
+      UNIQUE (site_id, asset_id, metric))""",
+    *(f"CREATE TABLE IF NOT EXISTS {table} {_BUCKETS}" for table in _TABLES.values()),
+    """CREATE OR REPLACE FUNCTION edge_ems_minute_now() RETURNS BIGINT LANGUAGE SQL STABLE
+      AS $$ SELECT floor(extract(epoch FROM now()) / 60)::BIGINT $$""",
+    *(
+        f"SELECT create_hypertable('{table}', by_range('start', {CHUNK_MINUTES}), "
+        "if_not_exists => TRUE)"
+        for table in _TABLES.values()
+    ),
+    *(
+        f"SELECT set_integer_now_func('{table}', 'edge_ems_minute_now', replace_if_exists => TRUE)"
+        for table in _TABLES.values()
+    ),
+    """CREATE TABLE IF NOT EXISTS latest (
+      series_id INTEGER PRIMARY KEY, at BIGINT NOT NULL, value DOUBLE PRECISION, text TEXT)""",
+    """CREATE TABLE IF NOT EXISTS agents (
+      agent_id TEXT PRIMARY KEY, durable_seq BIGINT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS audit (
+      id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, site_id TEXT NOT NULL,
+      device_id TEXT, command TEXT NOT NULL, outcome TEXT NOT NULL, record TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at, id)",
+    """CREATE TABLE IF NOT EXISTS sessions (
+      session_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, peer TEXT NOT NULL,
+      started DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION, end_reason TEXT)""",
+    "CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started)",
+    """CREATE TABLE IF NOT EXISTS outbox (
+      id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+      window_start BIGINT NOT NULL, created DOUBLE PRECISION NOT NULL, size INTEGER NOT NULL,
+      body BYTEA NOT NULL)""",
+]
+_COMPRESSION = [
+    statement
+    for table in _TABLES.values()
+    for statement in (
+        f"ALTER TABLE {table} SET (timescaledb.compress, "
+        "timescaledb.compress_segmentby = 'series_id', timescaledb.compress_orderby = 'start')",
+        f"SELECT add_compression_policy('{table}', BIGINT '{COMPRESS_AFTER_MINUTES}', "
+        "if_not_exists => TRUE)",
+    )
+]
+
+_UPSERT_MINUTE = """
+INSERT INTO minute (start, series_id, total, samples, low, high, last, last_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (series_id, start) DO UPDATE SET
+  total = minute.total + excluded.total,
+  samples = minute.samples + excluded.samples,
+  low = least(minute.low, excluded.low),
+  high = greatest(minute.high, excluded.high),
+  last = CASE WHEN excluded.last_at >= minute.last_at THEN excluded.last ELSE minute.last END,
+  last_at = greatest(minute.last_at, excluded.last_at)
+"""
+_UPSERT_LATEST = """
+INSERT INTO latest (series_id, at, value, text) VALUES (%s, %s, %s, %s)
+ON CONFLICT (series_id) DO UPDATE SET at = excluded.at, value = excluded.value,
+  text = excluded.text
+WHERE excluded.at >= latest.at
+"""
+_UPSERT_AGENT = """
+INSERT INTO agents (agent_id, durable_seq) VALUES (%s, %s)
+ON CONFLICT (agent_id) DO UPDATE SET
+  durable_seq = greatest(agents.durable_seq, excluded.durable_seq)
+"""
+_SET_MARK = """
+INSERT INTO marks (name, value) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+_ADD_MARK = """
+INSERT INTO marks (name, value) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET value = marks.value + excluded.value
+"""
+_ADD_SERIES = """
+INSERT INTO series (site_id, asset_id, metric) VALUES (%s, %s, %s)
+ON CONFLICT (site_id, asset_id, metric) DO UPDATE SET site_id = excluded.site_id
+RETURNING id
+"""
+_SAVE_SESSION = """
+INSERT INTO sessions (session_id, agent_id, peer, started, ended, end_reason)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (session_id) DO UPDATE SET peer = excluded.peer, ended = excluded.ended,
+  end_reason = excluded.end_reason
+"""
+_COLUMNS = "series_id, start, total, samples, low, high, last"
+
+
+class TimescaleBackend:
+    """The store's tables in a PostgreSQL database with the TimescaleDB extension."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._write_db: Connection | None = None
+        self._read_db: Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._catalog = SeriesCatalog()
+        self.compression = False
+        """Whether old chunks are compressed (the server's TimescaleDB build allows it)."""
+
+    @property
+    def name(self) -> str:
+        return "timescaledb"
+
+    # Connections.
+
+    async def _use[T](
+        self, lock: asyncio.Lock, db: Connection | None, work: Callable[[Connection], Awaitable[T]]
+    ) -> T:
+        if db is None:
+            raise StoreError("the store is not open")
+        async with lock:
+            try:
+                return await work(db)
+            except psycopg.Error as err:
+                raise StoreError(f"PostgreSQL: {err}") from err
+
+    async def _write[T](self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async def in_transaction(db: Connection) -> T:
+            async with db.transaction():
+                return await work(db)
+
+        return await self._use(self._write_lock, self._write_db, in_transaction)
+
+    async def _read[T](self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        return await self._use(self._read_lock, self._read_db, work)
+
+    # Lifecycle.
+
+    async def open(self) -> Stored:
+        try:
+            self._write_db = await AsyncConnection.connect(self._url, autocommit=True)
+            self._read_db = await AsyncConnection.connect(self._url, autocommit=True)
+        except (psycopg.Error, OSError) as err:
+            await self.close()
+            raise StoreError(f"cannot connect to PostgreSQL: {err}") from err
+        await self._write(self._create)
+        await self._write(self._compress)
+        catalog, stored = await self._read(_load)
+        self._catalog = catalog
+        return stored
+
+    async def _create(self, db: Connection) -> None:
+        version = None
+        exists = await (await db.execute("SELECT to_regclass('marks') IS NOT NULL")).fetchone()
+        if exists and exists[0]:
+            version = await _mark(db, SCHEMA_MARK)
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database holds schema version {version}, newer than this version's "
+                f"{SCHEMA_VERSION}"
+            )
+        for statement in _SCHEMA:
+            await db.execute(statement)
+        await db.execute(_SET_MARK, (SCHEMA_MARK, SCHEMA_VERSION))
+
+    async def _compress(self, db: Connection) -> None:
+        try:
+            async with db.transaction():  # a savepoint: refusal leaves the schema intact
+                for statement in _COMPRESSION:
+                    await db.execute(statement)
+        except psycopg.errors.FeatureNotSupported as err:
+            _LOGGER.info("TimescaleDB cannot compress here; storing uncompressed: %s", err)
+            self.compression = False
+        else:
+            self.compression = True
+
+    async def close(self) -> None:
+        for attribute in ("_read_db", "_write_db"):
+            db: Connection | None = getattr(self, attribute)
+            setattr(self, attribute, None)
+            if db is not None:
+                await db.close()
+
+    # Telemetry.
+
+    async def write(self, flush: Flush) -> None:
+        known = self._catalog.ids
+        added = await self._write(lambda db: _write_flush(db, flush, known))
+        self._catalog = self._catalog.with_ids(added)
+
+    async def series(self, selection: SeriesFilter) -> list[SeriesKey]:
+        return sorted(key for key in self._catalog.ids if selection.matches(key))
+
+    async def query(
+        self,
+        selection: SeriesFilter,
+        start: int,
+        end: int,
+        resolution: Resolution,
+        rolled_up: int | None,
+    ) -> list[SeriesRange]:
+        catalog = self._catalog
+        ids = catalog.select(selection)
+        if ids == [] or end <= start:
+            return []
+        series = "" if ids is None else " AND series_id = ANY(%s)"
+        extra: tuple[object, ...] = () if ids is None else (ids,)
+
+        async def run(db: Connection) -> list[SeriesRange]:
+            if resolution is Resolution.MINUTE:
+                rows = await _stored(db, "minute", start, end, series, extra)
+            else:
+                cut = end if rolled_up is None else min(max(rolled_up, start), end)
+                rows = await _stored(db, _TABLES[resolution], start, cut, series, extra)
+                rows += await _aggregated(db, resolution.minutes, cut, end, series, extra)
+            return ranges(rows, catalog, resolution)
+
+        return await self._read(run)
+
+    async def latest(self, selection: SeriesFilter) -> list[Latest]:
+        catalog = self._catalog
+        ids = catalog.select(selection)
+        if ids == []:
+            return []
+
+        async def run(db: Connection) -> list[Latest]:
+            sql = "SELECT series_id, at, value, text FROM latest"
+            cursor = await (
+                db.execute(sql)
+                if ids is None
+                else db.execute(f"{sql} WHERE series_id = ANY(%s)", (ids,))
+            )
+            return [
+                Latest(catalog.keys[sid], at, latest_value(value, text))
+                for sid, at, value, text in await cursor.fetchall()
+            ]
+
+        return await self._read(run)
+
+    async def first_minute(self) -> int | None:
+        async def run(db: Connection) -> int | None:
+            row = await (await db.execute("SELECT min(start) FROM minute")).fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
+        return await self._read(run)
+
+    async def delete_before(self, horizons: Mapping[Resolution, int]) -> None:
+        async def run(db: Connection) -> None:
+            for resolution, horizon in horizons.items():
+                await db.execute(f"DELETE FROM {_TABLES[resolution]} WHERE start < %s", (horizon,))  # noqa: S608 - table names are ours
+
+        await self._write(run)
+
+    # Audit and sessions.
+
+    async def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        rows = [
+            (r.id, r.timestamp, r.site_id, r.device_id, r.command, r.outcome.value, audit_json(r))
+            for r in records
+        ]
+
+        async def run(db: Connection) -> None:
+            async with db.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    rows,
+                )
+
+        await self._write(run)
+
+    async def audit(self, query: AuditQuery) -> AuditPage:
+        conditions, params = audit_conditions(query, "%s")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT record FROM audit{where} ORDER BY at DESC, id DESC LIMIT %s"  # noqa: S608 - conditions are ours, values bound
+
+        async def run(db: Connection) -> AuditPage:
+            found = await (await db.execute(sql, (*params, query.limit + 1))).fetchall()
+            return audit_page([audit_from_json(text) for (text,) in found], query.limit)
+
+        return await self._read(run)
+
+    async def save_session(self, record: SessionRecord) -> None:
+        row = (
+            record.session_id,
+            record.agent_id,
+            record.peer,
+            record.started,
+            record.ended,
+            record.end_reason,
+        )
+
+        async def run(db: Connection) -> None:
+            await db.execute(_SAVE_SESSION, row)
+
+        await self._write(run)
+
+    async def sessions(self, agent_id: str | None, limit: int) -> list[SessionRecord]:
+        where, params = ("", ()) if agent_id is None else (" WHERE agent_id = %s", (agent_id,))
+        sql = (
+            "SELECT session_id, agent_id, peer, started, ended, end_reason FROM sessions"  # noqa: S608 - the condition is ours
+            f"{where} ORDER BY started DESC, session_id DESC LIMIT %s"
+        )
+
+        async def run(db: Connection) -> list[SessionRecord]:
+            rows = await (await db.execute(sql, (*params, limit))).fetchall()
+            return [SessionRecord(*row) for row in rows]
+
+        return await self._read(run)
+
+    async def end_sessions(self, ended: float, reason: str) -> int:
+        async def run(db: Connection) -> int:
+            cursor = await db.execute(
+                "UPDATE sessions SET ended = %s, end_reason = %s WHERE ended IS NULL",
+                (ended, reason),
+            )
+            return cursor.rowcount
+
+        return await self._write(run)
+
+    # Outbox and marks.
+
+    async def outbox_put(
+        self, batch: OutboxBatch, *, budget_bytes: int, marks: Mapping[str, int]
+    ) -> int:
+        return await self._write(lambda db: _outbox_put(db, batch, budget_bytes, marks))
+
+    async def outbox_head(self, limit: int) -> list[OutboxBatch]:
+        async def run(db: Connection) -> list[OutboxBatch]:
+            cursor = await db.execute(
+                "SELECT key, window_start, created, body FROM outbox ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [
+                OutboxBatch(key, start, created, bytes(body))
+                for key, start, created, body in await cursor.fetchall()
+            ]
+
+        return await self._read(run)
+
+    async def outbox_remove(self, key: str) -> None:
+        async def run(db: Connection) -> None:
+            await db.execute("DELETE FROM outbox WHERE key = %s", (key,))
+
+        await self._write(run)
+
+    async def outbox_stats(self) -> OutboxStats:
+        async def run(db: Connection) -> OutboxStats:
+            sql = "SELECT count(*), coalesce(sum(size), 0) FROM outbox"
+            row = await (await db.execute(sql)).fetchone()
+            assert row is not None
+            return OutboxStats(int(row[0]), int(row[1]), await _mark(db, OUTBOX_DROPPED) or 0)
+
+        return await self._read(run)
+
+    async def get_mark(self, name: str) -> int | None:
+        return await self._read(lambda db: _mark(db, name))
+
+    async def set_mark(self, name: str, value: int) -> None:
+        async def run(db: Connection) -> None:
+            await db.execute(_SET_MARK, (name, value))
+
+        await self._write(run)
+
+
+async def _mark(db: Connection, name: str) -> int | None:
+    row = await (await db.execute("SELECT value FROM marks WHERE name = %s", (name,))).fetchone()
+    return None if row is None else int(row[0])
+
+
+async def _load(db: Connection) -> tuple[SeriesCatalog, Stored]:
+    rows = await (await db.execute("SELECT id, site_id, asset_id, metric FROM series")).fetchall()
+    ids = {SeriesKey(site, asset, metric): sid for sid, site, asset, metric in rows}
+    agents = await (await db.execute("SELECT agent_id, durable_seq FROM agents")).fetchall()
+    watermarks = Watermarks(await _mark(db, FIVE_MINUTES_MARK), await _mark(db, HOUR_MARK))
+    return SeriesCatalog().with_ids(ids), Stored(dict(agents), watermarks)
+
+
+async def _write_flush(
+    db: Connection, flush: Flush, known: Mapping[SeriesKey, int]
+) -> dict[SeriesKey, int]:
+    added: dict[SeriesKey, int] = {}
+    for key in sorted(flush.keys() - known.keys()):
+        row = await (await db.execute(_ADD_SERIES, key)).fetchone()
+        assert row is not None
+        added[key] = row[0]
+    ids = {**known, **added} if added else known
+    async with db.cursor() as cursor:
+        await cursor.executemany(_UPSERT_MINUTE, minute_rows(flush, ids))
+        await cursor.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
+        await cursor.executemany(_UPSERT_AGENT, list(flush.durable.items()))
+        rollups = (
+            (flush.rollups.five_minutes, "minute", "rollup_5m", Resolution.FIVE_MINUTES.minutes),
+            (flush.rollups.hours, "rollup_5m", "rollup_1h", Resolution.HOUR.minutes),
+        )
+        for spans, source, target, size in rollups:
+            insert = (
+                f"INSERT INTO {target} (start, series_id, total, samples, low, high, last, "
+                f"last_at) {aggregate_sql(source, size, '', '%s')} "
+                "ON CONFLICT (series_id, start) DO UPDATE SET total = excluded.total, "
+                "samples = excluded.samples, low = excluded.low, high = excluded.high, "
+                "last = excluded.last, last_at = excluded.last_at"
+            )
+            for span in spans:
+                await cursor.execute(insert, span)
+        await cursor.executemany(_SET_MARK, mark_rows(flush))
+    return added
+
+
+async def _stored(
+    db: Connection, table: str, start: int, end: int, series: str, extra: tuple[object, ...]
+) -> list[Row]:
+    if end <= start:
+        return []
+    sql = (
+        f"SELECT {_COLUMNS} FROM {table} WHERE start >= %s AND start < %s{series} "  # noqa: S608 - ours
+        "ORDER BY series_id, start"
+    )
+    rows: list[Row] = await (await db.execute(sql, (start, end, *extra))).fetchall()
+    return rows
+
+
+async def _aggregated(
+    db: Connection, size: int, start: int, end: int, series: str, extra: tuple[object, ...]
+) -> list[Row]:
+    if end <= start:
+        return []
+    sql = f"{aggregate_sql('minute', size, series, '%s')} ORDER BY bucket, series_id"
+    rows = await (await db.execute(sql, (start, end, *extra))).fetchall()
+    return [(sid, bucket, *values) for bucket, sid, *values, _ in rows]
+
+
+async def _outbox_put(
+    db: Connection, batch: OutboxBatch, budget: int, marks: Mapping[str, int]
+) -> int:
+    size = len(batch.body)
+    dropped = 0
+    queued = await (
+        await db.execute("SELECT 1 FROM outbox WHERE key = %s", (batch.key,))
+    ).fetchone()
+    if queued is None:
+        row = await (await db.execute("SELECT coalesce(sum(size), 0) FROM outbox")).fetchone()
+        total = int(row[0]) if row else 0
+        if size > budget:
+            dropped = 1
+        else:
+            while total + size > budget:
+                oldest = await (
+                    await db.execute("SELECT id, size FROM outbox ORDER BY id LIMIT 1")
+                ).fetchone()
+                assert oldest is not None
+                await db.execute("DELETE FROM outbox WHERE id = %s", (oldest[0],))
+                total -= oldest[1]
+                dropped += 1
+            await db.execute(
+                "INSERT INTO outbox (key, window_start, created, size, body) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (batch.key, batch.window_start_ms, batch.created, size, batch.body),
+            )
+    async with db.cursor() as cursor:
+        await cursor.executemany(_SET_MARK, list(marks.items()))
+    if dropped:
+        await db.execute(_ADD_MARK, (OUTBOX_DROPPED, dropped))
+    return dropped

@@ -1,0 +1,257 @@
+"""Ingest, flush, durability, queries and retention, on SQLite and on TimescaleDB."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from statistics import fmean
+
+import pytest
+
+from edge_ems.exceptions import ConfigError
+from edge_ems.hub.store import (
+    MinuteStore,
+    QueryError,
+    Resolution,
+    Retention,
+    SeriesFilter,
+    SeriesKey,
+    StoreSettings,
+)
+
+from .conftest import MINUTE, T0, Clock, batch
+
+POWER = ("bess-1", "ac_power_w")
+SOC = ("bess-1", "soc_pct")
+KEY = SeriesKey("farm", *POWER)
+
+
+def closed_at(clock: Clock, minute_ms: int) -> None:
+    """Move the clock just past the flush grace after ``minute_ms``'s minute ends."""
+    clock.at(minute_ms + MINUTE + 11_000)
+
+
+async def test_a_flush_writes_closed_minutes_and_announces_what_is_durable(
+    store: MinuteStore, clock: Clock
+) -> None:
+    announced: list[tuple[str, int]] = []
+    store.subscribe(lambda agent, seq: announced.append((agent, seq)))
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 10.0), (T0 + 30_000, 30.0)]}))
+    await store.accept(batch(2, {POWER: [(T0 + 50_000, 20.0), (T0 + MINUTE + 5, 99.0)]}))
+    assert store.durable_seq("agent-1") == 0
+
+    closed_at(clock, T0)
+    assert await store.flush() == 1
+    # Batch 2 reaches into the open minute: not durable until that minute is written.
+    assert announced == [("agent-1", 1)]
+    assert store.durable_seq("agent-1") == 1
+    [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
+    assert found.key == KEY
+    [point] = found.points
+    assert point == (T0, 20.0, 10.0, 30.0, 20.0, 3)
+
+    closed_at(clock, T0 + MINUTE)
+    await store.flush()
+    assert announced[-1] == ("agent-1", 2)
+    [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
+    assert [p.last for p in found.points] == [20.0, 99.0]
+
+
+async def test_every_sample_is_stored_once_across_a_restart(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    first = stores()
+    await first.open()
+    for seq in (1, 2, 3):
+        await first.accept(batch(seq, {POWER: [(T0 + seq * 1000, float(seq))]}))
+    await first.flush(full=True)
+    # Batch 4 is accepted but the hub dies before it is written.
+    await first.accept(batch(4, {POWER: [(T0 + 4000, 4.0)]}))
+    await first.backend.close()
+
+    second = stores()
+    await second.open()
+    assert second.durable_seq("agent-1") == 3
+    for seq in (2, 3, 4, 5):  # the agent resends after its durable mark, and a bit before
+        await second.accept(batch(seq, {POWER: [(T0 + seq * 1000, float(seq))]}))
+    closed_at(clock, T0)
+    await second.flush()
+    [found] = await second.query(SeriesFilter(), T0, T0 + MINUTE)
+    assert found.points[0].samples == 5
+    assert found.points[0].avg == 3.0
+    assert second.status().duplicate_batches == 2
+    assert second.durable_seq("agent-1") == 5
+
+
+async def test_partial_minutes_written_early_merge_with_the_rest(
+    store: MinuteStore, clock: Clock
+) -> None:
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 5.0), (T0 + 2000, 7.0)]}))
+    await store.flush(full=True)
+    await store.accept(batch(2, {POWER: [(T0 + 40_000, 1.0), (T0 + 3000, 9.0)]}))
+    closed_at(clock, T0)
+    await store.flush()
+    [found] = await store.query(SeriesFilter(), T0, T0 + MINUTE)
+    assert found.points == [(T0, 5.5, 1.0, 9.0, 1.0, 4)]
+
+
+def _expected(samples: list[tuple[int, float]], size: int) -> list[tuple[int, float, int]]:
+    buckets: dict[int, list[tuple[int, float]]] = {}
+    for ts, value in samples:
+        buckets.setdefault(ts // (size * MINUTE) * size * MINUTE, []).append((ts, value))
+    return [
+        (start, fmean(v for _, v in held), len(held)) for start, held in sorted(buckets.items())
+    ]
+
+
+@pytest.mark.parametrize("resolution", list(Resolution))
+async def test_rollups_agree_with_the_minutes_they_summarise(
+    store: MinuteStore, clock: Clock, resolution: Resolution
+) -> None:
+    rng = random.Random(7)
+    samples: list[tuple[int, float]] = []
+    seq = 0
+    # Three hours, flushed minute by minute, with a late batch reaching back an hour.
+    for minute in range(180):
+        start = T0 + minute * MINUTE
+        chunk = [(start + s * 10_000, float(rng.randint(-500, 500))) for s in range(6)]
+        samples += chunk
+        seq += 1
+        await store.accept(batch(seq, {POWER: chunk}))
+        if minute % 7 == 0:
+            closed_at(clock, start - MINUTE)
+            await store.flush()
+        if minute == 150:
+            late = [(T0 + 90 * MINUTE + 5, 1000.0), (T0 + 31 * MINUTE, -1000.0)]
+            samples += late
+            seq += 1
+            await store.accept(batch(seq, {POWER: late}))
+    closed_at(clock, T0 + 180 * MINUTE)
+    await store.flush()
+
+    [found] = await store.query(SeriesFilter(), T0, T0 + 180 * MINUTE, resolution)
+    got = [(p.start_ms, p.avg, p.samples) for p in found.points]
+    want = _expected(samples, resolution.minutes)
+    assert [(s, c) for s, _, c in got] == [(s, c) for s, _, c in want]
+    assert [a for _, a, _ in got] == pytest.approx([a for _, a, _ in want])
+    assert found.points[1].max == max(
+        v for t, v in samples if found.points[1].start_ms <= t < found.points[2].start_ms
+    )
+
+
+async def test_ranges_align_to_the_resolution_and_filter_series(
+    store: MinuteStore, clock: Clock
+) -> None:
+    for seq, asset in enumerate(("bess-1", "bess-2", "pv-1"), start=1):
+        series = {(asset, "ac_power_w"): [(T0 + m * MINUTE, float(m)) for m in range(20)]}
+        await store.accept(batch(seq, series, site="farm" if asset != "pv-1" else "barn"))
+    closed_at(clock, T0 + 20 * MINUTE)
+    await store.flush()
+
+    found = await store.query(
+        SeriesFilter(assets={"bess-2"}),
+        T0 + 7 * MINUTE,
+        T0 + 8 * MINUTE + 1,
+        Resolution.FIVE_MINUTES,
+    )
+    assert [r.key.asset_id for r in found] == ["bess-2"]
+    assert [p.start_ms for p in found[0].points] == [T0 + 5 * MINUTE]
+    barn = await store.query(SeriesFilter(sites={"barn"}), T0, T0 + 20 * MINUTE)
+    assert [r.key for r in barn] == [SeriesKey("barn", "pv-1", "ac_power_w")]
+    assert await store.series(SeriesFilter(sites={"farm"})) == [
+        SeriesKey("farm", "bess-1", "ac_power_w"),
+        SeriesKey("farm", "bess-2", "ac_power_w"),
+    ]
+    assert await store.query(SeriesFilter(assets={"nothing"}), T0, T0 + MINUTE) == []
+
+
+async def test_latest_values_include_open_minutes_and_texts(
+    store: MinuteStore, clock: Clock
+) -> None:
+    texts = [("bess-1", "work_mode", T0 + 3000, "self_use")]
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0)], SOC: [(T0 + 2000, 55.0)]}, texts=texts))
+    closed_at(clock, T0)
+    await store.flush()
+    await store.accept(batch(2, {POWER: [(T0 + MINUTE + 1000, 2.0)]}))
+
+    latest = {item.key.metric: (item.timestamp_ms, item.value) for item in await store.latest()}
+    assert latest == {
+        "ac_power_w": (T0 + MINUTE + 1000, 2.0),
+        "soc_pct": (T0 + 2000, 55.0),
+        "work_mode": (T0 + 3000, "self_use"),
+    }
+    only = await store.latest(SeriesFilter(metrics={"soc_pct"}))
+    assert [item.key.metric for item in only] == ["soc_pct"]
+
+
+async def test_retention_drops_old_minutes_before_old_rollups(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    retention = Retention(minute_days=1, five_minute_days=2, hour_days=3)
+    store = stores(StoreSettings(retention=retention))
+    await store.open()
+    await store.accept(batch(1, {POWER: [(T0 + m * MINUTE, 1.0) for m in range(90)]}))
+    closed_at(clock, T0 + 90 * MINUTE)
+    await store.flush()
+
+    clock.at(T0 + int(1.5 * 86_400_000))
+    await store.flush()  # as the flush loop does before each retention pass
+    await store.maintain()
+    window = (SeriesFilter(), T0, T0 + 90 * MINUTE)
+    assert await store.query(*window) == []
+    assert len((await store.query(*window, Resolution.FIVE_MINUTES))[0].points) == 18
+    clock.at(T0 + int(2.5 * 86_400_000))
+    await store.flush()
+    await store.maintain()
+    assert await store.query(*window, Resolution.FIVE_MINUTES) == []
+    assert [p.samples for p in (await store.query(*window, Resolution.HOUR))[0].points] == [60, 30]
+
+
+async def test_unusable_samples_are_counted_not_stored(store: MinuteStore, clock: Clock) -> None:
+    old = T0 - 30 * 86_400_000  # before the 14-day minute retention
+    series = {POWER: [(old, 1.0), (T0 + 1, float("nan")), (T0 + 2, float("inf")), (T0 + 3, 4.0)]}
+    await store.accept(batch(1, series))
+    closed_at(clock, T0)
+    await store.flush()
+    assert store.status().dropped_samples == 3
+    [found] = await store.query(SeriesFilter(), old, T0 + MINUTE)
+    assert found.points == [(T0, 4.0, 4.0, 4.0, 4.0, 1)]
+
+
+async def test_status_reports_what_waits_and_what_was_written(
+    store: MinuteStore, clock: Clock
+) -> None:
+    await store.accept(batch(1, {POWER: [(T0 + 1, 1.0)], SOC: [(T0 + 2, 2.0)]}))
+    before = store.status()
+    assert (before.open_rows, before.waiting_batches, before.flushes) == (2, 1, 0)
+    closed_at(clock, T0)
+    await store.flush()
+    after = store.status()
+    assert (after.open_rows, after.waiting_batches, after.rows_written) == (0, 0, 2)
+    assert after.flushed_through_ms == T0 + MINUTE
+    assert after.last_error is None
+    assert after.backend in {"sqlite", "timescaledb"}
+
+
+async def test_malformed_queries_are_refused(store: MinuteStore) -> None:
+    with pytest.raises(QueryError, match="empty time range"):
+        await store.query(SeriesFilter(), T0, T0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"flush_interval": 0},
+        {"flush_grace": 60},
+        {"max_ack_delay": float("nan")},
+        {"max_open_rows": 0},
+    ],
+)
+def test_bad_settings_are_a_config_error(settings: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        StoreSettings(**settings)  # type: ignore[arg-type]
+
+
+def test_retention_must_keep_coarser_data_longer() -> None:
+    with pytest.raises(ConfigError, match="retention"):
+        Retention(minute_days=30, five_minute_days=7)
