@@ -1,0 +1,417 @@
+"""The API's OpenAPI 3.1 document, as data: every route, parameter, body and answer.
+
+Kept beside the routes by hand and checked against them: schemathesis sends what this
+document allows (and what it does not) to a live hub and validates every answer against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import __version__
+from ...dispatch.audit import Outcome, Reason
+from .params import MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
+
+type Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str) -> Schema:
+    return {"type": [kind, "null"]}
+
+
+def _object(properties: dict[str, Schema], *, extra: bool = False) -> Schema:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(properties),
+        "additionalProperties": extra,
+    }
+
+
+_TEXT = {"type": "string"}
+_NUMBER = {"type": "number"}
+_INTEGER = {"type": "integer"}
+_BOOLEAN = {"type": "boolean"}
+_VALUE = {"type": ["number", "string", "boolean", "null"]}
+_STATUS = {"type": ["object", "null"], "additionalProperties": True}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": _object({"status": _INTEGER, "code": _TEXT, "message": _TEXT}),
+            "audit": _ref("AuditRecord"),
+            "command_id": _TEXT,
+        },
+        "required": ["error"],
+        "additionalProperties": False,
+    },
+    "Health": _object(
+        {
+            "status": {"enum": ["ok", "degraded"]},
+            "problems": {"type": "array", "items": _TEXT},
+            "version": _TEXT,
+            "uptime_s": _NUMBER,
+            "store": _STATUS,
+            "gateway": {"type": "object", "additionalProperties": True},
+            "audit": {"type": "object", "additionalProperties": True},
+            "parquet": _STATUS,
+            "uplink": _STATUS,
+        }
+    ),
+    "Asset": _object(
+        {
+            "asset_id": _TEXT,
+            "name": _TEXT,
+            "site_id": _TEXT,
+            "site_name": _TEXT,
+            "type": _TEXT,
+            "capacity_wh": _NUMBER,
+            "max_charge_w": _NUMBER,
+            "max_discharge_w": _NUMBER,
+            "configured": _BOOLEAN,
+            "agent_id": _nullable("string"),
+            "connected": _BOOLEAN,
+        }
+    ),
+    "Session": _object(
+        {
+            "session_id": _TEXT,
+            "agent_id": _TEXT,
+            "peer": _TEXT,
+            "started": _NUMBER,
+            "ended": _nullable("number"),
+            "end_reason": _nullable("string"),
+        }
+    ),
+    "AgentRow": _object(
+        {
+            "asset_id": _TEXT,
+            "asset_name": _TEXT,
+            "site_id": _TEXT,
+            "site_name": _TEXT,
+            "agent_id": _nullable("string"),
+            "peer": _nullable("string"),
+            "connected": _BOOLEAN,
+            "last_seen": _nullable("number"),
+            "buffered_batches": _INTEGER,
+            "dropped_points": _INTEGER,
+            "sessions": {"type": "array", "items": _ref("Session")},
+        }
+    ),
+    "Device": _object(
+        {
+            "asset_id": _TEXT,
+            "site_id": _TEXT,
+            "name": _TEXT,
+            "type": _TEXT,
+            "agent_id": _nullable("string"),
+            "connected": _BOOLEAN,
+            "last_sample_ms": _nullable("integer"),
+            "metrics": {"type": "array", "items": _TEXT},
+        }
+    ),
+    "Values": {
+        "type": "object",
+        "description": "The newest value of each metric, by metric name.",
+        "additionalProperties": _object(
+            {"value": _VALUE, "timestamp_ms": _INTEGER, "unit": _nullable("string")}
+        ),
+    },
+    "Telemetry": _object(
+        {
+            "asset_id": _TEXT,
+            "site_id": _TEXT,
+            "connected": _BOOLEAN,
+            "timestamp_ms": _nullable("integer"),
+            "values": _ref("Values"),
+        }
+    ),
+    "Measurements": _object(
+        {
+            "resolution": {"enum": ["1m", "5m", "1h"]},
+            "from_ms": _INTEGER,
+            "to_ms": _INTEGER,
+            "columns": {"type": "array", "items": _TEXT},
+            "series": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "site_id": _TEXT,
+                        "asset_id": _TEXT,
+                        "metric": _TEXT,
+                        "unit": _nullable("string"),
+                        "points": {
+                            "type": "array",
+                            "description": "One bucket per row, in the order of columns.",
+                            "items": {
+                                "type": "array",
+                                "items": _NUMBER,
+                                "minItems": 6,
+                                "maxItems": 6,
+                            },
+                        },
+                    }
+                ),
+            },
+        }
+    ),
+    "Snapshot": _object(
+        {
+            "generated_ms": _INTEGER,
+            "assets": {
+                "type": "array",
+                "items": _object({"site_id": _TEXT, "asset_id": _TEXT, "values": _ref("Values")}),
+            },
+        }
+    ),
+    "RegisterMaps": _object(
+        {
+            "maps": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": _TEXT,
+                        "maker": _TEXT,
+                        "model": _TEXT,
+                        "kind": _TEXT,
+                        "documentation": _TEXT,
+                        "points": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "name": _TEXT,
+                                    "metric": _TEXT,
+                                    "address": _INTEGER,
+                                    "type": _TEXT,
+                                    "registers": _INTEGER,
+                                    "space": _TEXT,
+                                    "access": _TEXT,
+                                    "unit": _nullable("string"),
+                                    "allow_write": _BOOLEAN,
+                                }
+                            ),
+                        },
+                    }
+                ),
+            }
+        }
+    ),
+    "AuditRecord": _object(
+        {
+            "id": _TEXT,
+            "site_id": _TEXT,
+            "device_id": _nullable("string"),
+            "command": _TEXT,
+            "requested": _VALUE,
+            "applied": _VALUE,
+            "read_back": _VALUE,
+            "outcome": {"enum": [outcome.value for outcome in Outcome]},
+            "reason": {"enum": [reason.value for reason in Reason]},
+            "message": _TEXT,
+            "requested_by": _TEXT,
+            "source": _TEXT,
+            "timestamp": _NUMBER,
+            "ttl": _nullable("number"),
+        }
+    ),
+    "AuditPage": _object(
+        {
+            "records": {"type": "array", "items": _ref("AuditRecord")},
+            "next_cursor": _nullable("string"),
+        }
+    ),
+    "DispatchRequest": {
+        "type": "object",
+        "description": "A battery power setpoint (positive discharges, negative charges) for "
+        "an asset or a whole site; asset_id wins over site_id. Give power_w or mw, or "
+        "release: true to return the target to its safe mode.",
+        "properties": {
+            "asset_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+            "site_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+            "power_w": {"type": "number", "minimum": -MAX_POWER_W, "maximum": MAX_POWER_W},
+            "mw": {"type": "number", "minimum": -MAX_POWER_W / 1e6, "maximum": MAX_POWER_W / 1e6},
+            "ttl_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TTL_S},
+            "release": _BOOLEAN,
+            "requested_by": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+        },
+        "anyOf": [{"required": ["asset_id"]}, {"required": ["site_id"]}],
+        "additionalProperties": False,
+    },
+    "DispatchResult": _object(
+        {
+            "command_id": _TEXT,
+            "agent_id": _TEXT,
+            "error": _nullable("string"),
+            "applied": _BOOLEAN,
+            "records": {"type": "array", "items": _ref("AuditRecord")},
+        }
+    ),
+}
+
+
+def _answer(description: str, schema: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    texts = {
+        400: "Invalid parameters or body",
+        401: "Missing or wrong bearer token",
+        404: "Unknown target",
+        409: "The target has no connected agent, or the site is ambiguous",
+        413: "The body is too large",
+        429: "Too many requests; see Retry-After",
+        503: "The store cannot answer now",
+        504: "The agent did not acknowledge in time",
+    }
+    answers = {str(status): _answer(texts[status], "Error") for status in statuses}
+    if 429 in statuses:
+        answers["429"]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}
+        }
+    return answers
+
+
+def _query(name: str, description: str, schema: Schema, *, repeat: bool = False) -> Schema:
+    if repeat:
+        schema = {"type": "array", "items": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **({"style": "form", "explode": True} if repeat else {}),
+    }
+
+
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_TIME = {"type": "string", "description": "ISO 8601 (UTC if no offset) or ms since the epoch"}
+
+
+def _get(summary: str, schema: str, *, extra: tuple[int, ...] = (), **more: Any) -> Schema:
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {"200": _answer(summary, schema), **_errors(400, 401, 429, *extra)},
+            **more,
+        }
+    }
+
+
+PATHS: dict[str, Schema] = {
+    "/health": {
+        "get": {
+            "summary": "State of the store, gateway, Parquet export and uplink (no token needed)",
+            "security": [],
+            "responses": {"200": _answer("The hub's state", "Health"), **_errors(429)},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **_errors(401, 429),
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(400, 401, 429),
+            },
+        }
+    },
+    "/assets": _get("Configured and registered assets", "AssetList"),
+    "/agents": _get("One row per asset with its agent, connection and sessions", "AgentList"),
+    "/devices": _get("Assets with their newest sample and metrics", "DeviceList", extra=(503,)),
+    "/telemetry/{asset_id}": _get(
+        "The newest value of each metric of an asset",
+        "Telemetry",
+        extra=(404, 503),
+        parameters=[
+            {"name": "asset_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+    ),
+    "/measurements": _get(
+        "Stored buckets of the matching series",
+        "Measurements",
+        extra=(503,),
+        parameters=[
+            _query("site", "Site ids (repeat or comma-separate)", _ID, repeat=True),
+            _query("asset", "Asset ids", _ID, repeat=True),
+            _query("metric", "Metric names", _ID, repeat=True),
+            _query("from", "Start (inclusive); default one hour before to", _TIME),
+            _query("to", "End (exclusive); default now", _TIME),
+            _query("resolution", "Bucket size", {"enum": sorted(RESOLUTIONS)}),
+        ],
+    ),
+    "/export/snapshot": _get("The newest value of every series", "Snapshot", extra=(503,)),
+    "/export/registermaps": _get("The point-map catalog", "RegisterMaps"),
+    "/dispatch": {
+        "post": {
+            "summary": "Send a battery setpoint to the agent serving an asset or site",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("DispatchRequest")}},
+            },
+            "responses": {
+                "200": _answer("The agent's answer with its audit records", "DispatchResult"),
+                **_errors(400, 401, 404, 409, 413, 429, 504),
+            },
+        }
+    },
+    "/audit": _get(
+        "Audit records, newest first",
+        "AuditPage",
+        extra=(503,),
+        parameters=[
+            _query("site_id", "Site id", _ID),
+            _query("device_id", "Asset id", _ID),
+            _query("command", "Command (metric) name", _ID),
+            _query("outcome", "Outcome", {"enum": [outcome.value for outcome in Outcome]}),
+            _query("since", "From (inclusive)", _TIME),
+            _query("until", "To (exclusive)", _TIME),
+            _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            _query("cursor", "next_cursor of the previous page", {"type": "string"}),
+        ],
+    ),
+}
+
+_LISTS = {"AssetList": ("assets", "Asset"), "AgentList": ("agents", "AgentRow"),
+          "DeviceList": ("devices", "Device")}  # fmt: skip
+for _name, (_key, _item) in _LISTS.items():
+    SCHEMAS[_name] = _object({_key: {"type": "array", "items": _ref(_item)}})
+
+
+def document() -> Schema:
+    """The OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Edge EMS hub",
+            "version": __version__,
+            "description": "Telemetry, measurements, exports and guarded dispatch of the hub. "
+            "Every route but /health needs `Authorization: Bearer <api_token>`.",
+        },
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

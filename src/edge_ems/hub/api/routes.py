@@ -1,0 +1,388 @@
+"""The REST routes: health, inventory, telemetry, measurements, exports, dispatch, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+from ... import __version__
+from ...dispatch import BATTERY_POWER, AuditRecord, Outcome, Reason
+from ...gateway.errors import GatewayError, RoutingError, SetpointTimeoutError
+from ...metrics import METRICS
+from ...pointmap import PointMap
+from ..store.errors import QueryError, StoreError
+from ..store.model import Latest, SeriesFilter
+from .errors import ApiError, dumps
+from .params import audit_query, dispatch_request, json_body, measurement_query, only_known
+from .services import HubServices, plain_status, status_dict
+
+SERVICES = web.AppKey("services", HubServices)
+OPENAPI = web.AppKey("openapi", dict)
+
+MAX_POINTS = 2_000_000
+"""Most buckets one ``/measurements`` answer may hold (24 h of 500 series is 720,000)."""
+LARGE_ANSWER = 20_000
+"""Answers with more buckets than this are encoded off the event loop."""
+
+# Routing failures: the status and the audit reason of each.
+_ROUTING = {
+    "unknown_asset": (404, Reason.UNKNOWN_DEVICE),
+    "unknown_site": (404, Reason.UNKNOWN_SITE),
+    "not_connected": (409, Reason.DEVICE_ERROR),
+    "ambiguous_site": (409, Reason.UNKNOWN_SITE),
+    "disconnected": (409, Reason.DEVICE_ERROR),
+    "no_target": (400, Reason.INVALID_VALUE),
+}
+
+routes = web.RouteTableDef()
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
+
+
+def _unit(metric: str) -> str | None:
+    known = METRICS.get(metric)
+    return None if known is None else known.unit
+
+
+def _no_parameters(request: web.Request) -> None:
+    only_known(request.query, set())
+
+
+def _store_failed(err: StoreError) -> ApiError:
+    return ApiError(503, f"the store cannot answer now: {err}", code="store_unavailable")
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Each part's state; ``status`` is ``ok`` when the store flushes and nothing failed."""
+    services = request.app[SERVICES]
+    store = status_dict(services.store)
+    gateway = services.gateway.stats()
+    parquet, uplink = status_dict(services.parquet), status_dict(services.uplink)
+    problems = [
+        name
+        for name, part in (("store", store), ("parquet", parquet), ("uplink", uplink))
+        if part is not None and part.get("last_error")
+    ]
+    if services.audit.last_error:
+        problems.append("audit")
+    return _json(
+        {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "version": __version__,
+            "uptime_s": round(time.time() - services.started, 3),
+            "store": store,
+            "gateway": {
+                "port": services.grpc_port,
+                "connected_agents": len(services.gateway.connected_agents()),
+                **plain_status(gateway),
+            },
+            "audit": {
+                "written": services.audit.written,
+                "dropped": services.audit.dropped,
+                "last_error": services.audit.last_error,
+            },
+            "parquet": parquet,
+            "uplink": uplink,
+        }
+    )
+
+
+@routes.get("/assets")
+async def assets(request: web.Request) -> web.Response:
+    """Every configured or registered asset."""
+    _no_parameters(request)
+    rows = request.app[SERVICES].gateway.registry.assets()
+    return _json({"assets": [row.as_dict() for row in rows]})
+
+
+@routes.get("/agents")
+async def agents(request: web.Request) -> web.Response:
+    """One row per asset: its agent, peer, connection and recent sessions."""
+    _no_parameters(request)
+    rows = request.app[SERVICES].gateway.registry.agents()
+    return _json({"agents": [row.as_dict() for row in rows]})
+
+
+async def _latest(services: HubServices, selection: SeriesFilter) -> list[Latest]:
+    try:
+        return await services.store.latest(selection)
+    except StoreError as err:
+        raise _store_failed(err) from None
+
+
+@routes.get("/devices")
+async def devices(request: web.Request) -> web.Response:
+    """Every asset with its newest sample and the metrics it reports."""
+    _no_parameters(request)
+    services = request.app[SERVICES]
+    newest: dict[str, list[Latest]] = defaultdict(list)
+    for latest in await _latest(services, SeriesFilter()):
+        newest[latest.key.asset_id].append(latest)
+    rows = []
+    for asset in services.gateway.registry.assets():
+        found = newest.pop(asset.asset_id, [])
+        rows.append(_device(asset.asset_id, asset.site_id, asset.name, asset.type, found))
+        rows[-1] |= {"agent_id": asset.agent_id, "connected": asset.connected}
+    for asset_id, found in sorted(newest.items()):  # stored, but no longer served
+        rows.append(_device(asset_id, found[0].key.site_id, "", "", found))
+        rows[-1] |= {"agent_id": None, "connected": False}
+    return _json({"devices": rows})
+
+
+def _device(
+    asset_id: str, site_id: str, name: str, kind: str, found: list[Latest]
+) -> dict[str, Any]:
+    return {
+        "asset_id": asset_id,
+        "site_id": site_id,
+        "name": name,
+        "type": kind,
+        "last_sample_ms": max((latest.timestamp_ms for latest in found), default=None),
+        "metrics": sorted(latest.key.metric for latest in found),
+    }
+
+
+def _values(found: list[Latest]) -> dict[str, Any]:
+    return {
+        latest.key.metric: {
+            "value": latest.value,
+            "timestamp_ms": latest.timestamp_ms,
+            "unit": _unit(latest.key.metric),
+        }
+        for latest in found
+    }
+
+
+@routes.get("/telemetry/{asset_id}")
+async def telemetry(request: web.Request) -> web.Response:
+    """The newest value of each metric of one asset."""
+    _no_parameters(request)
+    services = request.app[SERVICES]
+    asset_id = request.match_info["asset_id"]
+    found = await _latest(services, SeriesFilter(assets=frozenset({asset_id})))
+    registry = services.gateway.registry
+    if not found and not registry.knows_asset(asset_id):
+        raise ApiError(404, f"no asset {asset_id!r}")
+    row = next((row for row in registry.assets() if row.asset_id == asset_id), None)
+    site_id = row.site_id if row is not None else found[0].key.site_id
+    return _json(
+        {
+            "asset_id": asset_id,
+            "site_id": site_id,
+            "connected": row is not None and row.connected,
+            "timestamp_ms": max((latest.timestamp_ms for latest in found), default=None),
+            "values": _values(found),
+        }
+    )
+
+
+@routes.get("/measurements")
+async def measurements(request: web.Request) -> web.Response:
+    """Buckets of the matching series in a time range at a resolution."""
+    services = request.app[SERVICES]
+    query = measurement_query(request.query, _now_ms())
+    try:
+        series = await services.store.series(query.selection)
+        bucket_ms = query.resolution.minutes * 60_000
+        buckets = -(-(query.end_ms - query.start_ms) // bucket_ms) + 1
+        if len(series) * buckets > MAX_POINTS:
+            raise ApiError(
+                400,
+                f"{len(series)} series over {buckets} buckets is more than {MAX_POINTS:,} "
+                "points: narrow the series, shorten the range or coarsen the resolution",
+            )
+        found = (
+            await services.store.query(
+                query.selection, query.start_ms, query.end_ms, query.resolution
+            )
+            if series
+            else []
+        )
+    except QueryError as err:
+        raise ApiError(400, str(err)) from None
+    except StoreError as err:
+        raise _store_failed(err) from None
+    body = {
+        "resolution": query.resolution.value,
+        "from_ms": query.start_ms,
+        "to_ms": query.end_ms,
+        "columns": ["start_ms", "avg", "min", "max", "last", "count"],
+        "series": [
+            {
+                "site_id": found_range.key.site_id,
+                "asset_id": found_range.key.asset_id,
+                "metric": found_range.key.metric,
+                "unit": _unit(found_range.key.metric),
+                "points": [list(point) for point in found_range.points],
+            }
+            for found_range in found
+        ],
+    }
+    points = sum(len(found_range.points) for found_range in found)
+    text = await asyncio.to_thread(dumps, body) if points > LARGE_ANSWER else dumps(body)
+    return web.Response(text=text, content_type="application/json")
+
+
+@routes.get("/export/snapshot")
+async def snapshot(request: web.Request) -> web.Response:
+    """The newest value of every series, by asset."""
+    _no_parameters(request)
+    grouped: dict[tuple[str, str], list[Latest]] = defaultdict(list)
+    for latest in await _latest(request.app[SERVICES], SeriesFilter()):
+        grouped[latest.key.site_id, latest.key.asset_id].append(latest)
+    return _json(
+        {
+            "generated_ms": _now_ms(),
+            "assets": [
+                {"site_id": site_id, "asset_id": asset_id, "values": _values(found)}
+                for (site_id, asset_id), found in sorted(grouped.items())
+            ],
+        }
+    )
+
+
+def _point_map(point_map: PointMap) -> dict[str, Any]:
+    device = point_map.device
+    return {
+        "id": device.id,
+        "maker": device.maker,
+        "model": device.model,
+        "kind": str(device.kind),
+        "documentation": device.documentation,
+        "points": [
+            {
+                "name": name,
+                "metric": point.metric,
+                "address": point.address,
+                "type": str(point.type),
+                "registers": point.registers,
+                "space": str(point.space),
+                "access": str(point.access),
+                "unit": _unit(point.metric),
+                "allow_write": point.write is not None and point.write.allow_write,
+            }
+            for name, point in point_map.points.items()
+        ],
+    }
+
+
+@routes.get("/export/registermaps")
+async def registermaps(request: web.Request) -> web.Response:
+    """The point-map catalog the hub knows."""
+    _no_parameters(request)
+    maps = request.app[SERVICES].registermaps
+    return _json({"maps": [_point_map(point_map) for point_map in maps]})
+
+
+@routes.post("/dispatch")
+async def dispatch(request: web.Request) -> web.Response:
+    """Route a battery setpoint to the agent serving the asset or site; audit it."""
+    services = request.app[SERVICES]
+    asked = dispatch_request(await json_body(request))
+    gateway = services.gateway
+    try:
+        result = await gateway.dispatch(
+            asked.power_w,
+            issued_by=asked.requested_by,
+            asset_id=asked.asset_id,
+            site_id=None if asked.asset_id else asked.site_id,
+            ttl=asked.ttl_s,
+            release=asked.release,
+            ack_timeout=None,
+        )
+    except RoutingError as err:
+        status, reason = _ROUTING.get(err.reason, (409, Reason.DEVICE_ERROR))
+        record = _refusal(services, asked, Outcome.REFUSED, reason, str(err))
+        await _audit(services, [record])
+        raise ApiError(
+            status, str(err), code=err.reason, extra={"audit": record.as_dict()}
+        ) from None
+    except SetpointTimeoutError as err:
+        record = _refusal(services, asked, Outcome.FAILED, Reason.DEVICE_ERROR, str(err))
+        await _audit(services, [record])
+        raise ApiError(
+            504, str(err), extra={"command_id": err.command_id, "audit": record.as_dict()}
+        ) from None
+    except GatewayError as err:
+        raise ApiError(400, str(err)) from None
+    await _audit(services, result.records)
+    return _json(
+        {
+            "command_id": result.command_id,
+            "agent_id": result.agent_id,
+            "error": result.error,
+            "applied": bool(result.records)
+            and all(r.outcome in (Outcome.APPLIED, Outcome.UNCHANGED) for r in result.records),
+            "records": [record.as_dict() for record in result.records],
+        }
+    )
+
+
+def _refusal(
+    services: HubServices, asked: Any, outcome: Outcome, reason: Reason, message: str
+) -> AuditRecord:
+    """The hub's own record of an attempt no agent answered."""
+    site_id = asked.site_id or ""
+    if asked.asset_id:
+        row = next(
+            (a for a in services.gateway.registry.assets() if a.asset_id == asked.asset_id), None
+        )
+        site_id = row.site_id if row is not None else site_id
+    value = None if asked.release else asked.power_w
+    return AuditRecord(
+        site_id=site_id,
+        device_id=asked.asset_id,
+        command=BATTERY_POWER,
+        requested=value,
+        applied=None,
+        outcome=outcome,
+        reason=reason,
+        message=message,
+        requested_by=asked.requested_by,
+        source="hub_api",
+        timestamp=time.time(),
+        ttl=asked.ttl_s,
+    )
+
+
+async def _audit(services: HubServices, records: Any) -> None:
+    """Queue and write records, so ``/audit`` shows them when the answer arrives."""
+    services.audit.add(list(records))
+    try:
+        await services.audit.flush()
+    except StoreError:  # the trail keeps them and retries; the answer still carries them
+        services.audit.start()
+
+
+@routes.get("/audit")
+async def audit(request: web.Request) -> web.Response:
+    """Audit records, newest first, a page at a time."""
+    query = audit_query(request.query)
+    try:
+        page = await request.app[SERVICES].store.backend.audit(query)
+    except QueryError as err:
+        raise ApiError(400, str(err)) from None
+    except StoreError as err:
+        raise _store_failed(err) from None
+    return _json(
+        {"records": [record.as_dict() for record in page.records], "next_cursor": page.next_cursor}
+    )
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI 3.1 document."""
+    _no_parameters(request)
+    return _json(request.app[OPENAPI])

@@ -1,0 +1,59 @@
+"""JSON logs: one object per line, which the Supervisor's log view and log shippers both read.
+
+Fields: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, ``exc`` when there is a
+traceback, and whatever a call passes in ``extra=``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Any, ClassVar, TextIO
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one line of JSON."""
+
+    # Attributes every LogRecord has; anything else came in through ``extra=``.
+    _STANDARD: ClassVar[frozenset[str]] = frozenset(
+        vars(logging.LogRecord("", 0, "", 0, "", (), None))
+    ) | {"message", "asctime", "taskName"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One JSON object, no newlines inside."""
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry |= {
+            key: value
+            for key, value in vars(record).items()
+            if key not in self._STANDARD and not key.startswith("_")
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def setup_logging(
+    level: str = "info", *, json_format: bool = True, stream: TextIO | None = None
+) -> None:
+    """Send every log record to ``stream`` (stderr), as JSON or as plain text."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json_format:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # aiohttp's access log says nothing the request metrics do not, at a line per request.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,138 @@
+"""Health, auth, rate limits, inventory and exports of a live hub API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..gateway.conftest import SiteFactory, eventually
+from .conftest import API_TOKEN, HubMaker, LiveHub
+
+
+async def test_health_needs_no_token_and_reports_every_part(live: LiveHub) -> None:
+    response = await live.get("/health", auth=False)
+    assert response.status == 200
+    health = await response.json()
+    assert health["status"] == "ok"
+    assert health["store"]["backend"] == "sqlite"
+    assert health["gateway"]["port"] == live.grpc_port
+    assert health["gateway"]["connected_agents"] == 0
+    assert health["parquet"] is None
+    assert health["uplink"] is None
+
+
+async def test_every_route_but_health_refuses_without_the_right_token(live: LiveHub) -> None:
+    document = await live.json("/openapi.json")
+    for path, operations in document["paths"].items():
+        url = live.url + path.replace("{asset_id}", "bess-1")
+        for method in operations:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong-token"},
+                {"Authorization": f"Basic {API_TOKEN}"},
+                {"Authorization": f"Bearer {API_TOKEN}x"},
+            ):
+                async with live.http.request(method, url, headers=headers, json={}) as response:
+                    if path == "/health":
+                        assert response.status == 200
+                        continue
+                    assert response.status == 401, (method, path, headers)
+                    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+                    body = await response.json()
+                    assert body["error"]["code"] == "unauthorized"
+
+
+async def test_ingress_header_from_another_address_is_not_trusted(hub_maker: HubMaker) -> None:
+    hub = await hub_maker(trust_ingress=True)
+    response = await hub.get("/assets", auth=False)
+    assert response.status == 401
+    async with hub.http.get(
+        hub.url + "/assets", headers={"X-Ingress-Path": "/api/hassio_ingress/abc"}
+    ) as forged:
+        assert forged.status == 401  # loopback is not the Supervisor's proxy
+
+
+async def test_rate_limit_answers_429_with_retry_after(hub_maker: HubMaker) -> None:
+    hub = await hub_maker(rate_limit=0.5, rate_burst=3)
+    statuses = [(await hub.get("/assets")).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    limited = await hub.get("/assets")
+    assert limited.status == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert (await limited.json())["error"]["code"] == "rate_limited"
+    # Unauthenticated guessing is limited as well.
+    assert (await hub.get("/assets", auth=False)).status == 429
+
+
+async def test_assets_and_agents_show_configured_and_connected_assets(
+    live: LiveHub, site_factory: SiteFactory
+) -> None:
+    await site_factory(live.address, agent_id="agent-1", site_id="farm")
+    assets = {row["asset_id"]: row for row in (await live.json("/assets"))["assets"]}
+    assert set(assets) == {"bess-1", "bess-2", "spare"}
+    assert assets["bess-1"]["name"] == "Barn battery"  # the configured name wins
+    assert (assets["bess-1"]["configured"], assets["bess-1"]["connected"]) == (True, True)
+    assert (assets["spare"]["connected"], assets["spare"]["agent_id"]) == (False, None)
+    agents = {row["asset_id"]: row for row in (await live.json("/agents"))["agents"]}
+    assert agents["bess-1"]["peer"] == agents["bess-2"]["peer"]  # gateway mode: one stream
+    assert agents["bess-1"]["site_name"] == "The farm"
+    [session] = agents["bess-1"]["sessions"]
+    assert (session["agent_id"], session["ended"]) == ("agent-1", None)
+    assert (agents["spare"]["sessions"], agents["spare"]["peer"]) == ([], None)
+
+
+async def test_telemetry_devices_and_snapshot_show_the_newest_values(
+    live: LiveHub, site_factory: SiteFactory
+) -> None:
+    site = await site_factory(live.address, agent_id="agent-1", site_id="farm")
+    readings = {asset: await bess.read() for asset, bess in site.batteries.items()}
+    site.agent.publish(readings)
+    await site.agent.flush()
+    await eventually(lambda: live.store.status().waiting_batches > 0)
+    telemetry = await live.json("/telemetry/bess-2")
+    assert (telemetry["site_id"], telemetry["connected"]) == ("farm", True)
+    soc = telemetry["values"]["soc_pct"]
+    assert soc["value"] == readings["bess-2"]["soc_pct"].value
+    assert soc["unit"] == "%"
+    missing = await live.get("/telemetry/nothing-here")
+    assert missing.status == 404
+    devices = {row["asset_id"]: row for row in (await live.json("/devices"))["devices"]}
+    assert "soc_pct" in devices["bess-1"]["metrics"]
+    assert (devices["spare"]["metrics"], devices["spare"]["last_sample_ms"]) == ([], None)
+    snapshot = await live.json("/export/snapshot")
+    by_asset = {row["asset_id"]: row for row in snapshot["assets"]}
+    assert by_asset["bess-2"]["values"]["soc_pct"]["value"] == soc["value"]
+
+
+async def test_registermaps_export_the_point_map_catalog(live: LiveHub) -> None:
+    maps = (await live.json("/export/registermaps"))["maps"]
+    assert len(maps) >= 3
+    for point_map in maps:
+        assert point_map["points"], point_map["id"]
+    assert any(p["allow_write"] for m in maps for p in m["points"])
+
+
+async def test_metrics_use_prometheus_text_and_count_requests(live: LiveHub) -> None:
+    await live.get("/assets")
+    response = await live.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    assert 'edge_ems_api_requests_total{method="GET",route="/assets",status="200"} 1.0' in text
+    assert "edge_ems_gateway_connected_agents 0.0" in text
+    assert "edge_ems_store_flushes_total" in text
+
+
+async def test_unknown_routes_and_methods_answer_json(live: LiveHub) -> None:
+    response = await live.get("/nothing")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with live.http.delete(live.url + "/assets", headers=headers) as answer:
+        assert answer.status == 405
+
+
+async def test_many_clients_at_once(live: LiveHub) -> None:
+    async def one() -> int:
+        return (await live.get("/health", auth=False)).status
+
+    assert set(await asyncio.gather(*(one() for _ in range(50)))) == {200}
