@@ -10,7 +10,7 @@ from typing import Any
 
 from ... import __version__
 from ...dispatch.audit import Outcome, Reason
-from .params import MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
+from .params import MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
 
 type Schema = dict[str, Any]
 
@@ -387,7 +387,11 @@ PATHS: dict[str, Schema] = {
             _query("since", "From (inclusive)", _TIME),
             _query("until", "To (exclusive)", _TIME),
             _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
-            _query("cursor", "next_cursor of the previous page", {"type": "string"}),
+            _query(
+                "cursor",
+                "next_cursor of the previous page",
+                {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+            ),
         ],
     ),
 }

@@ -17,6 +17,7 @@ from ..store.model import AuditQuery, Resolution, SeriesFilter
 from .errors import ApiError
 
 MAX_ID = 128
+MAX_CURSOR = 256
 MAX_RANGE_DAYS = 400
 MAX_POWER_W = 1e9
 MAX_TTL_S = 86_400.0
@@ -119,10 +120,11 @@ def audit_query(query: MultiMapping[str]) -> AuditQuery:
         query, {"site_id", "device_id", "command", "outcome", "since", "until", "limit", "cursor"}
     )
     texts = {}
-    for name in ("site_id", "device_id", "command", "cursor"):
+    for name, longest in (("site_id", MAX_ID), ("device_id", MAX_ID), ("command", MAX_ID),
+                          ("cursor", MAX_CURSOR)):  # fmt: skip
         value = single(query, name)
-        if value is not None and not 0 < len(value) <= 256:
-            raise _bad(f"{name}: 1 to 256 characters")
+        if value is not None and not 0 < len(value) <= longest:
+            raise _bad(f"{name}: 1 to {longest} characters")
         texts[name] = value
     outcome_text = single(query, "outcome")
     outcome = None
