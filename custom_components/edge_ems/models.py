@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 
+from edge_ems.modbus import LinkRegistry
+
 if TYPE_CHECKING:
     from edge_ems.device import Device
     from edge_ems.dispatch import Dispatcher
@@ -37,6 +39,8 @@ class EdgeEmsData:
     audit: AuditLog
     devices: dict[str, EdgeEmsDevice] = field(default_factory=dict)
     """By device id."""
+    links: LinkRegistry = field(default_factory=LinkRegistry)
+    """The site's Modbus links: devices behind one gateway share its connection."""
 
 
 type EdgeEmsConfigEntry = ConfigEntry[EdgeEmsData]

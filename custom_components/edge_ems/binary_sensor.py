@@ -1,0 +1,42 @@
+"""Binary sensors: fault flags and alarm bitfields (on while any alarm bit is set)."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .descriptions import EdgeEmsBinarySensorDescription
+from .entity import EdgeEmsEntity
+from .models import EdgeEmsConfigEntry
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EdgeEmsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the alarm sensors of every device of the site."""
+    site = entry.runtime_data
+    for device in site.devices.values():
+        async_add_entities(
+            (
+                EdgeEmsBinarySensor(site, device, description)
+                for description in device.coordinator.descriptions.binary_sensors
+            ),
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class EdgeEmsBinarySensor(EdgeEmsEntity, BinarySensorEntity):
+    """A flag, or a bitfield that is on while any bit is set."""
+
+    entity_description: EdgeEmsBinarySensorDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """Whether the flag or any alarm bit is set."""
+        value = self._value(self.entity_description.value_fn)
+        return None if value is None else bool(value)

@@ -1,0 +1,631 @@
+"""Config flow: a site entry, its devices as subentries, options for the site's control policy.
+
+Every device step connects and identifies the device before anything is created, so a wrong
+address, unit id or map is caught here with a translated error, not at the next restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import probatio as vol
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+from homeassistant.util import slugify
+
+from edge_ems.device import Device, DeviceIdentity
+from edge_ems.dispatch import BATTERY_POWER
+from edge_ems.exceptions import (
+    ConfigError,
+    DeviceError,
+    DeviceTimeoutError,
+    IdentificationError,
+)
+from edge_ems.modbus import LinkRegistry
+
+from .const import (
+    CONF_BASE_ADDRESS,
+    CONF_BATTERIES,
+    CONF_BAUDRATE,
+    CONF_CAPACITY_WH,
+    CONF_CHANNEL,
+    CONF_DRY_RUN,
+    CONF_EEPROM_DAILY_WRITES,
+    CONF_ENABLE_CONTROL,
+    CONF_INTERFACE,
+    CONF_LEASE_TTL,
+    CONF_MAX_CHARGE_W,
+    CONF_MAX_DISCHARGE_W,
+    CONF_NODE_MAP,
+    CONF_PARITY,
+    CONF_POINT_MAP,
+    CONF_SERIAL_PORT,
+    CONF_SITE_ID,
+    CONF_SITE_NAME,
+    CONF_TOPIC_MAP,
+    CONF_TRANSPORT,
+    CONF_UNIT_ID,
+    CONF_URL,
+    CONF_VARIABLES,
+    DEFAULT_DRY_RUN,
+    DEFAULT_EEPROM_DAILY_WRITES,
+    DEFAULT_ENABLE_CONTROL,
+    DEFAULT_LEASE_TTL,
+    DOMAIN,
+    SUBENTRY_CAN_BMS,
+    SUBENTRY_MODBUS,
+    SUBENTRY_MQTT_BMS,
+    SUBENTRY_OPCUA,
+    SUBENTRY_SUNSPEC,
+    TRANSPORT_RTU,
+    TRANSPORT_RTU_OVER_TCP,
+    TRANSPORT_TCP,
+)
+from .devices import (
+    async_get_catalog,
+    build_device,
+    is_auth_error,
+)
+from .models import EdgeEmsConfigEntry
+from .mqtt_bms import HaMqttBmsDevice
+
+_LOGGER = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 30.0
+"""Seconds a device has to connect and identify itself (generous: RTU lines are slow)."""
+FIRST_DATA_TIMEOUT = 30.0
+"""Seconds a push device (MQTT, CAN) has to send something decodable."""
+DATA_POLL = 0.25
+
+_PORT = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
+_UNIT = vol.All(vol.Coerce(int), vol.Range(min=0, max=255))
+_TEXT = selector.TextSelector()
+_PASSWORD = selector.TextSelector(
+    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+)
+
+
+def _choice(options: list[str], key: str | None = None) -> selector.SelectSelector:
+    config = selector.SelectSelectorConfig(
+        options=options, mode=selector.SelectSelectorMode.DROPDOWN
+    )
+    if key is not None:
+        config["translation_key"] = key
+    return selector.SelectSelector(config)
+
+
+def _number(low: float, high: float, unit: str | None = None) -> selector.NumberSelector:
+    config = selector.NumberSelectorConfig(min=low, max=high, mode=selector.NumberSelectorMode.BOX)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return selector.NumberSelector(config)
+
+
+class ProbeError(Exception):
+    """A device could not be identified; ``key`` is the translated error."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+async def _has_data(device: Device) -> bool:
+    if isinstance(device, HaMqttBmsDevice):
+        return device.received_any()
+    return bool(await device.read())
+
+
+async def _first_data(device: Device) -> None:
+    """Wait until a push device (MQTT, CAN) sent something it could decode."""
+    for _ in range(round(FIRST_DATA_TIMEOUT / DATA_POLL)):
+        if await _has_data(device):
+            return
+        await asyncio.sleep(DATA_POLL)
+    raise ProbeError("no_data")
+
+
+async def probe(
+    hass: HomeAssistant, entry: ConfigEntry, kind: str, data: Mapping[str, Any]
+) -> DeviceIdentity:
+    """Connect to the device ``data`` describes, identify it, and let it go again.
+
+    Devices behind a gateway the site already uses are reached over that same link.
+    """
+    catalog = await async_get_catalog(hass)
+    shared = entry.state is ConfigEntryState.LOADED
+    links: LinkRegistry = entry.runtime_data.links if shared else LinkRegistry()
+    try:
+        device = build_device(hass, kind, data, name="probe", catalog=catalog, links=links)
+    except ConfigError as err:
+        _LOGGER.debug("device not built: %s", err)
+        raise ProbeError("link_conflict") from err
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            identity = await device.connect()
+        if kind in (SUBENTRY_MQTT_BMS, SUBENTRY_CAN_BMS):
+            await _first_data(device)
+            identity = device.identity or identity
+    except IdentificationError as err:
+        _LOGGER.debug("not identified: %s", err)
+        raise ProbeError("not_sunspec" if kind == SUBENTRY_SUNSPEC else "map_mismatch") from err
+    except (TimeoutError, DeviceTimeoutError) as err:
+        raise ProbeError("timeout") from err
+    except DeviceError as err:
+        _LOGGER.debug("cannot connect: %s", err)
+        raise ProbeError("invalid_auth" if is_auth_error(err) else "cannot_connect") from err
+    finally:
+        await device.close()
+        if not shared:
+            await links.close()
+    return identity
+
+
+def _unique_id(kind: str, data: Mapping[str, Any], identity: DeviceIdentity) -> str:
+    """The serial number where the device has one; else where it is reached."""
+    if identity.serial:
+        return f"{slugify(identity.manufacturer)}_{identity.serial}"
+    if kind == SUBENTRY_MQTT_BMS:
+        variables = ",".join(f"{k}={v}" for k, v in sorted(data[CONF_VARIABLES].items()))
+        return f"mqtt_{data[CONF_TOPIC_MAP]}_{variables}"
+    if kind == SUBENTRY_CAN_BMS:
+        return f"can_{data[CONF_INTERFACE]}_{data[CONF_CHANNEL]}"
+    if kind == SUBENTRY_OPCUA:
+        return f"opcua_{data[CONF_URL]}"
+    place = data.get(CONF_SERIAL_PORT) or f"{data.get(CONF_HOST)}:{data.get(CONF_PORT)}"
+    return f"modbus_{place}_{data[CONF_UNIT_ID]}"
+
+
+class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
+    """A site: its name and id; devices are added to it as subentries."""
+
+    VERSION = 1
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """One subentry type per device kind."""
+        return {
+            SUBENTRY_SUNSPEC: SunSpecSubentryFlow,
+            SUBENTRY_MODBUS: ModbusSubentryFlow,
+            SUBENTRY_MQTT_BMS: MqttBmsSubentryFlow,
+            SUBENTRY_CAN_BMS: CanBmsSubentryFlow,
+            SUBENTRY_OPCUA: OpcUaSubentryFlow,
+        }
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """The site's control policy and battery limits."""
+        return EdgeEmsOptionsFlow()
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Name the site."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            site_id = slugify(user_input.get(CONF_SITE_ID) or user_input[CONF_SITE_NAME])
+            if not site_id:
+                errors[CONF_SITE_ID] = "invalid_site_id"
+            else:
+                await self.async_set_unique_id(site_id)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=user_input[CONF_SITE_NAME],
+                    data={CONF_SITE_NAME: user_input[CONF_SITE_NAME], CONF_SITE_ID: site_id},
+                    options={
+                        CONF_ENABLE_CONTROL: DEFAULT_ENABLE_CONTROL,
+                        CONF_DRY_RUN: DEFAULT_DRY_RUN,
+                        CONF_LEASE_TTL: DEFAULT_LEASE_TTL,
+                        CONF_EEPROM_DAILY_WRITES: DEFAULT_EEPROM_DAILY_WRITES,
+                    },
+                )
+        schema = vol.Schema(
+            {vol.Required(CONF_SITE_NAME): _TEXT, vol.Optional(CONF_SITE_ID): _TEXT}
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Rename the site (its id stays: records and the hub know it by that)."""
+        entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            return self.async_update_and_abort(
+                entry,
+                title=user_input[CONF_SITE_NAME],
+                data_updates={CONF_SITE_NAME: user_input[CONF_SITE_NAME]},
+            )
+        schema = vol.Schema({vol.Required(CONF_SITE_NAME): _TEXT})
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, entry.data),
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """An OPC UA server refused the credentials of one of the site's devices."""
+        entry = self._get_reauth_entry()
+        subentry_id = entry_data.get("subentry_id")
+        if subentry_id not in entry.subentries:
+            subentry_id = next(
+                (
+                    key
+                    for key, sub in entry.subentries.items()
+                    if sub.subentry_type == SUBENTRY_OPCUA
+                ),
+                None,
+            )
+        if subentry_id is None:
+            return self.async_abort(reason="reauth_not_needed")
+        self._reauth_subentry = subentry_id
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the user name and password again, and try them."""
+        entry = self._get_reauth_entry()
+        subentry = entry.subentries[self._reauth_subentry]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**subentry.data, **user_input}
+            try:
+                await probe(self.hass, entry, SUBENTRY_OPCUA, data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                # Updating the subentry reloads the site through its update listener.
+                self.hass.config_entries.async_update_subentry(entry, subentry, data=data)
+                return self.async_abort(reason="reauth_successful")
+        schema = vol.Schema(
+            {vol.Required(CONF_USERNAME): _TEXT, vol.Optional(CONF_PASSWORD): _PASSWORD}
+        )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, {CONF_USERNAME: subentry.data.get(CONF_USERNAME)}
+            ),
+            errors=errors,
+            description_placeholders={"device": subentry.title},
+        )
+
+
+class EdgeEmsOptionsFlow(OptionsFlow):
+    """Control policy first, then the limits of each battery that takes power setpoints."""
+
+    def __init__(self) -> None:
+        self._options: dict[str, Any] = {}
+        self._batteries: list[str] = []
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Whether and how the site may be controlled."""
+        if user_input is not None:
+            self._options = {**self.config_entry.options, **user_input}
+            self._options[CONF_BATTERIES] = dict(self._options.get(CONF_BATTERIES, {}))
+            self._batteries = _batteries(self.config_entry)
+            return await self.async_step_battery()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_ENABLE_CONTROL): selector.BooleanSelector(),
+                vol.Required(CONF_DRY_RUN): selector.BooleanSelector(),
+                vol.Required(CONF_LEASE_TTL): _number(10, 3600, "s"),
+                vol.Required(CONF_EEPROM_DAILY_WRITES): vol.All(_number(0, 10000), vol.Coerce(int)),
+            }
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+        )
+
+    async def async_step_battery(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The power limits and capacity of one battery; unknown limits mean 0 W."""
+        if user_input is not None:
+            self._options[CONF_BATTERIES][self._batteries.pop(0)] = user_input
+        if not self._batteries:
+            return self.async_create_entry(data=self._options)
+        device_id = self._batteries[0]
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_MAX_CHARGE_W, default=0): _number(0, 1_000_000, "W"),
+                vol.Required(CONF_MAX_DISCHARGE_W, default=0): _number(0, 1_000_000, "W"),
+                vol.Required(CONF_CAPACITY_WH, default=0): _number(0, 10_000_000, "Wh"),
+            }
+        )
+        return self.async_show_form(
+            step_id="battery",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, self._options[CONF_BATTERIES].get(device_id)
+            ),
+            description_placeholders={"device": self.config_entry.subentries[device_id].title},
+        )
+
+
+def _batteries(entry: EdgeEmsConfigEntry) -> list[str]:
+    """Devices of a loaded site that take battery power setpoints, in a stable order."""
+    if entry.state is not ConfigEntryState.LOADED:
+        return []
+    return sorted(
+        device_id
+        for device_id, member in entry.runtime_data.devices.items()
+        if BATTERY_POWER in member.device.commands
+    )
+
+
+class DeviceSubentryFlow(ConfigSubentryFlow):
+    """What every device kind's flow shares: probe, unique id, create or update."""
+
+    kind: str
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """The first step of the device kind's flow."""
+        raise NotImplementedError
+
+    def _current(self) -> Mapping[str, Any]:
+        """The subentry's data when reconfiguring, else nothing."""
+        if self.source == SOURCE_RECONFIGURE:
+            return self._get_reconfigure_subentry().data
+        return {}
+
+    async def _finish(
+        self, data: dict[str, Any], errors: dict[str, str]
+    ) -> SubentryFlowResult | None:
+        """Probe the device; create or update the subentry, or fill ``errors``."""
+        entry = self._get_entry()
+        try:
+            identity = await probe(self.hass, entry, self.kind, data)
+        except ProbeError as err:
+            errors["base"] = err.key
+            return None
+        unique_id = _unique_id(self.kind, data, identity)
+        if self.source == SOURCE_RECONFIGURE:
+            subentry = self._get_reconfigure_subentry()
+            if subentry.unique_id != unique_id:
+                return self.async_abort(reason="unique_id_mismatch")
+            # Updating the subentry reloads the site through its update listener.
+            return self.async_update_and_abort(entry, subentry, data=data)
+        for other in self.hass.config_entries.async_entries(DOMAIN):
+            if any(sub.unique_id == unique_id for sub in other.subentries.values()):
+                return self.async_abort(reason="already_configured")
+        title = " ".join(part for part in (identity.manufacturer, identity.model) if part)
+        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change where the device is reached; it must still be the same device."""
+        return await self.async_step_user(user_input)
+
+
+class SunSpecSubentryFlow(DeviceSubentryFlow):
+    """A SunSpec inverter, meter or battery over Modbus TCP."""
+
+    kind = SUBENTRY_SUNSPEC
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Where the device answers; the SunSpec base address is found unless given."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_HOST: user_input[CONF_HOST],
+                CONF_PORT: user_input[CONF_PORT],
+                CONF_UNIT_ID: user_input[CONF_UNIT_ID],
+            }
+            if user_input.get(CONF_BASE_ADDRESS) is not None:
+                data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
+            if (result := await self._finish(data, errors)) is not None:
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_HOST): _TEXT,
+                vol.Required(CONF_PORT, default=502): _PORT,
+                vol.Required(CONF_UNIT_ID, default=1): _UNIT,
+                vol.Optional(CONF_BASE_ADDRESS): vol.All(_number(0, 65535), vol.Coerce(int)),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+
+class ModbusSubentryFlow(DeviceSubentryFlow):
+    """A device from the point-map catalog on Modbus TCP, RTU, or RTU over TCP."""
+
+    kind = SUBENTRY_MODBUS
+
+    def __init__(self) -> None:
+        self._choice: dict[str, Any] = {}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Which device (point map) and how it is wired."""
+        if user_input is not None:
+            self._choice = user_input
+            if user_input[CONF_TRANSPORT] == TRANSPORT_RTU:
+                return await self.async_step_serial()
+            return await self.async_step_network()
+        catalog = await async_get_catalog(self.hass)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_POINT_MAP): _choice(sorted(catalog.point_maps)),
+                vol.Required(CONF_TRANSPORT, default=TRANSPORT_TCP): _choice(
+                    [TRANSPORT_TCP, TRANSPORT_RTU_OVER_TCP, TRANSPORT_RTU], CONF_TRANSPORT
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, self._current()),
+        )
+
+    def _unit_default(self) -> int:
+        current = self._current()
+        if CONF_UNIT_ID in current:
+            return int(current[CONF_UNIT_ID])
+        return 1
+
+    async def async_step_network(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The device, or the gateway in front of it, on the network."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._choice, **user_input}
+            if (result := await self._finish(data, errors)) is not None:
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_HOST): _TEXT,
+                vol.Required(CONF_PORT, default=502): _PORT,
+                vol.Required(CONF_UNIT_ID, default=self._unit_default()): _UNIT,
+            }
+        )
+        return self.async_show_form(
+            step_id="network",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+    async def async_step_serial(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The device on a local serial port (an RS-485 adapter)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._choice, **user_input}
+            if (result := await self._finish(data, errors)) is not None:
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SERIAL_PORT): _TEXT,
+                vol.Required(CONF_BAUDRATE, default=9600): vol.All(
+                    vol.Coerce(int), vol.In([1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200])
+                ),
+                vol.Required(CONF_PARITY, default="N"): _choice(["N", "E", "O"], CONF_PARITY),
+                vol.Required(CONF_UNIT_ID, default=self._unit_default()): _UNIT,
+            }
+        )
+        return self.async_show_form(
+            step_id="serial",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+
+class MqttBmsSubentryFlow(DeviceSubentryFlow):
+    """A battery whose bridge publishes over MQTT, read through Home Assistant's MQTT."""
+
+    kind = SUBENTRY_MQTT_BMS
+
+    def __init__(self) -> None:
+        self._topic_map = ""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Which bridge publishes the battery."""
+        if "mqtt" not in self.hass.config.components:
+            return self.async_abort(reason="mqtt_not_configured")
+        if user_input is not None:
+            self._topic_map = user_input[CONF_TOPIC_MAP]
+            return await self.async_step_topics()
+        catalog = await async_get_catalog(self.hass)
+        schema = vol.Schema({vol.Required(CONF_TOPIC_MAP): _choice(sorted(catalog.topic_maps))})
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, self._current()),
+        )
+
+    async def async_step_topics(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The names the bridge publishes under (its topic prefix, say)."""
+        catalog = await async_get_catalog(self.hass)
+        defaults = dict(catalog.topic_maps[self._topic_map].bridge.variables)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {CONF_TOPIC_MAP: self._topic_map, CONF_VARIABLES: {**defaults, **user_input}}
+            if (result := await self._finish(data, errors)) is not None:
+                return result
+        current = self._current()
+        suggested = (
+            current.get(CONF_VARIABLES, {})
+            if current.get(CONF_TOPIC_MAP) == self._topic_map
+            else {}
+        )
+        schema = vol.Schema(
+            {vol.Required(name, default=value): _TEXT for name, value in sorted(defaults.items())}
+        )
+        return self.async_show_form(
+            step_id="topics",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or suggested),
+            errors=errors,
+            description_placeholders={"topic_map": self._topic_map},
+        )
+
+
+class CanBmsSubentryFlow(DeviceSubentryFlow):
+    """A Pylontech/SMA-compatible battery on a CAN bus (python-can)."""
+
+    kind = SUBENTRY_CAN_BMS
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """The CAN interface and channel the battery is heard on."""
+        errors: dict[str, str] = {}
+        if user_input is not None and (result := await self._finish(user_input, errors)):
+            return result
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_INTERFACE, default="socketcan"): _TEXT,
+                vol.Required(CONF_CHANNEL, default="can0"): _TEXT,
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+
+class OpcUaSubentryFlow(DeviceSubentryFlow):
+    """A device on an OPC UA server, read and written through a node map."""
+
+    kind = SUBENTRY_OPCUA
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """The server's endpoint, the node map, and credentials if the server wants them."""
+        errors: dict[str, str] = {}
+        if user_input is not None and (result := await self._finish(user_input, errors)):
+            return result
+        catalog = await async_get_catalog(self.hass)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_URL): _TEXT,
+                vol.Required(CONF_NODE_MAP): _choice(sorted(catalog.node_maps)),
+                vol.Optional(CONF_USERNAME): _TEXT,
+                vol.Optional(CONF_PASSWORD): _PASSWORD,
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )

@@ -1,0 +1,133 @@
+"""One coordinator per device: coalesced reads, retry pacing, repairs for long outages."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from edge_ems.device import Device
+from edge_ems.exceptions import (
+    CircuitOpenError,
+    DeviceBusyError,
+    DeviceConnectionError,
+    DeviceError,
+    IdentificationError,
+)
+from edge_ems.readings import Readings
+
+from .const import DOMAIN, SCAN_INTERVAL_SECONDS
+from .descriptions import DeviceDescriptions
+from .devices import is_auth_error
+
+if TYPE_CHECKING:
+    from edge_ems.dispatch import Dispatcher
+
+    from .models import EdgeEmsConfigEntry
+
+_LOGGER = logging.getLogger(__name__)
+
+UNREACHABLE_AFTER = timedelta(hours=2)
+"""A device silent this long gets a repair issue: a blip is not worth one, a dead link is."""
+
+
+def unreachable_issue_id(device_id: str) -> str:
+    """The repair issue id for a device that stays unreachable."""
+    return f"device_unreachable_{device_id}"
+
+
+def map_mismatch_issue_id(device_id: str) -> str:
+    """The repair issue id for a device that does not match its map."""
+    return f"map_mismatch_{device_id}"
+
+
+class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
+    """Reads one device every scan interval and tells dispatch what it holds."""
+
+    config_entry: EdgeEmsConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: EdgeEmsConfigEntry,
+        *,
+        device: Device,
+        device_id: str,
+        dispatcher: Dispatcher,
+    ) -> None:
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=device.name,
+            update_interval=timedelta(seconds=SCAN_INTERVAL_SECONDS),
+        )
+        self.device = device
+        self.device_id = device_id
+        self._dispatcher = dispatcher
+        self._connect_first = True
+        self._last_success: datetime = dt_util.utcnow()
+        self.descriptions = DeviceDescriptions()
+        """The device's entities, described once its first read shows what it reports."""
+
+    async def _async_update_data(self) -> Readings:
+        try:
+            if self._connect_first:
+                await self.device.connect()
+                self._connect_first = False
+                ir.async_delete_issue(self.hass, DOMAIN, map_mismatch_issue_id(self.device_id))
+            readings = await self.device.read()
+        except IdentificationError as err:
+            self._connect_first = True
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                map_mismatch_issue_id(self.device_id),
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="map_mismatch",
+                translation_placeholders={"device": self.device.name, "error": str(err)},
+            )
+            raise UpdateFailed(f"{self.device.name} does not match its map: {err}") from err
+        except (DeviceBusyError, CircuitOpenError) as err:
+            self._note_failure()
+            raise UpdateFailed(
+                f"{self.device.name} is busy: {err}", retry_after=err.retry_after
+            ) from err
+        except DeviceError as err:
+            if is_auth_error(err):
+                # The flow must know which device's credentials to ask for.
+                self.config_entry.async_start_reauth(
+                    self.hass, data={"subentry_id": self.device_id}
+                )
+                raise ConfigEntryAuthFailed(f"{self.device.name}: {err}") from err
+            self._connect_first = self._connect_first or isinstance(err, DeviceConnectionError)
+            self._note_failure()
+            raise UpdateFailed(f"{self.device.name}: {err}") from err
+        self._last_success = dt_util.utcnow()
+        ir.async_delete_issue(self.hass, DOMAIN, unreachable_issue_id(self.device_id))
+        self._dispatcher.observe(self.device_id, readings)
+        return readings
+
+    def _note_failure(self) -> None:
+        """Raise a repair issue once the device has been unreachable for hours."""
+        if dt_util.utcnow() - self._last_success < UNREACHABLE_AFTER:
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            unreachable_issue_id(self.device_id),
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="device_unreachable",
+            translation_placeholders={
+                "device": self.device.name,
+                "since": self._last_success.isoformat(timespec="minutes"),
+            },
+        )

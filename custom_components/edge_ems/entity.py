@@ -1,0 +1,92 @@
+"""The base of every Edge EMS entity: one device's coordinator, registry info, writes."""
+
+from __future__ import annotations
+
+from homeassistant.core import Context
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from edge_ems.dispatch import AuditRecord, Outcome
+from edge_ems.readings import Quality, Readings, Value
+
+from .audit import call_context
+from .const import DOMAIN, SOURCE_HA_ENTITY
+from .coordinator import EdgeEmsCoordinator
+from .descriptions import ValueFn
+from .models import EdgeEmsData, EdgeEmsDevice
+
+
+def device_info(site: EdgeEmsData, device: EdgeEmsDevice) -> DeviceInfo:
+    """The registry entry of one device, from what the device says about itself."""
+    identity = device.device.identity
+    if identity is None:
+        return DeviceInfo(identifiers={(DOMAIN, device.device_id)}, name=device.name)
+    return DeviceInfo(
+        identifiers={(DOMAIN, device.device_id)},
+        name=device.name,
+        manufacturer=identity.manufacturer,
+        model=identity.model,
+        serial_number=identity.serial,
+        sw_version=identity.firmware,
+        hw_version=identity.hardware,
+    )
+
+
+class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
+    """An entity showing one metric of one device."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self, site: EdgeEmsData, device: EdgeEmsDevice, description: EntityDescription
+    ) -> None:
+        super().__init__(device.coordinator)
+        self.entity_description = description
+        self._site = site
+        self._device = device
+        self._attr_unique_id = f"{device.device_id}_{description.key}"
+        self._attr_device_info = device_info(site, device)
+
+    @property
+    def available(self) -> bool:
+        """Available while the device answers and this metric's value is fresh and valid."""
+        if not super().available:
+            return False
+        reading = self.coordinator.data.get(self.entity_description.key)
+        return reading is not None and reading.quality is Quality.GOOD
+
+    def _value(self, value_fn: ValueFn) -> Value:
+        readings: Readings = self.coordinator.data
+        return value_fn(readings)
+
+    async def _write(self, value: Value) -> None:
+        """Write through the site's guarded dispatch, as the user behind this call."""
+        context = self._context or Context()
+        with call_context(context):
+            record = await self._site.dispatcher.write(
+                self._device.device_id,
+                self.entity_description.key,
+                value,
+                requested_by=context.user_id or SOURCE_HA_ENTITY,
+                source=SOURCE_HA_ENTITY,
+            )
+        _raise_unless_written(record)
+        await self.coordinator.async_request_refresh()
+
+
+def _raise_unless_written(record: AuditRecord) -> None:
+    """Tell the caller when the guards stopped the write or the device failed it."""
+    if record.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+        return
+    raise HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="write_not_applied",
+        translation_placeholders={
+            "command": record.command,
+            "outcome": str(record.outcome),
+            "reason": str(record.reason),
+            "message": record.message,
+        },
+    )

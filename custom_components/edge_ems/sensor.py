@@ -1,0 +1,43 @@
+"""Sensors: every metric a device reports that is neither a flag nor a command."""
+
+from __future__ import annotations
+
+from homeassistant.components.sensor import SensorEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .descriptions import EdgeEmsSensorDescription
+from .entity import EdgeEmsEntity
+from .models import EdgeEmsConfigEntry
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EdgeEmsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors of every device of the site."""
+    site = entry.runtime_data
+    for device in site.devices.values():
+        async_add_entities(
+            (
+                EdgeEmsSensor(site, device, description)
+                for description in device.coordinator.descriptions.sensors
+            ),
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class EdgeEmsSensor(EdgeEmsEntity, SensorEntity):
+    """One metric's value."""
+
+    entity_description: EdgeEmsSensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """The metric's latest value."""
+        value = self._value(self.entity_description.value_fn)
+        return int(value) if isinstance(value, bool) else value
