@@ -50,6 +50,13 @@ def call_context(context: Context) -> Iterator[None]:
         _CALL_CONTEXT.reset(token)
 
 
+def record_dict(record: AuditRecord) -> dict[str, Any]:
+    """A record as plain JSON data (its enums as their values)."""
+    data = record.as_dict()
+    data["outcome"], data["reason"] = record.outcome.value, record.reason.value
+    return data
+
+
 def storage_key(entry_id: str) -> str:
     """The storage key of one config entry's audit log."""
     return f"{DOMAIN}.audit.{entry_id}"
@@ -85,7 +92,7 @@ class AuditLog:
             # A lease task inherits the context of the call that started it; not its lapse.
             context = _CALL_CONTEXT.get()
         context = context or Context()
-        stored = record.as_dict()
+        stored = record_dict(record)
         stored["context_id"] = context.id
         stored["user_id"] = context.user_id
         self._records.append(stored)
@@ -96,7 +103,7 @@ class AuditLog:
                 "config_entry_id": self._entry_id,
                 # The HA device id lets the logbook list the entry under the device.
                 "device_id": self._ha_device_id(record.device_id),
-                "record": record.as_dict(),
+                "record": record_dict(record),
             },
             context=context,
         )
@@ -122,6 +129,6 @@ class AuditLog:
         for ha_device in dr.async_entries_for_config_entry(
             dr.async_get(self._hass), entry.entry_id
         ):
-            if device.subentry_id in ha_device.config_entries_subentries.get(entry.entry_id, ()):
+            if ha_device.config_subentry_id == device.subentry_id:
                 return ha_device.id
         return None

@@ -32,7 +32,7 @@ from homeassistant.helpers.typing import VolDictType
 from edge_ems.dispatch import AuditRecord, Outcome
 from edge_ems.readings import Value
 
-from .audit import SOURCE_HA_ACTION, call_context
+from .audit import SOURCE_HA_ACTION, call_context, record_dict
 from .const import DOMAIN
 from .models import EdgeEmsConfigEntry
 
@@ -140,24 +140,25 @@ def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[EdgeEmsConfigEntry,
         entry = cast(EdgeEmsConfigEntry, async_get_config_entry(hass, DOMAIN, entry_id))
         return entry, None
     device = dr.async_get(hass).async_get(ha_device_id)
-    if device is not None:
-        for candidate_id, subentries in device.config_entries_subentries.items():
-            if entry_id is not None and candidate_id != entry_id:
-                continue
-            candidate = hass.config_entries.async_get_entry(candidate_id)
-            if candidate is None or candidate.domain != DOMAIN:
-                continue
-            if candidate.state is not ConfigEntryState.LOADED:
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="site_not_loaded",
-                    translation_placeholders={"site": candidate.title},
-                )
-            site = cast(EdgeEmsConfigEntry, candidate)
-            for subentry_id in subentries:
-                for known in site.runtime_data.devices.values():
-                    if known.subentry_id == subentry_id:
-                        return site, known.device_id
+    candidate = (
+        None if device is None else hass.config_entries.async_get_entry(device.config_entry_id)
+    )
+    if (
+        device is not None
+        and candidate is not None
+        and candidate.domain == DOMAIN
+        and entry_id in (None, candidate.entry_id)
+    ):
+        if candidate.state is not ConfigEntryState.LOADED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="site_not_loaded",
+                translation_placeholders={"site": candidate.title},
+            )
+        site = cast(EdgeEmsConfigEntry, candidate)
+        for known in site.runtime_data.devices.values():
+            if known.subentry_id == device.config_subentry_id:
+                return site, known.device_id
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="unknown_device",
@@ -212,7 +213,7 @@ def _response(entry: EdgeEmsConfigEntry, records: list[AuditRecord]) -> ServiceR
             translation_key=f"{first.outcome.value}_{first.reason.value}",
             translation_placeholders=placeholders,
         )
-    return {ATTR_RECORDS: [record.as_dict() for record in records]}
+    return {ATTR_RECORDS: [record_dict(record) for record in records]}
 
 
 def _device_name(entry: EdgeEmsConfigEntry, device_id: str | None) -> str:
