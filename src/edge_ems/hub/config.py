@@ -67,6 +67,8 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("uplink_url"): vol.Any(None, str),
     vol.Optional("uplink_token"): vol.Any(None, str),
     vol.Optional("uplink_budget_mb", default=100.0): _POSITIVE,
+    vol.Optional("uplink_ca_file"): vol.Any(None, str),
+    vol.Optional("hub_id", default="edge-ems-hub"): vol.All(str, vol.Length(min=1, max=128)),
     vol.Optional("tls_certfile"): vol.Any(None, str),
     vol.Optional("tls_keyfile"): vol.Any(None, str),
     vol.Optional("tls_client_ca"): vol.Any(None, str),
@@ -109,6 +111,9 @@ class HubConfig:
     uplink_url: str | None = None
     uplink_token: str | None = None
     uplink_budget_mb: float = 100.0
+    uplink_ca_file: str | None = None
+    hub_id: str = "edge-ems-hub"
+    """Names this hub upstream (part of every uplink batch's idempotency key)."""
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
     tls_client_ca: str | None = None
@@ -149,7 +154,11 @@ def parse_config(data: Any, *, source: str = "<config>") -> HubConfig:
         raise ConfigError(f"{source}: assets: an asset id is configured twice")
     if bool(valid.get("tls_certfile")) != bool(valid.get("tls_keyfile")):
         raise ConfigError(f"{source}: tls_certfile and tls_keyfile go together")
-    scalars = {key: valid[key] for key in SCALAR_KEYS if valid.get(key) not in (None, "")}
+    scalars = {
+        key: valid[key]
+        for key in SCALAR_KEYS
+        if key != "inventory_file" and valid.get(key) not in (None, "")
+    }
     return HubConfig(**scalars, agents=agents, inventory=inventory)
 
 

@@ -1,0 +1,164 @@
+"""The hub process: gRPC gateway, minute store, Parquet export, uplink and REST API together.
+
+:class:`Hub` starts the parts in dependency order (store, audit trail, gateway, exporters,
+API) and stops them in reverse, so that on SIGTERM no telemetry arrives after the store's
+last flush: agents keep and resend whatever was not yet acknowledged as durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ..gateway.tls import ServerTls
+from ..pointmap import PointMap, load_catalog
+from .api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
+from .api.services import StatusSource
+from .config import HubConfig
+from .gateway import GatewayServer, GatewaySettings
+from .store import MinuteStore, open_store
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Hub:
+    """One hub: start it, serve until told to stop, stop it."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.store: MinuteStore | None = None
+        self.audit: AuditTrail | None = None
+        self.gateway: GatewayServer | None = None
+        self.api: ApiServer | None = None
+        self.api_port: int | None = None
+        self.grpc_port: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the store and start every part; on failure, stop what started."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        database: str | Path = config.database_url or Path(config.store_path)
+        self.store = open_store(database)
+        await self.store.open()
+        self.store.start()
+        self.audit = AuditTrail(self.store.backend)
+        self.audit.start()
+        tls = await asyncio.to_thread(_server_tls, config)
+        self.gateway = GatewayServer(
+            self.store,
+            config.agents,
+            inventory=config.inventory,
+            tls=tls,
+            settings=GatewaySettings(setpoint_timeout=config.setpoint_timeout),
+            on_audit=self.audit.report,
+        )
+        self.grpc_port = await self.gateway.start(f"{config.grpc_host}:{config.grpc_port}")
+        maps: list[PointMap] = list((await asyncio.to_thread(load_catalog)).values())
+        services = HubServices(
+            gateway=self.gateway,
+            store=self.store,
+            audit=self.audit,
+            grpc_port=self.grpc_port,
+            registermaps=maps,
+            parquet=self._parquet(),
+            uplink=self._uplink(),
+        )
+        settings = ApiSettings(
+            token=config.api_token,
+            trust_ingress=config.trust_ingress,
+            rate_limit=config.rate_limit,
+            rate_burst=config.rate_burst,
+            max_body_bytes=config.max_body_kib * 1024,
+        )
+        self.api = ApiServer(create_app(services, settings))
+        self.api_port = await self.api.start(config.api_host, config.api_port)
+        _LOGGER.info(
+            "Hub ready: REST API on port %d, gateway on port %d, store %s",
+            self.api_port,
+            self.grpc_port,
+            self.store.backend.name,
+            extra={"api_port": self.api_port, "grpc_port": self.grpc_port},
+        )
+
+    def _parquet(self) -> StatusSource | None:
+        if not self.config.parquet_dir:
+            return None
+        from .parquet import ParquetExporter  # pyarrow loads only when Parquet is on
+
+        assert self.store is not None
+        exporter = ParquetExporter(self.store, Path(self.config.parquet_dir))
+        self._spawn(exporter.run(), "parquet export")
+        return exporter
+
+    def _uplink(self) -> StatusSource | None:
+        if not self.config.uplink_url:
+            return None
+        from .uplink import Uplink, UplinkSettings
+
+        assert self.store is not None
+        settings = UplinkSettings(
+            url=self.config.uplink_url,
+            token=self.config.uplink_token,
+            hub_id=self.config.hub_id,
+            ca_file=self.config.uplink_ca_file,
+            budget_bytes=round(self.config.uplink_budget_mb * 1024 * 1024),
+        )
+        self._session = aiohttp.ClientSession()
+        uplink = Uplink(self.store, settings, self._session)
+        self._spawn(uplink.run(), "uplink")
+        return uplink
+
+    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=f"edge_ems {name}")
+        task.add_done_callback(_report_end)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Stop taking requests and agents, then flush the store and close it."""
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        if self.audit is not None:
+            await self.audit.stop()
+            self.audit = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        _LOGGER.info("Hub stopped")
+
+
+def _server_tls(config: HubConfig) -> ServerTls | None:
+    if not config.tls_certfile or not config.tls_keyfile:
+        return None
+    return ServerTls.from_files(config.tls_certfile, config.tls_keyfile, config.tls_client_ca)
+
+
+def _report_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.error("%s stopped", task.get_name(), exc_info=task.exception())

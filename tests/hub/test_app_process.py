@@ -1,0 +1,183 @@
+"""End to end over real sockets: ``python -m edge_ems.hub`` with a config file, fed by
+``edge-ems agent`` with a simulated BESS site, queried and commanded through the REST API.
+
+The hub flushes the store on SIGTERM, so a restart shows every minute the agent sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .gateway.conftest import WAIT
+from .gateway.test_runner import free_port
+
+pytestmark = pytest.mark.slow
+
+API_TOKEN = "process-api-token-0123456789"
+AGENT_TOKEN = "process-agent-token-0123456789"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+SITE = """
+site: {id: farm, name: The farm}
+agent: {id: farm-gw, read_interval: 0.2, flush_interval: 0.2}
+control: {enable_control: true, dry_run: false, lease_ttl: 600}
+assets:
+  - {id: bess-1, name: Barn battery, capacity_wh: 10000, max_charge_w: 5000, max_discharge_w: 5000}
+  - {id: bess-2, capacity_wh: 30000, max_charge_w: 5000, max_discharge_w: 5000}
+"""
+
+Launch = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(*args: str, log: str) -> asyncio.subprocess.Process:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_EMS_")}
+        with (tmp_path / log).open("ab") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, *args, stdout=asyncio.subprocess.DEVNULL, stderr=stderr, env=env
+            )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stop(process: asyncio.subprocess.Process) -> int:
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(WAIT):
+        return await process.wait()
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``check`` (another process changes what it sees) until it holds."""
+    async with asyncio.timeout(WAIT):
+        while not await check():  # noqa: ASYNC110 - the state is in other processes
+            await asyncio.sleep(0.1)
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, port: int) -> None:
+        self.http = http
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def get(self, path: str, **params: Any) -> Any:
+        async with self.http.get(self.url + path, headers=AUTH, params=params) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def up(self) -> None:
+        async with asyncio.timeout(WAIT):
+            while True:
+                try:
+                    async with self.http.get(self.url + "/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+
+
+async def test_hub_process_stores_telemetry_dispatches_and_audits(
+    launch: Launch, tmp_path: Path
+) -> None:
+    api_port, grpc_port = free_port(), free_port()
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        f"""
+api_token: {API_TOKEN}
+api_port: {api_port}
+grpc_port: {grpc_port}
+store_path: {tmp_path / "store.db"}
+agents: [{{id: farm-gw, token: {AGENT_TOKEN}}}]
+assets:
+  - {{asset_id: bess-1, site_id: farm, name: Barn battery, site_name: The farm}}
+"""
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    hub = await launch("-m", "edge_ems.hub", "--config", str(config), log="hub.log")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, api_port)
+        await api.up()
+        agent = await launch(
+            "-m", "edge_ems.cli", "agent", "--site", str(site),
+            "--hub", f"127.0.0.1:{grpc_port}", "--token", AGENT_TOKEN,
+            "--buffer-dir", str(tmp_path / "buffer"),
+            log="agent.log",
+        )  # fmt: skip
+        try:
+            rows: list[dict[str, Any]] = []
+
+            async def connected() -> bool:
+                rows[:] = (await api.get("/agents"))["agents"]
+                return [row["connected"] for row in rows] == [True, True]
+
+            await until(connected)
+            assert {row["peer"] for row in rows} == {rows[0]["peer"]}
+
+            async def soc_reported() -> bool:
+                return "soc_pct" in (await api.get("/telemetry/bess-2"))["values"]
+
+            await until(soc_reported)
+
+            async with http.post(
+                api.url + "/dispatch",
+                json={"asset_id": "bess-2", "power_w": 4000, "ttl_s": 120, "requested_by": "e2e"},
+                headers=AUTH,
+            ) as response:
+                assert response.status == 200, await response.text()
+                answer = await response.json()
+            [record] = answer["records"]
+            assert (record["outcome"], record["applied"], record["read_back"]) == (
+                "applied",
+                4000,
+                4000,
+            )
+            audit = (await api.get("/audit", device_id="bess-2"))["records"]
+            assert [r["id"] for r in audit] == [record["id"]]
+
+            async def discharging() -> bool:
+                power = (await api.get("/telemetry/bess-2"))["values"]["battery_power_w"]
+                return bool(power["value"] == 4000)
+
+            await until(discharging)  # the simulated BESS now delivers 4 kW
+        finally:
+            hub_code = await stop(hub)
+        assert hub_code == 0, (tmp_path / "hub.log").read_text()
+        lines = [json.loads(line) for line in (tmp_path / "hub.log").read_text().splitlines()]
+        assert any(line["msg"].startswith("Hub ready") for line in lines)
+        assert lines[-1]["msg"] == "Hub stopped"
+
+        # The stop flushed the open minutes: a new hub on the same store serves them.
+        hub = await launch("-m", "edge_ems.hub", "--config", str(config), log="hub2.log")
+        await api.up()
+        since = str(round(time.time() * 1000) - 3_600_000)
+        measured = await api.get(
+            "/measurements", asset="bess-2", metric="battery_power_w", **{"from": since}
+        )
+        [series] = measured["series"]
+        assert series["site_id"] == "farm"
+        assert max(point[3] for point in series["points"]) == 4000  # the max column
+        assert sum(point[5] for point in series["points"]) > 0
+        audit = (await api.get("/audit", device_id="bess-2"))["records"]
+        assert [r["id"] for r in audit] == [record["id"]]
+        assert await stop(agent) == 0
+        assert await stop(hub) == 0
