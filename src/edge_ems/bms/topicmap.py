@@ -40,6 +40,13 @@ import voluptuous as vol
 from ..exceptions import PointMapError
 from ..metrics import METRICS, MetricKind
 from ..pointmap.loader import parse_yaml, read_map_file
+from ..pointmap.validators import (
+    TEXT,
+    apply_schema,
+    metric_name,
+    number,
+    number_pair,
+)
 
 type PathPart = str | int
 """One step of a JSON path: an object key or an array index."""
@@ -116,21 +123,9 @@ class TopicMap:
 
 
 _NAME = vol.All(str, vol.Match(r"^[a-z][a-z0-9_]*$", msg="use lower-case letters, digits and _"))
-_TEXT = vol.All(str, vol.Length(min=1))
-_NUMBER = vol.All(vol.Any(int, float), vol.Coerce(float))
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _JSON_PATH = re.compile(r"(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*")
-
-
-def _metric_name(value: Any) -> str:
-    if not isinstance(value, str) or value not in METRICS:
-        import difflib
-
-        close = difflib.get_close_matches(str(value), METRICS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise vol.Invalid(f"unknown metric {value!r}{hint}")
-    return value
 
 
 def _json_path(value: Any) -> tuple[PathPart, ...]:
@@ -149,31 +144,22 @@ def _topic(value: Any) -> str:
     return value
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise vol.Invalid("expected [minimum, maximum]")
-    low, high = (_NUMBER(item) for item in value)
-    if low > high:
-        raise vol.Invalid(f"minimum {low} is above maximum {high}")
-    return (low, high)
-
-
 KEEPALIVE_SCHEMA = vol.Schema(
     {
         vol.Required("topic"): _topic,
         vol.Required("payload"): str,
-        vol.Required("interval"): vol.All(_NUMBER, vol.Range(min=1.0, max=3600.0)),
+        vol.Required("interval"): vol.All(number, vol.Range(min=1.0, max=3600.0)),
         vol.Optional("initial_payload"): str,
     }
 )
 
 BRIDGE_SCHEMA = vol.Schema(
     {
-        vol.Required("name"): _TEXT,
-        vol.Required("maker"): _TEXT,
-        vol.Required("model"): _TEXT,
-        vol.Required("documentation"): _TEXT,
-        vol.Optional("variables", default=dict): vol.Schema({_NAME: _TEXT}),
+        vol.Required("name"): TEXT,
+        vol.Required("maker"): TEXT,
+        vol.Required("model"): TEXT,
+        vol.Required("documentation"): TEXT,
+        vol.Optional("variables", default=dict): vol.Schema({_NAME: TEXT}),
         vol.Optional("keepalive"): KEEPALIVE_SCHEMA,
     }
 )
@@ -183,8 +169,8 @@ POINT_SCHEMA = vol.Schema(
         vol.Required("topic"): _topic,
         vol.Optional("path"): _json_path,
         vol.Optional("type"): vol.All(str, vol.In([kind.value for kind in PayloadType])),
-        vol.Optional("scale", default=1.0): vol.All(_NUMBER, vol.NotIn([0.0], msg="scale is 0")),
-        vol.Optional("valid_range"): _pair,
+        vol.Optional("scale", default=1.0): vol.All(number, vol.NotIn([0.0], msg="scale is 0")),
+        vol.Optional("valid_range"): number_pair,
     }
 )
 
@@ -192,25 +178,15 @@ TOPIC_MAP_SCHEMA = vol.Schema(
     {
         vol.Required("bridge"): BRIDGE_SCHEMA,
         vol.Required("points"): vol.All(
-            vol.Schema({_metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
+            vol.Schema({metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
         ),
     }
 )
 
 
-def _dotted(parts: list[Any]) -> str:
-    return ".".join(str(part) for part in parts)
-
-
 def validate_topic_map(data: Any, *, source: str, map_id: str) -> TopicMap:
     """Validate parsed YAML and build a :class:`TopicMap`; raise :class:`PointMapError`."""
-    if not isinstance(data, Mapping):
-        raise PointMapError("expected a mapping with 'bridge' and 'points'", source=source)
-    try:
-        checked = TOPIC_MAP_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
-        first = min(err.errors, key=lambda error: (_dotted(error.path), error.msg))
-        raise PointMapError(first.msg, source=source, path=_dotted(first.path)) from None
+    checked = apply_schema(TOPIC_MAP_SCHEMA, data, source=source, expected="'bridge' and 'points'")
     spec = checked["bridge"]
     variables = MappingProxyType(dict(spec["variables"]))
     keepalive = _keepalive(spec.get("keepalive"))

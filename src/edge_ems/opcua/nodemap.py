@@ -35,9 +35,16 @@ from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
 from ..exceptions import PointMapError
-from ..metrics import METRICS
 from ..pointmap.loader import parse_yaml, read_map_file
 from ..pointmap.model import Access
+from ..pointmap.validators import (
+    TEXT,
+    apply_schema,
+    enum_of,
+    metric_name,
+    number,
+    number_pair,
+)
 
 
 class ReadMode(StrEnum):
@@ -99,20 +106,6 @@ class NodeMap:
     source: str = "<memory>"
 
 
-_TEXT = vol.All(str, vol.Length(min=1))
-_NUMBER = vol.All(vol.Any(int, float), vol.Coerce(float))
-
-
-def _metric_name(value: Any) -> str:
-    if not isinstance(value, str) or value not in METRICS:
-        import difflib
-
-        close = difflib.get_close_matches(str(value), METRICS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise vol.Invalid(f"unknown metric {value!r}{hint}")
-    return value
-
-
 def _node_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise vol.Invalid("expected a node id such as ns=2;s=Name or i=2258")
@@ -123,45 +116,32 @@ def _node_id(value: Any) -> str:
     return value
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise vol.Invalid("expected [minimum, maximum]")
-    low, high = (_NUMBER(item) for item in value)
-    if low > high:
-        raise vol.Invalid(f"minimum {low} is above maximum {high}")
-    return (low, high)
-
-
-def _enum(kind: type[Any]) -> vol.All:
-    return vol.All(str, vol.In([member.value for member in kind]), vol.Coerce(kind))
-
-
 WRITE_SCHEMA = vol.Schema(
     {
         vol.Required("allow_write"): bool,
-        vol.Optional("min"): _NUMBER,
-        vol.Optional("max"): _NUMBER,
+        vol.Optional("min"): number,
+        vol.Optional("max"): number,
     }
 )
 
 POINT_SCHEMA = vol.Schema(
     {
         vol.Required("node"): _node_id,
-        vol.Optional("access", default="r"): _enum(Access),
-        vol.Optional("mode", default="poll"): _enum(ReadMode),
-        vol.Optional("scale", default=1.0): vol.All(_NUMBER, vol.NotIn([0.0], msg="scale is 0")),
-        vol.Optional("valid_range"): _pair,
+        vol.Optional("access", default="r"): enum_of(Access),
+        vol.Optional("mode", default="poll"): enum_of(ReadMode),
+        vol.Optional("scale", default=1.0): vol.All(number, vol.NotIn([0.0], msg="scale is 0")),
+        vol.Optional("valid_range"): number_pair,
         vol.Optional("write"): WRITE_SCHEMA,
     }
 )
 
 DEVICE_SCHEMA = vol.Schema(
     {
-        vol.Required("maker"): _TEXT,
-        vol.Required("model"): _TEXT,
-        vol.Required("documentation"): _TEXT,
+        vol.Required("maker"): TEXT,
+        vol.Required("model"): TEXT,
+        vol.Required("documentation"): TEXT,
         vol.Optional("subscription_interval", default=1.0): vol.All(
-            _NUMBER, vol.Range(min=0.05, max=3600.0)
+            number, vol.Range(min=0.05, max=3600.0)
         ),
     }
 )
@@ -170,25 +150,15 @@ NODE_MAP_SCHEMA = vol.Schema(
     {
         vol.Required("device"): DEVICE_SCHEMA,
         vol.Required("points"): vol.All(
-            vol.Schema({_metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
+            vol.Schema({metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
         ),
     }
 )
 
 
-def _dotted(parts: list[Any]) -> str:
-    return ".".join(str(part) for part in parts)
-
-
 def validate_node_map(data: Any, *, source: str, map_id: str) -> NodeMap:
     """Validate parsed YAML and build a :class:`NodeMap`; raise :class:`PointMapError`."""
-    if not isinstance(data, Mapping):
-        raise PointMapError("expected a mapping with 'device' and 'points'", source=source)
-    try:
-        checked = NODE_MAP_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
-        first = min(err.errors, key=lambda error: (_dotted(error.path), error.msg))
-        raise PointMapError(first.msg, source=source, path=_dotted(first.path)) from None
+    checked = apply_schema(NODE_MAP_SCHEMA, data, source=source, expected="'device' and 'points'")
     spec = checked["device"]
     device = NodeDevice(
         id=map_id, maker=spec["maker"], model=spec["model"], documentation=spec["documentation"],

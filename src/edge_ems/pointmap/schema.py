@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -26,46 +24,10 @@ from .model import (
     WriteFunction,
     WriteSpec,
 )
+from .validators import apply_schema, enum_of, integer, metric_name, number, number_pair
 
-
-def _integer(value: Any) -> int:
-    # bool is an int subclass; `address: true` is a typo, not register 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise vol.Invalid("expected an integer")
-    return value
-
-
-def _number(value: Any) -> float:
-    # YAML gives .nan, .inf and integers too large for a float; none is a usable number.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise vol.Invalid("expected a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise vol.Invalid("number too large") from None
-    if not math.isfinite(number):
-        raise vol.Invalid("expected a finite number")
-    return number
-
-
-_ADDRESS = vol.All(_integer, vol.Range(min=0, max=65535))
-_NUMBER = _number
+_ADDRESS = vol.All(integer, vol.Range(min=0, max=65535))
 _NAME = vol.All(str, vol.Match(r"^[a-z0-9_]+$", msg="use lower-case letters, digits and _"))
-
-
-def _enum(kind: type[Any]) -> vol.All:
-    # vol.Coerce turns the checked string into the enum member (a bare type only type-checks).
-    return vol.All(str, vol.In([member.value for member in kind]), vol.Coerce(kind))
-
-
-def _metric_name(value: Any) -> str:
-    if not isinstance(value, str) or value not in METRICS:
-        import difflib
-
-        close = difflib.get_close_matches(str(value), METRICS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise vol.Invalid(f"unknown metric {value!r}{hint}")
-    return value
 
 
 def _range_pair(value: Any) -> tuple[int, int]:
@@ -77,44 +39,35 @@ def _range_pair(value: Any) -> tuple[int, int]:
     return (first, last)
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise vol.Invalid("expected [minimum, maximum]")
-    low, high = (_NUMBER(item) for item in value)
-    if low > high:
-        raise vol.Invalid(f"minimum {low} is above maximum {high}")
-    return (low, high)
-
-
-_LABELS = vol.Schema({vol.All(_integer, vol.Range(min=0)): vol.All(str, vol.Length(min=1))})
+_LABELS = vol.Schema({vol.All(integer, vol.Range(min=0)): vol.All(str, vol.Length(min=1))})
 
 WRITE_SCHEMA = vol.Schema(
     {
         vol.Required("allow_write"): bool,
-        vol.Optional("min"): _NUMBER,
-        vol.Optional("max"): _NUMBER,
+        vol.Optional("min"): number,
+        vol.Optional("max"): number,
         vol.Optional("eeprom", default=True): bool,
-        vol.Optional("function"): _enum(WriteFunction),
+        vol.Optional("function"): enum_of(WriteFunction),
     }
 )
 
 POINT_SCHEMA = vol.Schema(
     {
         vol.Required("address"): _ADDRESS,
-        vol.Required("type"): _enum(PointType),
-        vol.Optional("length"): vol.All(_integer, vol.Range(min=1, max=125)),
-        vol.Optional("space"): _enum(RegisterSpace),
-        vol.Optional("access", default="r"): _enum(Access),
-        vol.Optional("scale", default=1.0): vol.All(_NUMBER, vol.NotIn([0.0], msg="scale is 0")),
-        vol.Optional("offset", default=0.0): _NUMBER,
+        vol.Required("type"): enum_of(PointType),
+        vol.Optional("length"): vol.All(integer, vol.Range(min=1, max=125)),
+        vol.Optional("space"): enum_of(RegisterSpace),
+        vol.Optional("access", default="r"): enum_of(Access),
+        vol.Optional("scale", default=1.0): vol.All(number, vol.NotIn([0.0], msg="scale is 0")),
+        vol.Optional("offset", default=0.0): number,
         vol.Optional("scale_factor"): _ADDRESS,
-        vol.Optional("word_order"): _enum(Order),
-        vol.Optional("byte_order"): _enum(Order),
-        vol.Optional("unimplemented"): vol.All(_integer, vol.Range(min=0)),
-        vol.Optional("valid_range"): _pair,
+        vol.Optional("word_order"): enum_of(Order),
+        vol.Optional("byte_order"): enum_of(Order),
+        vol.Optional("unimplemented"): vol.All(integer, vol.Range(min=0)),
+        vol.Optional("valid_range"): number_pair,
         vol.Optional("options"): _LABELS,
-        vol.Optional("bits"): vol.Schema({vol.All(_integer, vol.Range(min=0, max=63)): _NAME}),
-        vol.Optional("poll", default="normal"): _enum(PollGroup),
+        vol.Optional("bits"): vol.Schema({vol.All(integer, vol.Range(min=0, max=63)): _NAME}),
+        vol.Optional("poll", default="normal"): enum_of(PollGroup),
         vol.Optional("write"): WRITE_SCHEMA,
     }
 )
@@ -123,19 +76,19 @@ DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required("maker"): vol.All(str, vol.Length(min=1)),
         vol.Required("model"): vol.All(str, vol.Length(min=1)),
-        vol.Required("kind"): _enum(DeviceKind),
+        vol.Required("kind"): enum_of(DeviceKind),
         vol.Required("documentation"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("default_unit_id", default=1): vol.All(_integer, vol.Range(min=0, max=247)),
-        vol.Optional("space", default="holding"): _enum(RegisterSpace),
-        vol.Optional("word_order", default="big"): _enum(Order),
-        vol.Optional("byte_order", default="big"): _enum(Order),
-        vol.Optional("max_block", default=125): vol.All(_integer, vol.Range(min=1, max=125)),
-        vol.Optional("max_gap", default=0): vol.All(_integer, vol.Range(min=0, max=124)),
+        vol.Optional("default_unit_id", default=1): vol.All(integer, vol.Range(min=0, max=247)),
+        vol.Optional("space", default="holding"): enum_of(RegisterSpace),
+        vol.Optional("word_order", default="big"): enum_of(Order),
+        vol.Optional("byte_order", default="big"): enum_of(Order),
+        vol.Optional("max_block", default=125): vol.All(integer, vol.Range(min=1, max=125)),
+        vol.Optional("max_gap", default=0): vol.All(integer, vol.Range(min=0, max=124)),
         vol.Optional("refused", default=list): [_range_pair],
-        vol.Optional("write_function", default="fc16"): _enum(WriteFunction),
-        vol.Optional("safe_mode", default=dict): vol.Schema({_metric_name: _NUMBER}),
-        vol.Optional("revert_timer"): _metric_name,
-        vol.Optional("identify", default=dict): vol.Schema({_metric_name: str}),
+        vol.Optional("write_function", default="fc16"): enum_of(WriteFunction),
+        vol.Optional("safe_mode", default=dict): vol.Schema({metric_name: number}),
+        vol.Optional("revert_timer"): metric_name,
+        vol.Optional("identify", default=dict): vol.Schema({metric_name: str}),
     }
 )
 
@@ -143,37 +96,15 @@ POINT_MAP_SCHEMA = vol.Schema(
     {
         vol.Required("device"): DEVICE_SCHEMA,
         vol.Required("points"): vol.All(
-            vol.Schema({_metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
+            vol.Schema({metric_name: POINT_SCHEMA}), vol.Length(min=1, msg="no points")
         ),
     }
 )
 
 
-def _path(parts: list[Any]) -> str:
-    return ".".join(str(part) for part in parts)
-
-
-# voluptuous words a misspelt key as "not a valid option" or "extra keys not allowed".
-_EXTRA_KEY_MESSAGES = frozenset({"not a valid option", "extra keys not allowed"})
-
-
-def _reason(error: vol.Invalid) -> str:
-    if error.msg in _EXTRA_KEY_MESSAGES:
-        return "unknown key (misspelt, or not part of the point-map format)"
-    return str(error.msg)
-
-
 def validate(data: Any, *, source: str, map_id: str) -> PointMap:
     """Validate parsed YAML and build a :class:`PointMap`; raise :class:`PointMapError`."""
-    if not isinstance(data, Mapping):
-        raise PointMapError("expected a mapping with 'device' and 'points'", source=source)
-    try:
-        checked = POINT_MAP_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
-        first = min(err.errors, key=lambda error: _path(error.path))
-        raise PointMapError(_reason(first), source=source, path=_path(first.path)) from None
-    except vol.Invalid as err:  # pragma: no cover - the top schema always raises MultipleInvalid
-        raise PointMapError(err.msg, source=source, path=_path(err.path)) from None
+    checked = apply_schema(POINT_MAP_SCHEMA, data, source=source, expected="'device' and 'points'")
     device = _device(checked["device"], map_id)
     points = {
         metric: _point(metric, spec, device, source) for metric, spec in checked["points"].items()

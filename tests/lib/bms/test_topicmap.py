@@ -77,7 +77,7 @@ def _with(point: dict[str, Any] | None = None, **bridge: Any) -> str:
         (
             _with({"topic": "bms/soc", "colour": "red"}),
             "points.soc_pct.colour",
-            "extra keys not allowed",
+            "unknown key",
         ),
         (_with(variables={"Prefix": "x"}), "bridge.variables.Prefix", "lower-case"),
         (
