@@ -34,7 +34,7 @@ async def eventually(condition: Callable[[], bool], within: float = WAIT) -> Non
 
 
 class HubProcess:
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: str | Path) -> None:
         self.database = database
         self.process: asyncio.subprocess.Process | None = None
 
@@ -66,8 +66,8 @@ class HubProcess:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    process = HubProcess(tmp_path / "store.db")
+async def hub(database: str | Path) -> AsyncIterator[HubProcess]:
+    process = HubProcess(database)
     yield process
     if process.process is not None and process.process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
