@@ -1,0 +1,222 @@
+"""Static checks of the app packaging in ``addon/``: the manifest against its options, the
+hub's configuration schema and the translations; the Dockerfile's base image; the s6-overlay
+services and scripts; the AppArmor profile; icons; the repository file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge_ems.hub.config import SCALAR_KEYS, parse_config
+from edge_ems.hub.sessions import InventoryAsset
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDON = ROOT / "addon"
+S6 = ADDON / "rootfs/etc/s6-overlay"
+
+
+def manifest() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ADDON / "config.yaml").read_text())
+    return data
+
+
+# The Supervisor's option schema language, enough to check our defaults against it.
+_TYPES = re.compile(r"^(str|password|url|bool|email|port|int|float|match|list)(\((.*)\))?(\?)?$")
+
+
+def conforms(value: Any, rule: str) -> bool:
+    found = _TYPES.match(rule)
+    assert found, f"unknown schema type {rule!r}"
+    kind, argument, optional = found.group(1), found.group(3), found.group(4)
+    if value in ("", None):
+        return optional is not None or kind in {"str", "password"}
+    if kind in {"str", "password", "url", "email"}:
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "match":
+        return isinstance(value, str) and re.fullmatch(argument, value) is not None
+    if kind == "list":
+        return value in argument.split("|")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    if kind == "int" and not isinstance(value, int):
+        return False
+    low, _, high = (argument or ",").partition(",")
+    return (not low or value >= float(low)) and (not high or value <= float(high))
+
+
+def test_manifest_asks_for_a_good_security_rating() -> None:
+    config = manifest()
+    assert config["slug"] == "edge_ems"
+    assert (config["ingress"], config["ingress_port"]) == (True, 8099)
+    assert config["ports"] == {"50051/tcp": 50051}
+    assert config["discovery"] == ["edge_ems"]
+    assert {"type": "share", "read_only": False} in config["map"]
+    assert config["apparmor"] is True
+    assert not config.get("host_network", False)
+    assert not config.get("privileged")
+    assert not config.get("full_access", False)
+    assert not config.get("hassio_api", False)
+    assert not config.get("docker_api", False)
+    assert config["init"] is False  # s6-overlay v3 is PID 1
+    assert set(config["arch"]) <= {"amd64", "aarch64"}
+    assert not (ADDON / "build.yaml").exists()
+    assert not (ADDON / "build.json").exists()
+
+
+def test_every_option_has_a_schema_and_its_default_conforms() -> None:
+    config = manifest()
+    options, schema = config["options"], config["schema"]
+    assert set(options) == set(schema)
+    for key, value in options.items():
+        rule = schema[key]
+        if isinstance(rule, list):
+            assert value == [], key
+            continue
+        assert conforms(value, rule), (key, value, rule)
+
+
+def test_options_are_hub_configuration_keys() -> None:
+    config = manifest()
+    options = dict(config["options"], api_token="x" * 32)
+    options["agents"] = [{"id": "remote", "token": "r" * 20}]
+    options["assets"] = [{"asset_id": "bess-1", "site_id": "farm", "capacity_wh": 10.0}]
+    hub = parse_config(options, source="addon/config.yaml")
+    assert dict(hub.agents) == {"remote": "r" * 20}
+    asset_fields = set(InventoryAsset.__dataclass_fields__)
+    assert set(config["schema"]["assets"][0]) <= asset_fields
+    assert set(config["schema"]["agents"][0]) == {"id", "token"}
+
+
+def test_translations_name_every_option_and_port() -> None:
+    config = manifest()
+    english = yaml.safe_load((ADDON / "translations/en.yaml").read_text())
+    assert set(english["configuration"]) == set(config["options"])
+    for key, text in english["configuration"].items():
+        assert text["name"], key
+        assert text["description"], key
+    assert set(english["network"]) == set(config["ports"])
+
+
+def test_dockerfile_names_the_base_image() -> None:
+    lines = (ADDON / "Dockerfile").read_text().splitlines()
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert len(froms) == 1
+    image, _, tag = froms[0].partition(":")
+    assert image == "ghcr.io/home-assistant/base-python"
+    assert re.fullmatch(r"3\.1[4-9]-alpine3\.\d+", tag), tag
+    text = "\n".join(lines)
+    assert "BUILD_FROM" not in text
+    assert 'io.hass.type="app"' in text
+    assert "COPY rootfs /" in text
+
+
+def _services() -> dict[str, Path]:
+    return {path.name: path for path in (S6 / "s6-rc.d").iterdir() if path.name != "user"}
+
+
+def test_s6_services_are_complete_and_wired() -> None:
+    services = _services()
+    assert set(services) == {"init-edge-ems", "edge-ems", "edge-ems-discovery"}
+    enabled = {path.name for path in (S6 / "s6-rc.d/user/contents.d").iterdir()}
+    assert enabled == set(services)
+    for name, path in services.items():
+        kind = (path / "type").read_text().strip()
+        assert kind in {"oneshot", "longrun"}, name
+        if kind == "longrun":
+            assert os.access(path / "run", os.X_OK), name
+        else:
+            script = Path((path / "up").read_text().strip())
+            assert (ADDON / "rootfs" / script.relative_to("/")).is_file(), name
+        for dependency in (path / "dependencies.d").glob("*"):
+            assert dependency.name in services, (name, dependency.name)
+    assert (services["edge-ems"] / "dependencies.d/init-edge-ems").exists()
+    assert (services["edge-ems-discovery"] / "dependencies.d/edge-ems").exists()
+
+
+def test_scripts_are_executable_bashio_scripts() -> None:
+    scripts = [*(S6 / "scripts").glob("*.sh"), S6 / "s6-rc.d/edge-ems/run"]
+    scripts.append(S6 / "s6-rc.d/edge-ems/finish")
+    for script in scripts:
+        assert os.access(script, os.X_OK), script
+        assert script.read_text().startswith("#!/command/with-contenv bashio\n"), script
+        if shutil.which("bash"):
+            check = subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False)
+            assert check.returncode == 0, (script, check.stderr)
+
+
+def test_run_script_sets_only_hub_settings() -> None:
+    run = (S6 / "s6-rc.d/edge-ems/run").read_text()
+    exported = re.findall(r"^export (EDGE_EMS_[A-Z_]+)", run, re.MULTILINE)
+    exported += re.findall(r"^(EDGE_EMS_[A-Z_]+)=", run, re.MULTILINE)
+    assert exported
+    for name in exported:
+        key = name.removeprefix("EDGE_EMS_").lower()
+        assert key in SCALAR_KEYS or key == "agents", name
+    assert "exec python3 -m edge_ems.hub" in run
+
+
+def test_discovery_announces_host_port_and_token() -> None:
+    script = (S6 / "scripts/discovery.sh").read_text()
+    assert 'bashio::discovery "edge_ems"' in script
+    for field in ("host", "port", "api_port", "agent_id", "token", "api_token"):
+        assert re.search(rf"^\s+{field} ", script, re.MULTILINE), field
+    assert '"^50051"' in script  # a number in the JSON, not a string
+
+
+def _apparmor_rules(text: str) -> tuple[str, list[str]]:
+    body = [line.strip() for line in text.splitlines()]
+    body = [line for line in body if line and not line.startswith("#")]
+    header = next(line for line in body if line.startswith("profile "))
+    start = body.index(header)
+    assert body[-1] == "}"
+    return header, body[start + 1 : -1]
+
+
+def test_apparmor_profile_structure() -> None:
+    text = (ADDON / "apparmor.txt").read_text()
+    assert text.startswith("#include <tunables/global>")
+    header, rules = _apparmor_rules(text)
+    assert header.split()[1] == manifest()["slug"]
+    assert header.endswith("{")
+    assert text.count("{") == text.count("}")
+    for rule in rules:
+        assert rule.endswith(",") or rule.startswith("#include"), rule
+    assert "/data/** rwk," in rules
+    assert not any(
+        rule.startswith(("capability sys_admin", "capability sys_module")) for rule in rules
+    )
+    parser = shutil.which("apparmor_parser")
+    if parser is None:
+        pytest.skip("apparmor_parser is not installed (the structure test still ran)")
+    result = subprocess.run(
+        [parser, "-QT", str(ADDON / "apparmor.txt")], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_icon_logo_docs_and_repository() -> None:
+    width, height = _png_size(ADDON / "icon.png")
+    assert width == height >= 128
+    assert _png_size(ADDON / "logo.png")[0] > 0
+    for name in ("DOCS.md", "CHANGELOG.md", "README.md"):
+        assert (ADDON / name).read_text().strip(), name
+    assert manifest()["version"] in (ADDON / "CHANGELOG.md").read_text()
+    repository = yaml.safe_load((ROOT / "repository.yaml").read_text())
+    assert set(repository) >= {"name", "url", "maintainer"}
