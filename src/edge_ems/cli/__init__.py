@@ -12,7 +12,10 @@ from .. import __version__
 from ..exceptions import EdgeEmsError
 
 # Each module offers ``register(subparsers)``, which adds its subcommand and sets ``handler``.
-SUBCOMMANDS = ("pointmap", "agent", "launcher", "sim", "scan", "demo")
+SUBCOMMANDS = (
+    "pointmap", "agent", "launcher", "sim", "scan", "demo",
+    "health", "export", "diagnostics", "replay",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
