@@ -76,14 +76,19 @@ class AuditLog:
         )
 
     async def async_load(self) -> None:
-        """Take back the records kept before a restart."""
+        """Take back the records kept before a restart; save them all when the site unloads."""
         stored = await self._store.async_load()
         if isinstance(stored, list):
-            # Records made before loading finished are newer than anything stored.
-            newer = list(self._records)
             self._records.clear()
             self._records.extend(item for item in stored if isinstance(item, dict))
-            self._records.extend(newer)
+        entry = self._hass.config_entries.async_get_entry(self._entry_id)
+        if entry is not None:
+            # A reload makes a new log; it must find what this one has not saved yet.
+            entry.async_on_unload(self.async_save)
+
+    async def async_save(self) -> None:
+        """Save the kept records now."""
+        await self._store.async_save(self.records())
 
     @callback
     def record(self, record: AuditRecord, context: Context | None = None) -> None:

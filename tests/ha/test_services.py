@@ -28,8 +28,6 @@ from .test_services_support import (  # noqa: F401 - the fixtures are used by na
     SUNSPEC,
     call,
     deye_register,
-    fixture_custom_integrations,
-    fixture_opcua_address_space,
     fixture_sim_site,
     ha_device_id,
     setup_site,

@@ -1,4 +1,4 @@
-"""What the action, lease and audit tests share: the simulated site, a site entry over it.
+"""What the action, lease and audit tests share, on top of the integration's test support.
 
 The site entry is a real config entry with a subentry per device (the Deye behind the
 Modbus gateway, the SunSpec hybrid, the OPC UA BESS), set up by Home Assistant as it sets up
@@ -7,24 +7,22 @@ any entry; its devices answer from the simulators on loopback ports.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import pytest
 import pytest_socket
-from custom_components.edge_ems.const import DOMAIN
 from custom_components.edge_ems.models import EdgeEmsConfigEntry
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryDataWithId
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
+
+from .support import DOMAIN, PATIENCE, deye, opcua, subentry, sunspec
+from .support import eventually as wait_for
+from .support import setup_site as setup_entry
 
 DEYE = "deye"
 SUNSPEC = "sunspec"
@@ -36,76 +34,28 @@ BATTERIES = {
 }
 """The simulated batteries' ratings, as a user gives them in the site's options."""
 SITE = SiteConfig(mqtt_bms=None, can_bms=False, tick=0.5)
-PATIENCE = 60.0
-"""Seconds to wait for a condition on a loaded two-core machine."""
-
-
-@pytest.fixture(name="custom_integrations", autouse=True)
-def fixture_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load the integration from custom_components, and let the tests
-    open sockets: the simulators are real servers on the loopback interface."""
-    pytest_socket.enable_socket()
-
-
-@pytest.fixture(name="opcua_address_space", scope="session")
-def fixture_opcua_address_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """OPC UA's standard address space, built once and reused by every site."""
-    return tmp_path_factory.mktemp("opcua") / "address-space"
 
 
 @pytest.fixture(name="sim_site")
 async def fixture_sim_site(
-    hass: HomeAssistant, opcua_address_space: Path
-) -> AsyncIterator[SimulatedSite]:
-    """The simulated site; site entries over it are unloaded before it stops."""
-    async with SimulatedSite(SITE, opcua_cache=opcua_address_space) as running:
-        yield running
-        for entry in hass.config_entries.async_entries(DOMAIN):
-            if entry.state is ConfigEntryState.LOADED:
-                await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
-
-
-def subentries(site: SimulatedSite) -> list[ConfigSubentryDataWithId]:
-    """A subentry per device the tests drive, as the config flow would store them."""
-    endpoints = site.endpoints
-    assert endpoints.sunspec_port is not None
-    assert endpoints.opcua_url is not None
-    return [
-        ConfigSubentryDataWithId(
-            subentry_id=DEYE, subentry_type="modbus", title="Deye", unique_id="deye-serial",
-            data={"transport": "tcp", "host": endpoints.host, "port": endpoints.gateway_port,
-                  "unit_id": endpoints.deye_unit, "point_map": "deye_sun_sg_hybrid"},
-        ),
-        ConfigSubentryDataWithId(
-            subentry_id=SUNSPEC, subentry_type="sunspec", title="SunSpec", unique_id="ss-serial",
-            data={"host": endpoints.host, "port": endpoints.sunspec_port,
-                  "unit_id": endpoints.sunspec_unit},
-        ),
-        ConfigSubentryDataWithId(
-            subentry_id=BESS, subentry_type="opcua", title="BESS", unique_id="bess-serial",
-            data={"url": endpoints.opcua_url, "node_map": "sim_bess"},
-        ),
-    ]  # fmt: skip
+    enable_custom_integrations: None, start_site: Callable[[SiteConfig], Awaitable[SimulatedSite]]
+) -> SimulatedSite:
+    """The Deye (with the meter) behind its gateway, the SunSpec hybrid and the OPC UA BESS."""
+    pytest_socket.enable_socket()  # also where the package's autouse fixture is replaced
+    return await start_site(SITE)
 
 
 async def setup_site(
     hass: HomeAssistant, site: SimulatedSite, *, options: Mapping[str, Any]
 ) -> EdgeEmsConfigEntry:
     """A loaded site entry over ``site`` with ``options`` (and the batteries' limits)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home",
-        data={"site_id": "home", "site_name": "Home"},
-        options={"batteries": BATTERIES, **options},
-        subentries_data=subentries(site),
-        unique_id="home",
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
+    devices = [
+        subentry("modbus", deye(site), subentry_id=DEYE, title="Deye"),
+        subentry("sunspec", sunspec(site), subentry_id=SUNSPEC, title="SunSpec"),
+        subentry("opcua", opcua(site), subentry_id=BESS, title="BESS"),
+    ]
+    entry = await setup_entry(hass, devices, options={"batteries": BATTERIES, **options})
+    return cast(EdgeEmsConfigEntry, entry)
 
 
 async def call(
@@ -133,9 +83,4 @@ def deye_register(site: SimulatedSite, address: int) -> int:
 
 async def eventually[T](probe: Callable[[], T], *, within: float = PATIENCE) -> T:
     """Wait until ``probe`` returns something true, and return it."""
-    deadline = time.monotonic() + within
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {probe}")
-        await asyncio.sleep(0.1)
-    return found
+    return await wait_for(probe, bool, within=within)
