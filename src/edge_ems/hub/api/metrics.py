@@ -22,22 +22,14 @@ from .services import HubServices, plain_status, status_dict
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Status fields that only ever grow are counters; every other number is a gauge.
-_COUNTERS = {
-    "sessions",
-    "batches",
-    "points",
-    "duplicate_batches",
-    "refused_series",
-    "flushes",
-    "flush_failures",
-    "rows_written",
-    "dropped_samples",
-    "dropped",
-    "written",
-    "sent",
-    "failures",
-    "exported",
-}
+_COUNTERS = frozenset(
+    {
+        "sessions", "batches", "points", "duplicate_batches", "refused_series",
+        "flushes", "flush_failures", "rows_written", "dropped_samples",
+        "written", "dropped", "files_written",
+        "sent_batches", "rejected_batches", "dropped_batches", "failed_attempts",
+    }
+)  # fmt: skip
 
 
 class HubCollector(Collector):
