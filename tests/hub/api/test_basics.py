@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ..gateway.conftest import SiteFactory, eventually
 from .conftest import API_TOKEN, HubMaker, LiveHub
 
@@ -136,3 +138,43 @@ async def test_many_clients_at_once(live: LiveHub) -> None:
         return (await live.get("/health", auth=False)).status
 
     assert set(await asyncio.gather(*(one() for _ in range(50)))) == {200}
+
+
+class _Peer:
+    """The transport's peer address, the only thing ingress trust looks at."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.host, 40000) if name == "peername" else default
+
+
+async def test_ingress_is_trusted_only_from_the_supervisor_proxy() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from edge_ems.hub.api.auth import INGRESS_PROXY, auth_middleware
+    from edge_ems.hub.api.errors import ApiError
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="served")
+
+    ingress = {"X-Ingress-Path": "/api/hassio_ingress/abc"}
+    trusting = auth_middleware(API_TOKEN, trust_ingress=True)
+    strict = auth_middleware(API_TOKEN, trust_ingress=False)
+    cases = [
+        (trusting, INGRESS_PROXY, ingress, True),
+        (trusting, INGRESS_PROXY, {}, False),  # the proxy's address alone is not enough
+        (trusting, "172.30.32.3", ingress, False),
+        (strict, INGRESS_PROXY, ingress, False),
+    ]
+    for middleware, host, headers, served in cases:
+        request = make_mocked_request("GET", "/assets", headers=headers, transport=_Peer(host))
+        if served:
+            response = await middleware(request, handler)
+            assert response.text == "served"
+            continue
+        with pytest.raises(ApiError) as refused:
+            await middleware(request, handler)
+        assert refused.value.status == 401
