@@ -37,7 +37,8 @@ from .const import (
 )
 from .coordinator import EdgeEmsCoordinator
 from .descriptions import describe
-from .devices import DispatchAdapter, async_get_catalog, build_device
+from .devices import DispatchAdapter, async_get_catalog, build_device, declared_metrics
+from .hub_link import HubLink, hub_settings
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 from .services import async_setup_services
 
@@ -119,11 +120,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
         await _async_close(site)
         raise
     for member in site.devices.values():
-        member.coordinator.descriptions = describe(member.device, member.coordinator.data)
+        member.coordinator.descriptions = describe(
+            member.device, member.coordinator.data, declared_metrics(member.device)
+        )
     entry.runtime_data = site
     _async_check_dry_run(hass, entry)
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if (settings := hub_settings(entry.options, site_id)) is not None:
+        site.hub = HubLink(hass, entry, site, settings, entry.options.get(CONF_BATTERIES, {}))
+        await site.hub.async_start()
     return True
 
 
@@ -131,7 +137,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> 
     """Unload the entities, return leased devices to safe mode and close every link."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
+        # Release first, so the hub hears of the safe-mode return too.
         await entry.runtime_data.dispatcher.close(release=True)
+        if entry.runtime_data.hub is not None:
+            await entry.runtime_data.hub.async_stop()
         await _async_close(entry.runtime_data)
     return unloaded
 

@@ -218,8 +218,9 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
         """Name the site."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            site_id = slugify(user_input.get(CONF_SITE_ID) or user_input[CONF_SITE_NAME])
-            if not site_id:
+            raw = user_input.get(CONF_SITE_ID) or user_input[CONF_SITE_NAME]
+            site_id = slugify(raw)
+            if not any(char.isalnum() for char in raw):
                 errors[CONF_SITE_ID] = "invalid_site_id"
             else:
                 await self.async_set_unique_id(site_id)
@@ -292,8 +293,11 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
-                # Updating the subentry reloads the site through its update listener.
+                # A loaded site reloads through its update listener; a site whose setup
+                # failed on the credentials has none, and is set up again here.
                 self.hass.config_entries.async_update_subentry(entry, subentry, data=data)
+                if entry.state is not ConfigEntryState.LOADED:
+                    self.hass.config_entries.async_schedule_reload(entry.entry_id)
                 return self.async_abort(reason="reauth_successful")
         schema = vol.Schema(
             {vol.Required(CONF_USERNAME): _TEXT, vol.Optional(CONF_PASSWORD): _PASSWORD}

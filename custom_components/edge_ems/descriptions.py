@@ -7,7 +7,7 @@ description per metric a device reports, on the platform its kind calls for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from homeassistant.components.binary_sensor import BinarySensorEntityDescription
@@ -195,10 +195,14 @@ def _switch(metric: Metric) -> EdgeEmsSwitchDescription:
     )
 
 
-def describe(device: Device, readings: Readings) -> DeviceDescriptions:
-    """The entities of one device: its reported metrics and its allowed commands."""
+def describe(
+    device: Device, readings: Readings, declared: Collection[str] = ()
+) -> DeviceDescriptions:
+    """The entities of one device: its reported metrics (``declared`` adds those a push
+    device will report once it publishes) and its allowed commands."""
     commands = device.commands
     names = {name for name, reading in readings.items() if reading.value is not None}
+    names |= set(declared)
     names |= {name for name, command in commands.items() if command.allow_write}
     sensors, binary_sensors, numbers, selects, switches = [], [], [], [], []
     for name in sorted(names):

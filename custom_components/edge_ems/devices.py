@@ -10,7 +10,7 @@ from asyncua.ua.status_codes import StatusCodes
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from edge_ems.bms import CanBmsDevice, TopicMap, TopicMapDecoder, load_topic_map
+from edge_ems.bms import FRAMES, CanBmsDevice, TopicMap, TopicMapDecoder, load_topic_map
 from edge_ems.bms import catalog_paths as topic_map_paths
 from edge_ems.device import Command, Device, DeviceIdentity, WriteResult
 from edge_ems.dispatch import BATTERY_POWER
@@ -207,3 +207,16 @@ _AUTH_CODES = frozenset(
 def is_auth_error(error: BaseException) -> bool:
     """Whether an OPC UA server refused the user name or password."""
     return isinstance(error, DeviceExceptionError) and error.code in _AUTH_CODES
+
+
+def declared_metrics(device: Device) -> frozenset[str]:
+    """What a push device (MQTT, CAN) will report, known before its first message.
+
+    Polled devices report what they have on the first read; a push device may not have
+    published yet when the site starts, and its entities must exist all the same.
+    """
+    if isinstance(device, HaMqttBmsDevice):
+        return frozenset(device.decoder.topic_map.points)
+    if isinstance(device, CanBmsDevice):
+        return frozenset(field.metric for frame in FRAMES.values() for field in frame.fields)
+    return frozenset()

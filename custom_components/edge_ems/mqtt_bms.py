@@ -89,8 +89,12 @@ class HaMqttBmsDevice:
         return self._identity
 
     async def read(self) -> Readings:
-        """The newest value of every metric, stale where older than the maximum age."""
-        if not self._latest.fresh():
+        """The newest value of every metric, stale where older than the maximum age.
+
+        Raises :class:`DeviceConnectionError` when the bridge went silent; before its first
+        message there is simply nothing yet.
+        """
+        if self.received_any() and not self._latest.fresh():
             raise DeviceConnectionError(
                 f"{self._name}: nothing received for {self._latest.max_age:.0f} s"
             )

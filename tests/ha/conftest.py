@@ -1,0 +1,70 @@
+"""Home Assistant tests: the integration against the simulators over real loopback sockets.
+
+Run with Home Assistant's test plugin, which the normal pytest pass leaves out::
+
+    pytest -p pytest_homeassistant_custom_component.plugins tests/ha
+
+Home Assistant's loader finds the integration in ``custom_components``; importing the package
+here makes sure it is the one from this checkout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import custom_components.edge_ems  # noqa: F401 - HA's loader imports it from here
+import pytest
+import pytest_socket
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+
+from edge_ems.sim.config import SiteConfig
+from edge_ems.sim.site import SimulatedSite
+from tests.lib.bms.support import Mosquitto, free_port
+
+from .support import DOMAIN
+
+type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
+
+
+@pytest.fixture(autouse=True)
+def _custom_integrations(enable_custom_integrations: None) -> None:
+    """Load the integration from custom_components; let tests reach the loopback servers."""
+    pytest_socket.enable_socket()
+
+
+@pytest.fixture(scope="session")
+def opcua_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OPC UA's standard address space, built once for every simulated server."""
+    return tmp_path_factory.mktemp("opcua") / "address-space"
+
+
+@pytest.fixture
+async def start_site(hass: HomeAssistant, opcua_cache: Path) -> AsyncIterator[StartSite]:
+    """Start simulated sites with the devices a test needs; entries unload before they stop."""
+    sites: list[SimulatedSite] = []
+
+    async def start(config: SiteConfig, mqtt: tuple[str, int] | None = None) -> SimulatedSite:
+        site = SimulatedSite(config, mqtt=mqtt, opcua_cache=opcua_cache)
+        await site.start()
+        sites.append(site)
+        return site
+
+    yield start
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    for site in sites:
+        await site.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto broker on a free loopback port."""
+    pytest_socket.enable_socket()
+    mosquitto = Mosquitto(tmp_path, free_port())
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.stop()

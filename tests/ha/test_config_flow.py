@@ -1,0 +1,429 @@
+"""Config flow: the site, every device kind's subentry flow with each error, reconfigure,
+reauthentication; each against a simulator on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from custom_components.edge_ems import config_flow
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from edge_ems.sim.opcua_server import OpcUaBessSimulator
+from tests.lib.bms.support import Mosquitto, free_port
+
+from .conftest import StartSite
+from .support import (
+    CAN_ONLY,
+    DOMAIN,
+    MODBUS_ONLY,
+    MQTT_ONLY,
+    OPCUA_ONLY,
+    SUNSPEC_ONLY,
+    deye,
+    meter,
+    setup_site,
+    subentry,
+)
+
+
+@pytest.fixture
+async def site_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """A loaded site without devices yet."""
+    return await setup_site(hass, [])
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never answers."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+async def _start(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> dict[str, Any]:
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, kind), context={"source": SOURCE_USER}
+    )
+
+
+async def _reconfigure(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, entry.subentries[subentry_id].subentry_type),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+
+
+async def _submit(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]) -> Any:
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
+
+
+def _closed_port() -> int:
+    return free_port()
+
+
+# The site.
+
+
+async def test_site_is_created_with_control_off(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"site_name": "My Home"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {"site_name": "My Home", "site_id": "my_home"}
+    assert result["options"]["enable_control"] is False
+    assert result["options"]["dry_run"] is True
+    assert result["options"]["eeprom_daily_writes"] == 100
+    assert result["result"].unique_id == "my_home"
+
+
+async def test_site_id_must_be_new_and_usable(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"site_name": "x", "site_id": "!!!"}
+    )
+    assert result["errors"] == {"site_id": "invalid_site_id"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"site_name": "Home again", "site_id": "home"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_site_is_renamed_and_keeps_its_id(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    result = await site_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"site_name": "Cottage"}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert site_entry.title == "Cottage"
+    assert site_entry.data == {"site_name": "Cottage", "site_id": "home"}
+
+
+# SunSpec.
+
+
+async def test_sunspec_device_is_identified_and_added(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
+) -> None:
+    site = await start_site(SUNSPEC_ONLY)
+    ends = site.endpoints
+    result = await _start(hass, site_entry, "sunspec")
+    assert result["type"] is FlowResultType.FORM
+    result = await _submit(
+        hass, result, {"host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Edge EMS Simulated hybrid inverter"
+    (added,) = site_entry.subentries.values()
+    assert added.unique_id == "edge_ems_SIM-0001"
+    # Adding the device reloads the site with it.
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+    assert added.subentry_id in site_entry.runtime_data.devices
+
+    again = await _start(hass, site_entry, "sunspec")
+    again = await _submit(
+        hass,
+        again,
+        {"host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit,
+         "base_address": 40000},
+    )  # fmt: skip
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+
+
+async def test_sunspec_errors(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite, silent_server: int
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    ends = site.endpoints
+    result = await _start(hass, site_entry, "sunspec")
+    result = await _submit(
+        hass, result, {"host": "127.0.0.1", "port": _closed_port(), "unit_id": 1}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    # The Deye answers Modbus, but holds no SunSpec map.
+    result = await _submit(
+        hass, result, {"host": ends.host, "port": ends.gateway_port, "unit_id": ends.meter_unit}
+    )
+    assert result["errors"] == {"base": "not_sunspec"}
+    result = await _submit(hass, result, {"host": "127.0.0.1", "port": silent_server, "unit_id": 1})
+    assert result["errors"] == {"base": "timeout"}
+
+
+# Point-map Modbus devices.
+
+
+async def test_modbus_devices_behind_one_gateway_share_its_link(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    for data in (deye(site), meter(site)):
+        result = await _start(hass, site_entry, "modbus")
+        result = await _submit(
+            hass, result, {"point_map": data["point_map"], "transport": data["transport"]}
+        )
+        assert result["step_id"] == "network"
+        result = await _submit(
+            hass, result, {"host": data["host"], "port": data["port"], "unit_id": data["unit_id"]}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY, result
+        await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+    devices = site_entry.runtime_data.devices.values()
+    links = {member.device.link for member in devices}  # type: ignore[attr-defined]
+    assert len(devices) == 2
+    assert len(links) == 1
+
+
+async def test_modbus_rtu_over_tcp(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    data = meter(site, rtu_over_tcp=True)
+    result = await _start(hass, site_entry, "modbus")
+    result = await _submit(
+        hass, result, {"point_map": data["point_map"], "transport": data["transport"]}
+    )
+    result = await _submit(
+        hass, result, {"host": data["host"], "port": data["port"], "unit_id": data["unit_id"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["transport"] == "rtu_over_tcp"
+    assert result["title"] == "Eastron SDM630 Modbus V2"
+
+
+async def test_modbus_errors(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    data = deye(site)
+    result = await _start(hass, site_entry, "modbus")
+    result = await _submit(hass, result, {"point_map": "deye_sun_sg_hybrid_hv", "transport": "tcp"})
+    result = await _submit(
+        hass, result, {"host": data["host"], "port": data["port"], "unit_id": data["unit_id"]}
+    )
+    assert result["errors"] == {"base": "map_mismatch"}
+    result = await _submit(
+        hass, result, {"host": data["host"], "port": _closed_port(), "unit_id": data["unit_id"]}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_modbus_serial_port_that_does_not_exist(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    result = await _start(hass, site_entry, "modbus")
+    result = await _submit(hass, result, {"point_map": "eastron_sdm630", "transport": "rtu"})
+    assert result["step_id"] == "serial"
+    result = await _submit(
+        hass,
+        result,
+        {"serial_port": "/dev/ttyEDGEEMSNONE", "baudrate": 9600, "parity": "N", "unit_id": 1},
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_modbus_reconfigure_keeps_the_device(
+    hass: HomeAssistant, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    entry = await setup_site(hass, [subentry("modbus", deye(site), subentry_id="deye")])
+    identity = entry.runtime_data.devices["deye"].device.identity
+    assert identity is not None
+    unique_id = config_flow._unique_id("modbus", deye(site), identity)
+    hass.config_entries.async_update_subentry(entry, entry.subentries["deye"], unique_id=unique_id)
+    await hass.async_block_till_done()
+    result = await _reconfigure(hass, entry, "deye")
+    assert result["step_id"] == "user"
+    result = await _submit(hass, result, {"point_map": "deye_sun_sg_hybrid", "transport": "tcp"})
+    data = deye(site)
+    result = await _submit(hass, result, {"host": data["host"], "port": data["port"], "unit_id": 1})
+    assert result["type"] is FlowResultType.ABORT, result
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries["deye"].data["unit_id"] == 1
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+    # Another device at the new address is refused: it is not the one configured.
+    result = await _reconfigure(hass, entry, "deye")
+    result = await _submit(hass, result, {"point_map": "eastron_sdm630", "transport": "tcp"})
+    ends = site.endpoints
+    result = await _submit(
+        hass, result, {"host": ends.host, "port": ends.gateway_port, "unit_id": ends.meter_unit}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "unique_id_mismatch"
+
+
+# MQTT BMS through Home Assistant's MQTT.
+
+
+async def _setup_mqtt(hass: HomeAssistant, broker: Mosquitto, config_dir: Path) -> None:
+    # MQTT reads its YAML settings from configuration.yaml; the test harness ships none.
+    await hass.async_add_executor_job((config_dir / "configuration.yaml").write_text, "")
+    hass.config.config_dir = str(config_dir)
+    mqtt_entry = MockConfigEntry(domain="mqtt", data={"broker": broker.host, "port": broker.port})
+    mqtt_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mqtt_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_mqtt_bms_needs_home_assistant_mqtt(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    result = await _start(hass, site_entry, "mqtt_bms")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "mqtt_not_configured"
+
+
+async def test_mqtt_bms_is_heard_through_home_assistant_mqtt(
+    hass: HomeAssistant,
+    broker: Mosquitto,
+    site_entry: MockConfigEntry,
+    start_site: StartSite,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    await _setup_mqtt(hass, broker, tmp_path)
+    site = await start_site(MQTT_ONLY, mqtt=(broker.host, broker.port))
+    monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 2.0)
+    result = await _start(hass, site_entry, "mqtt_bms")
+    result = await _submit(hass, result, {"topic_map": "esphome_jk_bms"})
+    assert result["step_id"] == "topics"
+    result = await _submit(hass, result, {"topic_prefix": "nobody/publishes/here"})
+    assert result["errors"] == {"base": "no_data"}
+    monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 60.0)
+    result = await _submit(hass, result, dict(site.endpoints.mqtt_variables))
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert result["data"]["variables"]["topic_prefix"] == "edge-ems-sim/jk-bms"
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+
+
+# CAN BMS.
+
+
+async def test_can_bms_is_heard_on_the_bus(
+    hass: HomeAssistant,
+    site_entry: MockConfigEntry,
+    start_site: StartSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await start_site(CAN_ONLY)
+    monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 2.0)
+    result = await _start(hass, site_entry, "can_bms")
+    result = await _submit(hass, result, {"interface": "no-such-interface", "channel": "x"})
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await _submit(hass, result, {"interface": "virtual", "channel": "edge-ems-silent"})
+    assert result["errors"] == {"base": "no_data"}
+    monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 60.0)
+    result = await _submit(
+        hass, result, {"interface": "virtual", "channel": site.endpoints.can_channel}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert result["title"] == "PYLON Pylontech-compatible CAN BMS"
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+
+
+# OPC UA.
+
+
+@pytest.fixture
+async def guarded_bess(hass: HomeAssistant, opcua_cache: Path) -> AsyncIterator[OpcUaBessSimulator]:
+    """An OPC UA BESS that wants a user name and password; clients leave before it stops."""
+    server = OpcUaBessSimulator(
+        port=free_port(), users={"operator": "s3cret"}, address_space_cache=opcua_cache
+    )
+    await server.start()
+    yield server
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+@pytest.mark.parametrize("expected_lingering_tasks", [True])  # see below
+async def test_opcua_device_is_added(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite, silent_server: int
+) -> None:
+    site = await start_site(OPCUA_ONLY)
+    result = await _start(hass, site_entry, "opcua")
+    result = await _submit(
+        hass, result, {"url": f"opc.tcp://127.0.0.1:{_closed_port()}/", "node_map": "sim_bess"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await _submit(
+        hass, result, {"url": f"opc.tcp://127.0.0.1:{silent_server}/", "node_map": "sim_bess"}
+    )
+    assert result["errors"] == {"base": "timeout"}
+    result = await _submit(hass, result, {"url": site.endpoints.opcua_url, "node_map": "sim_bess"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert result["title"] == "Edge EMS Simulated BESS"
+
+
+# asyncua's server keeps a timer for each refused login's session until the session would
+# time out; it belongs to the simulated server, not to the integration.
+@pytest.mark.parametrize("expected_lingering_tasks", [True])
+async def test_opcua_credentials_are_checked_and_asked_again(
+    hass: HomeAssistant, site_entry: MockConfigEntry, guarded_bess: OpcUaBessSimulator
+) -> None:
+    result = await _start(hass, site_entry, "opcua")
+    wrong = {"url": guarded_bess.url, "node_map": "sim_bess", "username": "operator",
+             "password": "wrong"}  # fmt: skip
+    result = await _submit(hass, result, wrong)
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await _submit(hass, result, {**wrong, "password": "s3cret"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+    (added,) = site_entry.subentries.values()
+
+    # The password changes on the server's side: the site asks for it again.
+    hass.config_entries.async_update_subentry(
+        site_entry, added, data={**added.data, "password": "outdated"}
+    )
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.SETUP_ERROR
+    (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["context"]["source"] == "reauth"
+    assert flow["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {"username": "operator", "password": "still wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {"username": "operator", "password": "s3cret"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_of_a_site_without_credentials(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    result = await site_entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_not_needed"
