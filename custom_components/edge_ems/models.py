@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .audit import AuditLog
     from .coordinator import EdgeEmsCoordinator
+    from .hub_link import HubLink
 
 
 @dataclass
@@ -41,6 +42,8 @@ class EdgeEmsData:
     """By device id."""
     links: LinkRegistry = field(default_factory=LinkRegistry)
     """The site's Modbus links: devices behind one gateway share its connection."""
+    hub: HubLink | None = None
+    """The site's gateway agent, when the options link the site to a hub."""
 
 
 type EdgeEmsConfigEntry = ConfigEntry[EdgeEmsData]

@@ -1,0 +1,189 @@
+"""End to end over real sockets: the simulators, the integration in Home Assistant's test
+harness, and the hub as its own process (``python -m edge_ems.hub``).
+
+Telemetry: simulated devices → coordinators → the site's gateway agent → the hub's gateway →
+its store → ``/measurements``. Control: ``/dispatch`` → the hub's gateway → the site's agent →
+the site's guarded Dispatcher → the simulated battery's setpoint; the audit record lands in
+Home Assistant's audit log and in the hub's ``/audit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from custom_components.edge_ems.hub_link import asset_infos, hub_settings
+from homeassistant.core import HomeAssistant
+
+from edge_ems.sim.site import SimulatedSite
+from tests.lib.bms.support import free_port
+
+from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+    BATTERIES,
+    BESS,
+    DEYE,
+    LIVE,
+    SUNSPEC,
+    fixture_sim_site,
+    setup_site,
+)
+
+API_TOKEN = "ha-e2e-api-token-0123456789"
+AGENT_TOKEN = "ha-e2e-agent-token-0123456789"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+PATIENCE = 90.0
+"""Seconds for the hub to answer on a loaded two-core machine."""
+
+type StartHub = Callable[[], Coroutine[Any, Any, asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[tuple[StartHub, str, str]]:
+    """Start (and restart) the hub process; its API and gateway addresses."""
+    api_port, grpc_port = free_port(), free_port()
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        f"""
+api_token: {API_TOKEN}
+api_port: {api_port}
+grpc_port: {grpc_port}
+store_path: {tmp_path / "store.db"}
+log_format: text
+agents: [{{id: ha-home, token: {AGENT_TOKEN}}}]
+assets:
+  - {{asset_id: {BESS}, site_id: home, name: BESS, site_name: Home}}
+"""
+    )
+    processes: list[asyncio.subprocess.Process] = []
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EDGE_EMS_")}
+
+    async def start() -> asyncio.subprocess.Process:
+        with (tmp_path / "hub.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "edge_ems.hub", "--config", str(config),
+                stdout=asyncio.subprocess.DEVNULL, stderr=log, env=env,
+            )  # fmt: skip
+        processes.append(process)
+        return process
+
+    yield start, f"http://127.0.0.1:{api_port}", f"127.0.0.1:{grpc_port}"
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def until[T](probe: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Poll ``probe`` (the state is in another process) until it returns something true."""
+    async with asyncio.timeout(PATIENCE):
+        while not (found := await probe()):  # noqa: ASYNC110 - state in another process
+            await asyncio.sleep(0.2)
+    return found
+
+
+async def get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
+    """An authorised GET that must succeed; ``None`` while the hub is not up."""
+    try:
+        async with http.get(url, headers=AUTH, params=params) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+    except aiohttp.ClientConnectionError:
+        return None
+
+
+def test_hub_settings_need_an_address_and_a_token() -> None:
+    assert hub_settings({}, "home") is None
+    assert hub_settings({"hub": "h:1"}, "home") is None
+    settings = hub_settings({"hub": "a:1, b:2", "hub_token": "t"}, "home")
+    assert settings is not None
+    assert (settings.hubs, settings.agent_id) == (("a:1", "b:2"), "ha-home")
+    named = hub_settings({"hub": "a:1", "hub_token": "t", "hub_agent_id": "x"}, "home")
+    assert named is not None
+    assert named.agent_id == "x"
+
+
+async def test_site_streams_to_the_hub_and_takes_its_setpoints(
+    hass: HomeAssistant,
+    sim_site: SimulatedSite,
+    hub: tuple[StartHub, str, str],
+) -> None:
+    start_hub, api, gateway = hub
+    process = await start_hub()
+    entry = await setup_site(
+        hass, sim_site, options={**LIVE, "hub": gateway, "hub_token": AGENT_TOKEN}
+    )
+    site = entry.runtime_data
+    battery = {
+        info.asset_id: info for info in asset_infos(site, BATTERIES) if info.type == "battery"
+    }
+    assert set(battery) == {"sunspec", BESS}
+    assert battery[BESS].max_charge_w == 5000
+    async with aiohttp.ClientSession() as http:
+
+        async def connected() -> bool:
+            answer = await get(http, f"{api}/agents")
+            rows = [] if answer is None else answer["agents"]
+            # The configured BESS and the two assets the site registered besides.
+            return sorted((row["asset_id"], row["connected"]) for row in rows) == [
+                (BESS, True),
+                (DEYE, True),
+                (SUNSPEC, True),
+            ]
+
+        await until(connected)
+
+        async def soc_reported() -> bool:
+            answer = await get(http, f"{api}/telemetry/{BESS}")
+            return answer is not None and "soc_pct" in answer["values"]
+
+        await until(soc_reported)
+
+        async with http.post(
+            f"{api}/dispatch",
+            json={"asset_id": BESS, "power_w": -3000, "ttl_s": 300, "requested_by": "e2e"},
+            headers=AUTH,
+        ) as response:
+            assert response.status == 200, await response.text()
+            [record] = (await response.json())["records"]
+        assert (record["outcome"], record["applied"], record["source"]) == (
+            "applied",
+            -3000,
+            "hub",
+        )
+        bess = sim_site.plant.bess
+        assert bess is not None
+
+        async def charging() -> bool:
+            await hass.async_block_till_done()
+            return bess.command_w == -3000
+
+        await until(charging)
+        # The same record in Home Assistant's audit log and in the hub's.
+        assert record["id"] in [kept["id"] for kept in site.audit.records()]
+        hub_audit = await get(http, f"{api}/audit", device_id=BESS)
+        assert record["id"] in [kept["id"] for kept in hub_audit["records"]]
+
+        # SIGTERM flushes the open minutes; a new hub on the same store serves them.
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(PATIENCE):
+            assert await process.wait() == 0
+        await start_hub()
+        since = str(round(time.time() * 1000) - 3_600_000)
+
+        async def measured() -> Any:
+            answer = await get(
+                http, f"{api}/measurements", asset=BESS, metric="soc_pct", **{"from": since}
+            )
+            return answer and answer["series"]
+
+        [series] = await until(measured)
+        assert series["site_id"] == "home"
+        assert sum(point[5] for point in series["points"]) > 0  # the count column
