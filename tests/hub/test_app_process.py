@@ -174,6 +174,14 @@ assets:
             "/measurements", asset="bess-2", metric="battery_power_w", **{"from": since}
         )
         [series] = measured["series"]
+
+        async def reconnected() -> bool:
+            rows[:] = (await api.get("/agents"))["agents"]
+            return [(row["connected"], len(row["sessions"])) for row in rows] == [(True, 2)] * 2
+
+        await until(reconnected)  # the earlier session is in the store, ended by the stop
+        newer, older = rows[1]["sessions"]
+        assert (newer["ended"], older["end_reason"]) == (None, "the hub is shutting down")
         assert series["site_id"] == "farm"
         assert max(point[3] for point in series["points"]) == 4000  # the max column
         assert sum(point[5] for point in series["points"]) > 0

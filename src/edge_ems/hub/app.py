@@ -22,6 +22,7 @@ from .api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
 from .api.services import StatusSource
 from .config import HubConfig
 from .gateway import GatewayServer, GatewaySettings
+from .session_log import SessionLog
 from .store import MinuteStore, open_store
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Hub:
         self.store: MinuteStore | None = None
         self.audit: AuditTrail | None = None
         self.gateway: GatewayServer | None = None
+        self.sessions: SessionLog | None = None
         self.api: ApiServer | None = None
         self.api_port: int | None = None
         self.grpc_port: int | None = None
@@ -67,6 +69,8 @@ class Hub:
             on_audit=self.audit.report,
         )
         self.grpc_port = await self.gateway.start(f"{config.grpc_host}:{config.grpc_port}")
+        self.sessions = SessionLog(self.gateway.registry, self.store.backend)
+        self.sessions.start()
         maps: list[PointMap] = list((await asyncio.to_thread(load_catalog)).values())
         services = HubServices(
             gateway=self.gateway,
@@ -141,6 +145,9 @@ class Hub:
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None
+        if self.sessions is not None:  # after the gateway: its sessions have ended now
+            await self.sessions.stop()
+            self.sessions = None
         if self.audit is not None:
             await self.audit.stop()
             self.audit = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from ...dispatch import BATTERY_POWER, AuditRecord, Outcome, Reason
 from ...gateway.errors import GatewayError, RoutingError, SetpointTimeoutError
 from ...metrics import METRICS
 from ...pointmap import PointMap
+from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError
 from ..store.model import Latest, SeriesFilter
 from .errors import ApiError, dumps
@@ -25,6 +27,8 @@ OPENAPI = web.AppKey("openapi", dict)
 
 MAX_POINTS = 2_000_000
 """Most buckets one ``/measurements`` answer may hold (24 h of 500 series is 720,000)."""
+SESSIONS = 10
+"""Recent sessions shown per asset in ``/agents``."""
 LARGE_ANSWER = 20_000
 """Answers with more buckets than this are encoded off the event loop."""
 
@@ -109,10 +113,24 @@ async def assets(request: web.Request) -> web.Response:
 
 @routes.get("/agents")
 async def agents(request: web.Request) -> web.Response:
-    """One row per asset: its agent, peer, connection and recent sessions."""
+    """One row per asset: its agent, peer, connection and recent sessions (with the ones
+    earlier runs of the hub stored)."""
     _no_parameters(request)
-    rows = request.app[SERVICES].gateway.registry.agents()
-    return _json({"agents": [row.as_dict() for row in rows]})
+    services = request.app[SERVICES]
+    rows = services.gateway.registry.agents()
+    stored: dict[str, list[SessionRecord]] = {}
+    try:
+        for agent_id in sorted({row.agent_id for row in rows if row.agent_id}):
+            stored[agent_id] = await services.store.backend.sessions(agent_id, SESSIONS)
+    except StoreError as err:
+        raise _store_failed(err) from None
+    answer = []
+    for row in rows:
+        merged = {record.session_id: record for record in stored.get(row.agent_id or "", [])}
+        merged |= {record.session_id: record for record in row.sessions}
+        recent = sorted(merged.values(), key=lambda record: record.started, reverse=True)
+        answer.append(row.as_dict() | {"sessions": [asdict(r) for r in recent[:SESSIONS]]})
+    return _json({"agents": answer})
 
 
 async def _latest(services: HubServices, selection: SeriesFilter) -> list[Latest]:
