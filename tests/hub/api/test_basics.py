@@ -178,3 +178,18 @@ async def test_ingress_is_trusted_only_from_the_supervisor_proxy() -> None:
         with pytest.raises(ApiError) as refused:
             await middleware(request, handler)
         assert refused.value.status == 401
+
+
+async def test_the_page_and_its_script_use_relative_urls(live: LiveHub) -> None:
+    page = await live.get("/")
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    html = await page.text()
+    assert '<script src="ui.js">' in html
+    script = await live.get("/ui.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    text = await script.text()
+    for path in ('get("health")', 'get("agents")', 'get("export/snapshot")'):
+        assert path in text  # relative: the ingress prefix stays in front
+    assert 'get("/' not in text

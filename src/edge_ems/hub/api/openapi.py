@@ -304,7 +304,24 @@ def _get(summary: str, schema: str, *, extra: tuple[int, ...] = (), **more: Any)
     }
 
 
+def _static(summary: str, media_type: str) -> Schema:
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {
+                "200": {
+                    "description": summary,
+                    "content": {media_type: {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 401, 429),
+            },
+        }
+    }
+
+
 PATHS: dict[str, Schema] = {
+    "/": _static("The hub's page (the app's web UI through ingress)", "text/html"),
+    "/ui.js": _static("The page's script", "text/javascript"),
     "/health": {
         "get": {
             "summary": "State of the store, gateway, Parquet export and uplink (no token needed)",

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import asdict
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +41,14 @@ _ROUTING = {
     "ambiguous_site": (409, Reason.UNKNOWN_SITE),
     "disconnected": (409, Reason.DEVICE_ERROR),
     "no_target": (400, Reason.INVALID_VALUE),
+}
+
+# Read once at import, before any event loop runs: the page is small and never changes.
+PAGE = (resources.files(__package__) / "static/index.html").read_bytes()
+SCRIPT = (resources.files(__package__) / "static/ui.js").read_bytes()
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
 }
 
 routes = web.RouteTableDef()
@@ -396,6 +405,22 @@ async def audit(request: web.Request) -> web.Response:
         raise _store_failed(err) from None
     return _json(
         {"records": [record.as_dict() for record in page.records], "next_cursor": page.next_cursor}
+    )
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    """The hub's page (the app's web UI through ingress)."""
+    _no_parameters(request)
+    return web.Response(body=PAGE, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
+
+
+@routes.get("/ui.js")
+async def script(request: web.Request) -> web.Response:
+    """The page's script."""
+    _no_parameters(request)
+    return web.Response(
+        body=SCRIPT, content_type="text/javascript", charset="utf-8", headers=_PAGE_HEADERS
     )
 
 
