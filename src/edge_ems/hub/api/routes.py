@@ -47,7 +47,9 @@ _ROUTING = {
 PAGE = (resources.files(__package__) / "static/index.html").read_bytes()
 SCRIPT = (resources.files(__package__) / "static/ui.js").read_bytes()
 _PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+    ),
     "X-Content-Type-Options": "nosniff",
 }
 
