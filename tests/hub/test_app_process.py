@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -189,3 +190,31 @@ assets:
         assert [r["id"] for r in audit] == [record["id"]]
         assert await stop(agent) == 0
         assert await stop(hub) == 0
+
+
+async def test_bad_configuration_and_taken_ports_end_with_a_clear_message(
+    launch: Launch, tmp_path: Path
+) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("api_token: short\n")
+    process = await launch("-m", "edge_ems.hub", "--config", str(config), log="bad.log")
+    async with asyncio.timeout(WAIT):
+        assert await process.wait() == 2
+    message = (tmp_path / "bad.log").read_text()
+    assert "api_token: a token needs at least 16 characters" in message
+    assert "Traceback" not in message
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(
+            f"api_token: {API_TOKEN}\napi_port: {port}\ngrpc_port: {free_port()}\n"
+            f"store_path: {tmp_path / 'store.db'}\nlog_format: text\n"
+        )
+        process = await launch("-m", "edge_ems.hub", "--config", str(config), log="taken.log")
+        async with asyncio.timeout(WAIT):
+            assert await process.wait() == 1
+    message = (tmp_path / "taken.log").read_text()
+    assert f"cannot listen on 127.0.0.1:{port}" in message
+    assert "Traceback" not in message

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from edge_ems.hub.api import routes
+
 from ..gateway.conftest import SiteFactory, eventually
 from .conftest import LiveHub, now_ms
 
@@ -74,3 +78,16 @@ async def test_bad_parameters_get_clear_400s(live: LiveHub) -> None:
         assert response.status == 400, params
         message = (await response.json())["error"]["message"]
         assert message, params
+
+
+async def test_too_many_points_are_refused_before_the_query(
+    live: LiveHub, site_factory: SiteFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = await _two_hours_of_power(live, site_factory)
+    monkeypatch.setattr(routes, "MAX_POINTS", 100)
+    window = {"from": str(start), "to": str(start + 3_600_000)}
+    refused = await live.get("/measurements", **window)
+    assert refused.status == 400
+    assert "narrow the series" in (await refused.json())["error"]["message"]
+    coarse = await live.json("/measurements", resolution="5m", **window)
+    assert len(coarse["series"]) == 2

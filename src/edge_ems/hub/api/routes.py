@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import resources
 from typing import Any
@@ -20,7 +21,14 @@ from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError
 from ..store.model import Latest, SeriesFilter
 from .errors import ApiError, dumps
-from .params import audit_query, dispatch_request, json_body, measurement_query, only_known
+from .params import (
+    DispatchRequest,
+    audit_query,
+    dispatch_request,
+    json_body,
+    measurement_query,
+    only_known,
+)
 from .services import HubServices, plain_status, status_dict
 
 SERVICES = web.AppKey("services", HubServices)
@@ -360,7 +368,7 @@ async def dispatch(request: web.Request) -> web.Response:
 
 
 def _refusal(
-    services: HubServices, asked: Any, outcome: Outcome, reason: Reason, message: str
+    services: HubServices, asked: DispatchRequest, outcome: Outcome, reason: Reason, message: str
 ) -> AuditRecord:
     """The hub's own record of an attempt no agent answered."""
     site_id = asked.site_id or ""
@@ -386,9 +394,9 @@ def _refusal(
     )
 
 
-async def _audit(services: HubServices, records: Any) -> None:
+async def _audit(services: HubServices, records: Sequence[AuditRecord]) -> None:
     """Queue and write records, so ``/audit`` shows them when the answer arrives."""
-    services.audit.add(list(records))
+    services.audit.add(records)
     try:
         await services.audit.flush()
     except StoreError:  # the trail keeps them and retries; the answer still carries them
