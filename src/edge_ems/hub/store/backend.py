@@ -32,11 +32,6 @@ from .model import (
     SeriesKey,
     SeriesRange,
 )
-from .rollup import RollupPlan, Watermarks
-
-FIVE_MINUTES_MARK = "rollup_5m"
-HOUR_MARK = "rollup_1h"
-"""Names of the rollup watermarks among the backend's marks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +42,8 @@ class Flush:
     texts: Mapping[SeriesKey, TextValue]
     durable: Mapping[str, int]
     """Per agent, the seq up to which everything is durable once this commits."""
-    rollups: RollupPlan
+    rollups: Mapping[Resolution, Mapping[int, Mapping[SeriesKey, MinuteAggregate]]]
+    """What the minutes add to each coarser resolution's buckets (see :mod:`.rollup`)."""
 
     def keys(self) -> set[SeriesKey]:
         """Every series the flush writes."""
@@ -62,7 +58,6 @@ class Stored:
     """What a backend tells the store when it opens."""
 
     durable: dict[str, int]
-    watermarks: Watermarks
 
 
 type Row = tuple[int, int, float, int, float, float, float]
@@ -77,7 +72,7 @@ class Backend(Protocol):
         """``sqlite`` or ``timescaledb``."""
 
     async def open(self) -> Stored:
-        """Create or check the schema; return the durable marks and rollup watermarks."""
+        """Create or check the schema; return the agents' durable marks."""
 
     async def close(self) -> None:
         """Release connections and threads."""
@@ -94,13 +89,8 @@ class Backend(Protocol):
         start: int,
         end: int,
         resolution: Resolution,
-        rolled_up: int | None,
     ) -> list[SeriesRange]:
-        """Buckets of minutes ``[start, end)`` (aligned to ``resolution``), by series.
-
-        ``rolled_up`` is the rollup's watermark: buckets before it come from its table, the
-        rest are aggregated from minutes on the fly.
-        """
+        """Buckets of minutes ``[start, end)`` (aligned to ``resolution``), by series."""
 
     async def latest(self, selection: SeriesFilter) -> list[Latest]:
         """The newest stored value of every matching series."""
@@ -145,7 +135,7 @@ class Backend(Protocol):
         """What the outbox holds."""
 
     async def get_mark(self, name: str) -> int | None:
-        """A named integer kept for another part of the hub (an exporter's watermark)."""
+        """A named integer kept for another part of the hub (what an exporter has done)."""
 
     async def set_mark(self, name: str, value: int) -> None:
         """Set a named integer."""
@@ -187,15 +177,30 @@ def ranges(
     return sorted(found, key=lambda found_range: found_range.key)
 
 
-def minute_rows(
-    flush: Flush, ids: Mapping[SeriesKey, int]
+def bucket_rows(
+    buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], ids: Mapping[SeriesKey, int]
 ) -> list[tuple[int, int, float, int, float, float, float, int]]:
-    """The minute upserts of ``flush``: minute, series id, sum, count, min, max, last, and
-    the last sample's offset into the minute in ms (a small number stores in fewer bytes)."""
+    """The upserts of ``buckets``, in key order: start minute, series id, sum, count, min, max,
+    last, and the last sample's offset into the bucket in ms (a small number stores in fewer
+    bytes)."""
+    rows: list[tuple[int, int, float, int, float, float, float, int]] = []
+    append = rows.append
+    for start, series in buckets.items():
+        base = start * MINUTE_MS
+        for key, a in series.items():
+            append((start, ids[key], a.sum, a.count, a.min, a.max, a.last, a.last_ms - base))
+    rows.sort()  # B-tree order (start and series id are unique): pages are filled in turn
+    return rows
+
+
+def flush_tables(
+    flush: Flush,
+) -> list[tuple[str, Mapping[int, Mapping[SeriesKey, MinuteAggregate]]]]:
+    """Each bucket table a flush upserts into, with its buckets."""
     return [
-        (minute, ids[key], a.sum, a.count, a.min, a.max, a.last, a.last_ms - minute * MINUTE_MS)
-        for minute, series in flush.minutes.items()
-        for key, a in series.items()
+        ("minute", flush.minutes),
+        ("rollup_5m", flush.rollups.get(Resolution.FIVE_MINUTES, {})),
+        ("rollup_1h", flush.rollups.get(Resolution.HOUR, {})),
     ]
 
 
@@ -203,8 +208,10 @@ def latest_rows(
     flush: Flush, ids: Mapping[SeriesKey, int]
 ) -> list[tuple[int, int, float | None, str | None]]:
     """The latest-value upserts of ``flush``: series id, ms, number or text."""
+    # The hourly rollup already holds each series' newest value: far fewer buckets to scan.
+    coarsest = flush.rollups.get(Resolution.HOUR) or flush.minutes
     rows: list[tuple[int, int, float | None, str | None]] = [
-        (ids[key], a.last_ms, a.last, None) for key, a in newest_by_series(flush.minutes).items()
+        (ids[key], a.last_ms, a.last, None) for key, a in newest_by_series(coarsest).items()
     ]
     rows += [(ids[key], text.timestamp_ms, None, text.value) for key, text in flush.texts.items()]
     return rows
@@ -216,37 +223,6 @@ def latest_value(number: float | None, text: str | None) -> float | str:
         return text
     assert number is not None  # every row holds one of the two
     return number
-
-
-def mark_rows(flush: Flush) -> list[tuple[str, int]]:
-    """The rollup watermarks a flush leaves behind."""
-    marks = flush.rollups.watermarks
-    rows = []
-    if marks.five_minutes is not None:
-        rows.append((FIVE_MINUTES_MARK, marks.five_minutes))
-    if marks.hour is not None:
-        rows.append((HOUR_MARK, marks.hour))
-    return rows
-
-
-def aggregate_sql(source: str, size: int, series: str, mark: str) -> str:
-    """Buckets of ``size`` minutes over ``[mark, mark)`` aggregated from ``source``'s buckets,
-    in SQL both SQLite and PostgreSQL run (no ``%``: psycopg reads it as a placeholder).
-
-    The last value is the one with the newest timestamp (``row_number`` over the bucket);
-    ``last_at`` becomes an offset into the larger bucket. Columns: bucket, series id, sum,
-    count, min, max, last, last offset.
-    """
-    bucket = f"(start / {size} * {size})"
-    offset = f"((start - {bucket}) * {MINUTE_MS} + last_at)"
-    return (
-        "SELECT bucket, series_id, sum(total), sum(samples), min(low), max(high), "  # noqa: S608 - ours
-        "max(CASE WHEN newest = 1 THEN last END), max(at) FROM ("
-        f"SELECT {bucket} AS bucket, series_id, total, samples, low, high, last, {offset} AS at, "
-        f"row_number() OVER (PARTITION BY {bucket}, series_id ORDER BY {offset} DESC) AS newest "
-        f"FROM {source} WHERE start >= {mark} AND start < {mark}{series}"
-        ") AS b GROUP BY bucket, series_id"
-    )
 
 
 def encode_cursor(timestamp: float, record_id: str) -> str:

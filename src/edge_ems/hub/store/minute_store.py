@@ -2,15 +2,16 @@
 
 Ingest. :meth:`MinuteStore.accept` folds a batch into open per-minute aggregates in memory
 (:mod:`.aggregate`). A flush, once a minute at the minute boundary plus a grace, writes the
-minutes that closed, every agent's new durable seq, the latest values and the rollups they
-complete, all in one transaction (:class:`~.backend.Flush`); then it tells subscribers (the
-gateway) which seqs became durable, and the gateway acknowledges them to the agents. A
-batch is durable once every minute it touched is written, so a batch arriving at 12:00:03
-is acknowledged after the 12:01:10 flush. The open minute stays in memory: each minute is
-written once, which halves the rows written against flushing partial minutes, and the
-acknowledgement lags no more (a batch waits for the next flush either way). Only when a
-batch has waited ``max_ack_delay`` (samples stamped in the future) are open minutes
-written too, as partial aggregates that later flushes merge into.
+minutes that closed, every agent's new durable seq, the latest values and what the minutes
+add to the 5-minute and hourly rollups (:mod:`.rollup`), all in one transaction
+(:class:`~.backend.Flush`); then it tells subscribers (the gateway) which seqs became
+durable, and the gateway acknowledges them to the agents. A batch is durable once every
+minute it touched is written, so a batch arriving at 12:00:03 is acknowledged after the
+12:01:10 flush. The open minute stays in memory: each minute is written once, which halves
+the rows written against flushing partial minutes, and the acknowledgement lags no more (a
+batch waits for the next flush either way). Only when a batch has waited
+``max_ack_delay`` (samples stamped in the future) are open minutes written too, as partial
+aggregates that later flushes merge into.
 
 Exactly once. Seqs at or below the agent's accepted mark are dropped, minutes merge by
 upsert (sum, count, min, max, last by timestamp), and the durable mark commits with the
@@ -18,9 +19,9 @@ minutes it covers: after a crash the agent resends from the durable mark and eve
 after it is folded in again, nothing before it.
 
 Queries read the backend: series, time ranges at minute, 5-minute or hourly resolution
-(rollup tables where they cover the range, aggregated from minutes where they do not yet),
-and the latest values, with the open aggregates' newer values on top. Audit records,
-agent sessions, the uplink outbox and marks are plain persistence: :attr:`backend`.
+(each from its own table), and the latest values, with the open aggregates' newer values on
+top. Audit records, agent sessions, the uplink outbox and marks are plain persistence:
+:attr:`backend`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .aggregate import MinuteAggregator
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
 from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
-from .rollup import Watermarks, plan_rollups, retention_horizon
+from .rollup import retention_horizon, roll_up
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Retention:
     hour_days: float | None = None
 
     def __post_init__(self) -> None:
-        # Coarser data must outlive finer: late minutes recompute their rollups from it.
+        # Coarser data outlives finer: a range too old for minutes still has its rollups.
         longest = math.inf if self.hour_days is None else self.hour_days
         if not 0 < self.minute_days <= self.five_minute_days <= longest:
             raise ConfigError(
@@ -147,7 +148,6 @@ class MinuteStore:
         self._durable: dict[str, int] = {}
         self._accepted: dict[str, int] = {}
         self._waiting: dict[str, deque[_Waiting]] = {}
-        self._watermarks = Watermarks()
         self._flushed_through: int | None = None
         self._callbacks: list[DurableCallback] = []
         self._lock = asyncio.Lock()
@@ -169,8 +169,8 @@ class MinuteStore:
     @property
     def flushed_through_ms(self) -> int | None:
         """Every minute before this (ms) is closed and written, as far as it had arrived."""
-        marks = [m for m in (self._flushed_through, self._watermarks.five_minutes) if m is not None]
-        return max(marks) * MINUTE_MS if marks else None
+        closed = self._flushed_through
+        return None if closed is None else closed * MINUTE_MS
 
     # Lifecycle.
 
@@ -179,7 +179,6 @@ class MinuteStore:
         stored = await self._backend.open()
         self._durable = dict(stored.durable)
         self._accepted = dict(stored.durable)
-        self._watermarks = stored.watermarks
         ended = await self._backend.end_sessions(self._clock(), RESTART_REASON)
         if ended:
             _LOGGER.info("Ended %d agent sessions a previous run left open", ended)
@@ -285,19 +284,19 @@ class MinuteStore:
             closed = math.floor((now - self.settings.flush_grace) / 60)
             boundary = None if full or self._overdue(now) else closed
             taken = self._aggregator.take(boundary)
-            # A minute that expired while open would be deleted already: its late rollup
-            # recompute would see a partial bucket.
+            # A minute that expired while open is past the retention: writing it would
+            # resurrect a row the next retention pass deletes again.
             for minute in [m for m in taken.minutes if m < self._horizon(now)]:
                 self._dropped += sum(a.count for a in taken.minutes.pop(minute).values())
             durable = self._newly_durable(boundary)
-            rollups = plan_rollups(taken.minutes, closed, self._watermarks)
-            # With nothing new, a flush still rolls up the buckets that time closed: retention
-            # must never drop minutes whose rollup was not written.
-            if not (taken.minutes or taken.texts or durable) and (
-                rollups.watermarks == self._watermarks
-            ):
+            if not (taken.minutes or taken.texts or durable):
                 self._advance(closed)
                 return 0
+            fives = roll_up(taken.minutes, Resolution.FIVE_MINUTES.minutes)
+            rollups = {
+                Resolution.FIVE_MINUTES: fives,
+                Resolution.HOUR: roll_up(fives, Resolution.HOUR.minutes),
+            }
             marks = {agent: seq for agent, (seq, _) in durable.items()}
             try:
                 await self._backend.write(Flush(taken.minutes, taken.texts, marks, rollups))
@@ -306,7 +305,6 @@ class MinuteStore:
                 self._failures += 1
                 self._last_error = str(err)
                 raise
-            self._watermarks = rollups.watermarks
             self._advance(closed)
             self._flush_count += 1
             self._rows_written += taken.rows
@@ -356,15 +354,9 @@ class MinuteStore:
         """Drop what the retention no longer keeps."""
         retention = self.settings.retention
         now = math.floor(self._clock() / 60)
-        marks = self._watermarks
-        if marks.five_minutes is None or marks.hour is None:
-            return  # nothing rolled up yet: every minute is still the only copy
-        # Never past a rollup's watermark: what it has not summarised yet stays.
         horizons = {
-            Resolution.MINUTE: min(self._horizon(self._clock()), marks.five_minutes),
-            Resolution.FIVE_MINUTES: min(
-                retention_horizon(now, retention.five_minute_days), marks.hour
-            ),
+            Resolution.MINUTE: self._horizon(self._clock()),
+            Resolution.FIVE_MINUTES: retention_horizon(now, retention.five_minute_days),
         }
         if retention.hour_days is not None:
             horizons[Resolution.HOUR] = retention_horizon(now, retention.hour_days)
@@ -390,12 +382,7 @@ class MinuteStore:
         size = resolution.minutes
         start = start_ms // MINUTE_MS // size * size
         end = -(-end_ms // (MINUTE_MS * size)) * size
-        rolled_up = {
-            Resolution.MINUTE: None,
-            Resolution.FIVE_MINUTES: self._watermarks.five_minutes,
-            Resolution.HOUR: self._watermarks.hour,
-        }[resolution]
-        return await self._backend.query(selection, start, end, resolution, rolled_up)
+        return await self._backend.query(selection, start, end, resolution)
 
     async def latest(self, selection: SeriesFilter | None = None) -> list[Latest]:
         """The newest value of each matching series, open minutes included, sorted."""

@@ -1,66 +1,46 @@
-"""Which 5-minute and hourly buckets a flush recomputes, and the retention horizons.
+"""5-minute and hourly rollups as merges of what each flush adds, and retention horizons.
 
-Rollups are incremental and idempotent. Each kind has a watermark (a minute: every bucket
-before it is rolled up). A flush rolls up the buckets its closed minutes completed, moving
-the watermark, and recomputes the older buckets its late minutes touched; a 5-minute bucket
-is recomputed from its minutes, an hour from its 5-minute buckets, replacing what was there.
-The plan is carried out in the flush's own transaction, so rollups, minutes and watermarks
-never disagree, whatever crash comes.
+An aggregate (sum, count, min, max, last by time) merges exactly, so a coarser bucket is
+the merge of the minute aggregates inside it, in any order and in any split. A flush
+therefore folds the minute aggregates it writes (new samples only: each sample is in
+exactly one flush) into 5-minute buckets, those into hours, and upserts all three with the
+same merge in one transaction. Rollups are never recomputed from stored minutes: late and
+replayed samples, and partial minutes written early, merge into the coarser rows exactly as
+into the minute row, and the three tables cannot disagree whatever crash comes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
 
-from .model import Resolution
+from .aggregate import MinuteAggregate, Minutes
+from .model import Resolution, SeriesKey
 
-type Span = tuple[int, int]
-"""Minutes ``[start, end)``, aligned to the rollup's bucket."""
-
-FIVE = Resolution.FIVE_MINUTES.minutes
 HOUR = Resolution.HOUR.minutes
 DAY = 24 * HOUR
 
 
-@dataclass(frozen=True, slots=True)
-class Watermarks:
-    """Per rollup, the minute before which every bucket is rolled up (``None``: none yet)."""
-
-    five_minutes: int | None = None
-    hour: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RollupPlan:
-    """The spans to recompute, in order, and the watermarks once they are."""
-
-    five_minutes: tuple[Span, ...]
-    hours: tuple[Span, ...]
-    watermarks: Watermarks
-
-
-def plan_rollups(minutes: Iterable[int], closed: int, current: Watermarks) -> RollupPlan:
-    """Plan the rollups of a flush writing ``minutes``, every minute before ``closed`` final."""
-    written = sorted(set(minutes))
-    five_from = current.five_minutes
-    if five_from is None:
-        five_from = _floor(min(written[0], closed) if written else closed, FIVE)
-    five_to = max(five_from, _floor(closed, FIVE))
-    late_fives = {_floor(minute, FIVE) for minute in written if minute < five_from}
-    five_spans = _coalesce([(five_from, five_to), *((b, b + FIVE) for b in late_fives)])
-
-    hour_from = current.hour
-    if hour_from is None:
-        hour_from = _floor(min([five_from, *late_fives]), HOUR)
-    hour_to = max(hour_from, _floor(five_to, HOUR))
-    late_hours = {
-        hour
-        for start, end in five_spans
-        for hour in range(_floor(start, HOUR), min(end, hour_from), HOUR)
-    }
-    hour_spans = _coalesce([(hour_from, hour_to), *((h, h + HOUR) for h in late_hours)])
-    return RollupPlan(five_spans, hour_spans, Watermarks(five_to, hour_to))
+def roll_up(buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], size: int) -> Minutes:
+    """Merge ``buckets`` (keyed by start minute) into buckets of ``size`` minutes."""
+    merged: Minutes = {}
+    for start, series in buckets.items():
+        target = merged.setdefault(start - start % size, {})
+        for key, aggregate in series.items():
+            held = target.get(key)
+            if held is None:
+                # A copy: the flush still writes the original.
+                target[key] = MinuteAggregate(
+                    aggregate.sum,
+                    aggregate.count,
+                    aggregate.min,
+                    aggregate.max,
+                    aggregate.last,
+                    aggregate.last_ms,
+                )
+            else:
+                held.merge(aggregate)
+    return merged
 
 
 def retention_horizon(now_minute: int, days: float) -> int:
@@ -68,19 +48,5 @@ def retention_horizon(now_minute: int, days: float) -> int:
 
     Whole hours keep every rollup bucket either complete or gone.
     """
-    return _floor(now_minute - round(days * DAY), HOUR)
-
-
-def _floor(minute: int, size: int) -> int:
-    return minute - minute % size
-
-
-def _coalesce(spans: Iterable[Span]) -> tuple[Span, ...]:
-    """Sort ``spans``, drop empty ones, merge those that touch or overlap."""
-    merged: list[Span] = []
-    for start, end in sorted(span for span in spans if span[1] > span[0]):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
+    start = now_minute - math.ceil(days * DAY)
+    return start - start % HOUR

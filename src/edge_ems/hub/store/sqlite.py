@@ -32,21 +32,18 @@ from typing import Literal
 from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
 from .backend import (
-    FIVE_MINUTES_MARK,
-    HOUR_MARK,
     Flush,
     Row,
     SeriesCatalog,
     Stored,
-    aggregate_sql,
     audit_conditions,
     audit_from_json,
     audit_json,
     audit_page,
+    bucket_rows,
+    flush_tables,
     latest_rows,
     latest_value,
-    mark_rows,
-    minute_rows,
     ranges,
 )
 from .errors import SchemaError, StoreError
@@ -61,7 +58,6 @@ from .model import (
     SeriesKey,
     SeriesRange,
 )
-from .rollup import Watermarks
 
 type Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
@@ -135,8 +131,8 @@ CREATE TABLE outbox (
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
-_UPSERT_MINUTE = """
-INSERT INTO minute (start, series_id, total, samples, low, high, last, last_at)
+_UPSERT_BUCKET = """
+INSERT INTO {table} (start, series_id, total, samples, low, high, last, last_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (start, series_id) DO UPDATE SET
   total = total + excluded.total,
@@ -290,12 +286,7 @@ class SqliteBackend:
         return sorted(key for key in self._catalog.ids if selection.matches(key))
 
     async def query(
-        self,
-        selection: SeriesFilter,
-        start: int,
-        end: int,
-        resolution: Resolution,
-        rolled_up: int | None,
+        self, selection: SeriesFilter, start: int, end: int, resolution: Resolution
     ) -> list[SeriesRange]:
         catalog = self._catalog
         ids = catalog.select(selection)
@@ -303,16 +294,10 @@ class SqliteBackend:
             return []
         seek = ids is not None and len(ids) * SEEK_SHARE < len(catalog.ids)
         series = "" if ids is None else f" AND series_id IN ({','.join(map(str, ids))})"
+        table, size = _TABLES[resolution], resolution.minutes
 
         def run(db: sqlite3.Connection) -> list[SeriesRange]:
-            if resolution is Resolution.MINUTE:
-                rows = _stored(db, "minute", 1, start, end, series, seek)
-            else:
-                size = resolution.minutes
-                cut = end if rolled_up is None else min(max(rolled_up, start), end)
-                stored = _stored(db, _TABLES[resolution], size, start, cut, series, seek)
-                rows = stored + _aggregated(db, size, cut, end, series)
-            return ranges(rows, catalog, resolution)
+            return ranges(_stored(db, table, size, start, end, series, seek), catalog, resolution)
 
         return await self._read(run)
 
@@ -470,8 +455,7 @@ def _load(db: sqlite3.Connection) -> tuple[SeriesCatalog, Stored]:
         )
     }
     durable = dict(db.execute("SELECT agent_id, durable_seq FROM agents").fetchall())
-    watermarks = Watermarks(_mark(db, FIVE_MINUTES_MARK), _mark(db, HOUR_MARK))
-    return SeriesCatalog().with_ids(ids), Stored(durable, watermarks)
+    return SeriesCatalog().with_ids(ids), Stored(durable)
 
 
 def _write_flush(
@@ -482,21 +466,10 @@ def _write_flush(
             key: db.execute(_ADD_SERIES, key).fetchone()[0] for key in flush.keys() - known.keys()
         }
         ids = {**known, **added} if added else known
-        db.executemany(_UPSERT_MINUTE, minute_rows(flush, ids))
+        for table, buckets in flush_tables(flush):
+            db.executemany(_UPSERT_BUCKET.format(table=table), bucket_rows(buckets, ids))
         db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         db.executemany(_UPSERT_AGENT, flush.durable.items())
-        rollups = (
-            (flush.rollups.five_minutes, "minute", "rollup_5m", Resolution.FIVE_MINUTES.minutes),
-            (flush.rollups.hours, "rollup_5m", "rollup_1h", Resolution.HOUR.minutes),
-        )
-        for spans, source, target, size in rollups:
-            insert = (
-                f"INSERT OR REPLACE INTO {target} "
-                f"(start, series_id, total, samples, low, high, last, last_at) "
-                f"{aggregate_sql(source, size, '', '?')}"
-            )
-            db.executemany(insert, spans)
-        db.executemany(_SET_MARK, mark_rows(flush))
     return added
 
 
@@ -516,15 +489,6 @@ def _stored(
     else:
         sql = f"SELECT {columns} FROM {table} AS x WHERE x.start >= ? AND x.start < ?{series}"  # noqa: S608 - ours
     return db.execute(sql, (start, end)).fetchall()
-
-
-def _aggregated(db: sqlite3.Connection, size: int, start: int, end: int, series: str) -> list[Row]:
-    """Buckets of ``size`` minutes in ``[start, end)`` computed from the minute table."""
-    if end <= start:
-        return []
-    sql = f"{aggregate_sql('minute', size, series, '?')} ORDER BY bucket, series_id"
-    rows = db.execute(sql, (start, end))
-    return [(sid, bucket, *values) for bucket, sid, *values, _ in rows]
 
 
 def _outbox_put(

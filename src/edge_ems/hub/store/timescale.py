@@ -24,21 +24,18 @@ from psycopg import AsyncConnection
 from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
 from .backend import (
-    FIVE_MINUTES_MARK,
-    HOUR_MARK,
     Flush,
     Row,
     SeriesCatalog,
     Stored,
-    aggregate_sql,
     audit_conditions,
     audit_from_json,
     audit_json,
     audit_page,
+    bucket_rows,
+    flush_tables,
     latest_rows,
     latest_value,
-    mark_rows,
-    minute_rows,
     ranges,
 )
 from .errors import SchemaError, StoreError
@@ -53,7 +50,6 @@ from .model import (
     SeriesKey,
     SeriesRange,
 )
-from .rollup import Watermarks
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -128,16 +124,16 @@ _COMPRESSION = [
     )
 ]
 
-_UPSERT_MINUTE = """
-INSERT INTO minute (start, series_id, total, samples, low, high, last, last_at)
+_UPSERT_BUCKET = """
+INSERT INTO {table} AS b (start, series_id, total, samples, low, high, last, last_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (series_id, start) DO UPDATE SET
-  total = minute.total + excluded.total,
-  samples = minute.samples + excluded.samples,
-  low = least(minute.low, excluded.low),
-  high = greatest(minute.high, excluded.high),
-  last = CASE WHEN excluded.last_at >= minute.last_at THEN excluded.last ELSE minute.last END,
-  last_at = greatest(minute.last_at, excluded.last_at)
+  total = b.total + excluded.total,
+  samples = b.samples + excluded.samples,
+  low = least(b.low, excluded.low),
+  high = greatest(b.high, excluded.high),
+  last = CASE WHEN excluded.last_at >= b.last_at THEN excluded.last ELSE b.last END,
+  last_at = greatest(b.last_at, excluded.last_at)
 """
 _UPSERT_LATEST = """
 INSERT INTO latest (series_id, at, value, text) VALUES (%s, %s, %s, %s)
@@ -270,27 +266,21 @@ class TimescaleBackend:
         return sorted(key for key in self._catalog.ids if selection.matches(key))
 
     async def query(
-        self,
-        selection: SeriesFilter,
-        start: int,
-        end: int,
-        resolution: Resolution,
-        rolled_up: int | None,
+        self, selection: SeriesFilter, start: int, end: int, resolution: Resolution
     ) -> list[SeriesRange]:
         catalog = self._catalog
         ids = catalog.select(selection)
         if ids == [] or end <= start:
             return []
         series = "" if ids is None else " AND series_id = ANY(%s)"
-        extra: tuple[object, ...] = () if ids is None else (ids,)
+        params: tuple[object, ...] = (start, end) if ids is None else (start, end, ids)
+        sql = (
+            f"SELECT {_COLUMNS} FROM {_TABLES[resolution]} "  # noqa: S608 - ours
+            f"WHERE start >= %s AND start < %s{series} ORDER BY series_id, start"
+        )
 
         async def run(db: Connection) -> list[SeriesRange]:
-            if resolution is Resolution.MINUTE:
-                rows = await _stored(db, "minute", start, end, series, extra)
-            else:
-                cut = end if rolled_up is None else min(max(rolled_up, start), end)
-                rows = await _stored(db, _TABLES[resolution], start, cut, series, extra)
-                rows += await _aggregated(db, resolution.minutes, cut, end, series, extra)
+            rows: list[Row] = await (await db.execute(sql, params)).fetchall()
             return ranges(rows, catalog, resolution)
 
         return await self._read(run)
@@ -450,8 +440,7 @@ async def _load(db: Connection) -> tuple[SeriesCatalog, Stored]:
     rows = await (await db.execute("SELECT id, site_id, asset_id, metric FROM series")).fetchall()
     ids = {SeriesKey(site, asset, metric): sid for sid, site, asset, metric in rows}
     agents = await (await db.execute("SELECT agent_id, durable_seq FROM agents")).fetchall()
-    watermarks = Watermarks(await _mark(db, FIVE_MINUTES_MARK), await _mark(db, HOUR_MARK))
-    return SeriesCatalog().with_ids(ids), Stored(dict(agents), watermarks)
+    return SeriesCatalog().with_ids(ids), Stored(dict(agents))
 
 
 async def _write_flush(
@@ -464,48 +453,12 @@ async def _write_flush(
         added[key] = row[0]
     ids = {**known, **added} if added else known
     async with db.cursor() as cursor:
-        await cursor.executemany(_UPSERT_MINUTE, minute_rows(flush, ids))
+        for table, buckets in flush_tables(flush):
+            rows = bucket_rows(buckets, ids)
+            await cursor.executemany(_UPSERT_BUCKET.format(table=table), rows)
         await cursor.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         await cursor.executemany(_UPSERT_AGENT, list(flush.durable.items()))
-        rollups = (
-            (flush.rollups.five_minutes, "minute", "rollup_5m", Resolution.FIVE_MINUTES.minutes),
-            (flush.rollups.hours, "rollup_5m", "rollup_1h", Resolution.HOUR.minutes),
-        )
-        for spans, source, target, size in rollups:
-            insert = (
-                f"INSERT INTO {target} (start, series_id, total, samples, low, high, last, "
-                f"last_at) {aggregate_sql(source, size, '', '%s')} "
-                "ON CONFLICT (series_id, start) DO UPDATE SET total = excluded.total, "
-                "samples = excluded.samples, low = excluded.low, high = excluded.high, "
-                "last = excluded.last, last_at = excluded.last_at"
-            )
-            for span in spans:
-                await cursor.execute(insert, span)
-        await cursor.executemany(_SET_MARK, mark_rows(flush))
     return added
-
-
-async def _stored(
-    db: Connection, table: str, start: int, end: int, series: str, extra: tuple[object, ...]
-) -> list[Row]:
-    if end <= start:
-        return []
-    sql = (
-        f"SELECT {_COLUMNS} FROM {table} WHERE start >= %s AND start < %s{series} "  # noqa: S608 - ours
-        "ORDER BY series_id, start"
-    )
-    rows: list[Row] = await (await db.execute(sql, (start, end, *extra))).fetchall()
-    return rows
-
-
-async def _aggregated(
-    db: Connection, size: int, start: int, end: int, series: str, extra: tuple[object, ...]
-) -> list[Row]:
-    if end <= start:
-        return []
-    sql = f"{aggregate_sql('minute', size, series, '%s')} ORDER BY bucket, series_id"
-    rows = await (await db.execute(sql, (start, end, *extra))).fetchall()
-    return [(sid, bucket, *values) for bucket, sid, *values, _ in rows]
 
 
 async def _outbox_put(
