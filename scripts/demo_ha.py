@@ -29,7 +29,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ START_TIMEOUT = 300.0
 small machine."""
 LIVE_TIMEOUT = 180.0
 STOP_TIMEOUT = 60.0
+CHROMIUM = "/usr/bin/chromium"
 SITE = SiteConfig(can_bms=False, mqtt_bms=None)
 """The CAN BMS runs on python-can's in-process virtual bus, which Home Assistant, another
 process, cannot reach; the MQTT BMS needs HA's MQTT integration set up against the site's
@@ -87,86 +88,53 @@ class DemoError(Exception):
     """The demo cannot go on; the message says why."""
 
 
+type Answer = Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""What to answer in a step: fixed values, or values made from the form HA shows."""
+
+
 @dataclass(frozen=True, slots=True)
-class FlowStep:
-    """What to answer in one step of a config flow."""
+class Device:
+    """One device of the simulated site as the demo adds it: its subentry flow's answers."""
 
-    step_id: str
-    user_input: Mapping[str, Any]
-
-
-def site_flow() -> list[FlowStep]:
-    """The site entry: name and id; control stays off, as it does for every new site."""
-    return [FlowStep("user", {"site_name": "Demo home", "site_id": "demo-home"})]
+    kind: str
+    steps: Mapping[str, Answer]
+    limits: Mapping[str, float] | None = None
+    """A battery's limits and capacity, for the site's options."""
 
 
-def device_flows(endpoints: SiteEndpoints) -> list[tuple[str, list[FlowStep]]]:
-    """Subentry type and answers for every device of the simulated site the demo adds."""
-    host = endpoints.host
-    flows: list[tuple[str, list[FlowStep]]] = [
-        (
-            "modbus",
-            [
-                FlowStep("user", {"transport": "tcp"}),
-                FlowStep(
-                    "tcp",
-                    {
-                        "name": "Deye hybrid inverter",
-                        "host": host,
-                        "port": endpoints.gateway_port,
-                        "unit_id": endpoints.deye_unit,
-                        "point_map": "deye_sun_sg_hybrid",
-                    },
-                ),
-            ],
-        ),
-        (
-            "modbus",
-            [
-                FlowStep("user", {"transport": "tcp"}),
-                FlowStep(
-                    "tcp",
-                    {
-                        "name": "Grid meter",
-                        "host": host,
-                        "port": endpoints.gateway_port,
-                        "unit_id": endpoints.meter_unit,
-                        "point_map": "eastron_sdm630",
-                    },
-                ),
-            ],
-        ),
-    ]
-    if endpoints.sunspec_port is not None:
-        flows.append(
-            (
-                "sunspec",
-                [
-                    FlowStep(
-                        "user",
-                        {
-                            "name": "SunSpec hybrid inverter",
-                            "host": host,
-                            "port": endpoints.sunspec_port,
-                            "unit_id": endpoints.sunspec_unit,
-                        },
-                    )
-                ],
-            )
-        )
-    if endpoints.opcua_url is not None:
-        flows.append(
-            (
-                "opcua",
-                [
-                    FlowStep(
-                        "user",
-                        {"name": "BESS", "url": endpoints.opcua_url, "node_map": "sim_bess"},
-                    )
-                ],
-            )
-        )
-    return flows
+SITE_STEPS: Mapping[str, Answer] = {"user": {"site_name": "Demo home", "site_id": "demo-home"}}
+CONTROL = {"enable_control": True, "dry_run": False, "lease_ttl": 60, "eeprom_daily_writes": 100}
+"""The demo's site may be controlled: its devices are simulated. A real site starts with
+control off and dry run on."""
+
+
+def site_devices(endpoints: SiteEndpoints) -> list[Device]:
+    """The devices of the simulated site the demo adds, each as a person would in the UI."""
+    host, sunspec, bess = endpoints.host, SITE.sunspec, SITE.bess
+    devices = [
+        Device("modbus", {
+            "user": {"point_map": "deye_sun_sg_hybrid", "transport": "tcp"},
+            "network": {"host": host, "port": endpoints.gateway_port,
+                        "unit_id": endpoints.deye_unit},
+        }),
+        Device("modbus", {
+            "user": {"point_map": "eastron_sdm630", "transport": "tcp"},
+            "network": {"host": host, "port": endpoints.gateway_port,
+                        "unit_id": endpoints.meter_unit},
+        }),
+    ]  # fmt: skip
+    if endpoints.sunspec_port is not None and sunspec is not None:
+        steps = {"user": {"host": host, "port": endpoints.sunspec_port,
+                          "unit_id": endpoints.sunspec_unit}}  # fmt: skip
+        limits = {"max_charge_w": sunspec.max_power_w, "max_discharge_w": sunspec.max_power_w,
+                  "capacity_wh": sunspec.capacity_wh}  # fmt: skip
+        devices.append(Device("sunspec", steps, limits))
+    if endpoints.opcua_url is not None and bess is not None:
+        steps = {"user": {"url": endpoints.opcua_url, "node_map": "sim_bess"}}
+        limits = {"max_charge_w": bess.max_power_w, "max_discharge_w": bess.max_power_w,
+                  "capacity_wh": bess.capacity_wh}  # fmt: skip
+        devices.append(Device("opcua", steps, limits))
+    return devices
 
 
 class HomeAssistantProcess:
@@ -300,23 +268,36 @@ class HomeAssistantApi:
             {"client_id": self.client_id, "redirect_uri": f"{self.url}/?auth_callback=1"},
         )
 
-    async def run_flow(self, index: str, start: Mapping[str, Any], steps: list[FlowStep]) -> Any:
-        """Walk a config (or subentry) flow to its end with ``steps``' answers."""
+    async def run_flow(
+        self, index: str, start: Mapping[str, Any], steps: Mapping[str, Answer]
+    ) -> Any:
+        """Walk a config, subentry or options flow to its end with ``steps``' answers."""
         result = await self.request("POST", index, dict(start))
-        answers = {step.step_id: step.user_input for step in steps}
         while result.get("type") == "form":
             step_id = result["step_id"]
             if result.get("errors"):
                 raise DemoError(f"{start}: step {step_id} refused: {result['errors']}")
-            if step_id not in answers:
+            answer = steps.get(step_id)
+            if answer is None:
                 raise DemoError(f"{start}: the flow asks for step {step_id!r}, which the demo "
                                 f"does not know; fields: {result.get('data_schema')}")  # fmt: skip
-            result = await self.request(
-                "POST", f"{index}/{result['flow_id']}", dict(answers.pop(step_id))
-            )
+            values = answer(result) if callable(answer) else answer
+            result = await self.request("POST", f"{index}/{result['flow_id']}", dict(values))
         if result.get("type") != "create_entry":
             raise DemoError(f"{start}: the flow ended with {result}")
         return result
+
+    async def wait_loaded(self, entry_id: str) -> None:
+        """Until the config entry is set up."""
+        deadline = time.monotonic() + LIVE_TIMEOUT
+        state = "unknown"
+        while time.monotonic() < deadline:
+            entries = await self.request("GET", "/api/config/config_entries/entry")
+            state = next((e["state"] for e in entries if e["entry_id"] == entry_id), "missing")
+            if state == "loaded":
+                return
+            await asyncio.sleep(1.0)
+        raise DemoError(f"the site did not load in {LIVE_TIMEOUT:.0f} s (state {state})")
 
     async def template(self, template: str) -> Any:
         """Render a template in Home Assistant and decode its JSON result."""
@@ -330,17 +311,32 @@ class HomeAssistantApi:
 
 
 async def configure(api: HomeAssistantApi, endpoints: SiteEndpoints) -> str:
-    """Add the site and its devices through the flows; return the site's entry id."""
-    entry = await api.run_flow("/api/config/config_entries/flow", {"handler": DOMAIN}, site_flow())
+    """Add the site, its devices and its control options through the flows; return its id."""
+    flow = "/api/config/config_entries"
+    entry = await api.run_flow(f"{flow}/flow", {"handler": DOMAIN}, SITE_STEPS)
     entry_id: str = entry["result"]["entry_id"]
-    for subentry_type, steps in device_flows(endpoints):
-        await api.run_flow(
-            "/api/config/config_entries/subentries/flow",
-            {"handler": [entry_id, subentry_type]},
-            steps,
+    limits: dict[str, Mapping[str, float]] = {}
+    for device in site_devices(endpoints):
+        created = await api.run_flow(
+            f"{flow}/subentries/flow", {"handler": [entry_id, device.kind]}, device.steps
         )
-    # Subentries added to a loaded entry take effect when it reloads.
-    await api.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+        if device.limits is not None:
+            limits[created["title"]] = device.limits
+
+    # The options ask about the batteries the loaded site has: reload it with every device
+    # (each new subentry schedules a reload of its own; this one is waited for).
+    await api.request("POST", f"{flow}/entry/{entry_id}/reload")
+    await api.wait_loaded(entry_id)
+
+    def battery(form: Mapping[str, Any]) -> Mapping[str, float]:
+        title = form.get("description_placeholders", {}).get("device", "")
+        if title not in limits:
+            raise DemoError(f"the options ask for the limits of {title!r}, not a battery here")
+        return limits[title]
+
+    await api.run_flow(
+        f"{flow}/options/flow", {"handler": entry_id}, {"init": CONTROL, "battery": battery}
+    )
     return entry_id
 
 
@@ -358,6 +354,21 @@ async def live_entities(api: HomeAssistantApi) -> dict[str, dict[str, Any]]:
             return states
         await asyncio.sleep(2.0)
     raise DemoError(f"our entities did not come alive in {LIVE_TIMEOUT:.0f} s: {len(states)} found")
+
+
+async def try_dispatch(api: HomeAssistantApi) -> str:
+    """Charge the site's batteries for a minute through the action, as a check of control."""
+    response = await api.request(
+        "POST",
+        f"/api/services/{DOMAIN}/dispatch?return_response",
+        {"power_w": -1500, "ttl": 60},
+    )
+    records = response["service_response"]["records"]
+    lines = [
+        f"  {r['device_id']}: {r['outcome']} {r['applied']} W (read back {r['read_back']})"
+        for r in records
+    ]
+    return "edge_ems.dispatch -1500 W for 60 s:\n" + "\n".join(lines)
 
 
 def summary(states: Mapping[str, Mapping[str, Any]], limit: int = 25) -> str:
@@ -390,24 +401,30 @@ async def home_assistant(host: str, port: int, keep: bool) -> AsyncIterator[Home
 
 
 async def screenshot(url: str, path: Path) -> None:
-    """Log in with headless chromium and save the overview dashboard."""
+    """Log in with headless chromium (Debian's; no browser is downloaded) and save the
+    overview dashboard as the newcomer first sees it."""
+    from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            await page.goto(url, wait_until="networkidle")
-            await page.fill("input[name='username']", USER)
-            await page.fill("input[name='password']", PASSWORD)
-            await page.keyboard.press("Enter")
-            await page.wait_for_url(f"{url}/lovelace/**", timeout=120_000)
-            await page.wait_for_timeout(8000)  # cards render after the states arrive
-            await page.screenshot(path=str(path))
-        finally:
-            await browser.close()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox"]
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(url, wait_until="networkidle")
+                await page.fill("input[name='username']", USER)
+                await page.fill("input[name='password']", PASSWORD)
+                await page.keyboard.press("Enter")
+                await page.wait_for_url(lambda found: "/auth/" not in found, timeout=120_000)
+                await page.wait_for_load_state("networkidle")
+                await page.wait_for_timeout(5000)  # cards render once the states arrive
+                await page.screenshot(path=str(path))
+            finally:
+                await browser.close()
+    except PlaywrightError as err:
+        raise DemoError(f"the screenshot failed: {err.message.splitlines()[0]}") from None
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -424,6 +441,8 @@ async def run(args: argparse.Namespace) -> int:
             print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
             print(f"login: {USER} / {PASSWORD}\n", flush=True)
             print(f"{len(states)} Edge EMS entities, among them:\n{summary(states)}\n", flush=True)
+            if args.once:
+                print(await try_dispatch(api), flush=True)
             if args.screenshot is not None:
                 await screenshot(hass.url, args.screenshot)
                 print(f"screenshot saved to {args.screenshot}", flush=True)
