@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from edge_ems.device import Device
+from edge_ems.device import Device, DeviceIdentity
 from edge_ems.exceptions import (
     CircuitOpenError,
     DeviceBusyError,
@@ -73,6 +74,7 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
         self._dispatcher = dispatcher
         self._connect_first = True
         self._last_success: datetime = dt_util.utcnow()
+        self._identity: DeviceIdentity | None = device.identity
         self.descriptions = DeviceDescriptions()
         """The device's entities, described once its first read shows what it reports."""
 
@@ -113,7 +115,32 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
         self._last_success = dt_util.utcnow()
         ir.async_delete_issue(self.hass, DOMAIN, unreachable_issue_id(self.device_id))
         self._dispatcher.observe(self.device_id, readings)
+        self._note_identity()
         return readings
+
+    def _note_identity(self) -> None:
+        """Keep the device registry up to date with what the device says it is.
+
+        A CAN battery names its maker only in a frame of its own, some time after the bus
+        opens; a device swapped for another of the same kind reports a new serial.
+        """
+        identity = self.device.identity
+        if identity is None or identity == self._identity:
+            return
+        self._identity = identity
+        registry = dr.async_get(self.hass)
+        entry = registry.async_get_device_by_identifier(
+            (DOMAIN, self.device_id), self.config_entry.entry_id
+        )
+        if entry is not None:
+            registry.async_update_device(
+                entry.id,
+                manufacturer=identity.manufacturer,
+                model=identity.model,
+                serial_number=identity.serial,
+                sw_version=identity.firmware,
+                hw_version=identity.hardware,
+            )
 
     def _note_failure(self) -> None:
         """Raise a repair issue once the device has been unreachable for hours."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,3 +125,14 @@ async def eventually[T](
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {within} s; last result: {result!r}")
         await asyncio.sleep(0.1)
+
+
+async def setup_mqtt(hass: HomeAssistant, broker: Any, config_dir: Path) -> None:
+    """Home Assistant's own MQTT integration, on the test's broker."""
+    # MQTT reads its YAML settings from configuration.yaml; the test harness ships none.
+    await hass.async_add_executor_job((config_dir / "configuration.yaml").write_text, "")
+    hass.config.config_dir = str(config_dir)
+    mqtt_entry = MockConfigEntry(domain="mqtt", data={"broker": broker.host, "port": broker.port})
+    mqtt_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mqtt_entry.entry_id)
+    await hass.async_block_till_done()

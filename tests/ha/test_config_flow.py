@@ -28,6 +28,7 @@ from .support import (
     SUNSPEC_ONLY,
     deye,
     meter,
+    setup_mqtt,
     setup_site,
     subentry,
 )
@@ -279,16 +280,6 @@ async def test_modbus_reconfigure_keeps_the_device(
 # MQTT BMS through Home Assistant's MQTT.
 
 
-async def _setup_mqtt(hass: HomeAssistant, broker: Mosquitto, config_dir: Path) -> None:
-    # MQTT reads its YAML settings from configuration.yaml; the test harness ships none.
-    await hass.async_add_executor_job((config_dir / "configuration.yaml").write_text, "")
-    hass.config.config_dir = str(config_dir)
-    mqtt_entry = MockConfigEntry(domain="mqtt", data={"broker": broker.host, "port": broker.port})
-    mqtt_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mqtt_entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def test_mqtt_bms_needs_home_assistant_mqtt(
     hass: HomeAssistant, site_entry: MockConfigEntry
 ) -> None:
@@ -305,7 +296,7 @@ async def test_mqtt_bms_is_heard_through_home_assistant_mqtt(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    await _setup_mqtt(hass, broker, tmp_path)
+    await setup_mqtt(hass, broker, tmp_path)
     site = await start_site(MQTT_ONLY, mqtt=(broker.host, broker.port))
     monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 2.0)
     result = await _start(hass, site_entry, "mqtt_bms")

@@ -1,0 +1,108 @@
+"""Entities per device kind, described from the metric vocabulary: a snapshot of what each
+device kind brings (registry entries, device registry, state attributes; values change)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from tests.lib.bms.support import Mosquitto
+
+from .conftest import StartSite
+from .support import (
+    CAN_ONLY,
+    MODBUS_ONLY,
+    MQTT_ONLY,
+    OPCUA_ONLY,
+    SUNSPEC_ONLY,
+    can_bms,
+    deye,
+    eventually,
+    meter,
+    mqtt_bms,
+    opcua,
+    setup_mqtt,
+    setup_site,
+    subentry,
+    sunspec,
+)
+
+
+def entities_of(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    """What a user sees of the site, without the values that move."""
+    registry = er.async_get(hass)
+    shown: dict[str, Any] = {}
+    for entity in sorted(
+        er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda e: e.entity_id
+    ):
+        state = hass.states.get(entity.entity_id)
+        shown[entity.entity_id] = {
+            "unique_id": entity.unique_id,
+            "translation_key": entity.translation_key,
+            "original_device_class": entity.original_device_class,
+            "unit": entity.unit_of_measurement,
+            "entity_category": entity.entity_category,
+            "disabled_by": entity.disabled_by,
+            "subentry": entity.config_subentry_id,
+            "attributes": None if state is None else dict(state.attributes),
+        }
+    devices = {
+        device.name: {
+            "manufacturer": device.manufacturer,
+            "model": device.model,
+            "serial_number": device.serial_number,
+            "sw_version": device.sw_version,
+            "subentry": device.config_subentry_id,
+        }
+        for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    }
+    return {"devices": devices, "entities": shown}
+
+
+@pytest.mark.parametrize("expected_lingering_tasks", [True])  # asyncua's server, see flows
+async def test_entities_per_device_kind(
+    hass: HomeAssistant,
+    broker: Mosquitto,
+    start_site: StartSite,
+    snapshot: SnapshotAssertion,
+    tmp_path: Path,
+) -> None:
+    await setup_mqtt(hass, broker, tmp_path)
+    modbus_site = await start_site(MODBUS_ONLY)
+    sunspec_site = await start_site(SUNSPEC_ONLY)
+    opcua_site = await start_site(OPCUA_ONLY)
+    can_site = await start_site(CAN_ONLY)
+    mqtt_site = await start_site(MQTT_ONLY, mqtt=(broker.host, broker.port))
+    entry = await setup_site(
+        hass,
+        [
+            subentry("modbus", deye(modbus_site), subentry_id="deye", title="Deye"),
+            subentry("modbus", meter(modbus_site), subentry_id="meter", title="Grid meter"),
+            subentry("sunspec", sunspec(sunspec_site), subentry_id="hybrid", title="Hybrid"),
+            subentry("opcua", opcua(opcua_site), subentry_id="bess", title="BESS"),
+            subentry("can_bms", can_bms(can_site), subentry_id="can", title="CAN battery"),
+            subentry("mqtt_bms", mqtt_bms(mqtt_site), subentry_id="jk", title="JK battery"),
+        ],
+    )
+    # The push devices' entities exist at once and become available with their first data.
+    await eventually(
+        lambda: hass.states.get("sensor.jk_battery_soc"), lambda s: s and s.state != "unavailable"
+    )
+    await eventually(
+        lambda: hass.states.get("sensor.can_battery_soc"),
+        lambda s: s and s.state != "unavailable",
+    )
+    # The CAN battery names its maker in a frame of its own; the registry learns it.
+    registry = dr.async_get(hass)
+    await eventually(
+        lambda: registry.async_get_device_by_identifier(("edge_ems", "can"), entry.entry_id),
+        lambda device: device is not None and device.manufacturer == "PYLON",
+    )
+    assert entities_of(hass, entry) == snapshot
