@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -91,7 +92,7 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def middleware(self) -> Any:
+    def middleware(self) -> Middleware:
         """Counts and times every request (outside the error middleware, so errors count)."""
 
         @web.middleware

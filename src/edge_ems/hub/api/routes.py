@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ from .params import (
     only_known,
 )
 from .services import HubServices, plain_status, status_dict
+
+_LOGGER = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", HubServices)
 OPENAPI = web.AppKey("openapi", dict)
@@ -354,7 +357,15 @@ async def dispatch(request: web.Request) -> web.Response:
         ) from None
     except GatewayError as err:
         raise ApiError(400, str(err)) from None
-    await _audit(services, result.records)
+    await _audit(services, ())  # the gateway queued the agent's records before it answered
+    _LOGGER.info(
+        "Dispatch %s to %s by %s: %s",
+        "release" if asked.release else f"{asked.power_w:g} W",
+        asked.asset_id or f"site {asked.site_id}",
+        asked.requested_by,
+        ", ".join(f"{r.device_id} {r.outcome}" for r in result.records) or result.error,
+        extra={"command_id": result.command_id, "agent_id": result.agent_id},
+    )
     return _json(
         {
             "command_id": result.command_id,
@@ -396,7 +407,8 @@ def _refusal(
 
 async def _audit(services: HubServices, records: Sequence[AuditRecord]) -> None:
     """Queue and write records, so ``/audit`` shows them when the answer arrives."""
-    services.audit.add(records)
+    if records:
+        services.audit.add(records)
     try:
         await services.audit.flush()
     except StoreError:  # the trail keeps them and retries; the answer still carries them
