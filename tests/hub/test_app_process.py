@@ -188,7 +188,13 @@ assets:
         assert sum(point[5] for point in series["points"]) > 0
         audit = (await api.get("/audit", device_id="bess-2"))["records"]
         assert [r["id"] for r in audit] == [record["id"]]
-        assert await stop(agent) == 0
+        assert await stop(agent) == 0  # it returns its batteries to safe mode, audited
+
+        async def released() -> bool:
+            records = (await api.get("/audit", outcome="released"))["records"]
+            return [r["device_id"] for r in records] == ["bess-2"]  # the one it leased
+
+        await until(released)
         assert await stop(hub) == 0
 
 
