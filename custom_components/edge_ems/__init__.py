@@ -107,12 +107,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
             )
             limits = battery_limits(entry.options, subentry_id)
             dispatcher.add_device(subentry_id, DispatchAdapter(device), limits)
-        await asyncio.gather(
+        # Every device gets its chance before the first failure is reported; none is left
+        # running when setup gives up.
+        outcomes = await asyncio.gather(
             *(
                 member.coordinator.async_config_entry_first_refresh()
                 for member in site.devices.values()
-            )
+            ),
+            return_exceptions=True,
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
     except ConfigError as err:
         await _async_close(site)
         raise ConfigEntryError(str(err)) from err
