@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeassistant.core import Context
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
@@ -72,21 +72,22 @@ class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
                 requested_by=context.user_id or SOURCE_HA_ENTITY,
                 source=SOURCE_HA_ENTITY,
             )
-        _raise_unless_written(record)
+        self._raise_if_stopped(record)
         await self.coordinator.async_request_refresh()
 
-
-def _raise_unless_written(record: AuditRecord) -> None:
-    """Tell the caller when the guards stopped the write or the device failed it."""
-    if record.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
-        return
-    raise HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="write_not_applied",
-        translation_placeholders={
-            "command": record.command,
-            "outcome": str(record.outcome),
-            "reason": str(record.reason),
-            "message": record.message,
-        },
-    )
+    def _raise_if_stopped(self, record: AuditRecord) -> None:
+        """Tell the caller when a guard refused the write or the device failed it; a dry
+        run is no error (its record says what would have been written)."""
+        if record.outcome not in (Outcome.REFUSED, Outcome.FAILED):
+            return
+        error = ServiceValidationError if record.outcome is Outcome.REFUSED else HomeAssistantError
+        raise error(
+            translation_domain=DOMAIN,
+            translation_key=f"{record.outcome.value}_{record.reason.value}",
+            translation_placeholders={
+                "site": self._site.site_name,
+                "device": self._device.name,
+                "command": record.command,
+                "message": record.message,
+            },
+        )
