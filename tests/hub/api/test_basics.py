@@ -54,12 +54,12 @@ async def test_ingress_header_from_another_address_is_not_trusted(hub_maker: Hub
 
 
 async def test_rate_limit_answers_429_with_retry_after(hub_maker: HubMaker) -> None:
-    hub = await hub_maker(rate_limit=0.5, rate_burst=3)
+    hub = await hub_maker(rate_limit=0.01, rate_burst=3)  # a token back every 100 s
     statuses = [(await hub.get("/assets")).status for _ in range(3)]
     assert statuses == [200, 200, 200]
     limited = await hub.get("/assets")
     assert limited.status == 429
-    assert int(limited.headers["Retry-After"]) >= 1
+    assert 1 <= int(limited.headers["Retry-After"]) <= 100
     assert (await limited.json())["error"]["code"] == "rate_limited"
     # Unauthenticated guessing is limited as well.
     assert (await hub.get("/assets", auth=False)).status == 429
