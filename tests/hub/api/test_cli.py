@@ -140,3 +140,18 @@ async def test_replay_feeds_parquet_back_through_an_agent(
     )  # fmt: skip
     assert code == 1
     assert "no such file" in err
+
+
+def test_shift_to_now_ends_the_recording_at_the_last_closed_minute() -> None:
+    from edge_ems.cli.replay import Recording, shift_to_now
+
+    recording = Recording(
+        "farm",
+        {("bess-1", "soc_pct"): ([0, MINUTE, 2 * MINUTE], [1.0, 2.0, 3.0]),
+         ("bess-2", "soc_pct"): ([MINUTE + 500], [4.0])},
+    )  # fmt: skip
+    now = 1_000 * MINUTE + 30_000  # half past minute 1000
+    shifted = shift_to_now(recording, now)
+    assert shifted.series[("bess-1", "soc_pct")][0] == [997 * MINUTE, 998 * MINUTE, 999 * MINUTE]
+    assert shifted.series[("bess-2", "soc_pct")] == ([998 * MINUTE + 500], [4.0])
+    assert (shifted.samples, shifted.assets) == (4, ["bess-1", "bess-2"])
