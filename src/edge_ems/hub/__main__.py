@@ -39,7 +39,12 @@ async def serve(config: HubConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, load the configuration, serve; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m edge_ems.hub", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m edge_ems.hub",
+        description="Run the Edge EMS hub (gRPC gateway, minute store, Parquet, uplink, REST "
+        "API) until SIGTERM. Without --config the app's /data/options.json is read when it "
+        "exists; EDGE_EMS_* variables override either.",
+    )
     parser.add_argument("--config", type=Path, help="a YAML or JSON options file")
     args = parser.parse_args(argv)
     try:

@@ -199,7 +199,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     source = Path(path) if path is not None else ADDON_OPTIONS
     data: Any = {}
+    name = "the environment"
     if path is not None or source.exists():
+        name = str(source)
         data = read_file(source)
         if data is None:
             data = {}
@@ -207,4 +209,4 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raise ConfigError(f"{source}: expected a mapping of options")
     overrides = environment_overrides(env)
     agents = list(data.get("agents") or []) + overrides.pop("agents", [])
-    return parse_config({**data, **overrides, "agents": agents}, source=str(source))
+    return parse_config({**data, **overrides, "agents": agents}, source=name)
