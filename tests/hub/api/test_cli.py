@@ -155,3 +155,23 @@ def test_shift_to_now_ends_the_recording_at_the_last_closed_minute() -> None:
     assert shifted.series[("bess-1", "soc_pct")][0] == [997 * MINUTE, 998 * MINUTE, 999 * MINUTE]
     assert shifted.series[("bess-2", "soc_pct")] == ([998 * MINUTE + 500], [4.0])
     assert (shifted.samples, shifted.assets) == (4, ["bess-1", "bess-2"])
+
+
+def test_health_summary_names_the_problems() -> None:
+    from edge_ems.cli.health import summary
+
+    lines = summary(
+        {
+            "status": "degraded",
+            "problems": ["uplink"],
+            "version": "0.1.0",
+            "uptime_s": 12.0,
+            "store": {"backend": "sqlite", "flushes": 3, "rows_written": 9, "waiting_batches": 0},
+            "gateway": {"port": 50051, "connected_agents": 2, "points": 10, "batches": 1},
+            "parquet": None,
+            "uplink": {"url": "https://x", "queued_batches": 4, "last_error": "HTTP 503"},
+        }
+    )
+    assert lines[0] == "status      degraded (uplink)"
+    assert lines[-2] == "parquet     off"
+    assert lines[-1] == "uplink      queued_batches 4, error: HTTP 503"
