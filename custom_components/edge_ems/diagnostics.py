@@ -23,6 +23,8 @@ from .models import EdgeEmsConfigEntry
 TO_REDACT = {CONF_HOST, CONF_PASSWORD, CONF_USERNAME, CONF_SERIAL, CONF_SERIAL_PORT, CONF_URL,
              "serial", "serial_number", "device_serial"}  # fmt: skip
 
+MAX_READ = 125
+"""Registers in one Modbus read request."""
 SUNSPEC_END_MARKER = 2
 """Registers after the last model: the end marker's ID (0xFFFF) and length (0)."""
 
@@ -110,5 +112,7 @@ async def _sunspec_dump(device: SunSpecDevice) -> dict[str, Any] | None:
     if chain is None:
         return None
     end = max(model.end for model in chain.models) + SUNSPEC_END_MARKER
-    registers = await device.reader.read([(chain.base, end)])
+    step = MAX_READ
+    spans = [(start, min(start + step - 1, end)) for start in range(chain.base, end + 1, step)]
+    registers = await device.reader.read(spans)
     return {"base": chain.base, "spaces": {"holding": dict(sorted(registers.items()))}}
