@@ -220,3 +220,24 @@ def test_icon_logo_docs_and_repository() -> None:
     assert manifest()["version"] in (ADDON / "CHANGELOG.md").read_text()
     repository = yaml.safe_load((ROOT / "repository.yaml").read_text())
     assert set(repository) >= {"name", "url", "maintainer"}
+
+
+def test_default_options_with_the_run_scripts_environment_load(tmp_path: Path) -> None:
+    import json
+
+    from edge_ems.hub.config import load_config
+
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps(manifest()["options"]))  # what the Supervisor writes
+    run = (S6 / "s6-rc.d/edge-ems/run").read_text()
+    env = dict(re.findall(r"^export (EDGE_EMS_[A-Z_]+)=(\S+)$", run, re.MULTILINE))
+    env |= {"EDGE_EMS_API_TOKEN": "g" * 43, "EDGE_EMS_AGENTS": "homeassistant=" + "h" * 43}
+    config = load_config(options, env)
+    assert (config.api_host, config.api_port, config.grpc_port) == ("0.0.0.0", 8099, 50051)
+    assert config.trust_ingress is True
+    assert dict(config.agents) == {"homeassistant": "h" * 43}
+    assert (config.store_path, config.parquet_dir) == (
+        "/data/edge_ems.db",
+        "/share/edge_ems/parquet",
+    )
+    assert config.uplink_url is None  # the empty default turns the uplink off
