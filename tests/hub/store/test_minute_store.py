@@ -24,6 +24,7 @@ from .conftest import MINUTE, T0, Clock, batch
 POWER = ("bess-1", "ac_power_w")
 SOC = ("bess-1", "soc_pct")
 KEY = SeriesKey("farm", *POWER)
+HOUR_MS = 60 * MINUTE
 
 
 def closed_at(clock: Clock, minute_ms: int) -> None:
@@ -255,3 +256,41 @@ def test_bad_settings_are_a_config_error(settings: dict[str, float]) -> None:
 def test_retention_must_keep_coarser_data_longer() -> None:
     with pytest.raises(ConfigError, match="retention"):
         Retention(minute_days=30, five_minute_days=7)
+
+
+async def test_open_rollup_buckets_are_queried_and_rebuilt_after_a_crash(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    first = stores()
+    await first.open()
+    await first.accept(batch(1, {POWER: [(T0 + m * MINUTE, float(m)) for m in range(8)]}))
+    closed_at(clock, T0 + 7 * MINUTE)
+    await first.flush()
+    window = (SeriesFilter(), T0, T0 + 2 * HOUR_MS)
+
+    async def counts(store: MinuteStore, resolution: Resolution) -> list[int]:
+        [found] = await store.query(*window, resolution)
+        return [p.samples for p in found.points]
+
+    # Minutes 5-7 and the hour are still open buckets, served from memory.
+    assert await counts(first, Resolution.FIVE_MINUTES) == [5, 3]
+    assert await counts(first, Resolution.HOUR) == [8]
+    await first.backend.close()  # the hub dies: the open buckets were never written
+
+    second = stores()
+    await second.open()
+    assert await counts(second, Resolution.FIVE_MINUTES) == [5, 3]
+    assert await counts(second, Resolution.HOUR) == [8]
+    late = [(T0 + m * MINUTE + 1, float(m)) for m in range(8, 65)] + [(T0 + 2 * MINUTE, 2.0)]
+    await second.accept(batch(2, {POWER: late}))
+    closed_at(clock, T0 + 64 * MINUTE)
+    await second.flush()
+    await second.close()
+
+    third = stores()
+    await third.open()
+    assert await counts(third, Resolution.FIVE_MINUTES) == [6] + [5] * 12
+    assert await counts(third, Resolution.HOUR) == [61, 5]
+    [hour] = await third.query(SeriesFilter(), T0, T0 + 1, Resolution.HOUR)
+    assert hour.points[0].last == 59.0
+    assert hour.points[0].avg == pytest.approx((sum(range(60)) + 2.0) / 61)

@@ -42,6 +42,19 @@ class MinuteAggregate:
             self.last, self.last_ms = other.last, other.last_ms
 
 
+def combined(held: MinuteAggregate, other: MinuteAggregate) -> MinuteAggregate:
+    """A new aggregate of both (neither is changed)."""
+    newer = other.last_ms >= held.last_ms
+    return MinuteAggregate(
+        held.sum + other.sum,
+        held.count + other.count,
+        min(held.min, other.min),
+        max(held.max, other.max),
+        other.last if newer else held.last,
+        other.last_ms if newer else held.last_ms,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TextValue:
     """The newest text of a series."""

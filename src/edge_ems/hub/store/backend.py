@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
-from .aggregate import MinuteAggregate, TextValue, newest_by_series
+from .aggregate import MinuteAggregate, Minutes, TextValue, newest_by_series
 from .errors import QueryError
 from .model import (
     MINUTE_MS,
@@ -43,7 +43,9 @@ class Flush:
     durable: Mapping[str, int]
     """Per agent, the seq up to which everything is durable once this commits."""
     rollups: Mapping[Resolution, Mapping[int, Mapping[SeriesKey, MinuteAggregate]]]
-    """What the minutes add to each coarser resolution's buckets (see :mod:`.rollup`)."""
+    """Per coarser resolution, the buckets to merge into its table (see :mod:`.rollup`)."""
+    marks: Mapping[str, int] = field(default_factory=dict)
+    """Named marks set in the same transaction (the rollups' completeness marks)."""
 
     def keys(self) -> set[SeriesKey]:
         """Every series the flush writes."""
@@ -62,6 +64,9 @@ class Stored:
 
 type Row = tuple[int, int, float, int, float, float, float]
 """A bucket as queries return it: series id, start minute, sum, count, min, max, last."""
+
+type StoredRow = tuple[int, int, float, int, float, float, float, int]
+"""A bucket as stored: start minute, series id, sum, count, min, max, last, last offset."""
 
 
 class Backend(Protocol):
@@ -94,6 +99,9 @@ class Backend(Protocol):
 
     async def latest(self, selection: SeriesFilter) -> list[Latest]:
         """The newest stored value of every matching series."""
+
+    async def stored_minutes(self, start: int) -> Minutes:
+        """Every stored minute aggregate from minute ``start`` on (to rebuild open rollups)."""
 
     async def first_minute(self) -> int | None:
         """The oldest minute stored, if any."""
@@ -223,6 +231,15 @@ def latest_value(number: float | None, text: str | None) -> float | str:
         return text
     assert number is not None  # every row holds one of the two
     return number
+
+
+def minutes_from_rows(rows: Iterable[StoredRow], catalog: SeriesCatalog) -> Minutes:
+    """Stored minute rows as aggregates by minute and series."""
+    minutes: Minutes = {}
+    for start, sid, total, count, low, high, last, offset in rows:
+        aggregate = MinuteAggregate(total, count, low, high, last, start * MINUTE_MS + offset)
+        minutes.setdefault(start, {})[catalog.keys[sid]] = aggregate
+    return minutes
 
 
 def encode_cursor(timestamp: float, record_id: str) -> str:

@@ -43,7 +43,7 @@ from .aggregate import MinuteAggregator
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
 from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
-from .rollup import retention_horizon, roll_up
+from .rollup import MARKS, ROLLUPS, OpenRollups, merge_points, retention_horizon
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class MinuteStore:
         self._accepted: dict[str, int] = {}
         self._waiting: dict[str, deque[_Waiting]] = {}
         self._flushed_through: int | None = None
+        self._rollups = OpenRollups()
         self._callbacks: list[DurableCallback] = []
         self._lock = asyncio.Lock()
         self._flushes: set[asyncio.Task[int]] = set()
@@ -179,6 +180,10 @@ class MinuteStore:
         stored = await self._backend.open()
         self._durable = dict(stored.durable)
         self._accepted = dict(stored.durable)
+        marks = {rollup: await self._backend.get_mark(MARKS[rollup]) for rollup in ROLLUPS}
+        known = [mark for mark in marks.values() if mark is not None]
+        minutes = await self._backend.stored_minutes(min(known)) if known else {}
+        self._rollups.restore(marks, minutes)
         ended = await self._backend.end_sessions(self._clock(), RESTART_REASON)
         if ended:
             _LOGGER.info("Ended %d agent sessions a previous run left open", ended)
@@ -289,22 +294,21 @@ class MinuteStore:
             for minute in [m for m in taken.minutes if m < self._horizon(now)]:
                 self._dropped += sum(a.count for a in taken.minutes.pop(minute).values())
             durable = self._newly_durable(boundary)
-            if not (taken.minutes or taken.texts or durable):
+            rollups = self._rollups.plan(taken.minutes, closed)
+            # Buckets that time closed are written even when no new minute came for them.
+            if not (taken.minutes or taken.texts or durable or any(rollups.buckets.values())):
                 self._advance(closed)
                 return 0
-            fives = roll_up(taken.minutes, Resolution.FIVE_MINUTES.minutes)
-            rollups = {
-                Resolution.FIVE_MINUTES: fives,
-                Resolution.HOUR: roll_up(fives, Resolution.HOUR.minutes),
-            }
-            marks = {agent: seq for agent, (seq, _) in durable.items()}
+            seqs = {agent: seq for agent, (seq, _) in durable.items()}
+            flush = Flush(taken.minutes, taken.texts, seqs, rollups.buckets, rollups.marks)
             try:
-                await self._backend.write(Flush(taken.minutes, taken.texts, marks, rollups))
+                await self._backend.write(flush)
             except StoreError as err:
                 self._aggregator.put_back(taken)
                 self._failures += 1
                 self._last_error = str(err)
                 raise
+            self._rollups.commit(rollups)
             self._advance(closed)
             self._flush_count += 1
             self._rows_written += taken.rows
@@ -382,7 +386,15 @@ class MinuteStore:
         size = resolution.minutes
         start = start_ms // MINUTE_MS // size * size
         end = -(-end_ms // (MINUTE_MS * size)) * size
-        return await self._backend.query(selection, start, end, resolution)
+        found = await self._backend.query(selection, start, end, resolution)
+        if resolution is Resolution.MINUTE:
+            return found
+        # Buckets still open live in memory, after everything in the table.
+        opened = self._rollups.points(resolution, selection, start, end)
+        if not opened:
+            return found
+        merged = merge_points(((item.key, list(item.points)) for item in found), opened)
+        return [SeriesRange(key, resolution, merged[key]) for key in sorted(merged)]
 
     async def latest(self, selection: SeriesFilter | None = None) -> list[Latest]:
         """The newest value of each matching series, open minutes included, sorted."""

@@ -3,14 +3,15 @@
 Layout. Minutes and both rollups live in ``WITHOUT ROWID`` tables keyed ``(start,
 series_id)``: time first. A flush of closed minutes then appends at the right edge of the
 B-tree and dirties a handful of pages, where a ``(series_id, start)`` key dirties one page
-per series. Measured with 500 series and one flush per minute (``bench/store_ingest.py``
-repeats the comparison): 85 KiB written per minute (WAL frames and their checkpoint)
-time-first against 4.8 MiB series-first, which on an SD card is the difference between
-45 MB and 2.5 GB a day. Series-first reads one series faster (24 h of one series in
-1.5 ms against a 60 ms range scan), so a query for a few series does not scan: it seeks
-``(minute, series)`` minute by minute through a recursive CTE (6 ms for 24 h), and scans
-only when it wants a good share of all series. Time first also makes rollups, uplink
-windows, Parquet hours and retention (a prefix delete) contiguous reads and writes.
+per series. ``bench/store_ingest.py`` measures it with 500 series and one flush a minute
+(WAL frames and checkpoints): about 85 KiB a minute for bare minute rows time-first against
+4.7 MiB series-first, 125 KiB for the whole store (minutes, latest values, rollups as their
+buckets close): some 180 MB a day on an SD card instead of 6.8 GB. Series-first would read
+one series' range in one seek; time-first, a query for a few series seeks ``(minute,
+series)`` bucket by bucket through a recursive CTE instead of scanning (24 h of one series
+at minute resolution in about 5 ms), and scans only when it wants a good share of all
+series. Time first also makes uplink windows, Parquet hours and retention (a prefix delete)
+contiguous reads and writes.
 
 Durability. ``synchronous=FULL``: in WAL mode each commit fsyncs the WAL once, so a
 committed flush survives power loss, not only a crash. ``NORMAL`` would pass the kill -9
@@ -31,6 +32,7 @@ from typing import Literal
 
 from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
+from .aggregate import Minutes
 from .backend import (
     Flush,
     Row,
@@ -44,6 +46,7 @@ from .backend import (
     flush_tables,
     latest_rows,
     latest_value,
+    minutes_from_rows,
     ranges,
 )
 from .errors import SchemaError, StoreError
@@ -66,6 +69,7 @@ OUTBOX_DROPPED = "outbox_dropped"
 SEEK_SHARE = 20
 """Seek minute by minute when fewer than one series in this many is wanted (see above)."""
 
+_STORED_COLUMNS = "start, series_id, total, samples, low, high, last, last_at"
 _TABLES = {
     Resolution.MINUTE: "minute",
     Resolution.FIVE_MINUTES: "rollup_5m",
@@ -317,6 +321,15 @@ class SqliteBackend:
 
         return await self._read(run)
 
+    async def stored_minutes(self, start: int) -> Minutes:
+        catalog = self._catalog
+
+        def run(db: sqlite3.Connection) -> Minutes:
+            sql = f"SELECT {_STORED_COLUMNS} FROM minute WHERE start >= ?"  # noqa: S608 - ours
+            return minutes_from_rows(db.execute(sql, (start,)), catalog)
+
+        return await self._read(run)
+
     async def first_minute(self) -> int | None:
         def run(db: sqlite3.Connection) -> int | None:
             first: int | None = db.execute("SELECT min(start) FROM minute").fetchone()[0]
@@ -470,6 +483,7 @@ def _write_flush(
             db.executemany(_UPSERT_BUCKET.format(table=table), bucket_rows(buckets, ids))
         db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         db.executemany(_UPSERT_AGENT, flush.durable.items())
+        db.executemany(_SET_MARK, flush.marks.items())
     return added
 
 

@@ -23,6 +23,7 @@ from psycopg import AsyncConnection
 
 from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
+from .aggregate import Minutes
 from .backend import (
     Flush,
     Row,
@@ -36,6 +37,7 @@ from .backend import (
     flush_tables,
     latest_rows,
     latest_value,
+    minutes_from_rows,
     ranges,
 )
 from .errors import SchemaError, StoreError
@@ -305,6 +307,19 @@ class TimescaleBackend:
 
         return await self._read(run)
 
+    async def stored_minutes(self, start: int) -> Minutes:
+        catalog = self._catalog
+
+        async def run(db: Connection) -> Minutes:
+            sql = (
+                "SELECT start, series_id, total, samples, low, high, last, last_at FROM minute "
+                "WHERE start >= %s"
+            )
+            rows = await (await db.execute(sql, (start,))).fetchall()
+            return minutes_from_rows(rows, catalog)
+
+        return await self._read(run)
+
     async def first_minute(self) -> int | None:
         async def run(db: Connection) -> int | None:
             row = await (await db.execute("SELECT min(start) FROM minute")).fetchone()
@@ -458,6 +473,7 @@ async def _write_flush(
             await cursor.executemany(_UPSERT_BUCKET.format(table=table), rows)
         await cursor.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         await cursor.executemany(_UPSERT_AGENT, list(flush.durable.items()))
+        await cursor.executemany(_SET_MARK, list(flush.marks.items()))
     return added
 
 
