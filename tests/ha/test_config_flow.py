@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from edge_ems.device import DeviceIdentity
 from edge_ems.sim.opcua_server import OpcUaBessSimulator
 from tests.lib.bms.support import Mosquitto, free_port
 
@@ -411,6 +412,15 @@ async def test_opcua_credentials_are_checked_and_asked_again(
     await hass.async_block_till_done()
     assert site_entry.state is ConfigEntryState.LOADED
 
+    # Asked again while the site runs (a password rotated by policy, say): it reloads.
+    result = await site_entry.start_reauth_flow(hass, data={"subentry_id": added.subentry_id})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"username": "operator", "password": "s3cret"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert site_entry.state is ConfigEntryState.LOADED
+
 
 async def test_reauth_of_a_site_without_credentials(
     hass: HomeAssistant, site_entry: MockConfigEntry
@@ -418,3 +428,14 @@ async def test_reauth_of_a_site_without_credentials(
     result = await site_entry.start_reauth_flow(hass)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_not_needed"
+
+
+def test_devices_without_a_serial_number_are_known_by_where_they_answer() -> None:
+    identity = DeviceIdentity("Maker", "Model")
+    assert config_flow._unique_id("opcua", {"url": "opc.tcp://bess:4840"}, identity) == (
+        "opcua_opc.tcp://bess:4840"
+    )
+    serial = {"serial_port": "/dev/ttyUSB0", "unit_id": 3}
+    assert config_flow._unique_id("modbus", serial, identity) == "modbus_/dev/ttyUSB0_3"
+    network = {"host": "gw", "port": 502, "unit_id": 3}
+    assert config_flow._unique_id("modbus", network, identity) == "modbus_gw:502_3"

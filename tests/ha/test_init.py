@@ -14,7 +14,9 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import UpdateFailed
 
+from edge_ems.sim.modbus_server import Fault, FaultKind
 from tests.lib.bms.support import free_port
 
 from .conftest import StartSite
@@ -206,3 +208,21 @@ async def test_removing_a_device(hass: HomeAssistant, start_site: StartSite) -> 
     assert await async_remove_config_entry_device(hass, entry, meter_device)
     await eventually(lambda: entry.state, lambda state: state is ConfigEntryState.LOADED)
     assert await hass.config_entries.async_remove(entry.entry_id)
+
+
+async def test_a_busy_device_is_asked_again_later(
+    hass: HomeAssistant, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    entry = await setup_site(hass, [subentry("modbus", meter(site), subentry_id="meter")])
+    coordinator = entry.runtime_data.devices["meter"].coordinator
+    assert site.gateway is not None
+    # Modbus exception 6: server device busy.
+    site.gateway.inject(Fault(FaultKind.EXCEPTION, code=6, unit=site.endpoints.meter_unit))
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.retry_after is not None
+    site.gateway.clear_faults()
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
