@@ -39,7 +39,9 @@ CONF_HUB: str = "hub"
 """Options: ``host:port`` of the hub's gRPC gateway; several, comma-separated, for failover."""
 CONF_HUB_TOKEN: str = "hub_token"  # noqa: S105 - the option's key, not a token
 CONF_HUB_AGENT_ID: str = "hub_agent_id"
-"""Options: the agent id the hub knows this site's token by (default ``ha-<site id>``)."""
+"""Options: the agent the hub knows the token by; each site links as ``<agent>/<site id>``."""
+DEFAULT_HUB_AGENT_ID = "homeassistant"
+"""The agent the app creates a token for and announces through discovery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +61,8 @@ def hub_settings(options: Mapping[str, Any], site_id: str) -> HubSettings | None
     token = options.get(CONF_HUB_TOKEN)
     if not addresses or not token:
         return None
-    agent_id = options.get(CONF_HUB_AGENT_ID) or f"ha-{site_id}"
-    return HubSettings(addresses, str(token), str(agent_id))
+    agent = options.get(CONF_HUB_AGENT_ID) or DEFAULT_HUB_AGENT_ID
+    return HubSettings(addresses, str(token), f"{agent}/{site_id}")
 
 
 def asset_infos(site: EdgeEmsData, batteries: Mapping[str, Any]) -> list[AssetInfo]:

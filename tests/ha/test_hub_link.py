@@ -57,7 +57,7 @@ api_port: {api_port}
 grpc_port: {grpc_port}
 store_path: {tmp_path / "store.db"}
 log_format: text
-agents: [{{id: ha-home, token: {AGENT_TOKEN}}}]
+agents: [{{id: homeassistant, token: {AGENT_TOKEN}}}]
 assets:
   - {{asset_id: {BESS}, site_id: home, name: BESS, site_name: Home}}
 """
@@ -104,10 +104,10 @@ def test_hub_settings_need_an_address_and_a_token() -> None:
     assert hub_settings({"hub": "h:1"}, "home") is None
     settings = hub_settings({"hub": "a:1, b:2", "hub_token": "t"}, "home")
     assert settings is not None
-    assert (settings.hubs, settings.agent_id) == (("a:1", "b:2"), "ha-home")
+    assert (settings.hubs, settings.agent_id) == (("a:1", "b:2"), "homeassistant/home")
     named = hub_settings({"hub": "a:1", "hub_token": "t", "hub_agent_id": "x"}, "home")
     assert named is not None
-    assert named.agent_id == "x"
+    assert named.agent_id == "x/home"
 
 
 async def test_site_streams_to_the_hub_and_takes_its_setpoints(
@@ -131,6 +131,7 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
         async def connected() -> bool:
             answer = await get(http, f"{api}/agents")
             rows = [] if answer is None else answer["agents"]
+            assert {row["agent_id"] for row in rows} <= {"homeassistant/home", None}
             # The configured BESS and the two assets the site registered besides.
             return sorted((row["asset_id"], row["connected"]) for row in rows) == [
                 (BESS, True),

@@ -4,7 +4,8 @@ Each agent holds one ``Connect`` stream. The gateway
 
 - authenticates it: the ``x-edge-ems-agent`` metadata names the agent, ``authorization:
   Bearer <token>`` must be that agent's token (compared in constant time), and the Register
-  that opens the stream must name the same agent;
+  that opens the stream must name the same agent; an agent ``<id>/<name>`` holds agent
+  ``<id>``'s token, so one credential serves the several sites of one Home Assistant;
 - refuses malformed or oversized messages by ending that one stream, while every other
   agent carries on;
 - replaces an agent's older stream when the same agent connects again;
@@ -331,7 +332,7 @@ class GatewayServer:
         }
         agent_id = metadata.get(AGENT_ID, "")
         token = bearer_token(metadata.get(AUTHORIZATION, "")) or ""
-        expected = self._tokens.get(agent_id)
+        expected = self._tokens.get(_credential_owner(agent_id))
         matches = hmac.compare_digest(expected or _NO_TOKEN, token.encode())
         if expected is None or not matches:
             _LOGGER.warning(
@@ -590,3 +591,9 @@ class _Servicer(GatewayServicer):
         # gRPC tells streaming handlers by their being async generator functions.
         async for message in self._gateway.connect(request_iterator, context):
             yield message
+
+
+def _credential_owner(agent_id: str) -> str:
+    """The configured agent whose token ``agent_id`` must show: ``a/b`` and ``a`` show ``a``'s."""
+    owner, _, name = agent_id.partition("/")
+    return owner if name else agent_id

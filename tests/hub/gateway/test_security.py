@@ -116,6 +116,26 @@ async def test_an_agent_with_a_wrong_token_never_connects(
     assert refused.agent.stats().sessions == 0
 
 
+async def test_a_sub_agent_shows_its_owners_token(hub: Hub, site_factory: SiteFactory) -> None:
+    """One Home Assistant, several sites: each site's agent is ``<agent>/<site>``."""
+    site = await site_factory(hub.address, agent_id="agent-1/home", flush_interval=3600)
+    site.agent.publish(reading(1))
+    await site.agent.flush()
+    await eventually(lambda: site.agent.stats().durable_seq == 1)
+    assert hub.server.connected_agents() == ["agent-1/home"]
+
+
+@pytest.mark.parametrize("agent_id", ["agent-1/", "/agent-1", "stranger/home"])
+async def test_a_sub_agent_needs_a_named_owner(
+    hub: Hub, raw: list[RawAgent], agent_id: str
+) -> None:
+    client = RawAgent(hub.address, agent_id)
+    raw.append(client)
+    await client.send(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
+    code, _ = await client.status()
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_a_token_cannot_register_another_agent(hub: Hub, raw: list[RawAgent]) -> None:
     client = RawAgent(hub.address, "agent-1")
     raw.append(client)
