@@ -14,7 +14,7 @@ mirror=${EDGE_EMS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Pinned together: this harness release ships Home Assistant 2026.10.4.
 phcc_version=0.13.375
 apt_packages=(mosquitto postgresql-18-timescaledb chromium socat python3.13 python3.13-venv
-  python3.14-dev python3.13-dev gcc make git procps iproute2)
+  python3.14-dev python3.13-dev gcc make git procps iproute2 apparmor)
 
 log() { printf '\033[1m[toolchain]\033[0m %s\n' "$*" >&2; }
 
@@ -63,7 +63,7 @@ provision_root() {
 }
 
 provision_host() {
-  local servers=(mosquitto postgresql-18-timescaledb chromium socat python3.13-venv)
+  local servers=(mosquitto postgresql-18-timescaledb chromium socat python3.13-venv apparmor)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "apt-get install ${servers[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${servers[@]}" >/dev/null
