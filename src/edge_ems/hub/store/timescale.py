@@ -8,12 +8,15 @@ has compression; the Apache-licensed build (Debian's package) has not, and the s
 runs uncompressed and says so in its log and :attr:`TimescaleBackend.compression`.
 
 One connection writes (each flush one transaction), another reads, each used by one task at
-a time; psycopg's async driver keeps all of it off the event loop.
+a time; psycopg's async driver keeps all of it off the event loop. A connection the server
+dropped is replaced at the next call, so a database restart costs failed flushes (their
+minutes are kept and written later), not the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -170,15 +173,20 @@ ON CONFLICT (session_id) DO UPDATE SET peer = excluded.peer, ended = excluded.en
 _COLUMNS = "series_id, start, total, samples, low, high, last"
 
 
+class _ConnectionLostError(Exception):
+    """A connection failed; its cause is psycopg's error."""
+
+
 class TimescaleBackend:
     """The store's tables in a PostgreSQL database with the TimescaleDB extension."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._write_db: Connection | None = None
-        self._read_db: Connection | None = None
-        self._write_lock = asyncio.Lock()
-        self._read_lock = asyncio.Lock()
+        self._connections: dict[str, Connection] = {}
+        """One to write (each flush one transaction), one to read; each used by one task at
+        a time."""
+        self._locks = {"write": asyncio.Lock(), "read": asyncio.Lock()}
+        self._opened = False
         self._catalog = SeriesCatalog()
         self.compression = False
         """Whether old chunks are compressed (the server's TimescaleDB build allows it)."""
@@ -190,38 +198,59 @@ class TimescaleBackend:
     # Connections.
 
     async def _use[T](
-        self, lock: asyncio.Lock, db: Connection | None, work: Callable[[Connection], Awaitable[T]]
+        self, role: str, work: Callable[[Connection], Awaitable[T]], *, retry: bool = False
     ) -> T:
-        if db is None:
+        if not self._opened:
             raise StoreError("the store is not open")
-        async with lock:
+        async with self._locks[role]:
+            if retry:
+                with contextlib.suppress(_ConnectionLostError):
+                    return await self._attempt(role, work)
             try:
-                return await work(db)
-            except psycopg.Error as err:
-                raise StoreError(f"PostgreSQL: {err}") from err
+                return await self._attempt(role, work)
+            except _ConnectionLostError as lost:
+                raise StoreError(f"PostgreSQL: {lost.__cause__}") from lost.__cause__
+
+    async def _attempt[T](self, role: str, work: Callable[[Connection], Awaitable[T]]) -> T:
+        db = self._connections.get(role)
+        try:
+            if db is None or db.closed:
+                db = self._connections[role] = await AsyncConnection.connect(
+                    self._url, autocommit=True
+                )
+            return await work(db)
+        except psycopg.OperationalError as err:
+            # The server went away or restarted: connect afresh next time.
+            self._connections.pop(role, None)
+            if db is not None:
+                await db.close()
+            raise _ConnectionLostError from err
+        except psycopg.Error as err:
+            raise StoreError(f"PostgreSQL: {err}") from err
 
     async def _write[T](self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async def in_transaction(db: Connection) -> T:
             async with db.transaction():
                 return await work(db)
 
-        return await self._use(self._write_lock, self._write_db, in_transaction)
+        return await self._use("write", in_transaction)
 
     async def _read[T](self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        return await self._use(self._read_lock, self._read_db, work)
+        # A read is repeated once on a fresh connection; a write is not: its commit may
+        # have landed before the link broke, and merging it twice would count twice.
+        return await self._use("read", work, retry=True)
 
     # Lifecycle.
 
     async def open(self) -> Stored:
+        self._opened = True
         try:
-            self._write_db = await AsyncConnection.connect(self._url, autocommit=True)
-            self._read_db = await AsyncConnection.connect(self._url, autocommit=True)
-        except (psycopg.Error, OSError) as err:
+            await self._write(self._create)
+            await self._write(self._compress)
+            catalog, stored = await self._read(_load)
+        except StoreError as err:
             await self.close()
-            raise StoreError(f"cannot connect to PostgreSQL: {err}") from err
-        await self._write(self._create)
-        await self._write(self._compress)
-        catalog, stored = await self._read(_load)
+            raise StoreError(f"cannot open the store on PostgreSQL: {err}") from err
         self._catalog = catalog
         return stored
 
@@ -251,11 +280,10 @@ class TimescaleBackend:
             self.compression = True
 
     async def close(self) -> None:
-        for attribute in ("_read_db", "_write_db"):
-            db: Connection | None = getattr(self, attribute)
-            setattr(self, attribute, None)
-            if db is not None:
-                await db.close()
+        self._opened = False
+        connections, self._connections = self._connections, {}
+        for db in connections.values():
+            await db.close()
 
     # Telemetry.
 
