@@ -3,6 +3,7 @@ idempotent files, and the store mark that tracks what is exported."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -139,3 +140,21 @@ async def test_bad_hours_and_unwritable_roots_are_export_errors(
     blocked.write_text("a file where the root should be")
     with pytest.raises(ExportError, match="cannot write"):
         await ParquetExporter(store, blocked, clock=clock).export_hour(T0)
+
+
+async def test_the_export_loop_writes_closed_hours_as_it_starts(
+    store: MinuteStore, clock: Clock, tmp_path: Path
+) -> None:
+    await fill(store, clock, hours=2)
+    clock.at(T0 + 2 * HOUR + 200_000)
+    exporter = ParquetExporter(store, tmp_path, clock=clock)
+    task = asyncio.get_running_loop().create_task(exporter.run())
+    try:
+        async with asyncio.timeout(60):
+            while exporter.status().next_hour_ms != T0 + 2 * HOUR:  # noqa: ASYNC110 - the loop moves it
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    status = exporter.status()
+    assert (status.files_written, status.rows_written, status.last_error) == (4, 360, None)
