@@ -107,15 +107,14 @@ class ParquetExporter:
             found = await self._store.query(SeriesFilter(sites={site}), hour_start_ms, end)
             if not any(series.points for series in found):
                 continue
-            table = hour_table(found)
             path = partition_path(self.root, site, hour_start_ms)
             try:
-                await asyncio.to_thread(write_atomically, table, path)
+                rows = await asyncio.to_thread(_export, found, path)
             except OSError as err:
                 raise ExportError(f"cannot write {path}: {err}") from err
             written.append(path)
             self._files += 1
-            self._rows += table.num_rows
+            self._rows += rows
         self._last_export = self._clock()
         return written
 
@@ -172,6 +171,14 @@ class ParquetExporter:
             files_written=self._files,
             rows_written=self._rows,
         )
+
+
+def _export(found: list[SeriesRange], path: Path) -> int:
+    """Build and write one file (in a worker thread); return its rows."""
+    table = hour_table(found)
+    write_atomically(table, path)
+    rows: int = table.num_rows
+    return rows
 
 
 def hour_table(found: list[SeriesRange]) -> pa.Table:

@@ -201,8 +201,8 @@ class Uplink:
             "columns": ["start_ms", "avg", "min", "max", "last", "samples"],
             "series": series,
         }
-        raw = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-        return gzip.compress(raw, mtime=0)  # same window, same bytes
+        # A fleet's window is megabytes of JSON: encode it off the event loop.
+        return await asyncio.to_thread(_encode, document)
 
     # The outbox out.
 
@@ -296,3 +296,8 @@ class Uplink:
             last_success=counters.last_success,
             last_error=counters.last_error,
         )
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    raw = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return gzip.compress(raw, mtime=0)  # same window, same bytes
