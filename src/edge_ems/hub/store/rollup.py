@@ -74,12 +74,6 @@ class OpenRollups:
         self._open: dict[Resolution, Minutes] = {resolution: {} for resolution in ROLLUPS}
         self._through: dict[Resolution, int | None] = dict.fromkeys(ROLLUPS)
 
-    @property
-    def oldest_mark(self) -> int | None:
-        """The earliest mark: minutes stored from it on feed the open buckets."""
-        marks = [mark for mark in self._through.values() if mark is not None]
-        return min(marks) if marks else None
-
     def restore(self, marks: Mapping[Resolution, int | None], minutes: Minutes) -> None:
         """Rebuild the open buckets from the minutes stored since the marks (on open)."""
         self._through = dict(marks)
