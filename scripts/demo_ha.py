@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -66,9 +67,6 @@ homeassistant:
   time_zone: UTC
   currency: EUR
   country: CZ
-http:
-  server_host: {host}
-  server_port: {port}
 frontend:
 config:
 api:
@@ -76,12 +74,30 @@ history:
 logbook:
 energy:
 automation: []
-script: {{}}
+script: {}
 logger:
   default: warning
 """
 
 _LOGGER = logging.getLogger("demo_ha")
+
+
+def http_storage(host: str, port: int) -> dict[str, Any]:
+    """Home Assistant's stored HTTP settings: ``host:port``, everything else its defaults."""
+    stable = {
+        "server_host": [host],
+        "server_port": port,
+        "cors_allowed_origins": ["https://cast.home-assistant.io"],
+        "login_attempts_threshold": -1,
+        "ip_ban_enabled": True,
+        "ssl_profile": "modern",
+        "use_x_frame_options": True,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "error": None,
+        "error_message": None,
+    }
+    data = {"stable": stable, "pending": None, "yaml_migration_done": True}
+    return {"version": 2, "minor_version": 2, "key": "http", "data": data}
 
 
 class DemoError(Exception):
@@ -156,9 +172,12 @@ class HomeAssistantProcess:
         """Write the configuration and link the integration in (blocking; before the loop)."""
         (self.config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
         (self.config_dir / "custom_components" / DOMAIN).symlink_to(INTEGRATION)
-        (self.config_dir / "configuration.yaml").write_text(
-            CONFIGURATION.format(host=self.host, port=self.port), encoding="utf-8"
-        )
+        (self.config_dir / "configuration.yaml").write_text(CONFIGURATION, encoding="utf-8")
+        # Home Assistant keeps its HTTP settings in storage; settings from YAML would be a
+        # trial that reverts unless confirmed in the UI within five minutes.
+        storage = self.config_dir / ".storage"
+        storage.mkdir()
+        (storage / "http").write_text(json.dumps(http_storage(self.host, self.port)), "utf-8")
 
     async def start(self) -> None:
         """Start ``hass``; its log goes to ``home-assistant.log`` in the folder."""
@@ -418,7 +437,10 @@ async def screenshot(url: str, path: Path) -> None:
                 await page.fill("input[name='password']", PASSWORD)
                 await page.keyboard.press("Enter")
                 await page.wait_for_url(lambda found: "/auth/" not in found, timeout=120_000)
-                await page.wait_for_load_state("networkidle")
+                # The frontend is loaded once its sidebar is drawn (pierces shadow roots).
+                await page.wait_for_selector("ha-sidebar", timeout=180_000)
+                await page.goto(f"{url}/config/integrations/integration/{DOMAIN}")
+                await page.wait_for_selector("ha-sidebar", timeout=180_000)
                 await page.wait_for_timeout(5000)  # cards render once the states arrive
                 await page.screenshot(path=str(path))
             finally:
