@@ -294,3 +294,18 @@ async def test_open_rollup_buckets_are_queried_and_rebuilt_after_a_crash(
     [hour] = await third.query(SeriesFilter(), T0, T0 + 1, Resolution.HOUR)
     assert hour.points[0].last == 59.0
     assert hour.points[0].avg == pytest.approx((sum(range(60)) + 2.0) / 61)
+
+
+async def test_the_stored_latest_value_is_the_newest_minute_s_after_an_hour_closes(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    store = stores()
+    await store.open()
+    await store.accept(batch(1, {POWER: [(T0 + m * MINUTE + 7, float(m)) for m in range(62)]}))
+    closed_at(clock, T0 + 61 * MINUTE)
+    await store.flush()  # writes the closed hour and the minutes after it
+    await store.close()
+    reopened = stores()
+    await reopened.open()
+    [latest] = await reopened.latest()
+    assert (latest.timestamp_ms, latest.value) == (T0 + 61 * MINUTE + 7, 61.0)

@@ -216,10 +216,8 @@ def latest_rows(
     flush: Flush, ids: Mapping[SeriesKey, int]
 ) -> list[tuple[int, int, float | None, str | None]]:
     """The latest-value upserts of ``flush``: series id, ms, number or text."""
-    # The hourly rollup already holds each series' newest value: far fewer buckets to scan.
-    coarsest = flush.rollups.get(Resolution.HOUR) or flush.minutes
     rows: list[tuple[int, int, float | None, str | None]] = [
-        (ids[key], a.last_ms, a.last, None) for key, a in newest_by_series(coarsest).items()
+        (ids[key], a.last_ms, a.last, None) for key, a in newest_by_series(flush.minutes).items()
     ]
     rows += [(ids[key], text.timestamp_ms, None, text.value) for key, text in flush.texts.items()]
     return rows
