@@ -4,6 +4,9 @@ Windows. Every closed 5-minute window (all its minutes flushed) becomes one batc
 minute buckets of every series, as gzipped JSON. The batch and the ``uplink_next_window``
 mark are written in one transaction, so a window is queued exactly once, crash or not.
 
+A window is queued once: samples that reach the store after their window was queued (an
+agent offline for longer) stay in the store and its Parquet, but are not sent upstream.
+
 Delivery. Batches go oldest first, each with an ``Idempotency-Key`` derived from the hub id
 and the window: a batch resent after a lost answer carries the same key, so the receiver
 keeps one copy. A 2xx (or 409, "already have it") removes the batch; any other 4xx is
