@@ -12,8 +12,8 @@ Exporting an hour again writes the same rows to the same name, so re-export is i
 :meth:`ParquetExporter.run` exports every closed hour after the store's ``parquet`` mark,
 then moves the mark; after a crash the hour in progress is simply written again.
 Samples that reach the store after their hour was exported (an agent offline for longer
-than the grace) are in the store but not in that hour's file until it is exported again
-(:meth:`ParquetExporter.export_hour`, which ``edge-ems export`` calls).
+than the grace) are in the store but not in that hour's file until the hour is exported
+again with :meth:`ParquetExporter.export_hour`.
 """
 
 from __future__ import annotations
