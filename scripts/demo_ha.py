@@ -318,6 +318,19 @@ class HomeAssistantApi:
             await asyncio.sleep(1.0)
         raise DemoError(f"the site did not load in {LIVE_TIMEOUT:.0f} s (state {state})")
 
+    async def websocket(self, command: Mapping[str, Any]) -> Any:
+        """One command over the websocket API, as the frontend sends it."""
+        async with self._session.ws_connect(f"{self.url}/api/websocket") as ws:
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self._token})
+            if (await ws.receive_json()).get("type") != "auth_ok":
+                raise DemoError("the websocket API refused the demo user's token")
+            await ws.send_json({"id": 1, **command})
+            reply = await ws.receive_json()
+        if not reply.get("success"):
+            raise DemoError(f"{command['type']}: {reply.get('error')}")
+        return reply["result"]
+
     async def template(self, template: str) -> Any:
         """Render a template in Home Assistant and decode its JSON result."""
         async with self._session.post(
@@ -465,6 +478,10 @@ async def run(args: argparse.Namespace) -> int:
             print(f"{len(states)} Edge EMS entities, among them:\n{summary(states)}\n", flush=True)
             if args.once:
                 print(await try_dispatch(api), flush=True)
+                # homeassistant: deprecated_method is HA's own word on a venv installation.
+                issues = await api.websocket({"type": "repairs/list_issues"})
+                found = [f"{i['domain']}: {i['translation_key']}" for i in issues["issues"]]
+                print(f"repairs: {', '.join(found) or 'none'}", flush=True)
             if args.screenshot is not None:
                 await screenshot(hass.url, args.screenshot)
                 print(f"screenshot saved to {args.screenshot}", flush=True)
