@@ -269,6 +269,16 @@ async def test_calls_by_an_automation_name_it(hass: HomeAssistant, sim_site: Sim
     assert record["outcome"] == "dry_run"
 
 
+async def test_calls_by_a_script_name_it(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
+    entry = await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    script = {"sequence": [{"action": f"{DOMAIN}.dispatch", "data": {"power_w": -500}}]}
+    assert await async_setup_component(hass, "script", {"script": {"night_charge": script}})
+    await hass.services.async_call("script", "night_charge", blocking=True)
+    records = entry.runtime_data.audit.records()
+    assert {record["requested_by"] for record in records} == {"script:script.night_charge"}
+    assert len(records) == 2  # one per battery
+
+
 async def test_bad_values_never_reach_the_dispatcher(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
