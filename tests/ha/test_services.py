@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import probatio
 import pytest
 from custom_components.edge_ems.const import DOMAIN
 from custom_components.edge_ems.services import ATTR_RECORDS
@@ -284,7 +285,7 @@ async def test_bad_values_never_reach_the_dispatcher(
 ) -> None:
     entry = await setup_site(hass, sim_site, options=LIVE)
     for data in ({"power_w": "lots"}, {"power_w": 5e9}, {"power_w": 100, "ttl": 0}):
-        with pytest.raises(Exception, match=r"power_w|ttl"):  # HA's schema error
+        with pytest.raises(probatio.Invalid, match=r"power_w|ttl"):
             await call(hass, "dispatch", **data)
     assert entry.runtime_data.audit.records() == []
 
