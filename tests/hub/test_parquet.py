@@ -123,6 +123,26 @@ async def test_pending_hours_are_exported_once_and_the_mark_survives(
     assert hours == ["00.parquet", "01.parquet", "02.parquet"]
 
 
+async def test_an_hour_that_late_samples_reach_is_exported_again(
+    store: MinuteStore, clock: Clock, tmp_path: Path
+) -> None:
+    await fill(store, clock, hours=2)
+    clock.at(T0 + 2 * HOUR + 200_000)
+    exporter = ParquetExporter(store, tmp_path, clock=clock)
+    assert await exporter.export_pending() == 2
+    late = {("bess-1", "ac_power_w"): [(T0 + 10 * MINUTE + 30_000, -7.0)]}
+    await store.accept(batch(10_000, late, agent="a1"))
+    await store.flush()
+    assert await exporter.export_pending() == 1
+    assert await exporter.export_pending() == 0
+    frame = pd.read_parquet(tmp_path / "site=farm")
+    row = frame[
+        (frame["metric"] == "ac_power_w")
+        & (frame["minute"] == pd.Timestamp(T0 + 10 * MINUTE, unit="ms", tz="UTC"))
+    ]
+    assert (int(row["samples"].iloc[0]), float(row["min"].iloc[0])) == (4, -7.0)
+
+
 async def test_site_ids_cannot_leave_their_partition(tmp_path: Path) -> None:
     path = partition_path(tmp_path, "../etc", T0)
     assert path.parent.parent.name == "site=..%2Fetc"

@@ -209,6 +209,29 @@ async def test_windows_are_queued_once_even_when_the_uplink_restarts(
     assert again.status().queued_batches == 12
 
 
+async def test_late_samples_send_their_window_again_as_a_new_revision(
+    store: MinuteStore, clock: Clock, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    feed = Feed(store, clock)
+    await feed.hour()
+    receiver.mode = "accept"
+    uplink = Uplink(store, settings(receiver.url), session)
+    await uplink.enqueue_closed()
+    assert await uplink.deliver() == 12
+    # An agent that was offline sends a sample for minute 6: window 1 was sent already.
+    late = batch(feed.seq + 1, {("bess-1", "ac_power_w"): [(T0 + 6 * MINUTE + 1, 100.0)]})
+    await store.accept(late)
+    await store.flush()
+    assert await uplink.enqueue_closed() == 1
+    assert await uplink.enqueue_closed() == 0  # once
+    assert await uplink.deliver() == 1
+    revised = [doc for doc in receiver.batches.values() if doc["revision"] > 0]
+    assert [doc["window_start_ms"] for doc in revised] == [T0 + WINDOW_MS]
+    [power] = [s for s in revised[0]["series"] if s["metric"] == "ac_power_w"]
+    assert sum(point[5] for point in power["points"]) == 5 * 4 + 1
+    assert len(receiver.batches) == 13
+
+
 async def test_the_disk_budget_drops_the_oldest_batches_and_counts_them(
     store: MinuteStore, clock: Clock, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:

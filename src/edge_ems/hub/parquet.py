@@ -11,9 +11,9 @@ directory fsynced: a reader or a crash sees the old file or the new one, never h
 Exporting an hour again writes the same rows to the same name, so re-export is idempotent.
 :meth:`ParquetExporter.run` exports every closed hour after the store's ``parquet`` mark,
 then moves the mark; after a crash the hour in progress is simply written again.
-Samples that reach the store after their hour was exported (an agent offline for longer
-than the grace) are in the store but not in that hour's file until the hour is exported
-again with :meth:`ParquetExporter.export_hour`.
+Samples that reach the store after their hour was exported (an agent offline for longer,
+a resend after a crash) are recorded by the store as late; the next pass exports those
+hours again.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ _LOGGER = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 MARK = "parquet_next_hour"
 """The store mark: the start (ms) of the first hour not yet exported."""
+LATE_MARK = "parquet_late_seq"
+"""The store mark: the store's late seq up to which late hours are exported again."""
 
 SCHEMA = pa.schema(
     [
@@ -122,7 +124,8 @@ class ParquetExporter:
         return written
 
     async def export_pending(self) -> int:
-        """Export every closed hour after the mark; return how many hours were exported."""
+        """Export every closed hour after the mark, and again every exported hour that late
+        samples reached; return how many hours were exported."""
         closed = self._closed_before()
         if closed is None:
             return 0
@@ -140,7 +143,19 @@ class ParquetExporter:
             self._next_hour = next_hour
             hours += 1
         self._next_hour = next_hour
-        return hours
+        return hours + await self._reexport_late(next_hour)
+
+    async def _reexport_late(self, exported_before: int) -> int:
+        backend = self._store.backend
+        after = await backend.get_mark(LATE_MARK) or 0
+        windows, seq = await backend.late_windows(after)
+        hours = sorted({minute * 60_000 // HOUR_MS * HOUR_MS for minute in windows})
+        late = [hour for hour in hours if hour < exported_before]
+        for hour in late:
+            await self.export_hour(hour)
+        if seq > after:
+            await backend.set_mark(LATE_MARK, seq)
+        return len(late)
 
     def _closed_before(self) -> int | None:
         """Hours ending before this (ms) are complete in the store."""

@@ -4,8 +4,10 @@ Windows. Every closed 5-minute window (all its minutes flushed) becomes one batc
 minute buckets of every series, as gzipped JSON. The batch and the ``uplink_next_window``
 mark are written in one transaction, so a window is queued exactly once, crash or not.
 
-A window is queued once: samples that reach the store after their window was queued (an
-agent offline for longer) stay in the store and its Parquet, but are not sent upstream.
+Late samples. Samples that reach the store after their window closed (an agent offline
+for longer, a resend after a crash) are recorded by the store as late for that window; the
+uplink then queues the whole window again as a new revision (its own key, a higher
+``revision`` in the body), which the receiver keeps in place of the older one.
 
 Delivery. Batches go oldest first, each with an ``Idempotency-Key`` derived from the hub id
 and the window: a batch resent after a lost answer carries the same key, so the receiver
@@ -45,6 +47,8 @@ _LOGGER = logging.getLogger(__name__)
 WINDOW_MS = 5 * 60_000
 MARK = "uplink_next_window"
 """The store mark: the start (ms) of the first window not yet queued."""
+LATE_MARK = "uplink_late_seq"
+"""The store mark: the store's late seq up to which late windows are queued again."""
 _RETRY_STATUSES = frozenset({408, 429})
 SCHEMA = "edge-ems.uplink/1"
 
@@ -121,9 +125,10 @@ class _Counters:
     backoff: Backoff = field(default_factory=Backoff)
 
 
-def idempotency_key(hub_id: str, window_start_ms: int) -> str:
-    """The key of a window's batch: the same every time that window is sent."""
-    return hashlib.sha256(f"{hub_id}\0{window_start_ms}".encode()).hexdigest()[:32]
+def idempotency_key(hub_id: str, window_start_ms: int, revision: int = 0) -> str:
+    """The key of a window's batch (of one revision): the same every time it is sent."""
+    name = f"{hub_id}\0{window_start_ms}" + (f"\0{revision}" if revision else "")
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 class Uplink:
@@ -179,10 +184,31 @@ class Uplink:
                 queued += 1
             start = following
         self._counters.next_window = start
+        queued += await self._requeue_late(start)
         await self._refresh()
         return queued
 
-    async def _window_body(self, start: int) -> bytes | None:
+    async def _requeue_late(self, queued_before: int) -> int:
+        """Queue again, as a new revision, each window before ``queued_before`` that the
+        store recorded late samples for since the last look."""
+        backend = self._store.backend
+        after = await backend.get_mark(LATE_MARK) or 0
+        windows, revision = await backend.late_windows(after)
+        queued = 0
+        for start in (minute * 60_000 for minute in windows):
+            if start >= queued_before:
+                continue  # not queued yet: the regular pass sends it whole
+            body = await self._window_body(start, revision)
+            if body is not None:
+                key = idempotency_key(self.settings.hub_id, start, revision)
+                batch = OutboxBatch(key, start, self._clock(), body)
+                await backend.outbox_put(batch, budget_bytes=self.settings.budget_bytes, marks={})
+                queued += 1
+        if revision > after:
+            await backend.set_mark(LATE_MARK, revision)
+        return queued
+
+    async def _window_body(self, start: int, revision: int = 0) -> bytes | None:
         found = await self._store.query(SeriesFilter(), start, start + WINDOW_MS)
         series = [
             {
@@ -201,6 +227,7 @@ class Uplink:
             "hub_id": self.settings.hub_id,
             "window_start_ms": start,
             "window_end_ms": start + WINDOW_MS,
+            "revision": revision,
             "columns": ["start_ms", "avg", "min", "max", "last", "samples"],
             "series": series,
         }

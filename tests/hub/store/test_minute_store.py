@@ -309,3 +309,28 @@ async def test_the_stored_latest_value_is_the_newest_minute_s_after_an_hour_clos
     await reopened.open()
     [latest] = await reopened.latest()
     assert (latest.timestamp_ms, latest.value) == (T0 + 61 * MINUTE + 7, 61.0)
+
+
+async def test_samples_for_closed_windows_are_recorded_late_across_restarts(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    store = stores()
+    await store.open()
+    await store.accept(batch(1, {POWER: [(T0 + m * MINUTE, 1.0) for m in range(12)]}))
+    closed_at(clock, T0 + 11 * MINUTE)
+    await store.flush()
+    first = T0 // MINUTE
+    assert await store.backend.late_windows(0) == ([], 0)
+    # Minute 11 is closed but its window (10-14) is not: not late. Minute 7's window is.
+    await store.accept(batch(2, {POWER: [(T0 + 7 * MINUTE + 5, 2.0), (T0 + 11 * MINUTE + 5, 2.0)]}))
+    await store.flush()
+    assert await store.backend.late_windows(0) == ([first + 5], 1)
+    await store.backend.close()  # a crash: what closed stays closed
+
+    again = stores()
+    await again.open()
+    assert again.flushed_through_ms == T0 + 12 * MINUTE
+    await again.accept(batch(3, {POWER: [(T0 + 2 * MINUTE + 5, 3.0)]}))
+    await again.flush()
+    assert await again.backend.late_windows(1) == ([first], 2)
+    assert await again.backend.late_windows(0) == ([first, first + 5], 2)

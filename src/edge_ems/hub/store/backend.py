@@ -45,7 +45,10 @@ class Flush:
     rollups: Mapping[Resolution, Mapping[int, Mapping[SeriesKey, MinuteAggregate]]]
     """Per coarser resolution, the buckets to merge into its table (see :mod:`.rollup`)."""
     marks: Mapping[str, int] = field(default_factory=dict)
-    """Named marks set in the same transaction (the rollups' completeness marks)."""
+    """Named marks set in the same transaction (closed-minute and rollup marks)."""
+    late: frozenset[int] = frozenset()
+    """Starts (minutes) of closed 5-minute windows this flush adds late samples to: recorded
+    under a new late seq, so what exported those windows can send them again."""
 
     def keys(self) -> set[SeriesKey]:
         """Every series the flush writes."""
@@ -67,6 +70,10 @@ type Row = tuple[int, int, float, int, float, float, float]
 
 type StoredRow = tuple[int, int, float, int, float, float, float, int]
 """A bucket as stored: start minute, series id, sum, count, min, max, last, last offset."""
+
+
+LATE_SEQ = "late_seq"
+"""The mark holding the last late seq given out."""
 
 
 class Backend(Protocol):
@@ -99,6 +106,10 @@ class Backend(Protocol):
 
     async def latest(self, selection: SeriesFilter) -> list[Latest]:
         """The newest stored value of every matching series."""
+
+    async def late_windows(self, after: int) -> tuple[list[int], int]:
+        """Starts (minutes) of the windows recorded late under a late seq above ``after``,
+        sorted, and the highest late seq (``after`` when there is none)."""
 
     async def stored_minutes(self, start: int) -> Minutes:
         """Every stored minute aggregate from minute ``start`` on (to rebuild open rollups)."""

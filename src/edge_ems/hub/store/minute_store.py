@@ -39,11 +39,16 @@ from typing import Self
 
 from ...exceptions import ConfigError
 from ..telemetry import DurableCallback, TelemetryBatch
-from .aggregate import MinuteAggregator
+from .aggregate import MinuteAggregator, Minutes
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
 from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
 from .rollup import MARKS, ROLLUPS, OpenRollups, merge_points, retention_horizon
+
+FLUSHED_THROUGH = "flushed_through"
+"""The store mark: every minute before it is closed and written."""
+WINDOW = Resolution.FIVE_MINUTES.minutes
+"""Late samples are recorded by the 5-minute window (the uplink's) they fall in."""
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -180,6 +185,7 @@ class MinuteStore:
         stored = await self._backend.open()
         self._durable = dict(stored.durable)
         self._accepted = dict(stored.durable)
+        self._flushed_through = await self._backend.get_mark(FLUSHED_THROUGH)
         marks = {rollup: await self._backend.get_mark(MARKS[rollup]) for rollup in ROLLUPS}
         known = [mark for mark in marks.values() if mark is not None]
         minutes = await self._backend.stored_minutes(min(known)) if known else {}
@@ -295,12 +301,20 @@ class MinuteStore:
                 self._dropped += sum(a.count for a in taken.minutes.pop(minute).values())
             durable = self._newly_durable(boundary)
             rollups = self._rollups.plan(taken.minutes, closed)
-            # Buckets that time closed are written even when no new minute came for them.
-            if not (taken.minutes or taken.texts or durable or any(rollups.buckets.values())):
-                self._advance(closed)
+            # With nothing new, a flush still writes buckets that time closed, and the closed
+            # mark once a window closes (what closed must stay closed after a restart).
+            if not (
+                taken.minutes
+                or taken.texts
+                or durable
+                or any(rollups.buckets.values())
+                or self._window(closed) > self._window(self._flushed_through)
+            ):
                 return 0
             seqs = {agent: seq for agent, (seq, _) in durable.items()}
-            flush = Flush(taken.minutes, taken.texts, seqs, rollups.buckets, rollups.marks)
+            marks = {**rollups.marks, FLUSHED_THROUGH: max(closed, self._flushed_through or closed)}
+            late = self._late(taken.minutes)
+            flush = Flush(taken.minutes, taken.texts, seqs, rollups.buckets, marks, late)
             try:
                 await self._backend.write(flush)
             except StoreError as err:
@@ -342,6 +356,17 @@ class MinuteStore:
             if count:
                 found[agent] = (waiting[count - 1].seq, count)
         return found
+
+    @staticmethod
+    def _window(minute: int | None) -> int:
+        return -1 if minute is None else minute // WINDOW
+
+    def _late(self, minutes: Minutes) -> frozenset[int]:
+        """Windows already closed (so possibly exported) that ``minutes`` add to."""
+        closed = self._flushed_through
+        if closed is None:
+            return frozenset()
+        return frozenset(m - m % WINDOW for m in minutes if m - m % WINDOW + WINDOW <= closed)
 
     def _advance(self, closed: int) -> None:
         if self._flushed_through is None or closed > self._flushed_through:

@@ -34,6 +34,7 @@ from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
+    LATE_SEQ,
     Flush,
     Row,
     SeriesCatalog,
@@ -105,6 +106,11 @@ CREATE TABLE latest (
 );
 CREATE TABLE agents (agent_id TEXT PRIMARY KEY, durable_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE late (
+  seq INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  PRIMARY KEY (seq, start)
+) WITHOUT ROWID;
 CREATE TABLE audit (
   id TEXT PRIMARY KEY,
   at REAL NOT NULL,
@@ -321,6 +327,14 @@ class SqliteBackend:
 
         return await self._read(run)
 
+    async def late_windows(self, after: int) -> tuple[list[int], int]:
+        def run(db: sqlite3.Connection) -> tuple[list[int], int]:
+            rows = db.execute("SELECT DISTINCT start FROM late WHERE seq > ?", (after,))
+            starts = sorted(start for (start,) in rows)
+            return starts, max(after, _mark(db, LATE_SEQ) or 0)
+
+        return await self._read(run)
+
     async def stored_minutes(self, start: int) -> Minutes:
         catalog = self._catalog
 
@@ -342,6 +356,8 @@ class SqliteBackend:
             with _transaction(db):
                 for resolution, horizon in horizons.items():
                     db.execute(f"DELETE FROM {_TABLES[resolution]} WHERE start < ?", (horizon,))  # noqa: S608 - table names are ours
+                if Resolution.MINUTE in horizons:
+                    db.execute("DELETE FROM late WHERE start < ?", (horizons[Resolution.MINUTE],))
 
         await self._write(run)
 
@@ -484,6 +500,10 @@ def _write_flush(
         db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         db.executemany(_UPSERT_AGENT, flush.durable.items())
         db.executemany(_SET_MARK, flush.marks.items())
+        if flush.late:
+            seq = (_mark(db, LATE_SEQ) or 0) + 1
+            db.executemany("INSERT INTO late VALUES (?, ?)", [(seq, m) for m in flush.late])
+            db.execute(_SET_MARK, (LATE_SEQ, seq))
     return added
 
 

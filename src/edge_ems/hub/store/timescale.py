@@ -28,6 +28,7 @@ from ...dispatch.audit import AuditRecord
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
+    LATE_SEQ,
     Flush,
     Row,
     SeriesCatalog,
@@ -105,6 +106,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS agents (
       agent_id TEXT PRIMARY KEY, durable_seq BIGINT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS late (
+      seq BIGINT NOT NULL, start BIGINT NOT NULL, PRIMARY KEY (seq, start))""",
     """CREATE TABLE IF NOT EXISTS audit (
       id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, site_id TEXT NOT NULL,
       device_id TEXT, command TEXT NOT NULL, outcome TEXT NOT NULL, record TEXT NOT NULL)""",
@@ -335,6 +338,14 @@ class TimescaleBackend:
 
         return await self._read(run)
 
+    async def late_windows(self, after: int) -> tuple[list[int], int]:
+        async def run(db: Connection) -> tuple[list[int], int]:
+            sql = "SELECT DISTINCT start FROM late WHERE seq > %s"
+            rows = await (await db.execute(sql, (after,))).fetchall()
+            return sorted(start for (start,) in rows), max(after, await _mark(db, LATE_SEQ) or 0)
+
+        return await self._read(run)
+
     async def stored_minutes(self, start: int) -> Minutes:
         catalog = self._catalog
 
@@ -359,6 +370,9 @@ class TimescaleBackend:
         async def run(db: Connection) -> None:
             for resolution, horizon in horizons.items():
                 await db.execute(f"DELETE FROM {_TABLES[resolution]} WHERE start < %s", (horizon,))  # noqa: S608 - table names are ours
+            if Resolution.MINUTE in horizons:
+                horizon = horizons[Resolution.MINUTE]
+                await db.execute("DELETE FROM late WHERE start < %s", (horizon,))
 
         await self._write(run)
 
@@ -502,6 +516,11 @@ async def _write_flush(
         await cursor.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         await cursor.executemany(_UPSERT_AGENT, list(flush.durable.items()))
         await cursor.executemany(_SET_MARK, list(flush.marks.items()))
+        if flush.late:
+            seq = (await _mark(db, LATE_SEQ) or 0) + 1
+            late = [(seq, start) for start in flush.late]
+            await cursor.executemany("INSERT INTO late VALUES (%s, %s)", late)
+            await cursor.execute(_SET_MARK, (LATE_SEQ, seq))
     return added
 
 
