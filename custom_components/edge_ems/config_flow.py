@@ -38,10 +38,12 @@ from edge_ems.exceptions import (
 from edge_ems.modbus import LinkRegistry
 
 from .const import (
+    CONF_APPLICATION_URI,
     CONF_BASE_ADDRESS,
     CONF_BATTERIES,
     CONF_BAUDRATE,
     CONF_CAPACITY_WH,
+    CONF_CERTIFICATE,
     CONF_CHANNEL,
     CONF_DRY_RUN,
     CONF_EEPROM_DAILY_WRITES,
@@ -53,6 +55,8 @@ from .const import (
     CONF_NODE_MAP,
     CONF_PARITY,
     CONF_POINT_MAP,
+    CONF_PRIVATE_KEY,
+    CONF_SECURITY,
     CONF_SERIAL_PORT,
     CONF_SITE_ID,
     CONF_SITE_NAME,
@@ -66,6 +70,7 @@ from .const import (
     DEFAULT_ENABLE_CONTROL,
     DEFAULT_LEASE_TTL,
     DOMAIN,
+    SECURITY_NONE,
     SUBENTRY_CAN_BMS,
     SUBENTRY_MODBUS,
     SUBENTRY_MQTT_BMS,
@@ -76,6 +81,7 @@ from .const import (
     TRANSPORT_TCP,
 )
 from .devices import (
+    SECURITY_CHOICES,
     async_get_catalog,
     build_device,
     is_auth_error,
@@ -90,6 +96,8 @@ CONNECT_TIMEOUT = 30.0
 FIRST_DATA_TIMEOUT = 30.0
 """Seconds a push device (MQTT, CAN) has to send something decodable."""
 DATA_POLL = 0.25
+DEFAULT_APPLICATION_URI = "urn:edge-ems:client"
+"""The URI this client's OPC UA certificate must carry."""
 
 _PORT = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
 _UNIT = vol.All(vol.Coerce(int), vol.Range(min=0, max=255))
@@ -614,11 +622,18 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
 
     kind = SUBENTRY_OPCUA
 
+    def __init__(self) -> None:
+        self._server: dict[str, Any] = {}
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """The server's endpoint, the node map, and credentials if the server wants them."""
+        """The server's endpoint, the node map, credentials and message security."""
         errors: dict[str, str] = {}
-        if user_input is not None and (result := await self._finish(user_input, errors)):
-            return result
+        if user_input is not None:
+            self._server = user_input
+            if user_input.get(CONF_SECURITY, SECURITY_NONE) != SECURITY_NONE:
+                return await self.async_step_security()
+            if result := await self._finish(user_input, errors):
+                return result
         catalog = await async_get_catalog(self.hass)
         schema = vol.Schema(
             {
@@ -626,10 +641,35 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
                 vol.Required(CONF_NODE_MAP): _choice(sorted(catalog.node_maps)),
                 vol.Optional(CONF_USERNAME): _TEXT,
                 vol.Optional(CONF_PASSWORD): _PASSWORD,
+                vol.Required(CONF_SECURITY, default=SECURITY_NONE): _choice(
+                    SECURITY_CHOICES, CONF_SECURITY
+                ),
             }
         )
         return self.async_show_form(
             step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+    async def async_step_security(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """This client's certificate and key for the secure channel."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._server, **user_input}
+            if result := await self._finish(data, errors):
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_CERTIFICATE): _TEXT,
+                vol.Required(CONF_PRIVATE_KEY): _TEXT,
+                vol.Required(CONF_APPLICATION_URI, default=DEFAULT_APPLICATION_URI): _TEXT,
+            }
+        )
+        return self.async_show_form(
+            step_id="security",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
             errors=errors,
         )

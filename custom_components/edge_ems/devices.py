@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asyncua.ua.status_codes import StatusCodes
@@ -23,7 +24,7 @@ from edge_ems.modbus import (
     SerialEndpoint,
     TcpEndpoint,
 )
-from edge_ems.opcua.device import OpcUaDevice
+from edge_ems.opcua.device import MODES, POLICIES, OpcUaDevice, OpcUaSecurity
 from edge_ems.opcua.nodemap import NodeMap, load_node_map
 from edge_ems.opcua.nodemap import catalog_paths as node_map_paths
 from edge_ems.pointmap import PointMap, catalog_paths, load_point_map
@@ -31,19 +32,24 @@ from edge_ems.readings import Value
 from edge_ems.sunspec import LinkUnit, SunSpecDevice
 
 from .const import (
+    CONF_APPLICATION_URI,
     CONF_BASE_ADDRESS,
     CONF_BAUDRATE,
+    CONF_CERTIFICATE,
     CONF_CHANNEL,
     CONF_INTERFACE,
     CONF_NODE_MAP,
     CONF_PARITY,
     CONF_POINT_MAP,
+    CONF_PRIVATE_KEY,
+    CONF_SECURITY,
     CONF_SERIAL_PORT,
     CONF_TOPIC_MAP,
     CONF_TRANSPORT,
     CONF_UNIT_ID,
     CONF_URL,
     CONF_VARIABLES,
+    SECURITY_NONE,
     SUBENTRY_CAN_BMS,
     SUBENTRY_MODBUS,
     SUBENTRY_MQTT_BMS,
@@ -165,14 +171,33 @@ def build_device(
         return CanBmsDevice(name, interface=data[CONF_INTERFACE], channel=data[CONF_CHANNEL])
     if kind == SUBENTRY_OPCUA:
         node_map = _known(catalog.node_maps, data[CONF_NODE_MAP], "node map")
+        security = opcua_security(data)
+        extra = {} if security is None else {"application_uri": data[CONF_APPLICATION_URI]}
         return OpcUaDevice(
             name,
             node_map,
             url=data[CONF_URL],
+            security=security,
             username=data.get(CONF_USERNAME) or None,
             password=data.get(CONF_PASSWORD) or None,
+            **extra,
         )
     raise ConfigError(f"unknown device kind {kind!r}")
+
+
+SECURITY_CHOICES = [SECURITY_NONE] + [f"{policy}_{mode}" for policy in POLICIES for mode in MODES]
+"""OPC UA message security a user can pick: none, or a policy with a mode."""
+
+
+def opcua_security(data: Mapping[str, Any]) -> OpcUaSecurity | None:
+    """The secure channel an OPC UA subentry asks for, with the client's certificate."""
+    choice = data.get(CONF_SECURITY, SECURITY_NONE)
+    if choice == SECURITY_NONE:
+        return None
+    policy, mode = choice.rsplit("_", 1)
+    return OpcUaSecurity(
+        Path(data[CONF_CERTIFICATE]), Path(data[CONF_PRIVATE_KEY]), policy=policy, mode=mode
+    )
 
 
 def _known[T](maps: Mapping[str, T], key: str, what: str) -> T:

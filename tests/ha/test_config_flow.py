@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from custom_components.edge_ems import config_flow
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -16,8 +17,9 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from edge_ems.device import DeviceIdentity
-from edge_ems.sim.opcua_server import OpcUaBessSimulator
+from edge_ems.sim.opcua_server import APPLICATION_URI, OpcUaBessSimulator, ServerSecurity
 from tests.lib.bms.support import Mosquitto, free_port
+from tests.lib.opcua.pki import CLIENT_URI, make_key_pair
 
 from .conftest import StartSite
 from .support import (
@@ -439,3 +441,42 @@ def test_devices_without_a_serial_number_are_known_by_where_they_answer() -> Non
     assert config_flow._unique_id("modbus", serial, identity) == "modbus_/dev/ttyUSB0_3"
     network = {"host": "gw", "port": 502, "unit_id": 3}
     assert config_flow._unique_id("modbus", network, identity) == "modbus_gw:502_3"
+
+
+@pytest.mark.parametrize("expected_lingering_tasks", [True])  # asyncua's server, see above
+async def test_opcua_over_a_secure_channel(
+    hass: HomeAssistant, site_entry: MockConfigEntry, opcua_cache: Path, tmp_path: Path
+) -> None:
+    server_keys = await hass.async_add_executor_job(
+        make_key_pair, tmp_path, "server", APPLICATION_URI, ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    client_keys = await hass.async_add_executor_job(
+        make_key_pair, tmp_path, "client", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    server = OpcUaBessSimulator(
+        port=free_port(),
+        security=ServerSecurity(server_keys.certificate, server_keys.private_key),
+        address_space_cache=opcua_cache,
+    )
+    await server.start()
+    try:
+        result = await _start(hass, site_entry, "opcua")
+        plain = {"url": server.url, "node_map": "sim_bess"}
+        result = await _submit(hass, result, plain)
+        assert result["errors"] == {"base": "cannot_connect"}  # no unsecured endpoint
+        result = await _submit(hass, result, {**plain, "security": "Basic256Sha256_SignAndEncrypt"})
+        assert result["step_id"] == "security"
+        result = await _submit(
+            hass,
+            result,
+            {"certificate": str(client_keys.certificate),
+             "private_key": str(client_keys.private_key), "application_uri": CLIENT_URI},
+        )  # fmt: skip
+        assert result["type"] is FlowResultType.CREATE_ENTRY, result
+        await hass.async_block_till_done()
+        assert site_entry.state is ConfigEntryState.LOADED
+        (member,) = site_entry.runtime_data.devices.values()
+        assert member.coordinator.data["soc_pct"].value is not None
+    finally:
+        await hass.config_entries.async_unload(site_entry.entry_id)
+        await server.stop()
