@@ -12,8 +12,9 @@ What ``make demo`` runs inside ``scripts/in-env``:
 4. once the entities report live values, the URL and the login are printed; Ctrl-C stops
    Home Assistant and the site and removes the folder.
 
-``--once`` prints the live entities and stops instead of waiting (a smoke test);
-``--screenshot FILE`` saves the Energy dashboard's device page as seen by headless chromium.
+``--once`` prints the live entities, charges the site's batteries for a minute through
+``edge_ems.dispatch`` and stops instead of waiting (a smoke test); ``--screenshot FILE`` saves
+the integration's page as headless chromium shows it to the demo user.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -250,7 +252,8 @@ class HomeAssistantApi:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if hass.exited():
-                raise DemoError(f"Home Assistant stopped while starting:\n{hass.log_tail()}")
+                log = await asyncio.to_thread(hass.log_tail)
+                raise DemoError(f"Home Assistant stopped while starting:\n{log}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, DemoError):
                 await self.request("GET", "/api/onboarding")
                 return
@@ -416,20 +419,21 @@ def summary(states: Mapping[str, Mapping[str, Any]], limit: int = 25) -> str:
 
 
 @contextlib.asynccontextmanager
-async def home_assistant(host: str, port: int, keep: bool) -> AsyncIterator[HomeAssistantProcess]:
-    """Home Assistant in a fresh folder, stopped (and the folder removed) on the way out."""
-    config_dir = Path(tempfile.mkdtemp(prefix="edge-ems-ha-"))
-    hass = HomeAssistantProcess(config_dir, host, port)
+async def home_assistant(
+    host: str, port: int, config_dir: Path | None
+) -> AsyncIterator[HomeAssistantProcess]:
+    """Home Assistant in a fresh folder (``config_dir``, kept, or a temporary one, removed),
+    stopped on the way out."""
+    folder = config_dir or Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="edge-ems-ha-"))
+    hass = HomeAssistantProcess(folder, host, port)
     try:
         await asyncio.to_thread(hass.prepare)
         await hass.start()
         yield hass
     finally:
         await hass.stop()
-        if keep:
-            print(f"configuration kept in {config_dir}", flush=True)
-        else:
-            await asyncio.to_thread(shutil.rmtree, config_dir, True)
+        if config_dir is None:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
 
 
 async def screenshot(url: str, path: Path) -> None:
@@ -467,14 +471,16 @@ async def run(args: argparse.Namespace) -> int:
     site = SimulatedSite(SITE, opcua_cache=opcua_cache())
     async with site, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         print("simulated site running; starting Home Assistant (a minute or two)...", flush=True)
-        async with home_assistant(args.host, args.port, args.keep) as hass:
+        async with home_assistant(args.host, args.port, args.config_dir) as hass:
             api = HomeAssistantApi(session, hass.url)
             await api.wait_until_up(hass)
             await api.onboard()
             await configure(api, site.endpoints)
             states = await live_entities(api)
             print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
-            print(f"login: {USER} / {PASSWORD}\n", flush=True)
+            print(f"login: {USER} / {PASSWORD}", flush=True)
+            print("control is on (the devices are simulated): try edge_ems.dispatch under "
+                  "Developer tools > Actions\n", flush=True)  # fmt: skip
             print(f"{len(states)} Edge EMS entities, among them:\n{summary(states)}\n", flush=True)
             if args.once:
                 print(await try_dispatch(api), flush=True)
@@ -491,10 +497,22 @@ async def run(args: argparse.Namespace) -> int:
                 while not stop.done():
                     if hass.exited():
                         stop.cancel()
-                        raise DemoError(f"Home Assistant stopped:\n{hass.log_tail()}")
+                        log = await asyncio.to_thread(hass.log_tail)
+                        raise DemoError(f"Home Assistant stopped:\n{log}")
                     await asyncio.wait([stop], timeout=2.0)
         print("stopped", flush=True)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on ``host:port`` now (Home Assistant would fall back to another)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,11 +525,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=8123, help="0 picks a free port")
     parser.add_argument("--once", action="store_true", help="show the entities, then stop")
-    parser.add_argument("--keep", action="store_true", help="keep the configuration folder")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        metavar="DIR",
+        help="configure Home Assistant in this new folder and keep it (default: a temporary one)",
+    )
     parser.add_argument("--screenshot", type=Path, metavar="FILE.png")
     args = parser.parse_args(argv)
+    if args.config_dir is not None and args.config_dir.exists():
+        parser.error(f"{args.config_dir} exists; the demo configures a new folder")
     if args.port == 0:
         args.port = free_port(args.host)
+    elif not port_is_free(args.host, args.port):
+        parser.error(f"port {args.port} is taken; pick another with --port (0: any free one)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries(SERVER_LOGGERS)
     try:
