@@ -466,6 +466,13 @@ async def test_opcua_over_a_secure_channel(
         assert result["errors"] == {"base": "cannot_connect"}  # no unsecured endpoint
         result = await _submit(hass, result, {**plain, "security": "Basic256Sha256_SignAndEncrypt"})
         assert result["step_id"] == "security"
+        missing = {
+            "certificate": str(tmp_path / "none.der"),
+            "private_key": str(tmp_path / "none.pem"),
+            "application_uri": CLIENT_URI,
+        }
+        result = await _submit(hass, result, missing)
+        assert result["errors"] == {"base": "cannot_connect"}
         result = await _submit(
             hass,
             result,
