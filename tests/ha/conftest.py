@@ -23,7 +23,7 @@ from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import Mosquitto, free_port
 
-from .support import DOMAIN
+from .support import DOMAIN, setup_mqtt
 
 type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
 
@@ -68,3 +68,14 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     mosquitto.start()
     yield mosquitto
     mosquitto.stop()
+
+
+@pytest.fixture
+async def ha_mqtt(
+    hass: HomeAssistant, broker: Mosquitto, tmp_path: Path
+) -> AsyncIterator[Mosquitto]:
+    """Home Assistant's MQTT integration on the test's broker, unloaded before it stops."""
+    await setup_mqtt(hass, broker, tmp_path)
+    yield broker
+    for entry in hass.config_entries.async_entries("mqtt"):
+        await hass.config_entries.async_unload(entry.entry_id)

@@ -31,7 +31,6 @@ from .support import (
     SUNSPEC_ONLY,
     deye,
     meter,
-    setup_mqtt,
     setup_site,
     subentry,
 )
@@ -293,14 +292,13 @@ async def test_mqtt_bms_needs_home_assistant_mqtt(
 
 async def test_mqtt_bms_is_heard_through_home_assistant_mqtt(
     hass: HomeAssistant,
-    broker: Mosquitto,
+    ha_mqtt: Mosquitto,
     site_entry: MockConfigEntry,
     start_site: StartSite,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    await setup_mqtt(hass, broker, tmp_path)
-    site = await start_site(MQTT_ONLY, mqtt=(broker.host, broker.port))
+    site = await start_site(MQTT_ONLY, mqtt=(ha_mqtt.host, ha_mqtt.port))
     monkeypatch.setattr(config_flow, "FIRST_DATA_TIMEOUT", 2.0)
     result = await _start(hass, site_entry, "mqtt_bms")
     result = await _submit(hass, result, {"topic_map": "esphome_jk_bms"})

@@ -28,7 +28,6 @@ from .support import (
     meter,
     mqtt_bms,
     opcua,
-    setup_mqtt,
     setup_site,
     subentry,
     sunspec,
@@ -69,17 +68,16 @@ def entities_of(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
 @pytest.mark.parametrize("expected_lingering_tasks", [True])  # asyncua's server, see flows
 async def test_entities_per_device_kind(
     hass: HomeAssistant,
-    broker: Mosquitto,
+    ha_mqtt: Mosquitto,
     start_site: StartSite,
     snapshot: SnapshotAssertion,
     tmp_path: Path,
 ) -> None:
-    await setup_mqtt(hass, broker, tmp_path)
     modbus_site = await start_site(MODBUS_ONLY)
     sunspec_site = await start_site(SUNSPEC_ONLY)
     opcua_site = await start_site(OPCUA_ONLY)
     can_site = await start_site(CAN_ONLY)
-    mqtt_site = await start_site(MQTT_ONLY, mqtt=(broker.host, broker.port))
+    mqtt_site = await start_site(MQTT_ONLY, mqtt=(ha_mqtt.host, ha_mqtt.port))
     entry = await setup_site(
         hass,
         [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from custom_components.edge_ems.devices import async_get_catalog
@@ -15,17 +14,14 @@ from edge_ems.bms import TopicMapDecoder
 from edge_ems.exceptions import DeviceConnectionError, WriteRefusedError
 from tests.lib.bms.support import Mosquitto
 
-from .support import PATIENCE, eventually, setup_mqtt
+from .support import PATIENCE, eventually
 
 PREFIX = "test-bms"
 SOC_TOPIC = f"{PREFIX}/sensor/jk-bms_capacity_remaining/state"
 VOLTAGE_TOPIC = f"{PREFIX}/sensor/jk-bms_total_voltage/state"
 
 
-async def test_values_arrive_age_and_go_stale(
-    hass: HomeAssistant, broker: Mosquitto, tmp_path: Path
-) -> None:
-    await setup_mqtt(hass, broker, tmp_path)
+async def test_values_arrive_age_and_go_stale(hass: HomeAssistant, ha_mqtt: Mosquitto) -> None:
     await eventually(lambda: mqtt.is_connected(hass), bool)
     catalog = await async_get_catalog(hass)
     decoder = TopicMapDecoder(catalog.topic_maps["esphome_jk_bms"], {"topic_prefix": PREFIX})
