@@ -96,12 +96,10 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
                 translation_key="map_mismatch",
                 translation_placeholders={"device": self.device.name, "error": str(err)},
             )
-            raise UpdateFailed(f"{self.device.name} does not match its map: {err}") from err
+            raise self._failed("device_unlike_map", err) from err
         except (DeviceBusyError, CircuitOpenError) as err:
             self._note_failure()
-            raise UpdateFailed(
-                f"{self.device.name} is busy: {err}", retry_after=err.retry_after
-            ) from err
+            raise self._failed("device_busy", err, retry_after=err.retry_after) from err
         except DeviceError as err:
             if is_auth_error(err):
                 # The flow must know which device's credentials to ask for.
@@ -111,7 +109,7 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
                 raise ConfigEntryAuthFailed(f"{self.device.name}: {err}") from err
             self._connect_first = self._connect_first or isinstance(err, DeviceConnectionError)
             self._note_failure()
-            raise UpdateFailed(f"{self.device.name}: {err}") from err
+            raise self._failed("update_failed", err) from err
         self._last_success = dt_util.utcnow()
         ir.async_delete_issue(self.hass, DOMAIN, unreachable_issue_id(self.device_id))
         self._dispatcher.observe(self.device_id, readings)
@@ -141,6 +139,18 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
                 sw_version=identity.firmware,
                 hw_version=identity.hardware,
             )
+
+    def _failed(
+        self, key: str, error: Exception, *, retry_after: float | None = None
+    ) -> UpdateFailed:
+        """The update's failure, translated where the translation exists."""
+        return UpdateFailed(
+            f"{self.device.name}: {error}",
+            retry_after=retry_after,
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders={"device": self.device.name, "error": str(error)},
+        )
 
     def _note_failure(self) -> None:
         """Raise a repair issue once the device has been unreachable for hours."""
