@@ -36,7 +36,8 @@ def describe_record(record: Mapping[str, Any]) -> str:
         case Outcome.DRY_RUN:
             text = f"dry run: would have set {command} to {record['requested']}"
         case Outcome.REFUSED:
-            text = f"refused {command} = {record['requested']}: {record['message']}"
+            asked = command if record["requested"] is None else f"{command} = {record['requested']}"
+            text = f"refused {asked}: {record['message']}"
         case Outcome.FAILED:
             text = f"failed to set {command}: {record['message']}"
         case Outcome.RELEASED:

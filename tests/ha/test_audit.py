@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import pytest
 import yaml
 from custom_components.edge_ems.audit import SAVE_DELAY, AuditLog, storage_key
 from custom_components.edge_ems.const import DOMAIN, EVENT_AUDIT
-from custom_components.edge_ems.logbook import describe_record
+from custom_components.edge_ems.logbook import async_describe_events, describe_record
 from custom_components.edge_ems.services import ATTR_RECORDS
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
@@ -192,6 +193,28 @@ async def test_the_logbook_says_who_did_what(
         f"asked by user:{hass_admin_user.id} ({hass_admin_user.name})"
     )
     assert found["context_user_id"] == hass_admin_user.id
+
+
+async def test_site_records_are_named_after_the_site(
+    hass: HomeAssistant, sim_site: SimulatedSite
+) -> None:
+    await setup_site(hass, sim_site, options={})
+    events = async_capture_events(hass, EVENT_AUDIT)
+    with pytest.raises(ServiceValidationError):
+        await call(hass, "release")
+    described: dict[str, Callable[[Event], dict[str, str]]] = {}
+
+    def register(domain: str, event_type: str, describe: Callable[[Event], dict[str, str]]) -> None:
+        assert domain == DOMAIN
+        described[event_type] = describe
+
+    async_describe_events(hass, register)
+    (event,) = events
+    assert event.data["device_id"] is None
+    assert described[EVENT_AUDIT](event) == {
+        "name": "Home",
+        "message": "refused release: control is not enabled; asked by home_assistant",
+    }
 
 
 @pytest.mark.parametrize(
