@@ -334,3 +334,27 @@ async def test_samples_for_closed_windows_are_recorded_late_across_restarts(
     await again.flush()
     assert await again.backend.late_windows(1) == ([first], 2)
     assert await again.backend.late_windows(0) == ([first, first + 5], 2)
+
+
+async def test_a_resent_batch_whose_closed_minutes_were_written_counts_once(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    first = stores()
+    await first.open()
+    # One batch across a minute boundary: the flush writes minute 0, minute 1 stays open,
+    # so the batch is not durable when the hub dies.
+    await first.accept(batch(1, {POWER: [(T0 + 50_000, 1.0), (T0 + 70_000, 2.0)]}))
+    closed_at(clock, T0)
+    await first.flush()
+    assert first.durable_seq("agent-1") == 0
+    await first.backend.close()
+
+    second = stores()
+    await second.open()
+    await second.accept(batch(1, {POWER: [(T0 + 50_000, 1.0), (T0 + 70_000, 2.0)]}))
+    closed_at(clock, T0 + MINUTE)
+    await second.flush()
+    assert second.durable_seq("agent-1") == 1
+    [found] = await second.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
+    assert [p.samples for p in found.points] == [1, 1]
+    assert second.status().resent_samples == 1

@@ -95,7 +95,7 @@ async def _run(plan: list[tuple[str, object]], directory: Path) -> None:
         await store.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_rollups_equal_folding_every_sample(plan: list[tuple[str, object]]) -> None:
     with tempfile.TemporaryDirectory() as directory:

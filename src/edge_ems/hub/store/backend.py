@@ -42,6 +42,8 @@ class Flush:
     texts: Mapping[SeriesKey, TextValue]
     durable: Mapping[str, int]
     """Per agent, the seq up to which everything is durable once this commits."""
+    written: Mapping[str, int]
+    """Per agent, the highest seq accepted so far (see :attr:`Stored.written`)."""
     rollups: Mapping[Resolution, Mapping[int, Mapping[SeriesKey, MinuteAggregate]]]
     """Per coarser resolution, the buckets to merge into its table (see :mod:`.rollup`)."""
     marks: Mapping[str, int] = field(default_factory=dict)
@@ -63,6 +65,9 @@ class Stored:
     """What a backend tells the store when it opens."""
 
     durable: dict[str, int]
+    written: dict[str, int]
+    """Per agent, the highest seq accepted before the last flush: every sample of it and of
+    the seqs before it in a minute before the ``flushed_through`` mark is stored."""
 
 
 type Row = tuple[int, int, float, int, float, float, float]
@@ -232,6 +237,14 @@ def latest_rows(
     ]
     rows += [(ids[key], text.timestamp_ms, None, text.value) for key, text in flush.texts.items()]
     return rows
+
+
+def agent_rows(flush: Flush) -> list[tuple[str, int, int]]:
+    """The agents' upserts: id, durable seq, written seq (0 where a flush sets only one)."""
+    return [
+        (agent, flush.durable.get(agent, 0), flush.written.get(agent, 0))
+        for agent in sorted(flush.durable.keys() | flush.written.keys())
+    ]
 
 
 def latest_value(number: float | None, text: str | None) -> float | str:

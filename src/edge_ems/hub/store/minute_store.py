@@ -121,6 +121,8 @@ class StoreStatus:
     duplicate_batches: int
     dropped_samples: int
     """Samples refused: not finite, or older than the minute retention."""
+    resent_samples: int = 0
+    """Samples of batches resent after a restart that the earlier run had stored, skipped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,11 @@ class MinuteStore:
         self._last_flush: float | None = None
         self._last_error: str | None = None
         self._flush_count = self._failures = self._rows_written = 0
-        self._duplicates = self._dropped = 0
+        self._duplicates = self._dropped = self._already_stored = 0
+        self._written: dict[str, int] = {}
+        self._resent: tuple[dict[str, int], int | None] = ({}, None)
+        """What the last run wrote (per agent its written seq, and the closed mark then):
+        the parts of resent batches it already stored."""
 
     @property
     def backend(self) -> Backend:
@@ -185,7 +191,9 @@ class MinuteStore:
         stored = await self._backend.open()
         self._durable = dict(stored.durable)
         self._accepted = dict(stored.durable)
+        self._written = dict(stored.written)
         self._flushed_through = await self._backend.get_mark(FLUSHED_THROUGH)
+        self._resent = (dict(stored.written), self._flushed_through)
         marks = {rollup: await self._backend.get_mark(MARKS[rollup]) for rollup in ROLLUPS}
         known = [mark for mark in marks.values() if mark is not None]
         minutes = await self._backend.stored_minutes(min(known)) if known else {}
@@ -262,8 +270,18 @@ class MinuteStore:
             self._duplicates += 1
             return
         now = self._clock()
-        folded = self._aggregator.add(batch, horizon=self._horizon(now))
-        self._dropped += folded.dropped
+        horizon = self._horizon(now)
+        written, before = self._resent
+        resent = False
+        if before is not None and batch.seq <= written.get(agent, 0):
+            # Accepted by an earlier run and not durable then, but whatever of it fell in
+            # minutes its last flush closed was written: only the rest is new.
+            horizon, resent = max(horizon, before), True
+        folded = self._aggregator.add(batch, horizon=horizon)
+        if resent:
+            self._already_stored += folded.dropped
+        else:
+            self._dropped += folded.dropped
         self._accepted[agent] = batch.seq
         self._waiting.setdefault(agent, deque()).append(
             _Waiting(batch.seq, folded.last_minute, now)
@@ -312,9 +330,10 @@ class MinuteStore:
             ):
                 return 0
             seqs = {agent: seq for agent, (seq, _) in durable.items()}
+            written = {a: s for a, s in self._accepted.items() if s > self._written.get(a, 0)}
             marks = {**rollups.marks, FLUSHED_THROUGH: max(closed, self._flushed_through or closed)}
             late = self._late(taken.minutes)
-            flush = Flush(taken.minutes, taken.texts, seqs, rollups.buckets, marks, late)
+            flush = Flush(taken.minutes, taken.texts, seqs, written, rollups.buckets, marks, late)
             try:
                 await self._backend.write(flush)
             except StoreError as err:
@@ -323,6 +342,7 @@ class MinuteStore:
                 self._last_error = str(err)
                 raise
             self._rollups.commit(rollups)
+            self._written.update(written)
             self._advance(closed)
             self._flush_count += 1
             self._rows_written += taken.rows
@@ -445,4 +465,5 @@ class MinuteStore:
             rows_written=self._rows_written,
             duplicate_batches=self._duplicates,
             dropped_samples=self._dropped,
+            resent_samples=self._already_stored,
         )

@@ -39,6 +39,7 @@ from .backend import (
     Row,
     SeriesCatalog,
     Stored,
+    agent_rows,
     audit_conditions,
     audit_from_json,
     audit_json,
@@ -104,7 +105,11 @@ CREATE TABLE latest (
   value REAL,
   text TEXT
 );
-CREATE TABLE agents (agent_id TEXT PRIMARY KEY, durable_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE agents (
+  agent_id TEXT PRIMARY KEY,
+  durable_seq INTEGER NOT NULL,
+  written_seq INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE late (
   seq INTEGER NOT NULL,
@@ -159,8 +164,9 @@ ON CONFLICT (series_id) DO UPDATE SET at = excluded.at, value = excluded.value,
 WHERE excluded.at >= latest.at
 """
 _UPSERT_AGENT = """
-INSERT INTO agents (agent_id, durable_seq) VALUES (?, ?)
-ON CONFLICT (agent_id) DO UPDATE SET durable_seq = max(durable_seq, excluded.durable_seq)
+INSERT INTO agents (agent_id, durable_seq, written_seq) VALUES (?, ?, ?)
+ON CONFLICT (agent_id) DO UPDATE SET durable_seq = max(durable_seq, excluded.durable_seq),
+  written_seq = max(written_seq, excluded.written_seq)
 """
 _SET_MARK = """
 INSERT INTO marks (name, value) VALUES (?, ?)
@@ -483,8 +489,10 @@ def _load(db: sqlite3.Connection) -> tuple[SeriesCatalog, Stored]:
             "SELECT id, site_id, asset_id, metric FROM series"
         )
     }
-    durable = dict(db.execute("SELECT agent_id, durable_seq FROM agents").fetchall())
-    return SeriesCatalog().with_ids(ids), Stored(durable)
+    agents = db.execute("SELECT agent_id, durable_seq, written_seq FROM agents").fetchall()
+    durable = {agent: seq for agent, seq, _ in agents}
+    written = {agent: seq for agent, _, seq in agents}
+    return SeriesCatalog().with_ids(ids), Stored(durable, written)
 
 
 def _write_flush(
@@ -498,7 +506,7 @@ def _write_flush(
         for table, buckets in flush_tables(flush):
             db.executemany(_UPSERT_BUCKET.format(table=table), bucket_rows(buckets, ids))
         db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
-        db.executemany(_UPSERT_AGENT, flush.durable.items())
+        db.executemany(_UPSERT_AGENT, agent_rows(flush))
         db.executemany(_SET_MARK, flush.marks.items())
         if flush.late:
             seq = (_mark(db, LATE_SEQ) or 0) + 1

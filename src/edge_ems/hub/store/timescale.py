@@ -33,6 +33,7 @@ from .backend import (
     Row,
     SeriesCatalog,
     Stored,
+    agent_rows,
     audit_conditions,
     audit_from_json,
     audit_json,
@@ -104,7 +105,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS latest (
       series_id INTEGER PRIMARY KEY, at BIGINT NOT NULL, value DOUBLE PRECISION, text TEXT)""",
     """CREATE TABLE IF NOT EXISTS agents (
-      agent_id TEXT PRIMARY KEY, durable_seq BIGINT NOT NULL)""",
+      agent_id TEXT PRIMARY KEY, durable_seq BIGINT NOT NULL, written_seq BIGINT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS late (
       seq BIGINT NOT NULL, start BIGINT NOT NULL, PRIMARY KEY (seq, start))""",
@@ -150,9 +151,10 @@ ON CONFLICT (series_id) DO UPDATE SET at = excluded.at, value = excluded.value,
 WHERE excluded.at >= latest.at
 """
 _UPSERT_AGENT = """
-INSERT INTO agents (agent_id, durable_seq) VALUES (%s, %s)
+INSERT INTO agents (agent_id, durable_seq, written_seq) VALUES (%s, %s, %s)
 ON CONFLICT (agent_id) DO UPDATE SET
-  durable_seq = greatest(agents.durable_seq, excluded.durable_seq)
+  durable_seq = greatest(agents.durable_seq, excluded.durable_seq),
+  written_seq = greatest(agents.written_seq, excluded.written_seq)
 """
 _SET_MARK = """
 INSERT INTO marks (name, value) VALUES (%s, %s)
@@ -496,8 +498,11 @@ async def _mark(db: Connection, name: str) -> int | None:
 async def _load(db: Connection) -> tuple[SeriesCatalog, Stored]:
     rows = await (await db.execute("SELECT id, site_id, asset_id, metric FROM series")).fetchall()
     ids = {SeriesKey(site, asset, metric): sid for sid, site, asset, metric in rows}
-    agents = await (await db.execute("SELECT agent_id, durable_seq FROM agents")).fetchall()
-    return SeriesCatalog().with_ids(ids), Stored(dict(agents))
+    sql = "SELECT agent_id, durable_seq, written_seq FROM agents"
+    agents = await (await db.execute(sql)).fetchall()
+    durable = {agent: seq for agent, seq, _ in agents}
+    written = {agent: seq for agent, _, seq in agents}
+    return SeriesCatalog().with_ids(ids), Stored(durable, written)
 
 
 async def _write_flush(
@@ -514,7 +519,7 @@ async def _write_flush(
             rows = bucket_rows(buckets, ids)
             await cursor.executemany(_UPSERT_BUCKET.format(table=table), rows)
         await cursor.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
-        await cursor.executemany(_UPSERT_AGENT, list(flush.durable.items()))
+        await cursor.executemany(_UPSERT_AGENT, agent_rows(flush))
         await cursor.executemany(_SET_MARK, list(flush.marks.items()))
         if flush.late:
             seq = (await _mark(db, LATE_SEQ) or 0) + 1
