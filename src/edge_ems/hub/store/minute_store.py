@@ -15,8 +15,11 @@ aggregates that later flushes merge into.
 
 Exactly once. Seqs at or below the agent's accepted mark are dropped, minutes merge by
 upsert (sum, count, min, max, last by timestamp), and the durable mark commits with the
-minutes it covers: after a crash the agent resends from the durable mark and everything
-after it is folded in again, nothing before it.
+minutes it covers: after a crash the agent resends from the durable mark, nothing before
+it. A batch reaching into a minute still open is not durable, yet its part in the closed
+minutes was written; so each flush also commits, per agent, the highest seq accepted so
+far and the closed mark, and after a restart a resent batch up to that seq folds only its
+samples from that mark on.
 
 Queries read the backend: series, time ranges at minute, 5-minute or hourly resolution
 (each from its own table), and the latest values, with the open aggregates' newer values on
