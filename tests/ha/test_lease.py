@@ -89,6 +89,17 @@ async def test_a_renewed_lease_holds(hass: HomeAssistant, sim_site: SimulatedSit
     await eventually(lambda: bess_command_w(sim_site) == 900)
 
 
+async def test_a_power_setpoint_written_as_a_command_is_a_lease_too(
+    hass: HomeAssistant, sim_site: SimulatedSite
+) -> None:
+    entry = await setup_site(hass, sim_site, options={**LIVE, "lease_ttl": 30})
+    response = await call(hass, "write_point", device_id=ha_device_id(hass, entry, BESS),
+                          command="battery_power_setpoint_w", value="-700")  # fmt: skip
+    (record,) = response[ATTR_RECORDS]
+    assert (record["outcome"], record["applied"], record["ttl"]) == ("applied", -700, 30)
+    assert entry.runtime_data.dispatcher.leases()[BESS][0] == -700
+
+
 async def test_release_returns_a_device_to_safe_mode_now(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:

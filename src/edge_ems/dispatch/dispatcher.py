@@ -172,7 +172,17 @@ class Dispatcher:
     async def write(
         self, device_id: str, metric: str, value: Value, *, requested_by: str, source: str
     ) -> AuditRecord:
-        """Write one named command through every guard."""
+        """Write one named command through every guard; a battery power setpoint is a lease."""
+        if (
+            metric == BATTERY_POWER
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            # However it is asked for, a power setpoint holds only while its lease does.
+            [record] = await self.dispatch(
+                float(value), requested_by=requested_by, source=source, asset_id=device_id
+            )
+            return record
         return self._emit(
             await self._guarded_write(_Request(device_id, metric, value, requested_by, source))
         )

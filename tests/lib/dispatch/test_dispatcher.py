@@ -243,6 +243,15 @@ async def test_lease_refreshes_volatile_setpoint_then_returns_to_safe_mode() -> 
     assert [(r.reason, r.requested_by) for r in released] == [(Reason.LEASE_EXPIRED, "planner")]
 
 
+async def test_a_power_setpoint_written_by_name_is_a_lease_too() -> None:
+    dispatcher, battery, _ = make()
+    record = await write(dispatcher, BATTERY_POWER, 1200)
+    assert (record.outcome, record.applied, record.ttl) == (Outcome.APPLIED, 1200, LIVE.lease_ttl)
+    assert dispatcher.leases()["battery"][0] == 1200
+    await dispatcher.close()
+    assert battery.values[BATTERY_POWER] == 0
+
+
 async def test_lease_renewal_extends_it() -> None:
     dispatcher, _, _ = make()
     await dispatcher.dispatch(1000, asset_id="battery", requested_by="t", source="t", ttl=30)
