@@ -48,6 +48,8 @@ class Flush:
     """Per coarser resolution, the buckets to merge into its table (see :mod:`.rollup`)."""
     marks: Mapping[str, int] = field(default_factory=dict)
     """Named marks set in the same transaction (closed-minute and rollup marks)."""
+    newest: Mapping[SeriesKey, MinuteAggregate] | None = None
+    """Each series' newest aggregate among the minutes, if the store already knows it."""
     late: frozenset[int] = frozenset()
     """Starts (minutes) of closed 5-minute windows this flush adds late samples to: recorded
     under a new late seq, so what exported those windows can send them again."""
@@ -232,8 +234,9 @@ def latest_rows(
     flush: Flush, ids: Mapping[SeriesKey, int]
 ) -> list[tuple[int, int, float | None, str | None]]:
     """The latest-value upserts of ``flush``: series id, ms, number or text."""
+    newest = newest_by_series(flush.minutes) if flush.newest is None else flush.newest
     rows: list[tuple[int, int, float | None, str | None]] = [
-        (ids[key], a.last_ms, a.last, None) for key, a in newest_by_series(flush.minutes).items()
+        (ids[key], a.last_ms, a.last, None) for key, a in newest.items()
     ]
     rows += [(ids[key], text.timestamp_ms, None, text.value) for key, text in flush.texts.items()]
     return rows

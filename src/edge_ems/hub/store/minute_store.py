@@ -42,7 +42,7 @@ from typing import Self
 
 from ...exceptions import ConfigError
 from ..telemetry import DurableCallback, TelemetryBatch
-from .aggregate import MinuteAggregator, Minutes
+from .aggregate import MinuteAggregator, Minutes, newest_by_series
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
 from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
@@ -336,7 +336,16 @@ class MinuteStore:
             written = {a: s for a, s in self._accepted.items() if s > self._written.get(a, 0)}
             marks = {**rollups.marks, FLUSHED_THROUGH: max(closed, self._flushed_through or closed)}
             late = self._late(taken.minutes)
-            flush = Flush(taken.minutes, taken.texts, seqs, written, rollups.buckets, marks, late)
+            flush = Flush(
+                taken.minutes,
+                taken.texts,
+                seqs,
+                written,
+                rollups.buckets,
+                marks,
+                newest_by_series(rollups.added),  # a few hours, not every minute
+                late,
+            )
             try:
                 await self._backend.write(flush)
             except StoreError as err:

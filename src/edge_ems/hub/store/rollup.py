@@ -47,12 +47,18 @@ def roll_up(buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], size: in
     merged: Minutes = {}
     for start, series in buckets.items():
         target = merged.setdefault(start - start % size, {})
-        for key, aggregate in series.items():
+        for key, a in series.items():
             held = target.get(key)
             if held is None:
-                target[key] = _copy(aggregate)
-            else:
-                held.merge(aggregate)
+                target[key] = _copy(a)
+                continue
+            # MinuteAggregate.merge, inlined: this loop runs for every row a flush writes.
+            held.sum += a.sum
+            held.count += a.count
+            held.min = min(held.min, a.min)
+            held.max = max(held.max, a.max)
+            if a.last_ms >= held.last_ms:
+                held.last, held.last_ms = a.last, a.last_ms
     return merged
 
 
@@ -65,6 +71,8 @@ class RollupWrite:
     marks: dict[str, int]
     open: dict[Resolution, Minutes]
     through: dict[Resolution, int | None]
+    added: Minutes
+    """What the flush adds to each hour (its newest values are the flush's newest)."""
 
 
 class OpenRollups:
@@ -116,7 +124,7 @@ class OpenRollups:
                 buckets[start] = held.pop(start)
             write[resolution], opened[resolution], through[resolution] = buckets, held, new_mark
         marks = {MARKS[r]: mark for r, mark in through.items() if mark is not None}
-        return RollupWrite(write, marks, opened, through)
+        return RollupWrite(write, marks, opened, through, deltas)
 
     def commit(self, written: RollupWrite) -> None:
         """The flush that wrote ``written`` committed."""
