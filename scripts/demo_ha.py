@@ -375,6 +375,22 @@ async def configure(api: HomeAssistantApi, endpoints: SiteEndpoints) -> str:
     return entry_id
 
 
+async def check_frontend(api: HomeAssistantApi, hass: HomeAssistantProcess) -> None:
+    """The UI can load: the frontend is set up and every action can be described to it."""
+    config = await api.request("GET", "/api/config")
+    problem = None
+    if "frontend" not in config["components"]:
+        problem = "its frontend did not start (is home-assistant-frontend installed?)"
+    else:
+        try:
+            await api.websocket({"type": "get_services"})
+        except DemoError as err:
+            problem = f"the UI cannot describe the actions ({err}): a requirement is missing"
+    if problem is not None:
+        log = await asyncio.to_thread(hass.log_tail)
+        raise DemoError(f"Home Assistant runs, but {problem}:\n{log}")
+
+
 async def live_entities(api: HomeAssistantApi) -> dict[str, dict[str, Any]]:
     """Our entities once most of them report a value, by entity id."""
     deadline = time.monotonic() + LIVE_TIMEOUT
@@ -477,6 +493,7 @@ async def run(args: argparse.Namespace) -> int:
             await api.onboard()
             await configure(api, site.endpoints)
             states = await live_entities(api)
+            await check_frontend(api, hass)
             print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
             print(f"login: {USER} / {PASSWORD}", flush=True)
             print("control is on (the devices are simulated): try edge_ems.dispatch under "

@@ -3,7 +3,7 @@ HA's own API; the demo's ``--once`` run shows live entities and a site dispatch 
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from pathlib import Path
 
@@ -14,17 +14,17 @@ pytestmark = [pytest.mark.ha, pytest.mark.slow]
 DEMO = Path(__file__).parents[2] / "scripts" / "demo_ha.py"
 
 
-def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path) -> None:
+async def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path) -> None:
     config_dir = tmp_path / "ha"
-    done = subprocess.run(
-        [sys.executable, str(DEMO), "--once", "--port", "0", "--config-dir", str(config_dir)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, str(DEMO), "--once", "--port", "0", "--config-dir", str(config_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(900):
+        stdout, stderr = await demo.communicate()
+    out = stdout.decode()
+    assert demo.returncode == 0, stderr.decode()[-3000:]
     assert "login: demo / edge-ems-demo" in out
     assert "Edge EMS entities, among them:" in out
     # The site's -1500 W split across both simulated batteries by capacity, and read back.
@@ -32,4 +32,5 @@ def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path) -> No
     assert "applied -1200.0 W (read back -1200.0)" in out
     assert out.rstrip().endswith("stopped")
     # The integration was set up through the flows and its stored state is real HA storage.
-    assert (config_dir / ".storage" / "core.config_entries").is_file()
+    entries = config_dir / ".storage" / "core.config_entries"
+    assert await asyncio.to_thread(entries.is_file)
