@@ -5,7 +5,7 @@ What ``make demo`` runs inside ``scripts/in-env``:
 1. the simulated site starts in this process (Deye and SDM630 behind a Modbus TCP gateway,
    the SunSpec hybrid inverter, the OPC UA BESS), on free loopback ports;
 2. ``hass -c CONFIG`` starts from a fresh configuration folder with the integration linked
-   into ``custom_components``;
+   into ``custom_components`` and its blueprints in ``blueprints``;
 3. onboarding is done over HA's own API with a demo user, then the site and its devices are
    added through the integration's config flow and subentry flows, as a person would in the
    UI (every step connects to the simulated device before it creates anything);
@@ -45,6 +45,7 @@ from edge_ems.sim.site import SimulatedSite, SiteEndpoints, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 INTEGRATION = REPO / "custom_components" / "edge_ems"
+BLUEPRINTS = REPO / "blueprints"
 DOMAIN = "edge_ems"
 USER = "demo"
 PASSWORD = "edge-ems-demo"  # noqa: S105 - a throwaway login for a local demo, printed anyway
@@ -174,6 +175,8 @@ class HomeAssistantProcess:
         """Write the configuration and link the integration in (blocking; before the loop)."""
         (self.config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
         (self.config_dir / "custom_components" / DOMAIN).symlink_to(INTEGRATION)
+        # The bundled blueprints, as if imported: they show under Settings > Blueprints.
+        shutil.copytree(BLUEPRINTS, self.config_dir / "blueprints", dirs_exist_ok=True)
         (self.config_dir / "configuration.yaml").write_text(CONFIGURATION, encoding="utf-8")
         # Home Assistant keeps its HTTP settings in storage; settings from YAML would be a
         # trial that reverts unless confirmed in the UI within five minutes.

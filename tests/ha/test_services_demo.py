@@ -34,3 +34,5 @@ async def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path)
     # The integration was set up through the flows and its stored state is real HA storage.
     entries = config_dir / ".storage" / "core.config_entries"
     assert await asyncio.to_thread(entries.is_file)
+    blueprint = config_dir / "blueprints" / "automation" / "edge_ems" / "charge_when_cheap.yaml"
+    assert await asyncio.to_thread(blueprint.is_file)
