@@ -48,6 +48,10 @@ async def test_control_is_off_by_default(hass: HomeAssistant, sim_site: Simulate
                    command=EXPORT_LIMIT, value=1000)  # fmt: skip
     assert raised.value.translation_domain == DOMAIN
     assert raised.value.translation_key == "refused_control_disabled"
+    assert str(raised.value) == (
+        'Control is not enabled for Home: turn on "Enable control" in the site\'s options to '
+        "write to Deye"
+    )
     assert deye_register(sim_site, EXPORT_LIMIT_ADDRESS) == before
     (record,) = entry.runtime_data.audit.records()
     assert (record["outcome"], record["reason"]) == ("refused", "control_disabled")
