@@ -10,12 +10,14 @@ here makes sure it is the one from this checkout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import custom_components.edge_ems  # noqa: F401 - HA's loader imports it from here
 import pytest
 import pytest_socket
+from homeassistant import block_async_io
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 
@@ -26,6 +28,10 @@ from tests.lib.bms.support import Mosquitto, free_port
 from .support import DOMAIN, setup_mqtt
 
 type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
+
+# Home Assistant's own detection of blocking calls in the event loop, on as in production
+# (the test harness leaves it off): a blocking call in our code fails the test that made it.
+block_async_io.enable()
 
 
 @pytest.fixture(autouse=True)
@@ -61,13 +67,13 @@ async def start_site(hass: HomeAssistant, opcua_cache: Path) -> AsyncIterator[St
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A real mosquitto broker on a free loopback port."""
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    """A real mosquitto broker on a free loopback port (started and stopped off the loop)."""
     pytest_socket.enable_socket()
     mosquitto = Mosquitto(tmp_path, free_port())
-    mosquitto.start()
+    await asyncio.to_thread(mosquitto.start)
     yield mosquitto
-    mosquitto.stop()
+    await asyncio.to_thread(mosquitto.stop)
 
 
 @pytest.fixture

@@ -47,53 +47,53 @@ async def test_unload_and_reload(hass: HomeAssistant, start_site: StartSite) -> 
 async def test_device_goes_unavailable_and_comes_back(
     hass: HomeAssistant, start_site: StartSite, caplog: pytest.LogCaptureFixture
 ) -> None:
-    site = await start_site(MODBUS_ONLY)
+    site = await start_site(SUNSPEC_ONLY)
     entry = await setup_site(
         hass,
         [subentry("modbus", deye(site), subentry_id="deye"),
-         subentry("modbus", meter(site, rtu_over_tcp=True), subentry_id="meter")],
+         subentry("sunspec", sunspec(site), subentry_id="hybrid")],
     )  # fmt: skip
-    coordinator = entry.runtime_data.devices["meter"].coordinator
-    assert site.meter_rtu is not None
-    host, port = site.meter_rtu.address
-    await site.meter_rtu.stop()
+    coordinator = entry.runtime_data.devices["hybrid"].coordinator
+    server = site.sunspec_server
+    assert server is not None
+    host, port = server.address
+    await server.stop()
     caplog.set_level(logging.INFO)
     for _ in range(3):
         await coordinator.async_refresh()
-    assert hass.states.get("sensor.meter_grid_power").state == STATE_UNAVAILABLE
+    assert hass.states.get("sensor.hybrid_soc").state == STATE_UNAVAILABLE
     # The Deye behind the other link stays available.
-    assert hass.states.get("sensor.deye_grid_power").state != STATE_UNAVAILABLE
-    await site.meter_rtu.start_tcp(host, port, rtu_framing=True)
+    assert hass.states.get("sensor.deye_soc").state != STATE_UNAVAILABLE
+    await server.start_tcp(host, port)
     await coordinator.async_refresh()
-    assert hass.states.get("sensor.meter_grid_power").state != STATE_UNAVAILABLE
-    down = [r for r in caplog.records if "Error fetching meter" in r.getMessage()]
-    up = [r for r in caplog.records if "Fetching meter data recovered" in r.getMessage()]
+    assert hass.states.get("sensor.hybrid_soc").state != STATE_UNAVAILABLE
+    down = [r for r in caplog.records if "Error fetching hybrid" in r.getMessage()]
+    up = [r for r in caplog.records if "Fetching hybrid data recovered" in r.getMessage()]
     assert (len(down), len(up)) == (1, 1)
 
 
 async def test_unreachable_for_hours_raises_a_repair(
     hass: HomeAssistant, start_site: StartSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = await start_site(MODBUS_ONLY)
-    entry = await setup_site(
-        hass, [subentry("modbus", meter(site, rtu_over_tcp=True), subentry_id="meter")]
-    )
-    coordinator = entry.runtime_data.devices["meter"].coordinator
-    assert site.meter_rtu is not None
-    host, port = site.meter_rtu.address
-    await site.meter_rtu.stop()
+    site = await start_site(SUNSPEC_ONLY)
+    entry = await setup_site(hass, [subentry("sunspec", sunspec(site), subentry_id="hybrid")])
+    coordinator = entry.runtime_data.devices["hybrid"].coordinator
+    server = site.sunspec_server
+    assert server is not None
+    host, port = server.address
+    await server.stop()
     issues = ir.async_get(hass)
     await coordinator.async_refresh()
-    assert issues.async_get_issue(DOMAIN, "device_unreachable_meter") is None
+    assert issues.async_get_issue(DOMAIN, "device_unreachable_hybrid") is None
     # Hours pass (the loop's clock cannot be moved while the link keeps real time).
     monkeypatch.setattr(coordinator_module, "UNREACHABLE_AFTER", timedelta(0))
     await coordinator.async_refresh()
-    issue = issues.async_get_issue(DOMAIN, "device_unreachable_meter")
+    issue = issues.async_get_issue(DOMAIN, "device_unreachable_hybrid")
     assert issue is not None
     assert issue.translation_key == "device_unreachable"
-    await site.meter_rtu.start_tcp(host, port, rtu_framing=True)
+    await server.start_tcp(host, port)
     await coordinator.async_refresh()
-    assert issues.async_get_issue(DOMAIN, "device_unreachable_meter") is None
+    assert issues.async_get_issue(DOMAIN, "device_unreachable_hybrid") is None
 
 
 async def test_a_device_that_cannot_be_reached_delays_the_site(

@@ -3,10 +3,9 @@ for the adapter; devices on one line must agree on its settings."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,32 +16,31 @@ from homeassistant.data_entry_flow import FlowResultType
 from edge_ems.pointmap import catalog_paths, load_point_map
 from edge_ems.sim.modbus_server import ModbusSimServer, UnitImage
 
-from .support import PATIENCE, setup_site
+from .support import eventually, setup_site
 
 METER_UNIT = 7
 
 
 @pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+async def pty_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     """Two serial ports wired to each other."""
     socat = shutil.which("socat")
     if socat is None:
         pytest.fail("socat is not installed (apt-get install socat)")
     ends = (str(tmp_path / "line-sim"), str(tmp_path / "line-ha"))
-    process = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={ends[0]}", f"pty,raw,echo=0,link={ends[1]}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = await asyncio.create_subprocess_exec(
+        socat,
+        f"pty,raw,echo=0,link={ends[0]}",
+        f"pty,raw,echo=0,link={ends[1]}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + PATIENCE
-    while not all(Path(end).exists() for end in ends):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("socat did not create the pty pair")
-        time.sleep(0.05)
-    yield ends
-    process.terminate()
-    process.wait(timeout=PATIENCE)
+    try:
+        await eventually(lambda: all(Path(end).exists() for end in ends), bool)
+        yield ends
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 @pytest.fixture
