@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from edge_ems.hub.store import (
     StoreError,
     open_store,
 )
+
+from .conftest import T0, Clock
 
 
 def record(n: int, *, site: str = "farm", outcome: Outcome = Outcome.APPLIED) -> AuditRecord:
@@ -75,9 +78,7 @@ async def test_a_forged_audit_cursor_is_a_query_error(store: MinuteStore, cursor
         await store.backend.audit(AuditQuery(cursor=cursor))
 
 
-async def test_sessions_are_kept_and_a_restart_ends_open_ones(
-    stores: object, store: MinuteStore
-) -> None:
+async def test_sessions_are_kept_and_open_ones_can_be_ended(store: MinuteStore) -> None:
     backend = store.backend
     await backend.save_session(SessionRecord("s1", "agent-1", "ipv4:1", 10.0, 20.0, "gone"))
     await backend.save_session(SessionRecord("s2", "agent-1", "ipv4:2", 30.0))
@@ -91,6 +92,20 @@ async def test_sessions_are_kept_and_a_restart_ends_open_ones(
         ("s2", 50.0, "hub stopped"),
         ("s3", 50.0, "hub stopped"),
     }
+
+
+async def test_reopening_the_store_ends_the_sessions_a_previous_run_left_open(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    first = stores()
+    await first.open()
+    await first.backend.save_session(SessionRecord("s1", "agent-1", "ipv4:1", 10.0))
+    await first.close()
+    clock.at(T0 + 5000)
+    second = stores()
+    await second.open()
+    [ended] = await second.backend.sessions("agent-1", 1)
+    assert (ended.ended, ended.end_reason) == ((T0 + 5000) / 1000, "hub stopped")
 
 
 async def test_the_outbox_drops_its_oldest_batches_past_the_budget(store: MinuteStore) -> None:
