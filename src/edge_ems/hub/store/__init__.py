@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ...exceptions import ConfigError
 from .backend import Backend
 from .errors import QueryError, SchemaError, StoreError
 from .minute_store import MinuteStore, Retention, StoreSettings, StoreStatus
@@ -74,7 +75,11 @@ def open_store(
     as ``DATABASE_URL`` gives it). Nothing is opened yet: use ``async with`` or
     :meth:`MinuteStore.open`, and :meth:`MinuteStore.close` when done."""
     if is_database_url(database):
-        from .timescale import TimescaleBackend  # psycopg is only needed for this backend
-
+        try:
+            from .timescale import TimescaleBackend  # psycopg is only needed for this backend
+        except ImportError as err:
+            raise ConfigError(
+                f"a PostgreSQL store needs psycopg (pip install 'edge-ems[hub]'): {err}"
+            ) from err
         return MinuteStore(TimescaleBackend(str(database)), settings, clock=clock)
     return MinuteStore(SqliteBackend(database), settings, clock=clock)
