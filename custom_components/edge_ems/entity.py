@@ -38,6 +38,8 @@ class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
     """An entity showing one metric of one device."""
 
     _attr_has_entity_name = True
+    _shows_metric = True
+    """The entity shows its key's metric (a button shows none)."""
 
     def __init__(
         self, site: EdgeEmsData, device: EdgeEmsDevice, description: EntityDescription
@@ -54,6 +56,8 @@ class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
         """Available while the device answers and this metric's value is fresh and valid."""
         if not super().available:
             return False
+        if not self._shows_metric:
+            return True
         reading = self.coordinator.data.get(self.entity_description.key)
         return reading is not None and reading.quality is Quality.GOOD
 

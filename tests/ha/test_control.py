@@ -15,7 +15,7 @@ from edge_ems.sim.modbus_server import Fault, FaultKind
 from edge_ems.sim.site import SimulatedSite
 
 from .conftest import StartSite
-from .support import MODBUS_ONLY, deye, setup_site, subentry
+from .support import MODBUS_ONLY, SUNSPEC_ONLY, deye, setup_site, subentry, sunspec
 
 LIVE = {"enable_control": True, "dry_run": False}
 EXPORT_LIMIT_ADDRESS = 143
@@ -114,3 +114,37 @@ async def test_a_device_that_fails_the_write(
                     hass_admin_user, value=3000)  # fmt: skip
     assert failed.value.translation_key == "failed_device_error"
     assert entry.runtime_data.audit.records()[-1]["outcome"] == "failed"
+
+
+async def test_release_button_hands_the_battery_back(
+    hass: HomeAssistant, start_site: StartSite, hass_admin_user: MockUser
+) -> None:
+    site = await start_site(SUNSPEC_ONLY)
+    limits = {"max_charge_w": 2500, "max_discharge_w": 2500, "capacity_wh": 5000}
+    entry = await setup_site(
+        hass,
+        [subentry("sunspec", sunspec(site), subentry_id="hybrid", title="Hybrid")],
+        options={**LIVE, "batteries": {"hybrid": limits}},
+    )
+    dispatcher = entry.runtime_data.dispatcher
+    (record,) = await dispatcher.dispatch(
+        1000, requested_by="planner", source="test", asset_id="hybrid"
+    )
+    assert record.outcome == "applied"
+    assert set(dispatcher.leases()) == {"hybrid"}
+    await _call(hass, "button", "press", "button.hybrid_return_to_own_control", hass_admin_user)
+    assert dispatcher.leases() == {}
+    released = [r for r in entry.runtime_data.audit.records() if r["outcome"] == "released"]
+    assert released
+    assert {r["requested_by"] for r in released} == {hass_admin_user.id}
+
+
+async def test_release_button_with_control_off(
+    hass: HomeAssistant, start_site: StartSite, hass_admin_user: MockUser
+) -> None:
+    site = await start_site(SUNSPEC_ONLY)
+    await setup_site(hass, [subentry("sunspec", sunspec(site), subentry_id="hybrid")])
+    with pytest.raises(ServiceValidationError) as refused:
+        await _call(hass, "button", "press", "button.hybrid_return_to_own_control",
+                    hass_admin_user)  # fmt: skip
+    assert refused.value.translation_key == "refused_control_disabled"
