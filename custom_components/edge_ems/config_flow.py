@@ -134,7 +134,8 @@ class ProbeError(Exception):
 async def _has_data(device: Device) -> bool:
     if isinstance(device, HaMqttBmsDevice):
         return device.received_any()
-    return bool(await device.read())
+    # A CAN battery names its maker in a frame of its own, sent with the others.
+    return "device_manufacturer" in await device.read()
 
 
 async def _first_data(device: Device) -> None:
