@@ -28,7 +28,8 @@ def split_site_power(power_w: float, assets: Mapping[str, AssetLimits]) -> dict[
         placed = 0.0
         still_open = []
         for asset in open_assets:
-            wanted = shares[asset] + remaining * weights[asset] / total
+            # The fraction first: a product with a tiny capacity would underflow.
+            wanted = shares[asset] + remaining * (weights[asset] / total)
             clamped = assets[asset].clamp(wanted)
             placed += clamped - shares[asset]
             shares[asset] = clamped
