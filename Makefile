@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean
 
 help:
-	@echo "make demo                  run Edge EMS on simulated hardware"
+	@echo "make demo                  Home Assistant with Edge EMS on simulated hardware"
 	@echo "make test                  lint, type-check and run every test (3.14, then the library on 3.13)"
 	@echo "make bench NAME=<name>     run bench/<name>.py; its last line is JSON"
 	@echo "make pointmap-validate     validate every point map in pointmaps/"
@@ -21,7 +21,7 @@ toolchain:
 	@scripts/toolchain.sh
 
 demo: toolchain
-	@$(IN_ENV) edge-ems demo
+	@$(IN_ENV) python scripts/demo_ha.py
 
 test: toolchain lint typecheck pytest pytest-py313
 

@@ -14,7 +14,7 @@ mirror=${EDGE_EMS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Pinned together: this harness release ships Home Assistant 2026.10.4.
 phcc_version=0.13.375
 apt_packages=(mosquitto postgresql-18-timescaledb chromium socat python3.13 python3.13-venv
-  python3.14-dev python3.13-dev gcc make git procps iproute2 apparmor)
+  python3.14-dev python3.13-dev gcc g++ make git procps iproute2 apparmor)
 
 log() { printf '\033[1m[toolchain]\033[0m %s\n' "$*" >&2; }
 
@@ -85,6 +85,11 @@ make_venvs() {
     cp \$site/package_constraints.txt $prefix/ha-constraints.txt
     # As Home Assistant installs an integration's requirements: under its constraints.
     $prefix/py314/bin/pip install -q -c $prefix/ha-constraints.txt -e '.[hub,dev]'
+    # What a real Home Assistant needs for its UI and the logbook (make demo, the logbook
+    # tests): the frontend, and what listing actions imports (conversation, camera, voice).
+    $prefix/py314/bin/pip install -q -c $prefix/ha-constraints.txt home-assistant-frontend \
+      hassil gazetteer-matcher home-assistant-intents PyTurboJPEG mutagen ha-ffmpeg \
+      pymicro-vad pyspeex-noise
     $prefix/py314/bin/pip check
     [ -x $prefix/py313/bin/python ] || python3.13 -m venv $prefix/py313
     $prefix/py313/bin/pip install -q --upgrade pip
