@@ -153,7 +153,7 @@ class OpcUaBessSimulator:
         server, self._server = self._server, None
         if server is not None:
             await server.stop()
-            _close_address_space_cache(server)
+            close_address_space_cache(server)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -210,7 +210,7 @@ class OpcUaBessSimulator:
             await asyncio.sleep(self._interval)
 
 
-def _close_address_space_cache(server: Server) -> None:
+def close_address_space_cache(server: Server) -> None:
     """Close the shelve a cached address space reads from, here on the loop's thread.
 
     asyncua offers no close for it and leaves it to garbage collection, and Python 3.14's

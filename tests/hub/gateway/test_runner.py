@@ -16,7 +16,12 @@ from edge_ems.agent.fleet import Fleet, Flood, flood_metrics, simulated_site
 from edge_ems.agent.runner import HubLink, SiteRunner
 from edge_ems.agent.site import parse_site
 from edge_ems.dispatch import Outcome
-from edge_ems.sim.opcua_server import NAMESPACE, TELEMETRY, OpcUaBessSimulator
+from edge_ems.sim.opcua_server import (
+    NAMESPACE,
+    TELEMETRY,
+    OpcUaBessSimulator,
+    close_address_space_cache,
+)
 
 from .conftest import TOKEN, WAIT, Hub, HubFactory, eventually
 
@@ -134,6 +139,7 @@ async def test_telemetry_write_sim_writes_simulated_values_to_opcua(
     finally:
         await runners.pop().stop()
         await server.stop()
+        close_address_space_cache(server)
 
 
 async def test_a_fleet_floods_the_hub(hub_factory: HubFactory) -> None:
