@@ -87,6 +87,7 @@ class Hub:
             rate_limit=config.rate_limit,
             rate_burst=config.rate_burst,
             max_body_bytes=config.max_body_kib * 1024,
+            max_points=config.max_measurement_points,
         )
         self.api = ApiServer(create_app(services, settings))
         self.api_port = await self.api.start(config.api_host, config.api_port)

@@ -27,6 +27,10 @@ ADDON_OPTIONS = Path("/data/options.json")
 
 ENV_PREFIX = "EDGE_EMS_"
 MIN_TOKEN_LENGTH = 16
+MAX_MEASUREMENT_POINTS = 200_000
+"""Default for the most buckets (series times buckets in the range) one ``/measurements``
+request may return: about 20 MB of JSON. 24 h of 500 series is 720,000 at minute resolution,
+144,000 at 5 minutes."""
 
 _PORT = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
 _TOKEN = vol.All(
@@ -75,6 +79,9 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("rate_limit", default=20.0): _POSITIVE,
     vol.Optional("rate_burst", default=40): vol.All(vol.Coerce(int), vol.Range(min=1)),
     vol.Optional("max_body_kib", default=64): vol.All(vol.Coerce(int), vol.Range(min=1, max=4096)),
+    vol.Optional("max_measurement_points", default=MAX_MEASUREMENT_POINTS): vol.All(
+        vol.Coerce(int), vol.Range(min=1)
+    ),
     vol.Optional("setpoint_timeout", default=10.0): _POSITIVE,
     vol.Optional("log_level", default="info"): vol.All(
         vol.Lower, vol.In(["debug", "info", "warning", "error"])
@@ -121,6 +128,8 @@ class HubConfig:
     """Requests per second each client may make, on average."""
     rate_burst: int = 40
     max_body_kib: int = 64
+    max_measurement_points: int = MAX_MEASUREMENT_POINTS
+    """Most buckets one ``/measurements`` answer may hold; larger requests are refused."""
     setpoint_timeout: float = 10.0
     log_level: str = "info"
     log_format: str = "json"

@@ -87,6 +87,7 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
         max_body_bytes: int = 4096,
         setpoint_timeout: float = 10.0,
         trust_ingress: bool = False,
+        max_points: int = 200_000,
     ) -> LiveHub:
         store = open_store(tmp_path / f"store-{len(started)}.db")
         await store.open()
@@ -109,6 +110,7 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
             rate_limit=rate_limit,
             rate_burst=rate_burst,
             max_body_bytes=max_body_bytes,
+            max_points=max_points,
         )
         api = ApiServer(create_app(services, settings))
         api_port = await api.start("127.0.0.1", 0)

@@ -6,12 +6,16 @@ import datetime as dt
 
 import pytest
 
+from edge_ems.exceptions import ConfigError
 from edge_ems.hub.api import routes
+from edge_ems.hub.api.measurements import SLICE
+from edge_ems.hub.config import parse_config
 
 from ..gateway.conftest import SiteFactory, eventually
-from .conftest import LiveHub, now_ms
+from .conftest import API_TOKEN, HubMaker, LiveHub, now_ms
 
 MINUTE = 60_000
+HOUR = 3_600_000
 
 
 async def _two_hours_of_power(live: LiveHub, site_factory: SiteFactory) -> int:
@@ -80,14 +84,73 @@ async def test_bad_parameters_get_clear_400s(live: LiveHub) -> None:
         assert message, params
 
 
-async def test_too_many_points_are_refused_before_the_query(
-    live: LiveHub, site_factory: SiteFactory, monkeypatch: pytest.MonkeyPatch
+async def test_a_request_over_the_points_cap_is_refused_and_one_at_it_served(
+    hub_maker: HubMaker, site_factory: SiteFactory
 ) -> None:
+    live = await hub_maker(max_points=120)  # two series, one hour of minutes
     start = await _two_hours_of_power(live, site_factory)
-    monkeypatch.setattr(routes, "MAX_POINTS", 100)
-    window = {"from": str(start), "to": str(start + 3_600_000)}
-    refused = await live.get("/measurements", **window)
+    at_cap = await live.json("/measurements", **{"from": str(start), "to": str(start + HOUR)})
+    assert [len(s["points"]) for s in at_cap["series"]] == [60, 60]
+    # Half a minute later on both ends: 61 buckets overlap the range, as the store counts.
+    shifted = {"from": str(start + 30_000), "to": str(start + HOUR + 30_000)}
+    refused = await live.get("/measurements", **shifted)
     assert refused.status == 400
-    assert "narrow the series" in (await refused.json())["error"]["message"]
-    coarse = await live.json("/measurements", resolution="5m", **window)
-    assert len(coarse["series"]) == 2
+    answer = await refused.json()
+    assert answer["error"]["code"] == "too_many_points"
+    assert (answer["points"], answer["max_points"]) == (122, 120)
+    assert answer["error"]["message"] == (
+        "2 series of 61 buckets of 1m is 122 points; one request returns at most 120: "
+        "ask for resolution 5m (26 points), fewer series or a shorter range"
+    )
+    one_series = await live.json("/measurements", asset="bess-1", **shifted)
+    assert len(one_series["series"][0]["points"]) == 61
+    coarse = await live.json("/measurements", resolution="5m", **shifted)
+    assert [len(s["points"]) for s in coarse["series"]] == [13, 13]
+
+
+async def test_the_refusal_names_no_resolution_when_none_fits(
+    hub_maker: HubMaker, site_factory: SiteFactory
+) -> None:
+    live = await hub_maker(max_points=1)
+    start = await _two_hours_of_power(live, site_factory)
+    refused = await live.get(
+        "/measurements", resolution="5m", **{"from": str(start), "to": str(start + HOUR)}
+    )
+    assert refused.status == 400
+    message = (await refused.json())["error"]["message"]
+    assert message == (
+        "2 series of 12 buckets of 5m is 24 points; one request returns at most 1: "
+        "ask for a coarser resolution, fewer series or a shorter range"
+    )
+
+
+async def test_a_large_answer_is_the_same_json_as_a_small_one(
+    hub_maker: HubMaker, site_factory: SiteFactory
+) -> None:
+    """Answers past LARGE_ANSWER points are encoded in slices off the event loop."""
+    live = await hub_maker()
+    site = await site_factory(live.address, agent_id="agent-1", site_id="farm")
+    start = (now_ms() // HOUR - 72) * HOUR
+    stamps = [start + n * MINUTE for n in range(60 * 70)]
+    assert len(stamps) > max(routes.LARGE_ANSWER, SLICE)
+    site.agent.publish_series(
+        "bess-1", "battery_power_w", stamps, [n / 7 for n in range(len(stamps))]
+    )
+    await site.agent.flush()
+    await eventually(lambda: live.store.status().waiting_batches > 0)
+    await live.store.flush(full=True)
+    window = {"from": str(start), "to": str(start + 70 * HOUR)}
+    large = await live.json("/measurements", asset="bess-1", metric="battery_power_w", **window)
+    [series] = large["series"]
+    assert series["unit"] == "W"
+    assert [p[0] for p in series["points"]] == stamps
+    assert [p[1] for p in series["points"]] == [n / 7 for n in range(len(stamps))]
+    assert all(p[5] == 1 for p in series["points"])
+
+
+def test_the_cap_is_an_option_of_the_hub() -> None:
+    assert parse_config({"api_token": API_TOKEN}).max_measurement_points == 200_000
+    config = parse_config({"api_token": API_TOKEN, "max_measurement_points": "5000"})
+    assert config.max_measurement_points == 5000
+    with pytest.raises(ConfigError, match="max_measurement_points"):
+        parse_config({"api_token": API_TOKEN, "max_measurement_points": 0})

@@ -10,6 +10,7 @@ from typing import Any
 
 from ... import __version__
 from ...dispatch.audit import Outcome, Reason
+from ..config import MAX_MEASUREMENT_POINTS
 from .params import MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
 
 type Schema = dict[str, Any]
@@ -46,6 +47,8 @@ SCHEMAS: dict[str, Schema] = {
             "error": _object({"status": _INTEGER, "code": _TEXT, "message": _TEXT}),
             "audit": _ref("AuditRecord"),
             "command_id": _TEXT,
+            "points": {"type": "integer", "description": "Points asked for (too_many_points)"},
+            "max_points": {"type": "integer", "description": "Most points one answer holds"},
         },
         "required": ["error"],
         "additionalProperties": False,
@@ -364,19 +367,6 @@ PATHS: dict[str, Schema] = {
             {"name": "asset_id", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
     ),
-    "/measurements": _get(
-        "Stored buckets of the matching series",
-        "Measurements",
-        extra=(503,),
-        parameters=[
-            _query("site", "Site ids (repeat or comma-separate)", _ID, repeat=True),
-            _query("asset", "Asset ids", _ID, repeat=True),
-            _query("metric", "Metric names", _ID, repeat=True),
-            _query("from", "Start (inclusive); default one hour before to", _TIME),
-            _query("to", "End (exclusive); default now", _TIME),
-            _query("resolution", "Bucket size", {"enum": sorted(RESOLUTIONS)}),
-        ],
-    ),
     "/export/snapshot": _get("The newest value of every series", "Snapshot", extra=(503,)),
     "/export/registermaps": _get("The point-map catalog", "RegisterMaps"),
     "/dispatch": {
@@ -419,8 +409,29 @@ for _name, (_key, _item) in _LISTS.items():
     SCHEMAS[_name] = _object({_key: {"type": "array", "items": _ref(_item)}})
 
 
-def document() -> Schema:
-    """The OpenAPI 3.1 document."""
+def _measurements(max_points: int) -> Schema:
+    return _get(
+        "Stored buckets of the matching series",
+        "Measurements",
+        extra=(503,),
+        description=f"One request returns at most {max_points:,} points (matching series times "
+        "buckets overlapping the range, counted before the store is queried; the hub's "
+        "max_measurement_points option). A larger one is refused with 400, code "
+        "too_many_points, the points it asked for in points and the cap in max_points: ask "
+        "for a coarser resolution, fewer series or a shorter range, or split the range.",
+        parameters=[
+            _query("site", "Site ids (repeat or comma-separate)", _ID, repeat=True),
+            _query("asset", "Asset ids", _ID, repeat=True),
+            _query("metric", "Metric names", _ID, repeat=True),
+            _query("from", "Start (inclusive); default one hour before to", _TIME),
+            _query("to", "End (exclusive); default now", _TIME),
+            _query("resolution", "Bucket size", {"enum": sorted(RESOLUTIONS)}),
+        ],
+    )
+
+
+def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
+    """The OpenAPI 3.1 document of an API that returns at most ``max_points`` points."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -430,7 +441,7 @@ def document() -> Schema:
             "Every route but /health needs `Authorization: Bearer <api_token>`.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": PATHS | {"/measurements": _measurements(max_points)},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -22,6 +22,7 @@ from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError
 from ..store.model import Latest, SeriesFilter
 from .errors import ApiError, dumps
+from .measurements import check_points, count_points, encode
 from .params import (
     DispatchRequest,
     audit_query,
@@ -37,12 +38,12 @@ _LOGGER = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", HubServices)
 OPENAPI = web.AppKey("openapi", dict)
 
-MAX_POINTS = 2_000_000
-"""Most buckets one ``/measurements`` answer may hold (24 h of 500 series is 720,000)."""
+MAX_POINTS = web.AppKey("max_points", int)
+"""Most buckets (series times buckets in the range) one ``/measurements`` answer may hold."""
 SESSIONS = 10
 """Recent sessions shown per asset in ``/agents``."""
-LARGE_ANSWER = 20_000
-"""Answers with more buckets than this are encoded off the event loop."""
+LARGE_ANSWER = 2_000
+"""Answers with more buckets than this (a few ms of encoding) are encoded off the loop."""
 
 # Routing failures: the status and the audit reason of each.
 _ROUTING = {
@@ -234,15 +235,9 @@ async def measurements(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     query = measurement_query(request.query, _now_ms())
     try:
+        # Counting the series is cheap; refuse an oversized request before querying.
         series = await services.store.series(query.selection)
-        bucket_ms = query.resolution.minutes * 60_000
-        buckets = -(-(query.end_ms - query.start_ms) // bucket_ms) + 1
-        if len(series) * buckets > MAX_POINTS:
-            raise ApiError(
-                400,
-                f"{len(series)} series over {buckets} buckets is more than {MAX_POINTS:,} "
-                "points: narrow the series, shorten the range or coarsen the resolution",
-            )
+        check_points(query, len(series), request.app[MAX_POINTS])
         found = (
             await services.store.query(
                 query.selection, query.start_ms, query.end_ms, query.resolution
@@ -254,25 +249,11 @@ async def measurements(request: web.Request) -> web.Response:
         raise ApiError(400, str(err)) from None
     except StoreError as err:
         raise _store_failed(err) from None
-    body = {
-        "resolution": query.resolution.value,
-        "from_ms": query.start_ms,
-        "to_ms": query.end_ms,
-        "columns": ["start_ms", "avg", "min", "max", "last", "count"],
-        "series": [
-            {
-                "site_id": found_range.key.site_id,
-                "asset_id": found_range.key.asset_id,
-                "metric": found_range.key.metric,
-                "unit": _unit(found_range.key.metric),
-                "points": [list(point) for point in found_range.points],
-            }
-            for found_range in found
-        ],
-    }
-    points = sum(len(found_range.points) for found_range in found)
-    text = await asyncio.to_thread(dumps, body) if points > LARGE_ANSWER else dumps(body)
-    return web.Response(text=text, content_type="application/json")
+    if count_points(found) > LARGE_ANSWER:
+        body = await asyncio.to_thread(encode, query, found)
+    else:
+        body = encode(query, found)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 @routes.get("/export/snapshot")

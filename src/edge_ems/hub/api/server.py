@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ...exceptions import ConfigError
+from ..config import MAX_MEASUREMENT_POINTS
 from .auth import auth_middleware, rate_limit_middleware
 from .errors import error_middleware
 from .metrics import ApiMetrics
 from .openapi import document
 from .ratelimit import RateLimiter
-from .routes import OPENAPI, SERVICES, routes
+from .routes import MAX_POINTS, OPENAPI, SERVICES, routes
 from .services import HubServices
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,6 +29,12 @@ class ApiSettings:
     rate_limit: float = 20.0
     rate_burst: int = 40
     max_body_bytes: int = 64 * 1024
+    max_points: int = MAX_MEASUREMENT_POINTS
+    """Most buckets (series times buckets in the range) one ``/measurements`` answer may hold."""
+
+    def __post_init__(self) -> None:
+        if self.max_points < 1:
+            raise ConfigError("max_points must be at least 1")
 
 
 def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
@@ -43,7 +50,8 @@ def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
         ],
     )
     app[SERVICES] = services
-    app[OPENAPI] = document()
+    app[MAX_POINTS] = settings.max_points
+    app[OPENAPI] = document(max_points=settings.max_points)
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics.handler)
     return app
