@@ -383,6 +383,10 @@ def _inverter_controls() -> Iterable[Metric]:
         "active_power_limit_pct", "Active power limit, share of rated power", _C.AC, "%", None
     )
     yield _setting("active_power_limit_enabled", "Active power limit in force", _C.AC, None, None)
+    yield _setting(
+        "battery_power_control_enabled", "Storage charge/discharge limits in force", _C.BATTERY,
+        None, None,
+    )  # fmt: skip
     yield _setting("active_power_limit_w", "Active power limit", _C.AC, "W", "power")
     yield _setting(
         "reactive_power_setpoint_var", "Reactive power setpoint", _C.AC, "var", "reactive_power"

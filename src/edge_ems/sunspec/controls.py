@@ -110,8 +110,14 @@ def _exponent(target: Target, values: Values) -> int | None:
     return None
 
 
+def _switch(target: Target) -> bool:
+    """Whether the target is written as on or off: an enable point, or a bitfield whose
+    control names the raw value for on."""
+    return is_flag(target.point) or target.control.on is not None
+
+
 def _range(target: Target, values: Values) -> tuple[float, float] | None:
-    if is_flag(target.point):
+    if _switch(target):
         return 0, 1
     exponent = _exponent(target, values)
     if exponent is None:
@@ -167,10 +173,10 @@ def _raw(metric: str, target: Target, value: Value, values: Values) -> int:
     found = _range(target, values)
     if found is None:
         raise _refuse(metric, "the device reports no usable scale factor", "not_writable")
-    if is_flag(target.point):
+    if _switch(target):
         if value not in (True, False, 0, 1) or isinstance(value, float):
             raise _refuse(metric, f"{value!r} is neither on nor off", "out_of_range")
-        return int(bool(value))
+        return (target.control.on or 1) if value else 0
     number = _number(metric, value)
     if not found[0] <= number <= found[1]:
         raise _refuse(metric, f"{number} is outside {found[0]}..{found[1]}", "out_of_range")
@@ -221,9 +227,9 @@ def current(metric: str, targets: Sequence[Target], values: Values) -> Value:
     if metric != STORAGE_SETPOINT:
         found = usable(metric, targets, values) or targets
         value = _held(found[0], values)
-        if value is None or not is_flag(found[0].point):
+        if value is None or not _switch(found[0]):
             return value
-        return value == 1
+        return value != 0 if found[0].control.on is not None else value == 1
     top = _top(targets[0], values)
     base = _storage_base(targets, values)
     if top is None or base is None:
@@ -243,7 +249,7 @@ def written(
 ) -> Value:
     """The value the device holds once ``plan`` is written: the request at its resolution."""
     first = plan[0]
-    if is_flag(first.target.point):
+    if _switch(first.target):
         return bool(first.raw)
     exponent = _exponent(first.target, values)
     assert exponent is not None  # checked when the plan was made

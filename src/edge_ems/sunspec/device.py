@@ -22,7 +22,7 @@ from .codec import GroupValues, decode_model, encode_raw, read_raw
 from .controls import Assignment, Target, assignments, bind_controls, command, current, written
 from .discovery import COMMON_MODEL, Chain, FoundModel, discover, identity_of
 from .layout import ModelLayout, count_points, model_layout
-from .mapping import READ_POINTS, REVERT_TIMER, STORAGE_SETPOINT
+from .mapping import READ_POINTS, REVERT_TIMER, STORAGE_CONTROL, STORAGE_SETPOINT
 from .models import ModelDef, supported_definitions
 from .readout import Binding, bind, convert, label_models
 from .transport import MAX_WRITE, BlockReader, Span, write_holding
@@ -78,8 +78,14 @@ def _chunks(plan: Sequence[Assignment]) -> list[tuple[int, list[int]]]:
     return chunks
 
 
-_SAFE_MODE = ("battery_power_setpoint_w", "active_power_limit_enabled", "control_enabled")
-"""Commands written as 0 when a lease lapses: the storage setpoint first, then the limits."""
+_SAFE_MODE: tuple[tuple[str, Value], ...] = (
+    # First: lifting the storage window hands the battery back to the inverter's own
+    # control, where zeroing the setpoint would pin it idle.
+    (STORAGE_CONTROL, False),
+    ("active_power_limit_enabled", 0),
+    ("control_enabled", 0),
+)
+"""What a lapsed lease writes, in order."""
 
 
 class SunSpecDevice:
@@ -151,12 +157,12 @@ class SunSpecDevice:
 
     @property
     def safe_mode(self) -> Mapping[str, Value]:
-        """What hands the device back to its own control: no battery setpoint, no limits.
+        """What hands the device back to its own control: no storage window, no limits.
 
         Only the commands this device offers, in the order they must be written.
         """
         commands = self.commands
-        return {metric: 0 for metric in _SAFE_MODE if metric in commands}
+        return {metric: value for metric, value in _SAFE_MODE if metric in commands}
 
     @property
     def revert_timer(self) -> str | None:

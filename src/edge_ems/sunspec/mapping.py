@@ -49,6 +49,8 @@ class ReadingPoint:
     symbols_from: int | None = None
     """Model whose definition names this enum's values, where the point's own model
     misnames them: sunspec/models' 111 calls 101's MPPT "ggMPPT"."""
+    any_bit: bool = False
+    """A bitfield read as a flag: on while any of its bits is set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ class ControlPoint:
     point: str
     limits: tuple[float, float] | None = None
     """Engineering limits the point's meaning sets, beyond what its type can hold."""
+    on: int | None = None
+    """A bitfield switched as one flag: the raw value written for on (off writes 0). It
+    reads on while any bit is set, so off means none of what it governs is in force."""
 
 
 INVERTER_MODELS = (101, 102, 103, 111, 112, 113)
@@ -188,6 +193,23 @@ READINGS: tuple[ReadingPoint, ...] = (
 )
 """Points read as metrics, in priority order. Control points are read as well."""
 
+STORAGE_SETPOINT = "battery_power_setpoint_w"
+"""Written through model 124: charge limit ``InWRte`` and discharge limit ``OutWRte``,
+both as percentages of ``WChaMax``, with both limits active (``StorCtl_Mod`` = 3). A
+setpoint P (positive discharges) sets ``OutWRte`` = P and ``InWRte`` = -P, so the window
+narrows to P: a negative charge limit forces discharge, a negative discharge limit forces
+charge (the window Fronius documents for its hybrids)."""
+STORAGE_BASE = "WChaMax"
+STORAGE_DISCHARGE = "OutWRte"
+STORAGE_CHARGE = "InWRte"
+STORAGE_MODE = "StorCtl_Mod"
+STORAGE_BOTH_LIMITS = 0b11
+"""``StorCtl_Mod`` with its CHARGE (bit 0) and DiSCHARGE (bit 1) limits active."""
+STORAGE_CONTROL = "battery_power_control_enabled"
+"""``StorCtl_Mod`` as a flag: off (0) hands the battery back to the inverter's own
+control, on puts both limits of the window in force. It reads on while either limit is,
+so off is read only when the battery is wholly the inverter's again."""
+
 CONTROLS: tuple[ControlPoint, ...] = (
     ControlPoint("active_power_limit_pct", 704, "WMaxLimPct", limits=(0, 100)),
     ControlPoint("active_power_limit_pct", 123, "WMaxLimPct", limits=(0, 100)),
@@ -205,6 +227,8 @@ CONTROLS: tuple[ControlPoint, ...] = (
     ControlPoint("battery_power_setpoint_w", 124, "OutWRte", limits=(-100, 100)),
     ControlPoint("battery_power_setpoint_w", 124, "InWRte", limits=(-100, 100)),
     ControlPoint("battery_power_setpoint_w", 124, "StorCtl_Mod"),
+    # Switching the window off without touching its rates: what a lapsed lease writes.
+    ControlPoint(STORAGE_CONTROL, 124, STORAGE_MODE, on=STORAGE_BOTH_LIMITS),
 )
 """The write allowlist, in priority order. Nothing else is ever written."""
 
@@ -214,23 +238,10 @@ FAN_OUT = frozenset({"control_revert_timeout_s", "battery_power_setpoint_w"})
 REVERT_TIMER = "control_revert_timeout_s"
 """The metric of the device's own revert timers (``*RvrtTms``), refreshed by dispatch."""
 
-STORAGE_SETPOINT = "battery_power_setpoint_w"
-"""Written through model 124: charge limit ``InWRte`` and discharge limit ``OutWRte``,
-both as percentages of ``WChaMax``, with both limits active (``StorCtl_Mod`` = 3). A
-setpoint P (positive discharges) sets ``OutWRte`` = P and ``InWRte`` = -P, so the window
-narrows to P: a negative charge limit forces discharge, a negative discharge limit forces
-charge (the window Fronius documents for its hybrids)."""
-STORAGE_BASE = "WChaMax"
-STORAGE_DISCHARGE = "OutWRte"
-STORAGE_CHARGE = "InWRte"
-STORAGE_MODE = "StorCtl_Mod"
-STORAGE_BOTH_LIMITS = 0b11
-"""``StorCtl_Mod`` with its CHARGE (bit 0) and DiSCHARGE (bit 1) limits active."""
-
 READ_POINTS: tuple[ReadingPoint, ...] = (
     *READINGS,
     *(
-        ReadingPoint(control.metric, control.model, control.point)
+        ReadingPoint(control.metric, control.model, control.point, any_bit=control.on is not None)
         for control in CONTROLS
         if control.metric != STORAGE_SETPOINT
     ),

@@ -98,6 +98,8 @@ def convert(binding: Binding, values: GroupValues, *, meter_sign: int = 1) -> tu
     quality = Quality.INVALID if point.name in instance.invalid else Quality.GOOD
     if value is None or isinstance(value, str | bool):
         return value, quality
+    if reading.any_bit:
+        return value != 0, quality
     if point.type in ENUM_TYPES:
         if is_flag(point):
             return (value == 1, quality) if value in FLAG_SYMBOLS else (None, Quality.INVALID)

@@ -70,13 +70,15 @@ async def test_commands_carry_the_models_limits(server: RegisterServer, unit: Mo
         "active_power_limit_enabled": (0, 1),
         "control_revert_timeout_s": (0, 65534),  # uint16 less its sentinel
         "battery_power_setpoint_w": (-6000, 6000),  # +-WChaMax
+        "battery_power_control_enabled": (0, 1),  # StorCtl_Mod as one switch
     }
     commands = device.commands
     assert all(command.allow_write and not command.eeprom for command in commands.values())
     assert device.revert_timer == "control_revert_timeout_s"
-    # Dispatch hands the device back by zeroing the storage setpoint first, then the limit.
+    # Dispatch hands the device back by lifting the storage window first, then the limit;
+    # the setpoint itself is left alone (0 would pin the battery idle).
     assert list(device.safe_mode.items()) == [
-        ("battery_power_setpoint_w", 0),
+        ("battery_power_control_enabled", False),
         ("active_power_limit_enabled", 0),
     ]
 
@@ -127,6 +129,41 @@ async def test_the_battery_setpoint_narrows_the_storage_window(
     assert (await device.read())["battery_power_setpoint_w"].value == power
 
 
+async def test_lifting_the_storage_window_keeps_its_rates(
+    server: RegisterServer, unit: ModbusUnit
+) -> None:
+    device = await connected(server, unit, hybrid_inverter({}, points={(124, "WChaMax"): 5000}))
+    mode = address_of(server, 124, "StorCtl_Mod")
+    out_rate = address_of(server, 124, "OutWRte")
+    await device.write("battery_power_setpoint_w", 1250)
+    readings = await device.read()
+    assert readings["battery_power_control_enabled"].value is True
+    server.requests.clear()
+    result = await device.write("battery_power_control_enabled", False)
+    assert (result.written, result.read_back) == (False, False)
+    assert server.writes == [(mode, 1)]  # the mode alone: the rates stay as written
+    assert server.registers[mode] == 0
+    assert server.registers[out_rate] == 2500
+    readings = await device.read()
+    assert readings["battery_power_control_enabled"].value is False
+    assert readings["battery_power_setpoint_w"].value is None  # nothing pinned now
+    # A new setpoint puts the window in force again.
+    await device.write("battery_power_setpoint_w", -500)
+    assert server.registers[mode] == 0b11
+    assert (await device.read())["battery_power_setpoint_w"].value == -500
+
+
+@pytest.mark.parametrize(("raw", "on"), [(0, False), (0b01, True), (0b10, True), (0b11, True)])
+async def test_the_storage_window_reads_on_while_any_limit_is(
+    server: RegisterServer, unit: ModbusUnit, raw: int, on: bool
+) -> None:
+    device = await connected(server, unit, hybrid_inverter({}, points={(124, "StorCtl_Mod"): raw}))
+    assert (await device.read())["battery_power_control_enabled"].value is on
+    result = await device.write("battery_power_control_enabled", True)
+    assert (result.written, result.read_back) == (True, True)
+    assert server.registers[address_of(server, 124, "StorCtl_Mod")] == 0b11
+
+
 @pytest.mark.parametrize(
     ("metric", "value", "reason"),
     [
@@ -141,6 +178,8 @@ async def test_the_battery_setpoint_narrows_the_storage_window(
         ("active_power_limit_enabled", 2, "out_of_range"),
         ("control_revert_timeout_s", 70_000, "out_of_range"),
         ("battery_power_setpoint_w", -5001, "out_of_range"),
+        ("battery_power_control_enabled", 3, "out_of_range"),  # a switch, not the raw bits
+        ("battery_power_control_enabled", 0.5, "out_of_range"),
     ],
 )
 async def test_refusals_write_nothing(

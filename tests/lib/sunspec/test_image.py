@@ -104,8 +104,10 @@ async def test_the_chain_holds_the_simulated_models(
         "active_power_limit_enabled",
         "control_revert_timeout_s",
         "battery_power_setpoint_w",
+        "battery_power_control_enabled",
     }
     assert readings["battery_power_setpoint_w"].value is None  # 124 window not in force
+    assert readings["battery_power_control_enabled"].value is False
 
 
 def _decimals(low: str, high: str, places: int) -> st.SearchStrategy[float]:
