@@ -199,12 +199,6 @@ async def test_modbus_devices_behind_one_gateway_share_its_link(
     assert len(links) == 1
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="library bug: RTU over TCP runs on pyserial's socket:// handler, whose close() "
-    "sleeps 0.3 s in the event loop (HA's blocking-call detection catches it)",
-)
 async def test_modbus_rtu_over_tcp(
     hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
 ) -> None:

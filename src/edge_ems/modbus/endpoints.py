@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,10 +48,18 @@ class RtuOverTcpEndpoint:
         """The gateway paces its own serial line; the socket has no line speed."""
         return 0.0
 
-    def params(self) -> ModbusSerialParams:
-        """modbus-connection's parameters: a serial link on a ``socket://`` device."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return ModbusSerialParams(device=f"socket://{host}:{self.port}", framer="rtu")
+    def params(self) -> ModbusTcpParams:
+        """modbus-connection's parameters: a TCP client speaking RTU frames.
+
+        modbus-connection deprecates this for a serial link on pyserial's ``socket://``
+        device, but that device's ``close()`` sleeps 0.3 s on the event loop (Home
+        Assistant's blocking-call detection catches it), so the TCP client stays.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", r"ModbusTcpParams\(framer='rtu'\)", category=DeprecationWarning
+            )
+            return ModbusTcpParams(host=self.host, port=self.port, framer="rtu")
 
 
 @dataclass(frozen=True, slots=True)
