@@ -25,6 +25,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.util import slugify
 
 from edge_ems.device import Device, DeviceIdentity
@@ -48,6 +49,9 @@ from .const import (
     CONF_DRY_RUN,
     CONF_EEPROM_DAILY_WRITES,
     CONF_ENABLE_CONTROL,
+    CONF_HUB,
+    CONF_HUB_AGENT_ID,
+    CONF_HUB_TOKEN,
     CONF_INTERFACE,
     CONF_LEASE_TTL,
     CONF_MAX_CHARGE_W,
@@ -68,6 +72,7 @@ from .const import (
     DEFAULT_DRY_RUN,
     DEFAULT_EEPROM_DAILY_WRITES,
     DEFAULT_ENABLE_CONTROL,
+    DEFAULT_HUB_AGENT_ID,
     DEFAULT_LEASE_TTL,
     DOMAIN,
     SECURITY_NONE,
@@ -86,6 +91,7 @@ from .devices import (
     build_device,
     is_auth_error,
 )
+from .hub_link import hub_addresses
 from .models import EdgeEmsConfigEntry
 from .mqtt_bms import HaMqttBmsDevice
 
@@ -202,6 +208,8 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """A site: its name and id; devices are added to it as subentries."""
 
     VERSION = 1
+    _hub: dict[str, str]
+    """The hub link a discovery offers."""
 
     @classmethod
     @callback
@@ -320,6 +328,53 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"device": subentry.title},
         )
 
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The Edge EMS app announced its hub: offer to link a site to it."""
+        await self.async_set_unique_id(f"hub_{discovery_info.uuid}")
+        self._abort_if_unique_id_configured()
+        config = discovery_info.config
+        self._hub = {
+            CONF_HUB: f"{config['host']}:{config['port']}",
+            CONF_HUB_TOKEN: config["token"],
+            CONF_HUB_AGENT_ID: config.get("agent_id", DEFAULT_HUB_AGENT_ID),
+        }
+        if not self._async_current_entries(include_ignore=False):
+            return self.async_abort(reason="no_site")
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick the site that sends its data to the hub and takes its setpoints."""
+        sites = {entry.entry_id: entry for entry in self._async_current_entries(False)}
+        if user_input is not None:
+            site = sites.get(user_input.get(CONF_SITE_ID, ""))
+            if site is None:
+                return self.async_abort(reason="no_site")
+            if all(site.options.get(key) == value for key, value in self._hub.items()):
+                return self.async_abort(reason="already_linked")
+            # The site reloads through its update listener and links on the way up.
+            self.hass.config_entries.async_update_entry(site, options={**site.options, **self._hub})
+            return self.async_abort(
+                reason="hub_linked", description_placeholders={"site": site.title}
+            )
+        choices = [
+            selector.SelectOptionDict(value=entry_id, label=entry.title)
+            for entry_id, entry in sites.items()
+        ]
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SITE_ID, default=choices[0]["value"]): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=choices)
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            data_schema=schema,
+            description_placeholders={"hub": self._hub[CONF_HUB]},
+        )
+
 
 class EdgeEmsOptionsFlow(OptionsFlow):
     """Control policy first, then the limits of each battery that takes power setpoints."""
@@ -329,9 +384,15 @@ class EdgeEmsOptionsFlow(OptionsFlow):
         self._batteries: list[str] = []
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Whether and how the site may be controlled."""
+        """Whether and how the site may be controlled, and the hub it links to."""
+        errors: dict[str, str] = {}
         if user_input is not None:
+            errors = _hub_errors(user_input)
+        if user_input is not None and not errors:
             self._options = {**self.config_entry.options, **user_input}
+            for key in (CONF_HUB, CONF_HUB_TOKEN):
+                if not user_input.get(key):  # cleared: the site unlinks
+                    self._options.pop(key, None)
             self._options[CONF_BATTERIES] = dict(self._options.get(CONF_BATTERIES, {}))
             self._batteries = _batteries(self.config_entry)
             return await self.async_step_battery()
@@ -341,11 +402,16 @@ class EdgeEmsOptionsFlow(OptionsFlow):
                 vol.Required(CONF_DRY_RUN): selector.BooleanSelector(),
                 vol.Required(CONF_LEASE_TTL): _number(10, 3600, "s"),
                 vol.Required(CONF_EEPROM_DAILY_WRITES): vol.All(_number(0, 10000), vol.Coerce(int)),
+                vol.Optional(CONF_HUB): _TEXT,
+                vol.Optional(CONF_HUB_TOKEN): _PASSWORD,
             }
         )
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or self.config_entry.options
+            ),
+            errors=errors,
         )
 
     async def async_step_battery(
@@ -371,6 +437,17 @@ class EdgeEmsOptionsFlow(OptionsFlow):
             ),
             description_placeholders={"device": self.config_entry.subentries[device_id].title},
         )
+
+
+def _hub_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with the hub link the options ask for."""
+    try:
+        addresses = hub_addresses(user_input.get(CONF_HUB) or "")
+    except ValueError:
+        return {CONF_HUB: "invalid_hub"}
+    if addresses and not user_input.get(CONF_HUB_TOKEN):
+        return {CONF_HUB_TOKEN: "hub_token_missing"}
+    return {}
 
 
 def _batteries(entry: EdgeEmsConfigEntry) -> list[str]:

@@ -21,6 +21,15 @@ CONF_MAX_CHARGE_W: Final = "max_charge_w"
 CONF_MAX_DISCHARGE_W: Final = "max_discharge_w"
 CONF_CAPACITY_WH: Final = "capacity_wh"
 
+# Site entry options: the link to an Edge EMS hub (see hub_link.py).
+CONF_HUB: Final = "hub"
+"""``host:port`` of the hub's gRPC gateway; several, comma-separated, for failover."""
+CONF_HUB_TOKEN: Final = "hub_token"  # noqa: S105 - the option's key, not a token
+CONF_HUB_AGENT_ID: Final = "hub_agent_id"
+"""The agent the hub knows the token by; each site links as ``<agent>/<site id>``."""
+DEFAULT_HUB_AGENT_ID: Final = "homeassistant"
+"""The agent the app creates a token for and announces through discovery."""
+
 DEFAULT_ENABLE_CONTROL: Final = False
 DEFAULT_DRY_RUN: Final = True
 DEFAULT_LEASE_TTL: Final = 60.0

@@ -26,22 +26,18 @@ from edge_ems.gateway.model import AssetInfo
 
 from .const import (
     CONF_CAPACITY_WH,
+    CONF_HUB,
+    CONF_HUB_AGENT_ID,
+    CONF_HUB_TOKEN,
     CONF_MAX_CHARGE_W,
     CONF_MAX_DISCHARGE_W,
+    DEFAULT_HUB_AGENT_ID,
     DOMAIN,
     EVENT_AUDIT,
 )
 from .models import EdgeEmsConfigEntry, EdgeEmsData
 
 _LOGGER = logging.getLogger(__name__)
-
-CONF_HUB: str = "hub"
-"""Options: ``host:port`` of the hub's gRPC gateway; several, comma-separated, for failover."""
-CONF_HUB_TOKEN: str = "hub_token"  # noqa: S105 - the option's key, not a token
-CONF_HUB_AGENT_ID: str = "hub_agent_id"
-"""Options: the agent the hub knows the token by; each site links as ``<agent>/<site id>``."""
-DEFAULT_HUB_AGENT_ID = "homeassistant"
-"""The agent the app creates a token for and announces through discovery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +49,23 @@ class HubSettings:
     agent_id: str
 
 
+def hub_addresses(text: str) -> tuple[str, ...]:
+    """``host:port`` addresses from a comma-separated list; :class:`ValueError` if one is not."""
+    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not host:port: {address!r}")
+    return addresses
+
+
 def hub_settings(options: Mapping[str, Any], site_id: str) -> HubSettings | None:
     """The hub link the options ask for, or ``None`` for a site without one."""
-    addresses = tuple(
-        address.strip() for address in str(options.get(CONF_HUB) or "").split(",") if address
-    )
+    try:
+        addresses = hub_addresses(str(options.get(CONF_HUB) or ""))
+    except ValueError:
+        _LOGGER.warning("Site %s: the hub address is not host:port; not linking", site_id)
+        return None
     token = options.get(CONF_HUB_TOKEN)
     if not addresses or not token:
         return None

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from custom_components.edge_ems.const import DOMAIN
 from custom_components.edge_ems.hub_link import asset_infos, hub_settings
 from homeassistant.core import HomeAssistant
 
@@ -102,6 +103,7 @@ async def get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
 def test_hub_settings_need_an_address_and_a_token() -> None:
     assert hub_settings({}, "home") is None
     assert hub_settings({"hub": "h:1"}, "home") is None
+    assert hub_settings({"hub": "h", "hub_token": "t"}, "home") is None  # not host:port
     settings = hub_settings({"hub": "a:1, b:2", "hub_token": "t"}, "home")
     assert settings is not None
     assert (settings.hubs, settings.agent_id) == (("a:1", "b:2"), "homeassistant/home")
@@ -171,6 +173,20 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
         assert record["id"] in [kept["id"] for kept in site.audit.records()]
         hub_audit = await get(http, f"{api}/audit", device_id=BESS)
         assert record["id"] in [kept["id"] for kept in hub_audit["records"]]
+
+        # What happens at the site reaches the hub too: a release asked for in HA.
+        answer: Any = await hass.services.async_call(
+            DOMAIN, "release", {"config_entry_id": entry.entry_id},
+            blocking=True, return_response=True,
+        )  # fmt: skip
+        assert answer is not None
+        released = {kept["id"] for kept in answer["records"]}
+
+        async def release_reported() -> bool:
+            answer = await get(http, f"{api}/audit", device_id=BESS)
+            return answer is not None and bool(released & {r["id"] for r in answer["records"]})
+
+        await until(release_reported)
 
         # SIGTERM flushes the open minutes; a new hub on the same store serves them.
         process.send_signal(signal.SIGTERM)
