@@ -230,7 +230,7 @@ async def telemetry(request: web.Request) -> web.Response:
 
 
 @routes.get("/measurements")
-async def measurements(request: web.Request) -> web.Response:
+async def measurements(request: web.Request) -> web.StreamResponse:
     """Buckets of the matching series in a time range at a resolution."""
     services = request.app[SERVICES]
     query = measurement_query(request.query, _now_ms())
@@ -250,10 +250,19 @@ async def measurements(request: web.Request) -> web.Response:
     except StoreError as err:
         raise _store_failed(err) from None
     if count_points(found) > LARGE_ANSWER:
-        body = await asyncio.to_thread(encode, query, found)
+        chunks = await asyncio.to_thread(encode, query, found)
     else:
-        body = encode(query, found)
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+        chunks = encode(query, found)
+    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    response.content_length = sum(len(chunk) for chunk in chunks)
+    try:
+        await response.prepare(request)
+        for chunk in chunks:  # written as encoded, never copied into one body
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        _LOGGER.debug("The client left before its measurements were sent")
+    return response
 
 
 @routes.get("/export/snapshot")
