@@ -23,15 +23,27 @@ WAL mode (``synchronous=FULL``) in a temporary directory:
   ``executemany`` into bare tables keyed time-first (the store's order) and series-first
   (``PRIMARY KEY (series, minute)``): key order decides how many pages each flush dirties,
   and so how fast an SD card wears.
-- **Query latency.** The store's side of ``/measurements`` (the REST latency is the API's
-  benchmark): 24 h of all 500 series at minute, 5-minute and hourly resolution, and of one
-  series, ``REPEATS`` times each; medians in ms. ``measurements_p50_ms`` is all 500 series
-  at minute resolution, the heaviest.
+- **Query latency.** The store's side of ``/measurements``: 24 h of all 500 series at
+  minute, 5-minute and hourly resolution, and of one series, ``REPEATS`` times each; medians
+  in ms. ``measurements_p50_ms`` is all 500 series at minute resolution, the heaviest.
+- **REST latency.** The same 24 h of all 500 series through the hub's API app (token,
+  middlewares, the points check, JSON encoding) on loopback, ``REPEATS`` times at each
+  resolution: ``measurements_api_p50_ms_<resolution>`` from sending the request to having
+  read the whole body, with ``measurements_api_bytes_<resolution>`` its size and
+  ``measurements_api_loop_stall_ms_<resolution>`` the longest the event loop went without
+  running another task meanwhile (the median over the runs; the store's reader thread and
+  the encoder contend with it for the GIL). The client reads on the same loop, so the
+  latency includes reading the body. At minute resolution the answer is 720,000 points,
+  more than the hub's default cap (``max_measurement_points``, 200,000), so this app's cap
+  is raised to fit it; ``measurements_api_refused_p50_ms`` is the same request refused by
+  an app with the default cap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import sqlite3
@@ -39,8 +51,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
+
 from _common import emit, median, progress
-from edge_ems.hub.store import Resolution, SeriesFilter, StoreSettings, open_store
+from edge_ems.hub.api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
+from edge_ems.hub.config import MAX_MEASUREMENT_POINTS
+from edge_ems.hub.gateway import GatewayServer
+from edge_ems.hub.store import (
+    MinuteStore,
+    Resolution,
+    SeriesFilter,
+    StoreSettings,
+    open_store,
+)
 from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch
 
 SERIES = 500
@@ -49,6 +72,7 @@ REPEATS = 7
 T0 = 1_796_515_200_000  # 2026-12-06 00:00 UTC
 MINUTE = 60_000
 TARGET_RATIO = 0.5
+API_TOKEN = "bench-token-0123456789"
 
 
 class Clock:
@@ -140,6 +164,7 @@ async def store_day(path: Path, clock: Clock, raw: Raw) -> dict[str, float]:
                 latency[f"measurements_p50_ms_{resolution.value}{label}"] = round(
                     median(times) * 1000, 2
                 )
+        latency |= await api_latency(store)
     return {
         "rows": rows,
         "rows_per_s": rows / flush_time,
@@ -148,6 +173,84 @@ async def store_day(path: Path, clock: Clock, raw: Raw) -> dict[str, float]:
         "minute_flush_rows_per_s": 60 * SERIES / minute_flush_time,
         **latency,
     }
+
+
+async def api_latency(store: MinuteStore) -> dict[str, float]:
+    """``/measurements`` for 24 h of every series through the API app on loopback."""
+    services = HubServices(GatewayServer(store, {}), store, AuditTrail(store.backend), 0)
+    servers = [
+        ApiServer(
+            create_app(
+                services, ApiSettings(API_TOKEN, rate_limit=1e6, rate_burst=10**6, max_points=cap)
+            )
+        )
+        for cap in (SERIES * HOURS * 60, MAX_MEASUREMENT_POINTS)
+    ]
+    urls = [f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}" for server in servers]
+    figures: dict[str, float] = {}
+    window = {"from": str(T0), "to": str(T0 + HOURS * 60 * MINUTE)}
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for resolution in Resolution:
+                times, stalls = [], []
+                params = window | {"resolution": resolution.value}
+                for _ in range(REPEATS):
+                    async with Stall() as stall:
+                        t0 = time.perf_counter()
+                        async with http.get(urls[0] + "/measurements", params=params) as answer:
+                            body = await answer.read()
+                        times.append(time.perf_counter() - t0)
+                    stalls.append(stall.worst)
+                    assert answer.status == 200, body[:300]
+                expected = SERIES * HOURS * 60 // resolution.minutes
+                found = json.loads(body)["series"]
+                assert sum(len(series["points"]) for series in found) == expected
+                progress(f"  REST {resolution.value}: {len(body) / 1e6:.1f} MB")
+                name = resolution.value
+                figures[f"measurements_api_p50_ms_{name}"] = round(median(times) * 1000, 1)
+                figures[f"measurements_api_bytes_{name}"] = len(body)
+                figures[f"measurements_api_loop_stall_ms_{name}"] = round(median(stalls) * 1000, 1)
+                del body, found
+            times = []
+            for _ in range(REPEATS):
+                t0 = time.perf_counter()
+                async with http.get(urls[1] + "/measurements", params=window) as answer:
+                    refusal = await answer.json()
+                times.append(time.perf_counter() - t0)
+                assert refusal["error"]["code"] == "too_many_points", refusal
+            figures["measurements_api_refused_p50_ms"] = round(median(times) * 1000, 2)
+    finally:
+        for server in servers:
+            await server.stop()
+    return figures
+
+
+class Stall:
+    """The longest the event loop went without running a ticking task, while in the block."""
+
+    TICK = 0.001
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(self.TICK)
+            self.worst = max(self.worst, time.perf_counter() - t0 - self.TICK)
+
+    async def __aenter__(self) -> Stall:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _checkpoint(path: Path) -> None:
@@ -243,7 +346,7 @@ async def main() -> None:
             "raw_time_first_bytes_per_minute": round(raw_bytes),
             "raw_series_first_bytes_per_minute": round(series_first_bytes),
             "measurements_p50_ms": store["measurements_p50_ms_1m"],
-            **{k: v for k, v in store.items() if k.startswith("measurements_p50_ms_")},
+            **{k: v for k, v in store.items() if k.startswith("measurements_")},
             "repeats": REPEATS,
             "cpus": os.cpu_count(),
         }
