@@ -102,6 +102,11 @@ async def test_a_request_over_the_points_cap_is_refused_and_one_at_it_served(
         "2 series of 61 buckets of 1m is 122 points; one request returns at most 120: "
         "ask for resolution 5m (26 points), fewer series or a shorter range"
     )
+    document = await live.json("/openapi.json")
+    error = document["components"]["schemas"]["Error"]
+    assert set(answer) <= set(error["properties"])  # the document allows no other keys
+    assert error["properties"]["max_points"]["type"] == "integer"
+    assert "at most 120 points" in document["paths"]["/measurements"]["get"]["description"]
     one_series = await live.json("/measurements", asset="bess-1", **shifted)
     assert len(one_series["series"][0]["points"]) == 61
     coarse = await live.json("/measurements", resolution="5m", **shifted)
