@@ -106,10 +106,15 @@ def _state_options(device: Device, metric: str) -> list[str] | None:
     return None
 
 
+LEASED_ONLY = frozenset({BATTERY_POWER, "battery_power_control_enabled"})
+"""Commands only leased dispatch may write: a battery setpoint, or switching a storage
+window on, must lapse back to the device's own control. Entities only show them."""
+
+
 def platform_of(metric: Metric, command: Command | None) -> Platform | None:
     """Which platform shows a metric; ``None`` for identity points (the device registry
-    shows those) and for battery power, which only leased dispatch may set."""
-    if command is not None and command.allow_write and metric.name != BATTERY_POWER:
+    shows those). Commands in :data:`LEASED_ONLY` are shown, not written."""
+    if command is not None and command.allow_write and metric.name not in LEASED_ONLY:
         if command.options:
             return Platform.SELECT
         if metric.unit is None and command.minimum == 0 and command.maximum == 1:
@@ -117,7 +122,7 @@ def platform_of(metric: Metric, command: Command | None) -> Platform | None:
         return Platform.NUMBER
     if metric.kind is MetricKind.IDENTITY:
         return None
-    if metric.kind in (MetricKind.FLAG, MetricKind.FLAGS):
+    if metric.kind in (MetricKind.FLAG, MetricKind.FLAGS) or _on_off(metric, command):
         return Platform.BINARY_SENSOR
     return Platform.SENSOR
 
@@ -142,11 +147,22 @@ def _sensor(device: Device, metric: Metric) -> EdgeEmsSensorDescription:
     )
 
 
+def _on_off(metric: Metric, command: Command | None) -> bool:
+    """A setting that is only on or off (a leased-only one lands here, shown not written)."""
+    return (
+        command is not None
+        and metric.unit is None
+        and not command.options
+        and (command.minimum, command.maximum) == (0, 1)
+    )
+
+
 def _binary_sensor(metric: Metric) -> EdgeEmsBinarySensorDescription:
+    alarm = metric.kind in (MetricKind.FLAG, MetricKind.FLAGS)
     return EdgeEmsBinarySensorDescription(
         key=metric.name,
         translation_key=metric.name,
-        device_class=BinarySensorDeviceClass.PROBLEM,
+        device_class=BinarySensorDeviceClass.PROBLEM if alarm else None,
         entity_category=_category(metric),
         entity_registry_enabled_default=not metric.noisy,
         value_fn=_value_of(metric.name),
