@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from custom_components.edge_ems.descriptions import platform_of
 from homeassistant.const import Platform
 
 from edge_ems.device import Command
+from edge_ems.dispatch import Outcome, Reason, dispatcher
 from edge_ems.metrics import METRICS, MetricKind
 
 EN = Path(config_flow.__file__).parent / "translations" / "en.json"
@@ -64,3 +67,106 @@ def test_repairs_name_their_placeholders(english: dict[str, Any]) -> None:
     assert "{since}" in issues["device_unreachable"]["description"]
     assert "{error}" in issues["map_mismatch"]["description"]
     assert "{site}" in issues["control_in_dry_run"]["title"]
+
+
+SOURCES = sorted(Path(config_flow.__file__).parent.glob("*.py"))
+LIBRARY = Path(dispatcher.__file__).parents[1]
+PLACEHOLDER = re.compile(r"{(\w+)}")
+
+
+def _calls(path: Path) -> Iterator[ast.Call]:
+    yield from (
+        node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+    )
+
+
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((kw.value for kw in call.keywords if kw.arg == name), None)
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _placeholders(call: ast.Call) -> set[str] | None:
+    """The placeholder names a call passes, when it spells them out as a dict."""
+    given = _keyword(call, "translation_placeholders")
+    if isinstance(given, ast.Dict):
+        return {key.value for key in given.keys if isinstance(key, ast.Constant)}
+    return None
+
+
+def _used_keys() -> dict[str, dict[str, set[str] | None]]:
+    """Translation keys the integration names literally, by section, with their placeholders.
+
+    An exception names its translation domain; entity names come from the metric vocabulary
+    (tested above); the coordinator names its update failures through ``_failed``; refusals
+    and failures are keyed by outcome and reason (tested below).
+    """
+    used: dict[str, dict[str, set[str] | None]] = {"issues": {}, "exceptions": {}}
+    for path in SOURCES:
+        for call in _calls(path):
+            key = _keyword(call, "translation_key")
+            if _callee(call) == "_failed" and isinstance(call.args[0], ast.Constant):
+                used["exceptions"][call.args[0].value] = {"device", "error"}
+            elif isinstance(key, ast.Constant) and _callee(call) == "async_create_issue":
+                used["issues"][key.value] = _placeholders(call)
+            elif isinstance(key, ast.Constant) and _keyword(call, "translation_domain"):
+                used["exceptions"][key.value] = _placeholders(call)
+    return used
+
+
+def test_every_literal_key_has_its_text(english: dict[str, Any]) -> None:
+    used = _used_keys()
+    assert {"update_failed", "device_busy", "device_unlike_map"} <= set(used["exceptions"])
+    assert {"device_unreachable", "map_mismatch"} <= set(used["issues"])
+    for section, keys in used.items():
+        for key, given in keys.items():
+            assert key in english[section], f"{section}.{key}"
+            texts = english[section][key].values()
+            wanted = {name for text in texts for name in PLACEHOLDER.findall(text)}
+            if given is not None:
+                assert wanted <= given, f"{section}.{key} needs {wanted - given}"
+
+
+def _refusal_reasons() -> set[Reason]:
+    """Every reason a refusal can carry: the dispatcher's own guards, and the reasons
+    devices give when they refuse a write (unknown ones become ``not_allowed``)."""
+    reasons = {Reason.NOT_ALLOWED}
+    for path in LIBRARY.rglob("*.py"):
+        for call in _calls(path):
+            if _callee(call) == "_refuse" and isinstance(call.args[1], ast.Attribute):
+                reasons.add(Reason(call.args[1].attr.lower()))
+            reason = _keyword(call, "reason")
+            if _callee(call) == "WriteRefusedError" and isinstance(reason, ast.Constant):
+                reasons.add(Reason(reason.value) if reason.value in Reason else Reason.NOT_ALLOWED)
+    return reasons
+
+
+def _failure_reasons() -> set[Reason]:
+    """Every reason the dispatcher records a failed write with."""
+    reasons = set()
+    for call in _calls(Path(dispatcher.__file__)):
+        if _callee(call) == "_record" and len(call.args) >= 3:
+            outcome, reason = call.args[1], call.args[2]
+            if isinstance(outcome, ast.Attribute) and outcome.attr == "FAILED":
+                assert isinstance(reason, ast.Attribute)
+                reasons.add(Reason(reason.attr.lower()))
+    return reasons
+
+
+def test_every_refusal_and_failure_is_explained(english: dict[str, Any]) -> None:
+    refused = _refusal_reasons()
+    failed = _failure_reasons()
+    assert Reason.BUDGET_EXHAUSTED in refused
+    assert Reason.OUT_OF_RANGE in refused  # a device's own refusal
+    assert failed == {Reason.DEVICE_ERROR, Reason.READ_BACK_MISMATCH}
+    exceptions = english["exceptions"]
+    keys = {f"{Outcome.REFUSED}_{reason}" for reason in refused}
+    keys |= {f"{Outcome.FAILED}_{reason}" for reason in failed}
+    assert sorted(keys - set(exceptions)) == []
+    for key in keys:
+        # What entity.py and services.py pass: the text may use any of these, no other.
+        wanted = set(PLACEHOLDER.findall(exceptions[key]["message"]))
+        assert wanted <= {"site", "device", "command", "message"}, key
