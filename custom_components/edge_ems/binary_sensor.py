@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .descriptions import EdgeEmsBinarySensorDescription
-from .entity import EdgeEmsEntity
+from .entity import EdgeEmsEntity, add_device_entities
 from .models import EdgeEmsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -19,15 +19,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the alarm sensors of every device of the site."""
-    site = entry.runtime_data
-    for device in site.devices.values():
-        async_add_entities(
-            (
-                EdgeEmsBinarySensor(site, device, description)
-                for description in device.coordinator.descriptions.binary_sensors
-            ),
-            config_subentry_id=device.subentry_id,
-        )
+    add_device_entities(
+        entry,
+        async_add_entities,
+        EdgeEmsBinarySensor,
+        lambda device: device.coordinator.descriptions.binary_sensors,
+    )
 
 
 class EdgeEmsBinarySensor(EdgeEmsEntity, BinarySensorEntity):

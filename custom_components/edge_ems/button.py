@@ -11,8 +11,8 @@ from edge_ems.dispatch import BATTERY_POWER
 
 from .audit import call_context
 from .const import SOURCE_HA_ENTITY
-from .entity import EdgeEmsEntity
-from .models import EdgeEmsConfigEntry
+from .entity import EdgeEmsEntity, add_device_entities
+from .models import EdgeEmsConfigEntry, EdgeEmsDevice
 
 PARALLEL_UPDATES = 1
 
@@ -27,14 +27,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a release button to every device that takes battery power setpoints."""
-    site = entry.runtime_data
-    for device in site.devices.values():
-        command = device.device.commands.get(BATTERY_POWER)
-        if command is not None and command.allow_write:
-            async_add_entities(
-                [EdgeEmsReleaseButton(site, device, RELEASE)],
-                config_subentry_id=device.subentry_id,
-            )
+    add_device_entities(entry, async_add_entities, EdgeEmsReleaseButton, _release)
+
+
+def _release(device: EdgeEmsDevice) -> tuple[ButtonEntityDescription, ...]:
+    command = device.device.commands.get(BATTERY_POWER)
+    return (RELEASE,) if command is not None and command.allow_write else ()
 
 
 class EdgeEmsReleaseButton(EdgeEmsEntity, ButtonEntity):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.core import Context
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from edge_ems.dispatch import AuditRecord, Outcome
@@ -15,7 +18,7 @@ from .audit import call_context
 from .const import DOMAIN, SOURCE_HA_ENTITY
 from .coordinator import EdgeEmsCoordinator
 from .descriptions import ValueFn
-from .models import EdgeEmsData, EdgeEmsDevice
+from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 
 
 def device_info(site: EdgeEmsData, device: EdgeEmsDevice) -> DeviceInfo:
@@ -32,6 +35,22 @@ def device_info(site: EdgeEmsData, device: EdgeEmsDevice) -> DeviceInfo:
         sw_version=identity.firmware,
         hw_version=identity.hardware,
     )
+
+
+def add_device_entities[D: EntityDescription](
+    entry: EdgeEmsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity: Callable[[EdgeEmsData, EdgeEmsDevice, D], EdgeEmsEntity],
+    descriptions: Callable[[EdgeEmsDevice], Iterable[D]],
+) -> None:
+    """Add one ``entity`` per description of every device of the site, each under the
+    device's subentry (so removing the subentry removes its entities)."""
+    site = entry.runtime_data
+    for device in site.devices.values():
+        async_add_entities(
+            (entity(site, device, description) for description in descriptions(device)),
+            config_subentry_id=device.subentry_id,
+        )
 
 
 class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):

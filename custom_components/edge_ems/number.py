@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .descriptions import EdgeEmsNumberDescription
-from .entity import EdgeEmsEntity
+from .entity import EdgeEmsEntity, add_device_entities
 from .models import EdgeEmsConfigEntry
 
 PARALLEL_UPDATES = 1
@@ -19,15 +19,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the setpoints of every device of the site."""
-    site = entry.runtime_data
-    for device in site.devices.values():
-        async_add_entities(
-            (
-                EdgeEmsNumber(site, device, description)
-                for description in device.coordinator.descriptions.numbers
-            ),
-            config_subentry_id=device.subentry_id,
-        )
+    add_device_entities(
+        entry,
+        async_add_entities,
+        EdgeEmsNumber,
+        lambda device: device.coordinator.descriptions.numbers,
+    )
 
 
 class EdgeEmsNumber(EdgeEmsEntity, NumberEntity):

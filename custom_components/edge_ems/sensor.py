@@ -8,7 +8,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .descriptions import EdgeEmsSensorDescription
-from .entity import EdgeEmsEntity
+from .entity import EdgeEmsEntity, add_device_entities
 from .models import EdgeEmsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -20,15 +20,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every device of the site."""
-    site = entry.runtime_data
-    for device in site.devices.values():
-        async_add_entities(
-            (
-                EdgeEmsSensor(site, device, description)
-                for description in device.coordinator.descriptions.sensors
-            ),
-            config_subentry_id=device.subentry_id,
-        )
+    add_device_entities(
+        entry,
+        async_add_entities,
+        EdgeEmsSensor,
+        lambda device: device.coordinator.descriptions.sensors,
+    )
 
 
 class EdgeEmsSensor(EdgeEmsEntity, SensorEntity):

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .descriptions import EdgeEmsSwitchDescription
-from .entity import EdgeEmsEntity
+from .entity import EdgeEmsEntity, add_device_entities
 from .models import EdgeEmsConfigEntry
 
 PARALLEL_UPDATES = 1
@@ -21,15 +21,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the on/off settings of every device of the site."""
-    site = entry.runtime_data
-    for device in site.devices.values():
-        async_add_entities(
-            (
-                EdgeEmsSwitch(site, device, description)
-                for description in device.coordinator.descriptions.switches
-            ),
-            config_subentry_id=device.subentry_id,
-        )
+    add_device_entities(
+        entry,
+        async_add_entities,
+        EdgeEmsSwitch,
+        lambda device: device.coordinator.descriptions.switches,
+    )
 
 
 class EdgeEmsSwitch(EdgeEmsEntity, SwitchEntity):
