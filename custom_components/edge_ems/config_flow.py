@@ -499,6 +499,31 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         title = " ".join(part for part in (identity.manufacturer, identity.model) if part)
         return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
+    async def _probe_or_show(
+        self,
+        step_id: str,
+        schema: vol.Schema,
+        user_input: dict[str, Any] | None,
+        data: dict[str, Any] | None,
+        *,
+        suggested: Mapping[str, Any] | None = None,
+        placeholders: Mapping[str, str] | None = None,
+    ) -> SubentryFlowResult:
+        """Finish with ``data`` when the user gave some; else, or when the device could not
+        be identified, show the step's form again (with what was entered, or the current
+        subentry's data)."""
+        errors: dict[str, str] = {}
+        if data is not None and (result := await self._finish(data, errors)) is not None:
+            return result
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or (self._current() if suggested is None else suggested)
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
@@ -513,7 +538,7 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Where the device answers; the SunSpec base address is found unless given."""
-        errors: dict[str, str] = {}
+        data: dict[str, Any] | None = None
         if user_input is not None:
             data = {
                 CONF_HOST: user_input[CONF_HOST],
@@ -522,8 +547,6 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
             }
             if user_input.get(CONF_BASE_ADDRESS) is not None:
                 data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
-            if (result := await self._finish(data, errors)) is not None:
-                return result
         schema = vol.Schema(
             {
                 vol.Required(CONF_HOST): _TEXT,
@@ -532,11 +555,7 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
                 vol.Optional(CONF_BASE_ADDRESS): vol.All(_number(0, 65535), vol.Coerce(int)),
             }
         )
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        return await self._probe_or_show("user", schema, user_input, data)
 
 
 class ModbusSubentryFlow(DeviceSubentryFlow):
@@ -568,6 +587,10 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
             data_schema=self.add_suggested_values_to_schema(schema, self._current()),
         )
 
+    def _chosen(self, user_input: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The first step's choice with where the device is reached, once entered."""
+        return None if user_input is None else {**self._choice, **user_input}
+
     def _unit_default(self) -> int:
         current = self._current()
         if CONF_UNIT_ID in current:
@@ -578,11 +601,6 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """The device, or the gateway in front of it, on the network."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**self._choice, **user_input}
-            if (result := await self._finish(data, errors)) is not None:
-                return result
         schema = vol.Schema(
             {
                 vol.Required(CONF_HOST): _TEXT,
@@ -590,21 +608,12 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
                 vol.Required(CONF_UNIT_ID, default=self._unit_default()): _UNIT,
             }
         )
-        return self.async_show_form(
-            step_id="network",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        return await self._probe_or_show("network", schema, user_input, self._chosen(user_input))
 
     async def async_step_serial(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """The device on a local serial port (an RS-485 adapter)."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**self._choice, **user_input}
-            if (result := await self._finish(data, errors)) is not None:
-                return result
         schema = vol.Schema(
             {
                 vol.Required(CONF_SERIAL_PORT): _TEXT,
@@ -615,11 +624,7 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
                 vol.Required(CONF_UNIT_ID, default=self._unit_default()): _UNIT,
             }
         )
-        return self.async_show_form(
-            step_id="serial",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        return await self._probe_or_show("serial", schema, user_input, self._chosen(user_input))
 
 
 class MqttBmsSubentryFlow(DeviceSubentryFlow):
@@ -650,11 +655,9 @@ class MqttBmsSubentryFlow(DeviceSubentryFlow):
         """The names the bridge publishes under (its topic prefix, say)."""
         catalog = await async_get_catalog(self.hass)
         defaults = dict(catalog.topic_maps[self._topic_map].bridge.variables)
-        errors: dict[str, str] = {}
+        data = None
         if user_input is not None:
             data = {CONF_TOPIC_MAP: self._topic_map, CONF_VARIABLES: {**defaults, **user_input}}
-            if (result := await self._finish(data, errors)) is not None:
-                return result
         current = self._current()
         suggested = (
             current.get(CONF_VARIABLES, {})
@@ -664,11 +667,13 @@ class MqttBmsSubentryFlow(DeviceSubentryFlow):
         schema = vol.Schema(
             {vol.Required(name, default=value): _TEXT for name, value in sorted(defaults.items())}
         )
-        return self.async_show_form(
-            step_id="topics",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or suggested),
-            errors=errors,
-            description_placeholders={"topic_map": self._topic_map},
+        return await self._probe_or_show(
+            "topics",
+            schema,
+            user_input,
+            data,
+            suggested=suggested,
+            placeholders={"topic_map": self._topic_map},
         )
 
 
@@ -679,20 +684,13 @@ class CanBmsSubentryFlow(DeviceSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """The CAN interface and channel the battery is heard on."""
-        errors: dict[str, str] = {}
-        if user_input is not None and (result := await self._finish(user_input, errors)):
-            return result
         schema = vol.Schema(
             {
                 vol.Required(CONF_INTERFACE, default="socketcan"): _TEXT,
                 vol.Required(CONF_CHANNEL, default="can0"): _TEXT,
             }
         )
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        return await self._probe_or_show("user", schema, user_input, user_input)
 
 
 class OpcUaSubentryFlow(DeviceSubentryFlow):
@@ -705,13 +703,10 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """The server's endpoint, the node map, credentials and message security."""
-        errors: dict[str, str] = {}
         if user_input is not None:
             self._server = user_input
             if user_input.get(CONF_SECURITY, SECURITY_NONE) != SECURITY_NONE:
                 return await self.async_step_security()
-            if result := await self._finish(user_input, errors):
-                return result
         catalog = await async_get_catalog(self.hass)
         schema = vol.Schema(
             {
@@ -724,21 +719,12 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
                 ),
             }
         )
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        return await self._probe_or_show("user", schema, user_input, user_input)
 
     async def async_step_security(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """This client's certificate and key for the secure channel."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**self._server, **user_input}
-            if result := await self._finish(data, errors):
-                return result
         schema = vol.Schema(
             {
                 vol.Required(CONF_CERTIFICATE): _TEXT,
@@ -746,8 +732,5 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
                 vol.Required(CONF_APPLICATION_URI, default=DEFAULT_APPLICATION_URI): _TEXT,
             }
         )
-        return self.async_show_form(
-            step_id="security",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        data = None if user_input is None else {**self._server, **user_input}
+        return await self._probe_or_show("security", schema, user_input, data)
