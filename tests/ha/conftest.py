@@ -11,7 +11,7 @@ here makes sure it is the one from this checkout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import custom_components.edge_ems  # noqa: F401 - HA's loader imports it from here
@@ -25,9 +25,7 @@ from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import Mosquitto, free_port
 
-from .support import DOMAIN, setup_mqtt
-
-type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
+from .support import BATTERY_SITE, DOMAIN, StartSite, setup_mqtt
 
 # Home Assistant's own detection of blocking calls in the event loop, on as in production
 # (the test harness leaves it off): a blocking call in our code fails the test that made it.
@@ -64,6 +62,13 @@ async def start_site(hass: HomeAssistant, opcua_cache: Path) -> AsyncIterator[St
     await hass.async_block_till_done()
     for site in sites:
         await site.stop()
+
+
+@pytest.fixture
+async def sim_site(enable_custom_integrations: None, start_site: StartSite) -> SimulatedSite:
+    """A simulated :data:`~.support.BATTERY_SITE`."""
+    pytest_socket.enable_socket()  # also where a module replaces the autouse fixture above
+    return await start_site(BATTERY_SITE)
 
 
 @pytest.fixture

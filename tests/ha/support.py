@@ -1,19 +1,27 @@
-"""What the integration's tests share: site configs, subentries per device kind, waiting."""
+"""What the integration's tests share: site configs, subentries per device kind, a site entry
+set up as Home Assistant sets up any entry, our actions, waiting.
+
+The devices answer from the simulators on loopback ports; the fixtures that start them are in
+``conftest.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from custom_components.edge_ems.const import DOMAIN
+from custom_components.edge_ems.models import EdgeEmsConfigEntry
 from homeassistant.config_entries import ConfigSubentryDataWithId
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
 
@@ -27,6 +35,26 @@ SUNSPEC_ONLY = SiteConfig(bess=None, mqtt_bms=None, can_bms=False)
 OPCUA_ONLY = SiteConfig(sunspec=None, mqtt_bms=None, can_bms=False)
 CAN_ONLY = SiteConfig(sunspec=None, bess=None, mqtt_bms=None)
 MQTT_ONLY = SiteConfig(sunspec=None, bess=None, can_bms=False)
+BATTERY_SITE = SiteConfig(mqtt_bms=None, can_bms=False, tick=0.5)
+"""The Deye (with the meter) behind its gateway, the SunSpec hybrid and the OPC UA BESS."""
+
+type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
+
+SITE_OPTIONS: Mapping[str, Any] = {
+    "enable_control": False, "dry_run": True, "lease_ttl": 60.0, "eeprom_daily_writes": 100,
+}  # fmt: skip
+"""A new site's options, as the config flow gives them."""
+LIVE: Mapping[str, Any] = {"enable_control": True, "dry_run": False}
+"""Options that let the site write to its devices."""
+
+DEYE = "deye"
+SUNSPEC = "sunspec"
+BESS = "bess"
+BATTERIES = {
+    SUNSPEC: {"max_charge_w": 2500, "max_discharge_w": 2500, "capacity_wh": 5000},
+    BESS: {"max_charge_w": 5000, "max_discharge_w": 5000, "capacity_wh": 20_000},
+}
+"""The simulated batteries' ratings, as a user gives them in the site's options."""
 
 
 def deye(site: SimulatedSite) -> dict[str, Any]:
@@ -102,10 +130,9 @@ async def setup_site(
         title="Home",
         unique_id="home",
         data={"site_id": "home", "site_name": "Home"},
-        options={"enable_control": False, "dry_run": True, "lease_ttl": 60.0,
-                 "eeprom_daily_writes": 100, **(options or {})},
+        options={**SITE_OPTIONS, **(options or {})},
         subentries_data=list(devices),
-    )  # fmt: skip
+    )
     entry.add_to_hass(hass)
     loaded = await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -113,10 +140,48 @@ async def setup_site(
     return entry
 
 
+async def setup_battery_site(
+    hass: HomeAssistant, site: SimulatedSite, *, options: Mapping[str, Any]
+) -> EdgeEmsConfigEntry:
+    """A loaded site entry over a :data:`BATTERY_SITE` with ``options`` (and the batteries'
+    ratings)."""
+    devices = [
+        subentry("modbus", deye(site), subentry_id=DEYE, title="Deye"),
+        subentry("sunspec", sunspec(site), subentry_id=SUNSPEC, title="SunSpec"),
+        subentry("opcua", opcua(site), subentry_id=BESS, title="BESS"),
+    ]
+    entry = await setup_site(hass, devices, options={"batteries": BATTERIES, **options})
+    return cast(EdgeEmsConfigEntry, entry)
+
+
+async def call(
+    hass: HomeAssistant, service: str, *, context: Context | None = None, **data: Any
+) -> Any:
+    """Call one of our actions and return its response."""
+    return await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True, context=context
+    )
+
+
+def ha_device_id(hass: HomeAssistant, entry: EdgeEmsConfigEntry, subentry_id: str) -> str:
+    """The device registry id of the device a subentry added."""
+    for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id):
+        if device.config_subentry_id == subentry_id:
+            return device.id
+    raise AssertionError(f"no device registered for subentry {subentry_id}")
+
+
+def deye_register(site: SimulatedSite, address: int) -> int:
+    """What the simulated Deye holds in one holding register."""
+    assert site.deye_image is not None
+    return site.deye_image.read(RegisterSpace.HOLDING, address, 1)[0]
+
+
 async def eventually[T](
-    probe: Callable[[], T], check: Callable[[T], bool], *, within: float = PATIENCE
+    probe: Callable[[], T], check: Callable[[T], bool] = bool, *, within: float = PATIENCE
 ) -> T:
-    """Call ``probe`` until ``check`` accepts its result; fail after ``within`` seconds."""
+    """Call ``probe`` until ``check`` accepts its result (by default: until it is true), and
+    return that result; fail after ``within`` seconds."""
     deadline = time.monotonic() + within
     while True:
         result = probe()

@@ -34,15 +34,14 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from edge_ems.dispatch import AuditRecord, Outcome, Reason
 from edge_ems.sim.site import SimulatedSite
 
-from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+from .support import (
     BESS,
     DEYE,
     LIVE,
     SUNSPEC,
     call,
-    fixture_sim_site,
     ha_device_id,
-    setup_site,
+    setup_battery_site,
 )
 
 pytestmark = pytest.mark.ha
@@ -86,7 +85,7 @@ async def save_now(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
 async def test_every_attempt_is_an_event_in_the_callers_context(
     hass: HomeAssistant, sim_site: SimulatedSite, hass_admin_user: MockUser
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
     events = async_capture_events(hass, EVENT_AUDIT)
     context = Context(user_id=hass_admin_user.id)
@@ -113,7 +112,9 @@ async def test_every_attempt_is_an_event_in_the_callers_context(
 async def test_the_log_is_saved_when_the_site_unloads_and_comes_back(
     hass_storage: dict[str, Any], hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    entry = await setup_battery_site(
+        hass, sim_site, options={"enable_control": True, "dry_run": True}
+    )
     context = Context()
     await call(hass, "dispatch", context=context, power_w=500)
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -167,7 +168,7 @@ async def test_the_logbook_says_who_did_what(
     hass_admin_user: MockUser,
 ) -> None:
     assert await async_setup_component(hass, "logbook", {})
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
     start = dt_util.utcnow()
     await call(hass, "write_point", context=Context(user_id=hass_admin_user.id),
@@ -198,7 +199,7 @@ async def test_the_logbook_says_who_did_what(
 async def test_site_records_are_named_after_the_site(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    await setup_site(hass, sim_site, options={})
+    await setup_battery_site(hass, sim_site, options={})
     events = async_capture_events(hass, EVENT_AUDIT)
     with pytest.raises(ServiceValidationError):
         await call(hass, "release")

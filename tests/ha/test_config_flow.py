@@ -21,7 +21,6 @@ from edge_ems.sim.opcua_server import APPLICATION_URI, OpcUaBessSimulator, Serve
 from tests.lib.bms.support import Mosquitto, free_port
 from tests.lib.opcua.pki import CLIENT_URI, make_key_pair
 
-from .conftest import StartSite
 from .support import (
     CAN_ONLY,
     DOMAIN,
@@ -29,6 +28,7 @@ from .support import (
     MQTT_ONLY,
     OPCUA_ONLY,
     SUNSPEC_ONLY,
+    StartSite,
     deye,
     meter,
     setup_site,

@@ -14,10 +14,8 @@ from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.modbus_server import Fault, FaultKind
 from edge_ems.sim.site import SimulatedSite
 
-from .conftest import StartSite
-from .support import MODBUS_ONLY, SUNSPEC_ONLY, deye, setup_site, subentry, sunspec
+from .support import LIVE, MODBUS_ONLY, SUNSPEC_ONLY, StartSite, deye, setup_site, subentry, sunspec
 
-LIVE = {"enable_control": True, "dry_run": False}
 EXPORT_LIMIT_ADDRESS = 143
 
 

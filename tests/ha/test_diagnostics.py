@@ -20,8 +20,7 @@ from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.modbus_server import ModbusSimServer, UnitImage
 from edge_ems.sunspec import LinkUnit, SunSpecDevice
 
-from .conftest import StartSite
-from .support import CAN_ONLY, SUNSPEC_ONLY, can_bms, deye, setup_site, subentry, sunspec
+from .support import CAN_ONLY, SUNSPEC_ONLY, StartSite, can_bms, deye, setup_site, subentry, sunspec
 
 # The plant settles once and then holds still, so a dump and a read see the same values.
 STILL = dataclasses.replace(SUNSPEC_ONLY, tick=3600.0)

@@ -16,8 +16,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from .conftest import StartSite
-from .support import MODBUS_ONLY, deye, meter, setup_site, subentry
+from .support import MODBUS_ONLY, StartSite, deye, meter, setup_site, subentry
 
 
 @pytest.fixture(autouse=True)

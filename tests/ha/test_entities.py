@@ -15,13 +15,13 @@ from syrupy.assertion import SnapshotAssertion
 
 from tests.lib.bms.support import Mosquitto
 
-from .conftest import StartSite
 from .support import (
     CAN_ONLY,
     MODBUS_ONLY,
     MQTT_ONLY,
     OPCUA_ONLY,
     SUNSPEC_ONLY,
+    StartSite,
     can_bms,
     deye,
     eventually,

@@ -12,6 +12,8 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from .support import SITE_OPTIONS
+
 DISCOVERY = HassioServiceInfo(
     config={
         "host": "edge-ems-hub",
@@ -30,7 +32,6 @@ LINKED = {
     "hub_token": "announced-token",
     "hub_agent_id": "homeassistant",
 }
-CONTROL = {"enable_control": False, "dry_run": True, "lease_ttl": 60.0, "eeprom_daily_writes": 100}
 
 
 def site(hass: HomeAssistant, site_id: str, **options: Any) -> MockConfigEntry:
@@ -40,7 +41,7 @@ def site(hass: HomeAssistant, site_id: str, **options: Any) -> MockConfigEntry:
         title=site_id.title(),
         unique_id=site_id,
         data={"site_id": site_id, "site_name": site_id.title()},
-        options={**CONTROL, **options},
+        options={**SITE_OPTIONS, **options},
     )
     entry.add_to_hass(hass)
     return entry
@@ -68,7 +69,7 @@ async def test_discovery_links_the_chosen_site(hass: HomeAssistant) -> None:
     )
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "hub_linked")
     assert result["description_placeholders"] == {"site": "Cabin"}
-    assert cabin.options == {**CONTROL, **LINKED}
+    assert cabin.options == {**SITE_OPTIONS, **LINKED}
     # The same announcement again finds the site linked.
     result = await discover(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -104,7 +105,7 @@ async def test_options_refuse_a_bad_hub(
     entry = site(hass, "home")
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**CONTROL, "hub": hub, "hub_token": token}
+        result["flow_id"], {**SITE_OPTIONS, "hub": hub, "hub_token": token}
     )
     assert (result["type"], result["errors"]) == (FlowResultType.FORM, error)
 
@@ -113,13 +114,14 @@ async def test_options_link_and_unlink_the_hub(hass: HomeAssistant) -> None:
     entry = site(hass, "home")
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**CONTROL, "hub": "10.0.0.5:50051, 10.0.0.6:50051", "hub_token": "t"}
+        result["flow_id"],
+        {**SITE_OPTIONS, "hub": "10.0.0.5:50051, 10.0.0.6:50051", "hub_token": "t"},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["hub"] == "10.0.0.5:50051, 10.0.0.6:50051"
     assert entry.options["hub_token"] == "t"
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    result = await hass.config_entries.options.async_configure(result["flow_id"], CONTROL)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], SITE_OPTIONS)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert "hub" not in entry.options
     assert "hub_token" not in entry.options

@@ -27,14 +27,13 @@ from homeassistant.core import HomeAssistant
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import free_port
 
-from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+from .support import (
     BATTERIES,
     BESS,
     DEYE,
     LIVE,
     SUNSPEC,
-    fixture_sim_site,
-    setup_site,
+    setup_battery_site,
 )
 
 API_TOKEN = "ha-e2e-api-token-0123456789"
@@ -119,7 +118,7 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
 ) -> None:
     start_hub, api, gateway = hub
     process = await start_hub()
-    entry = await setup_site(
+    entry = await setup_battery_site(
         hass, sim_site, options={**LIVE, "hub": gateway, "hub_token": AGENT_TOKEN}
     )
     site = entry.runtime_data

@@ -19,10 +19,10 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 from edge_ems.sim.modbus_server import Fault, FaultKind
 from tests.lib.bms.support import free_port
 
-from .conftest import StartSite
 from .support import (
     MODBUS_ONLY,
     SUNSPEC_ONLY,
+    StartSite,
     deye,
     eventually,
     meter,

@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockUser, async_capture
 
 from edge_ems.sim.site import SimulatedSite
 
-from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+from .support import (
     BESS,
     DEYE,
     LIVE,
@@ -23,9 +23,8 @@ from .test_services_support import (  # noqa: F401 - the fixtures are used by na
     call,
     deye_register,
     eventually,
-    fixture_sim_site,
     ha_device_id,
-    setup_site,
+    setup_battery_site,
 )
 
 pytestmark = pytest.mark.ha
@@ -52,7 +51,7 @@ def bess_command_w(site: SimulatedSite) -> float:
 async def test_a_lapsed_lease_returns_the_battery_to_safe_mode(
     hass: HomeAssistant, sim_site: SimulatedSite, hass_admin_user: MockUser
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     events = async_capture_events(hass, EVENT_AUDIT)
     context = Context(user_id=hass_admin_user.id)
     response = await call(hass, "dispatch", context=context,
@@ -79,7 +78,7 @@ async def test_a_lapsed_lease_returns_the_battery_to_safe_mode(
 
 
 async def test_a_renewed_lease_holds(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, BESS)
     await call(hass, "dispatch", device_id=device_id, power_w=800, ttl=MIN_TTL)
     await call(hass, "dispatch", device_id=device_id, power_w=900, ttl=600)
@@ -92,7 +91,7 @@ async def test_a_renewed_lease_holds(hass: HomeAssistant, sim_site: SimulatedSit
 async def test_a_power_setpoint_written_as_a_command_is_a_lease_too(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options={**LIVE, "lease_ttl": 30})
+    entry = await setup_battery_site(hass, sim_site, options={**LIVE, "lease_ttl": 30})
     response = await call(hass, "write_point", device_id=ha_device_id(hass, entry, BESS),
                           command="battery_power_setpoint_w", value="-700")  # fmt: skip
     (record,) = response[ATTR_RECORDS]
@@ -103,7 +102,7 @@ async def test_a_power_setpoint_written_as_a_command_is_a_lease_too(
 async def test_release_returns_a_device_to_safe_mode_now(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, SUNSPEC)
     await call(hass, "dispatch", device_id=device_id, power_w=1000, ttl=600)
     assert not sunspec_idle(sim_site)
@@ -120,7 +119,7 @@ async def test_release_returns_a_device_to_safe_mode_now(
 async def test_release_of_the_site_covers_every_device(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
                command="work_mode", value="selling_first")  # fmt: skip
     await call(hass, "dispatch", power_w=-2000, ttl=600)
@@ -135,7 +134,7 @@ async def test_release_of_the_site_covers_every_device(
 async def test_release_is_refused_while_control_is_off(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    await setup_site(hass, sim_site, options={})
+    await setup_battery_site(hass, sim_site, options={})
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "release")
     assert raised.value.translation_key == "refused_control_disabled"
@@ -144,7 +143,7 @@ async def test_release_is_refused_while_control_is_off(
 async def test_a_site_setpoint_is_split_by_capacity(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "dispatch", config_entry_id=entry.entry_id, power_w=-3000)
     shares = {record["device_id"]: record["applied"] for record in response[ATTR_RECORDS]}
     # 5 kWh and 20 kWh: a fifth and four fifths.
@@ -156,7 +155,7 @@ async def test_a_site_setpoint_is_split_by_capacity(
 async def test_a_site_setpoint_beyond_one_battery_goes_to_the_other(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "dispatch", config_entry_id=entry.entry_id, power_w=-10_000)
     shares = {record["device_id"]: record["applied"] for record in response[ATTR_RECORDS]}
     # The BESS takes at most 5 kW; the rest is offered to the SunSpec battery, up to its 2.5 kW.
@@ -166,7 +165,7 @@ async def test_a_site_setpoint_beyond_one_battery_goes_to_the_other(
 async def test_unloading_the_site_returns_leased_devices_to_safe_mode(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     events = async_capture_events(hass, EVENT_AUDIT)
     await call(hass, "dispatch", device_id=ha_device_id(hass, entry, BESS), power_w=700, ttl=600)
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -22,16 +22,15 @@ from pytest_homeassistant_custom_component.common import MockUser
 from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.site import SimulatedSite
 
-from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+from .support import (
     BESS,
     DEYE,
     LIVE,
     SUNSPEC,
     call,
     deye_register,
-    fixture_sim_site,
     ha_device_id,
-    setup_site,
+    setup_battery_site,
 )
 
 pytestmark = pytest.mark.ha
@@ -41,7 +40,7 @@ EXPORT_LIMIT_ADDRESS = 143
 
 
 async def test_control_is_off_by_default(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options={})
+    entry = await setup_battery_site(hass, sim_site, options={})
     before = deye_register(sim_site, EXPORT_LIMIT_ADDRESS)
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
@@ -60,7 +59,9 @@ async def test_control_is_off_by_default(hass: HomeAssistant, sim_site: Simulate
 async def test_dry_run_answers_with_the_record_and_writes_nothing(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    entry = await setup_battery_site(
+        hass, sim_site, options={"enable_control": True, "dry_run": True}
+    )
     before = deye_register(sim_site, EXPORT_LIMIT_ADDRESS)
     response = await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
                           command=EXPORT_LIMIT, value="1000")  # fmt: skip
@@ -76,7 +77,7 @@ async def test_dry_run_answers_with_the_record_and_writes_nothing(
 async def test_write_is_applied_and_read_back(
     hass: HomeAssistant, sim_site: SimulatedSite, hass_admin_user: MockUser
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     context = Context(user_id=hass_admin_user.id)
     response = await call(hass, "write_point", context=context,
                           device_id=ha_device_id(hass, entry, DEYE),
@@ -93,7 +94,7 @@ async def test_write_is_applied_and_read_back(
 async def test_option_names_are_written_as_codes(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
                           command="work_mode", value="selling_first")  # fmt: skip
     assert response[ATTR_RECORDS][0]["read_back"] == "selling_first"
@@ -103,7 +104,7 @@ async def test_option_names_are_written_as_codes(
 async def test_values_beyond_the_limits_are_clamped(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
                           command=EXPORT_LIMIT, value=99_000)  # fmt: skip
     (record,) = response[ATTR_RECORDS]
@@ -125,7 +126,7 @@ async def test_values_beyond_the_limits_are_clamped(
 async def test_refusals_name_the_reason(
     hass: HomeAssistant, sim_site: SimulatedSite, command: str, value: Any, key: str
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     sim_site.gateway.reset_traffic()
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
@@ -140,7 +141,7 @@ async def test_refusals_name_the_reason(
 async def test_eeprom_budget_and_write_on_change(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options={**LIVE, "eeprom_daily_writes": 2})
+    entry = await setup_battery_site(hass, sim_site, options={**LIVE, "eeprom_daily_writes": 2})
     device_id = ha_device_id(hass, entry, DEYE)
     for value in (1000, 2000):
         response = await call(hass, "write_point", device_id=device_id,
@@ -157,7 +158,7 @@ async def test_eeprom_budget_and_write_on_change(
 
 
 async def test_writes_per_minute_are_bounded(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
     per_minute = entry.runtime_data.dispatcher.policy.writes_per_minute
     for index in range(per_minute):
@@ -172,7 +173,7 @@ async def test_writes_per_minute_are_bounded(hass: HomeAssistant, sim_site: Simu
 async def test_a_device_that_fails_the_write_is_reported(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
     sim_site.gateway.inject(fault_on_writes())
     with pytest.raises(HomeAssistantError) as raised:
@@ -190,7 +191,7 @@ async def test_a_device_that_fails_the_write_is_reported(
 async def test_dispatch_to_one_battery_is_applied_and_read_back(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "dispatch", device_id=ha_device_id(hass, entry, SUNSPEC),
                           power_w=-1000, ttl=120)  # fmt: skip
     (record,) = response[ATTR_RECORDS]
@@ -204,7 +205,7 @@ async def test_dispatch_to_one_battery_is_applied_and_read_back(
 async def test_dispatch_power_is_clamped_to_the_battery(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     response = await call(hass, "dispatch", device_id=ha_device_id(hass, entry, SUNSPEC),
                           power_w=-50_000)  # fmt: skip
     (record,) = response[ATTR_RECORDS]
@@ -214,7 +215,7 @@ async def test_dispatch_power_is_clamped_to_the_battery(
 async def test_dispatch_to_a_device_without_power_setpoint_is_refused(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "dispatch", device_id=ha_device_id(hass, entry, DEYE), power_w=500)
     assert raised.value.translation_key == "refused_unknown_command"
@@ -223,7 +224,7 @@ async def test_dispatch_to_a_device_without_power_setpoint_is_refused(
 async def test_calls_that_name_no_device_of_ours_are_refused(
     hass: HomeAssistant, sim_site: SimulatedSite, entity_registry: er.EntityRegistry
 ) -> None:
-    await setup_site(hass, sim_site, options=LIVE)
+    await setup_battery_site(hass, sim_site, options=LIVE)
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "dispatch", device_id="not-a-device", power_w=500)
     assert raised.value.translation_key == "unknown_device"
@@ -232,7 +233,7 @@ async def test_calls_that_name_no_device_of_ours_are_refused(
 
 
 async def test_an_unloaded_site_is_refused(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
     await hass.config_entries.async_unload(entry.entry_id)
     with pytest.raises(ServiceValidationError) as raised:
@@ -245,7 +246,7 @@ async def test_an_unloaded_site_is_refused(hass: HomeAssistant, sim_site: Simula
 async def test_the_only_site_is_the_default_target(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    await setup_battery_site(hass, sim_site, options={**LIVE, "dry_run": True})
     response = await call(hass, "dispatch", power_w=1500)
     records = response[ATTR_RECORDS]
     assert {record["device_id"]: record["outcome"] for record in records} == {
@@ -255,7 +256,9 @@ async def test_the_only_site_is_the_default_target(
 
 
 async def test_calls_by_an_automation_name_it(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    entry = await setup_battery_site(
+        hass, sim_site, options={"enable_control": True, "dry_run": True}
+    )
     device_id = ha_device_id(hass, entry, DEYE)
     automation = {
         "id": "cheap_export",
@@ -275,7 +278,9 @@ async def test_calls_by_an_automation_name_it(hass: HomeAssistant, sim_site: Sim
 
 
 async def test_calls_by_a_script_name_it(hass: HomeAssistant, sim_site: SimulatedSite) -> None:
-    entry = await setup_site(hass, sim_site, options={"enable_control": True, "dry_run": True})
+    entry = await setup_battery_site(
+        hass, sim_site, options={"enable_control": True, "dry_run": True}
+    )
     script = {"sequence": [{"action": f"{DOMAIN}.dispatch", "data": {"power_w": -500}}]}
     assert await async_setup_component(hass, "script", {"script": {"night_charge": script}})
     await hass.services.async_call("script", "night_charge", blocking=True)
@@ -287,7 +292,7 @@ async def test_calls_by_a_script_name_it(hass: HomeAssistant, sim_site: Simulate
 async def test_bad_values_never_reach_the_dispatcher(
     hass: HomeAssistant, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     for data in ({"power_w": "lots"}, {"power_w": 5e9}, {"power_w": 100, "ttl": 0}):
         with pytest.raises(probatio.Invalid, match=r"power_w|ttl"):
             await call(hass, "dispatch", **data)

@@ -12,13 +12,12 @@ from homeassistant.setup import async_setup_component
 
 from edge_ems.sim.site import SimulatedSite
 
-from .test_services_support import (  # noqa: F401 - the fixtures are used by name
+from .support import (
     BESS,
     LIVE,
     SUNSPEC,
-    fixture_sim_site,
     ha_device_id,
-    setup_site,
+    setup_battery_site,
 )
 
 pytestmark = pytest.mark.ha
@@ -58,7 +57,7 @@ async def start_automation(hass: HomeAssistant, inputs: dict[str, object]) -> No
 async def test_cheap_power_charges_the_site_batteries(
     hass: HomeAssistant, config_dir: Path, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     hass.states.async_set(PRICE, "0.30")
     await start_automation(
         hass,
@@ -82,7 +81,7 @@ async def test_cheap_power_charges_the_site_batteries(
 async def test_one_battery_until_it_is_full(
     hass: HomeAssistant, config_dir: Path, sim_site: SimulatedSite
 ) -> None:
-    entry = await setup_site(hass, sim_site, options=LIVE)
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
     hass.states.async_set(PRICE, "0.30")
     hass.states.async_set("sensor.bess_soc", "95", {"device_class": "battery"})
     await start_automation(
