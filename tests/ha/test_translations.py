@@ -1,4 +1,5 @@
-"""Every name, error and repair the integration can show has its English text."""
+"""Every name, error and repair the integration can show has its English text, and the
+user documentation (docs/integration.md) covers every map, field, action and refusal."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from custom_components.edge_ems import config_flow
 from custom_components.edge_ems.descriptions import platform_of
 from homeassistant.const import Platform
 
+from edge_ems.bms import catalog_paths as topic_map_paths
 from edge_ems.device import Command
 from edge_ems.dispatch import Outcome, Reason, dispatcher
 from edge_ems.metrics import METRICS, MetricKind
+from edge_ems.opcua.nodemap import catalog_paths as node_map_paths
+from edge_ems.pointmap import catalog_paths
+from edge_ems.sunspec.models import SUPPORTED_MODELS
 
 EN = Path(config_flow.__file__).parent / "translations" / "en.json"
+SERVICES = EN.parents[1] / "services.yaml"
 PROBE_ERRORS = {"cannot_connect", "timeout", "not_sunspec", "map_mismatch", "invalid_auth",
                 "no_data", "link_conflict"}  # fmt: skip
 
@@ -170,3 +177,38 @@ def test_every_refusal_and_failure_is_explained(english: dict[str, Any]) -> None
         # What entity.py and services.py pass: the text may use any of these, no other.
         wanted = set(PLACEHOLDER.findall(exceptions[key]["message"]))
         assert wanted <= {"site", "device", "command", "message"}, key
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "integration.md"
+
+
+@pytest.fixture(scope="module")
+def docs() -> str:
+    return DOCS.read_text(encoding="utf-8")
+
+
+def test_the_docs_name_every_bundled_map_and_sunspec_model(docs: str) -> None:
+    maps = [*catalog_paths(), *topic_map_paths(), *node_map_paths()]
+    assert [name for name in maps if f"`{name}`" not in docs] == []
+    assert [
+        model for model in sorted(SUPPORTED_MODELS) if not re.search(rf"\b{model}\b", docs)
+    ] == []
+
+
+def test_the_docs_explain_every_field_and_option(docs: str, english: dict[str, Any]) -> None:
+    labels = set(english["config"]["step"]["user"]["data"].values())
+    for step in english["options"]["step"].values():
+        labels |= set(step["data"].values())
+    for kind in english["config_subentries"].values():
+        for step in kind["step"].values():
+            labels |= set(step.get("data", {}).values())
+    assert sorted(label for label in labels if label not in docs) == []
+    services = yaml.safe_load(SERVICES.read_text(encoding="utf-8"))
+    for action, spec in services.items():
+        assert f"`edge_ems.{action}`" in docs
+        assert [field for field in spec["fields"] if f"`{field}`" not in docs] == [], action
+
+
+def test_the_docs_troubleshoot_every_refusal_and_failure(docs: str) -> None:
+    reasons = _refusal_reasons() | _failure_reasons() | {Reason.LEASE_EXPIRED}
+    assert sorted(reason for reason in reasons if f"`{reason}`" not in docs) == []
