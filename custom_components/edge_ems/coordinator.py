@@ -87,14 +87,11 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
             readings = await self.device.read()
         except IdentificationError as err:
             self._connect_first = True
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._repair(
                 map_mismatch_issue_id(self.device_id),
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="map_mismatch",
-                translation_placeholders={"device": self.device.name, "error": str(err)},
+                "map_mismatch",
+                ir.IssueSeverity.ERROR,
+                error=str(err),
             )
             raise self._failed("device_unlike_map", err) from err
         except (DeviceBusyError, CircuitOpenError) as err:
@@ -156,15 +153,23 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
         """Raise a repair issue once the device has been unreachable for hours."""
         if dt_util.utcnow() - self._last_success < UNREACHABLE_AFTER:
             return
+        self._repair(
+            unreachable_issue_id(self.device_id),
+            "device_unreachable",
+            ir.IssueSeverity.WARNING,
+            since=self._last_success.isoformat(timespec="minutes"),
+        )
+
+    def _repair(
+        self, issue_id: str, key: str, severity: ir.IssueSeverity, **placeholders: str
+    ) -> None:
+        """Raise a repair issue about this device (the user fixes it outside Home Assistant)."""
         ir.async_create_issue(
             self.hass,
             DOMAIN,
-            unreachable_issue_id(self.device_id),
+            issue_id,
             is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="device_unreachable",
-            translation_placeholders={
-                "device": self.device.name,
-                "since": self._last_success.isoformat(timespec="minutes"),
-            },
+            severity=severity,
+            translation_key=key,
+            translation_placeholders={"device": self.device.name, **placeholders},
         )
