@@ -7,13 +7,23 @@ import ast
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from custom_components.edge_ems import config_flow
+from custom_components.edge_ems.const import DOMAIN
 from custom_components.edge_ems.descriptions import platform_of
+from custom_components.edge_ems.services import (
+    DISPATCH_SCHEMA,
+    RELEASE_SCHEMA,
+    SERVICE_DISPATCH,
+    SERVICE_RELEASE,
+    SERVICE_WRITE_POINT,
+    WRITE_POINT_SCHEMA,
+)
 from homeassistant.const import Platform
 
 from edge_ems.bms import catalog_paths as topic_map_paths
@@ -104,30 +114,89 @@ def _placeholders(call: ast.Call) -> set[str] | None:
     return None
 
 
-def _used_keys() -> dict[str, dict[str, set[str] | None]]:
-    """Translation keys the integration names literally, by section, with their placeholders.
+@dataclass(frozen=True)
+class _Helper:
+    """A function that passes its ``key`` parameter on as a translation key."""
 
-    An exception names its translation domain; entity names come from the metric vocabulary
-    (tested above); the coordinator names its update failures through ``_failed``; refusals
-    and failures are keyed by outcome and reason (tested below).
+    section: str
+    position: int
+    """Of ``key`` among the call's positional arguments."""
+    placeholders: set[str]
+    """The placeholders the helper itself names."""
+    spreads: bool
+    """Whether the helper adds its keyword arguments as placeholders."""
+
+
+def _section(call: ast.Call) -> str | None:
+    """Which en.json section a call's translation key belongs to, if it names one."""
+    if _callee(call) == "async_create_issue":
+        return "issues"
+    if _keyword(call, "translation_domain") is not None:
+        return "exceptions"
+    return None  # an entity description: named from the metric vocabulary (tested above)
+
+
+def _helpers(trees: list[ast.Module]) -> dict[str, _Helper]:
+    helpers = {}
+    for tree in trees:
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            params = [arg.arg for arg in func.args.args if arg.arg != "self"]
+            for call in (node for node in ast.walk(func) if isinstance(node, ast.Call)):
+                key, section = _keyword(call, "translation_key"), _section(call)
+                if "key" in params and isinstance(key, ast.Name) and key.id == "key" and section:
+                    given = _keyword(call, "translation_placeholders")
+                    spreads = isinstance(given, ast.Dict) and None in given.keys
+                    names = _placeholders(call) or set()
+                    helpers[func.name] = _Helper(section, params.index("key"), names, spreads)
+    return helpers
+
+
+def _constant(node: ast.expr | None, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    return None
+
+
+def _used_keys() -> dict[str, dict[str, set[str] | None]]:
+    """Translation keys the integration raises, by section, with the placeholders it passes.
+
+    Keys are given literally, as module constants, or through a helper's ``key`` parameter
+    (the coordinator's ``_failed`` and ``_repair``); refusals and failures are keyed by
+    outcome and reason (tested below).
     """
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in SOURCES]
+    helpers = _helpers(trees)
     used: dict[str, dict[str, set[str] | None]] = {"issues": {}, "exceptions": {}}
-    for path in SOURCES:
-        for call in _calls(path):
-            key = _keyword(call, "translation_key")
-            if _callee(call) == "_failed" and isinstance(call.args[0], ast.Constant):
-                used["exceptions"][call.args[0].value] = {"device", "error"}
-            elif isinstance(key, ast.Constant) and _callee(call) == "async_create_issue":
-                used["issues"][key.value] = _placeholders(call)
-            elif isinstance(key, ast.Constant) and _keyword(call, "translation_domain"):
-                used["exceptions"][key.value] = _placeholders(call)
+    for tree in trees:
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+        }
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            helper = helpers.get(_callee(call))
+            if helper is not None and len(call.args) > helper.position:
+                key = _constant(call.args[helper.position], constants)
+                extra = {kw.arg for kw in call.keywords if kw.arg and helper.spreads}
+                if key is not None:
+                    used[helper.section][key] = helper.placeholders | extra
+            elif (section := _section(call)) is not None:
+                key = _constant(_keyword(call, "translation_key"), constants)
+                if key is not None:
+                    used[section][key] = _placeholders(call)
     return used
 
 
 def test_every_literal_key_has_its_text(english: dict[str, Any]) -> None:
     used = _used_keys()
     assert {"update_failed", "device_busy", "device_unlike_map"} <= set(used["exceptions"])
-    assert {"device_unreachable", "map_mismatch"} <= set(used["issues"])
+    assert set(used["issues"]) == {"device_unreachable", "map_mismatch", "control_in_dry_run"}
     for section, keys in used.items():
         for key, given in keys.items():
             assert key in english[section], f"{section}.{key}"
@@ -212,3 +281,28 @@ def test_the_docs_explain_every_field_and_option(docs: str, english: dict[str, A
 def test_the_docs_troubleshoot_every_refusal_and_failure(docs: str) -> None:
     reasons = _refusal_reasons() | _failure_reasons() | {Reason.LEASE_EXPIRED}
     assert sorted(reason for reason in reasons if f"`{reason}`" not in docs) == []
+
+
+def _edge_ems_calls(node: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        action = node.get("action")
+        if isinstance(action, str) and action.startswith(f"{DOMAIN}."):
+            yield action.removeprefix(f"{DOMAIN}."), node.get("data", {})
+        for value in node.values():
+            yield from _edge_ems_calls(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _edge_ems_calls(item)
+
+
+def test_the_docs_examples_call_the_actions_as_their_schemas_take_them(docs: str) -> None:
+    schemas = {
+        SERVICE_DISPATCH: DISPATCH_SCHEMA,
+        SERVICE_WRITE_POINT: WRITE_POINT_SCHEMA,
+        SERVICE_RELEASE: RELEASE_SCHEMA,
+    }
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    calls = [call for block in blocks for call in _edge_ems_calls(yaml.safe_load(block))]
+    assert {name for name, _ in calls} >= {SERVICE_DISPATCH, SERVICE_WRITE_POINT}
+    for name, data in calls:
+        schemas[name](data)
