@@ -306,3 +306,10 @@ def test_the_docs_examples_call_the_actions_as_their_schemas_take_them(docs: str
     assert {name for name, _ in calls} >= {SERVICE_DISPATCH, SERVICE_WRITE_POINT}
     for name, data in calls:
         schemas[name](data)
+
+
+def test_every_exception_text_is_used(english: dict[str, Any]) -> None:
+    used = set(_used_keys()["exceptions"])
+    used |= {f"{Outcome.REFUSED}_{reason}" for reason in _refusal_reasons()}
+    used |= {f"{Outcome.FAILED}_{reason}" for reason in _failure_reasons()}
+    assert sorted(set(english["exceptions"]) - used) == []
