@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pytest
 from custom_components.edge_ems.const import DOMAIN
@@ -38,7 +38,14 @@ MQTT_ONLY = SiteConfig(sunspec=None, bess=None, can_bms=False)
 BATTERY_SITE = SiteConfig(mqtt_bms=None, can_bms=False, tick=0.5)
 """The Deye (with the meter) behind its gateway, the SunSpec hybrid and the OPC UA BESS."""
 
-type StartSite = Callable[[SiteConfig], Awaitable[SimulatedSite]]
+
+class StartSite(Protocol):
+    """The ``start_site`` fixture: starts a simulated site (its MQTT BMS on ``mqtt``)."""
+
+    def __call__(
+        self, config: SiteConfig, mqtt: tuple[str, int] | None = None
+    ) -> Awaitable[SimulatedSite]: ...
+
 
 SITE_OPTIONS: Mapping[str, Any] = {
     "enable_control": False, "dry_run": True, "lease_ttl": 60.0, "eeprom_daily_writes": 100,
