@@ -122,7 +122,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
                 raise outcome
     except ConfigError as err:
         await _async_close(site)
-        raise ConfigEntryError(str(err)) from err
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="setup_failed",
+            translation_placeholders={"site": entry.title, "error": str(err)},
+        ) from err
     except BaseException:
         await _async_close(site)
         raise

@@ -167,7 +167,11 @@ async def probe(
         device = build_device(hass, kind, data, name="probe", catalog=catalog, links=links)
     except ConfigError as err:
         _LOGGER.debug("device not built: %s", err)
-        raise ProbeError("link_conflict") from err
+        # An MQTT bridge's keepalive needs concrete topic variables; a Modbus link, settings
+        # that agree with the devices already on it.
+        raise ProbeError(
+            "variables_needed" if kind == SUBENTRY_MQTT_BMS else "link_conflict"
+        ) from err
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             identity = await device.connect()

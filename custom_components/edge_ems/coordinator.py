@@ -103,7 +103,11 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
                 self.config_entry.async_start_reauth(
                     self.hass, data={"subentry_id": self.device_id}
                 )
-                raise ConfigEntryAuthFailed(f"{self.device.name}: {err}") from err
+                raise ConfigEntryAuthFailed(
+                    translation_domain=DOMAIN,
+                    translation_key="auth_failed",
+                    translation_placeholders={"device": self.device.name, "error": str(err)},
+                ) from err
             self._connect_first = self._connect_first or isinstance(err, DeviceConnectionError)
             self._note_failure()
             raise self._failed("update_failed", err) from err

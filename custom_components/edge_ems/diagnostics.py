@@ -16,12 +16,12 @@ from edge_ems.modbus import POLLED_GROUPS, ModbusDevice
 from edge_ems.pointmap import PollGroup, plan_reads
 from edge_ems.sunspec import SunSpecDevice
 
-from .const import CONF_SERIAL, CONF_SERIAL_PORT, CONF_URL
+from .const import CONF_HUB_TOKEN, CONF_SERIAL, CONF_SERIAL_PORT, CONF_URL
 from .devices import identity_dict
 from .models import EdgeEmsConfigEntry
 
 TO_REDACT = {CONF_HOST, CONF_PASSWORD, CONF_USERNAME, CONF_SERIAL, CONF_SERIAL_PORT, CONF_URL,
-             "serial", "serial_number", "device_serial"}  # fmt: skip
+             CONF_HUB_TOKEN, "serial", "serial_number", "device_serial"}  # fmt: skip
 
 MAX_READ = 125
 """Registers in one Modbus read request."""
@@ -51,7 +51,7 @@ async def async_get_config_entry_diagnostics(
         }
     return {
         "site": {"site_id": site.site_id, "site_name": site.site_name},
-        "options": dict(entry.options),
+        "options": async_redact_data(dict(entry.options), TO_REDACT),
         "policy": dataclasses.asdict(site.dispatcher.policy),
         "leases": site.dispatcher.leases(),
         "devices": devices,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_time_interval
 
 from edge_ems.bms import DecodeStats, LatestReadings, TopicMapDecoder
 from edge_ems.device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
@@ -45,6 +47,8 @@ class HaMqttBmsDevice:
         self._latest = LatestReadings(max_age, clock=clock)
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._identity: DeviceIdentity | None = None
+        # A map that needs a keepalive without its topic fails here, before any subscription.
+        self._keepalive = decoder.keepalive()
         self.stats = DecodeStats()
         """What became of the messages received so far."""
 
@@ -84,6 +88,18 @@ class HaMqttBmsDevice:
                 self._unsubscribe.append(
                     await mqtt.async_subscribe(self._hass, topic, self._receive, encoding=None)
                 )
+            if self._keepalive is not None:
+                # Bridges such as Venus OS publish only while something keeps asking.
+                first = self._keepalive.initial_payload
+                await self._keep_alive(self._keepalive.payload if first is None else first)
+                self._unsubscribe.append(
+                    async_track_time_interval(
+                        self._hass,
+                        self._keep_alive_now,
+                        timedelta(seconds=self._keepalive.interval),
+                        name=f"edge_ems {self._name} keepalive",
+                    )
+                )
         bridge = self.decoder.topic_map.bridge
         self._identity = DeviceIdentity(manufacturer=bridge.maker, model=bridge.model)
         return self._identity
@@ -111,6 +127,14 @@ class HaMqttBmsDevice:
         unsubscribe, self._unsubscribe = self._unsubscribe, []
         for unsub in unsubscribe:
             unsub()
+
+    async def _keep_alive(self, payload: str) -> None:
+        assert self._keepalive is not None
+        await mqtt.async_publish(self._hass, self._keepalive.topic, payload)
+
+    async def _keep_alive_now(self, _now: datetime) -> None:
+        assert self._keepalive is not None
+        await self._keep_alive(self._keepalive.payload)
 
     @callback
     def _receive(self, message: mqtt.ReceiveMessage) -> None:

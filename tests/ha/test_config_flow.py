@@ -313,6 +313,15 @@ async def test_mqtt_bms_is_heard_through_home_assistant_mqtt(
     assert site_entry.state is ConfigEntryState.LOADED
 
 
+async def test_mqtt_bms_with_a_keepalive_needs_concrete_variables(
+    hass: HomeAssistant, ha_mqtt: Mosquitto, site_entry: MockConfigEntry
+) -> None:
+    result = await _start(hass, site_entry, "mqtt_bms")
+    result = await _submit(hass, result, {"topic_map": "venus_os_battery"})
+    result = await _submit(hass, result, {"portal_id": "+", "instance": "512"})
+    assert result["errors"] == {"base": "variables_needed"}
+
+
 # CAN BMS.
 
 

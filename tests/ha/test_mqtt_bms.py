@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from custom_components.edge_ems.devices import async_get_catalog
 from custom_components.edge_ems.mqtt_bms import HaMqttBmsDevice
 from homeassistant.components import mqtt
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from edge_ems.bms import TopicMapDecoder
-from edge_ems.exceptions import DeviceConnectionError, WriteRefusedError
+from edge_ems.exceptions import ConfigError, DeviceConnectionError, WriteRefusedError
 from tests.lib.bms.support import Mosquitto
 
 from .support import PATIENCE, eventually
@@ -56,3 +59,44 @@ async def test_values_arrive_age_and_go_stale(hass: HomeAssistant, ha_mqtt: Mosq
     with pytest.raises(DeviceConnectionError):
         await device.read()
     await device.close()
+
+
+async def test_a_bridge_that_needs_a_keepalive_gets_one(
+    hass: HomeAssistant, ha_mqtt: Mosquitto
+) -> None:
+    """Venus OS publishes nothing until asked: first for every value, then to keep going."""
+    await eventually(lambda: mqtt.is_connected(hass), bool)
+    catalog = await async_get_catalog(hass)
+    variables = {"portal_id": "c0619ab1", "instance": "512"}
+    decoder = TopicMapDecoder(catalog.topic_maps["venus_os_battery"], variables)
+    heard: list[str] = []
+
+    @callback
+    def keepalive(message: mqtt.ReceiveMessage) -> None:
+        heard.append(str(message.payload))
+
+    unsubscribe = await mqtt.async_subscribe(hass, "R/c0619ab1/keepalive", keepalive)
+    device = HaMqttBmsDevice(hass, "Venus", decoder)
+    try:
+        # The subscription may reach the broker after the first keepalive: reconnect until
+        # the first one is heard.
+        for _ in range(int(PATIENCE / 0.5)):
+            await device.connect()
+            await asyncio.sleep(0.5)
+            if heard:
+                break
+            await device.close()
+        assert heard[0] == ""  # "send every value"
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
+        await eventually(lambda: len(heard) > 1, bool)
+        assert heard[1] == '{"keepalive-options": ["suppress-republish"]}'
+    finally:
+        await device.close()
+        unsubscribe()
+
+
+async def test_a_keepalive_needs_concrete_variables(hass: HomeAssistant) -> None:
+    catalog = await async_get_catalog(hass)
+    decoder = TopicMapDecoder(catalog.topic_maps["venus_os_battery"], {"instance": "512"})
+    with pytest.raises(ConfigError, match="keepalive topic"):
+        HaMqttBmsDevice(hass, "Venus", decoder)

@@ -37,7 +37,7 @@ from edge_ems.sunspec.models import SUPPORTED_MODELS
 EN = Path(config_flow.__file__).parent / "translations" / "en.json"
 SERVICES = EN.parents[1] / "services.yaml"
 PROBE_ERRORS = {"cannot_connect", "timeout", "not_sunspec", "map_mismatch", "invalid_auth",
-                "no_data", "link_conflict"}  # fmt: skip
+                "no_data", "link_conflict", "variables_needed"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
