@@ -1,27 +1,44 @@
-"""The Home Assistant demo end to end: a real ``hass`` with the simulated site, driven through
-HA's own API; the demo's ``--once`` run shows live entities and a site dispatch that lands."""
+"""The Home Assistant demo end to end: a real ``hass`` with the simulated site and the hub,
+driven through HA's own API; the demo's ``--once`` run shows live entities, a site dispatch
+that lands, the same through the hub's ``/dispatch``, and the hub's stored minutes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
 
 DEMO = Path(__file__).parents[2] / "scripts" / "demo_ha.py"
+PATIENCE = 900
+"""Seconds for the whole run on a loaded two-core machine: Home Assistant's first start, and
+the hub's first closed minute (a minute or so after the site starts streaming)."""
 
 
-async def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path) -> None:
+def printed(out: str, prefix: str) -> list[str]:
+    """The printed lines that start with ``prefix``, indent stripped."""
+    return [line.strip() for line in out.splitlines() if line.strip().startswith(prefix)]
+
+
+@pytest.mark.timeout(PATIENCE)
+async def test_the_demo_shows_live_entities_and_takes_dispatches_here_and_through_the_hub(
+    tmp_path: Path,
+) -> None:
     config_dir = tmp_path / "ha"
     demo = await asyncio.create_subprocess_exec(
-        sys.executable, str(DEMO), "--once", "--port", "0", "--config-dir", str(config_dir),
+        sys.executable, str(DEMO), "--once", "--port", "0", "--hub-port", "0", "--grpc-port", "0",
+        "--config-dir", str(config_dir),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    async with asyncio.timeout(900):
+    async with asyncio.timeout(PATIENCE - 30):
         stdout, stderr = await demo.communicate()
     out = stdout.decode()
     assert demo.returncode == 0, stderr.decode()[-3000:]
@@ -36,3 +53,34 @@ async def test_the_demo_shows_live_entities_and_takes_a_dispatch(tmp_path: Path)
     assert await asyncio.to_thread(entries.is_file)
     blueprint = config_dir / "blueprints" / "automation" / "edge_ems" / "charge_when_cheap.yaml"
     assert await asyncio.to_thread(blueprint.is_file)
+
+    # The hub ran from the configuration the demo wrote, and the demo prints its way in.
+    hub = config_dir / "hub"
+    config = yaml.safe_load(await asyncio.to_thread((hub / "hub.yaml").read_text))
+    url, token = f"http://127.0.0.1:{config['api_port']}", config["api_token"]
+    assert printed(out, "Edge EMS hub:") == [f"Edge EMS hub: {url}"]
+    assert printed(out, "API token:") == [f"API token: {token}"]
+    assert [agent["id"] for agent in config["agents"]] == ["homeassistant"]
+    # The curl commands are ready to paste: the shell splits them into these words.
+    auth = ["-H", f"Authorization: Bearer {token}"]
+    measurements, dispatch = (shlex.split(line) for line in printed(out, "curl "))
+    assert measurements[:4] == ["curl", "-s", *auth]
+    assert re.fullmatch(rf"{url}/measurements\?asset=\w+&metric=soc_pct", measurements[4])
+    assert dispatch[:4] == ["curl", "-s", *auth]
+    assert dispatch[4:8] == ["-H", "Content-Type: application/json", "-d", dispatch[7]]
+    assert json.loads(dispatch[7]) == {"site_id": "demo_home", "power_w": 2000, "ttl_s": 60}
+    assert dispatch[8:] == [f"{url}/dispatch"]
+
+    # Through the hub: the site's 2000 W split by capacity, carried out at the site, read back.
+    assert "hub /dispatch 2000 W for 60 s (homeassistant/demo_home):" in out
+    assert "applied 400.0 W (read back 400.0)" in out
+    assert "applied 1600.0 W (read back 1600.0)" in out
+    [measured] = printed(out, "hub /measurements soc_pct of ")
+    assert re.search(
+        r": [1-9]\d* minute\(s\) stored, \d\d:\d\d UTC averaged [\d.]+ % over", measured
+    )
+    # The hub stopped cleanly after Home Assistant, its store flushed.
+    log = await asyncio.to_thread((hub / "hub.log").read_text)
+    assert log.rstrip().endswith("Hub stopped")
+    assert "Traceback" not in log
+    assert await asyncio.to_thread((hub / "store.sqlite").is_file)
