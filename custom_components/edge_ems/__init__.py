@@ -37,7 +37,7 @@ from .const import (
 )
 from .coordinator import EdgeEmsCoordinator
 from .descriptions import describe
-from .devices import DispatchAdapter, async_get_catalog, build_device, declared_metrics
+from .devices import async_get_catalog, build_device, declared_metrics
 from .hub_link import HubLink, hub_settings
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 from .services import async_setup_services
@@ -107,7 +107,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
                 subentry_id, subentry_id, subentry.title, device, coordinator
             )
             limits = battery_limits(entry.options, subentry_id)
-            dispatcher.add_device(subentry_id, DispatchAdapter(device), limits)
+            dispatcher.add_device(subentry_id, device, limits)
         # Every device gets its chance before the first failure is reported; none is left
         # running when setup gives up.
         outcomes = await asyncio.gather(

@@ -13,8 +13,7 @@ from homeassistant.core import HomeAssistant
 
 from edge_ems.bms import FRAMES, CanBmsDevice, TopicMap, TopicMapDecoder, load_topic_map
 from edge_ems.bms import catalog_paths as topic_map_paths
-from edge_ems.device import Command, Device, DeviceIdentity, WriteResult
-from edge_ems.dispatch import BATTERY_POWER
+from edge_ems.device import Device, DeviceIdentity
 from edge_ems.exceptions import ConfigError, DeviceExceptionError
 from edge_ems.modbus import (
     Endpoint,
@@ -28,7 +27,6 @@ from edge_ems.opcua.device import MODES, POLICIES, OpcUaDevice, OpcUaSecurity
 from edge_ems.opcua.nodemap import NodeMap, load_node_map
 from edge_ems.opcua.nodemap import catalog_paths as node_map_paths
 from edge_ems.pointmap import PointMap, catalog_paths, load_point_map
-from edge_ems.readings import Value
 from edge_ems.sunspec import LinkUnit, SunSpecDevice
 
 from .const import (
@@ -87,45 +85,6 @@ async def async_get_catalog(hass: HomeAssistant) -> Catalog:
     if catalog is None:
         catalog = hass.data[_CATALOG_KEY] = await hass.async_add_executor_job(_load_catalog)
     return catalog
-
-
-class DispatchAdapter:
-    """A device as dispatch sees it: push-only devices name no safe mode or revert timer.
-
-    A device whose map gives a battery setpoint but no safe mode is handed back by a zero
-    setpoint, which every battery takes as "follow your own control".
-    """
-
-    def __init__(self, device: Device) -> None:
-        self._device = device
-
-    @property
-    def name(self) -> str:
-        """The device's name."""
-        return self._device.name
-
-    @property
-    def commands(self) -> Mapping[str, Command]:
-        """The device's commands."""
-        return self._device.commands
-
-    @property
-    def safe_mode(self) -> Mapping[str, Value]:
-        """The device's own safe mode, else a zero battery setpoint where it takes one."""
-        own: Mapping[str, Value] | None = getattr(self._device, "safe_mode", None)
-        if own is not None:
-            return own
-        return {BATTERY_POWER: 0} if BATTERY_POWER in self.commands else {}
-
-    @property
-    def revert_timer(self) -> str | None:
-        """The device's revert timer command, if it has one."""
-        timer: str | None = getattr(self._device, "revert_timer", None)
-        return timer
-
-    async def write(self, metric: str, value: Value) -> WriteResult:
-        """Write through the device."""
-        return await self._device.write(metric, value)
 
 
 def modbus_endpoint(data: Mapping[str, Any]) -> Endpoint:

@@ -68,6 +68,16 @@ class HaMqttBmsDevice:
         return MappingProxyType({})
 
     @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """Nothing: the device takes no commands."""
+        return MappingProxyType({})
+
+    @property
+    def revert_timer(self) -> str | None:
+        """None: the device takes no commands."""
+        return None
+
+    @property
     def health(self) -> Health:
         """Connected while subscribed and something arrived within the maximum age."""
         health = self._health.snapshot()

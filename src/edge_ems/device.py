@@ -84,6 +84,15 @@ class Device(Protocol):
         """The writable metrics, by name."""
 
     @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """Commands written, in order, to hand the device back to its own control when a
+        dispatch lease lapses; empty for a device that takes no commands."""
+
+    @property
+    def revert_timer(self) -> str | None:
+        """The command of the device's own watchdog, refreshed instead of its setpoints."""
+
+    @property
     def health(self) -> Health:
         """Connection and error state now."""
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..device import Command, Device, WriteResult
-from ..dispatch import BATTERY_POWER, AuditRecord, Dispatcher
+from ..device import Device
+from ..dispatch import AuditRecord, Dispatcher
 from ..exceptions import DeviceConnectionError, DeviceError
 from ..gateway.model import AssetInfo
 from ..gateway.tls import ClientTls
 from ..opcua import NodeMap, OpcUaDevice, load_catalog, load_node_map
-from ..readings import Readings, Value
+from ..readings import Readings
 from ..sim.bess import SimulatedBess
 from ..sim.physics import Battery
 from .buffer import TelemetryBuffer
@@ -41,37 +41,6 @@ class HubLink:
     tls: ClientTls | None = None
     reconnect_cap: float = 30.0
     max_batch_points: int = 10_000
-
-
-class OpcUaBattery:
-    """An OPC UA battery as dispatch sees it: idle (0 W) is its safe mode, no revert timer."""
-
-    def __init__(self, device: OpcUaDevice) -> None:
-        self.device = device
-
-    @property
-    def name(self) -> str:
-        """The device's name."""
-        return self.device.name
-
-    @property
-    def commands(self) -> Mapping[str, Command]:
-        """What its node map lets dispatch write."""
-        return self.device.commands
-
-    @property
-    def safe_mode(self) -> Mapping[str, Value]:
-        """No power commanded, when the map offers a power setpoint."""
-        return {BATTERY_POWER: 0} if BATTERY_POWER in self.device.commands else {}
-
-    @property
-    def revert_timer(self) -> str | None:
-        """Node maps offer none: leases refresh by writing the setpoint again."""
-        return None
-
-    async def write(self, metric: str, value: Value) -> WriteResult:
-        """Write through the device's guards."""
-        return await self.device.write(metric, value)
 
 
 class SiteRunner:
@@ -199,7 +168,7 @@ class SiteRunner:
         )
         self.devices[asset.asset_id] = device
         limits = _info(asset, device).limits
-        self.dispatcher.add_device(asset.asset_id, OpcUaBattery(device), limits)
+        self.dispatcher.add_device(asset.asset_id, device, limits)
 
     def _audit(self, record: AuditRecord) -> None:
         _LOGGER.info(

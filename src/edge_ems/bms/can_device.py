@@ -85,6 +85,16 @@ class CanBmsDevice:
         return MappingProxyType({})
 
     @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """Nothing: the device takes no commands."""
+        return MappingProxyType({})
+
+    @property
+    def revert_timer(self) -> str | None:
+        """None: the device takes no commands."""
+        return None
+
+    @property
     def health(self) -> Health:
         """Connected while the bus is open and the battery was heard within ``max_age``."""
         health = self._health.snapshot()

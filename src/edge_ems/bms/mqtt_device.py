@@ -82,6 +82,16 @@ class MqttBmsDevice:
         return MappingProxyType({})
 
     @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """Nothing: the device takes no commands."""
+        return MappingProxyType({})
+
+    @property
+    def revert_timer(self) -> str | None:
+        """None: the device takes no commands."""
+        return None
+
+    @property
     def health(self) -> Health:
         """Whether the broker link is up, and the last error."""
         return self._health.snapshot()

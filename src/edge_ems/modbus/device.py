@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..dispatch.dispatcher import BATTERY_POWER
 from ..exceptions import (
     DeviceError,
     DeviceExceptionError,
@@ -111,8 +112,11 @@ class ModbusDevice:
 
     @property
     def safe_mode(self) -> Mapping[str, Value]:
-        """What the map writes, in order, to hand the device back to its own control."""
-        return self.point_map.device.safe_mode
+        """What the map writes, in order, to hand the device back to its own control; a map
+        that names nothing but offers a battery setpoint is handed back by a zero setpoint."""
+        if self.point_map.device.safe_mode:
+            return self.point_map.device.safe_mode
+        return {BATTERY_POWER: 0} if BATTERY_POWER in self._commands else {}
 
     @property
     def revert_timer(self) -> str | None:

@@ -30,6 +30,7 @@ from asyncua.crypto import security_policies
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..dispatch.dispatcher import BATTERY_POWER
 from ..exceptions import (
     ConfigError,
     DeviceConnectionError,
@@ -154,6 +155,16 @@ class OpcUaDevice:
     def commands(self) -> Mapping[str, Command]:
         """The writable metrics, by name."""
         return self._commands
+
+    @property
+    def safe_mode(self) -> Mapping[str, Value]:
+        """No power commanded, where the node map offers a battery power setpoint."""
+        return {BATTERY_POWER: 0} if BATTERY_POWER in self._commands else {}
+
+    @property
+    def revert_timer(self) -> str | None:
+        """None: node maps name no watchdog, so leases refresh the setpoint itself."""
+        return None
 
     @property
     def health(self) -> Health:

@@ -56,6 +56,7 @@ async def health_of(device: CanBmsDevice) -> Health:
 async def test_reads_every_metric_the_battery_sends(channel: str, device: CanBmsDevice) -> None:
     assert isinstance(device, Device)
     assert device.identity is None
+    assert (dict(device.safe_mode), device.revert_timer) == ({}, None)  # it takes no commands
     async with CanBmsSimulator(channel=channel, interval=0.1) as simulator:
         await device.connect()
         readings = await eventually(device.read, complete)

@@ -80,6 +80,7 @@ async def test_reads_every_metric_the_bridge_publishes(mosquitto: Mosquitto, map
         port=mosquitto.port,
     )
     assert isinstance(device, Device)
+    assert (dict(device.safe_mode), device.revert_timer) == ({}, None)  # it takes no commands
     async with MqttBmsSimulator(
         topic_map, host=mosquitto.host, port=mosquitto.port, variables=variables, interval=0.1
     ) as simulator:

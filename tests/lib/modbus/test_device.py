@@ -42,6 +42,16 @@ async def test_safe_mode_and_revert_timer_come_from_the_map(link: ModbusLink) ->
         await deye.close()
 
 
+async def test_a_battery_map_without_a_safe_mode_is_handed_back_by_a_zero_setpoint(
+    link: ModbusLink, hybrid_map: PointMap
+) -> None:
+    device = ModbusDevice(link, hybrid_map, name="hybrid")
+    try:
+        assert dict(device.safe_mode) == {"battery_power_setpoint_w": 0}
+    finally:
+        await device.close()
+
+
 async def test_connect_reads_identity(device: ModbusDevice, server: ModbusSimServer) -> None:
     identity = await device.connect()
     assert (identity.manufacturer, identity.model, identity.serial) == ("Test", "T1-8K", "SN0042")

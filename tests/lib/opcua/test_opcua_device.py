@@ -78,6 +78,8 @@ async def test_connects_identifies_and_reads_every_point(
     assert readings["device_serial"].value == "SIM-BESS-0001"
     assert device.health.connected
     assert device.commands["battery_power_setpoint_w"].allow_write
+    # A lapsed lease hands the battery back by commanding no power; node maps name no watchdog.
+    assert (device.safe_mode, device.revert_timer) == ({"battery_power_setpoint_w": 0}, None)
 
 
 async def test_the_setpoint_takes_effect_and_state_of_charge_integrates(
