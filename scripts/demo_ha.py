@@ -666,7 +666,7 @@ async def try_measurements(hub: HubApi, battery: Mapping[str, Any]) -> str:
     start_ms, average, _, _, _, count = points[-1]
     minute = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC).strftime("%H:%M")
     return (f"hub /measurements soc_pct of {battery['name']}: {len(points)} minute(s) stored, "
-            f"{minute} UTC averaged {average:.1f} % over {count} samples")  # fmt: skip
+            f"{minute} UTC averaged {average:.1f} % over {count} sample(s)")  # fmt: skip
 
 
 def summary(states: Mapping[str, Mapping[str, Any]], limit: int = 25) -> str:
