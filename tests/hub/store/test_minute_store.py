@@ -358,3 +358,37 @@ async def test_a_resent_batch_whose_closed_minutes_were_written_counts_once(
     [found] = await second.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
     assert [p.samples for p in found.points] == [1, 1]
     assert second.status().resent_samples == 1
+
+
+async def test_a_flush_of_many_rows_merges_each_into_the_minutes_written_before(
+    store: MinuteStore, clock: Clock
+) -> None:
+    # 41 series over 20 minutes: more rows than one upsert statement takes, and a remainder.
+    rng = random.Random(3)
+    series = [(f"pv-{n:02d}", "ac_power_w") for n in range(41)]
+    samples: dict[tuple[str, str], list[tuple[int, float]]] = {key: [] for key in series}
+    for seq, offsets in enumerate(((1000, 20_000), (40_000, 59_000)), start=1):
+        sent = {
+            key: [
+                (T0 + m * MINUTE + o, float(rng.randint(-99, 99)))
+                for m in range(20)
+                for o in offsets
+            ]
+            for key in series
+        }
+        for key, chunk in sent.items():
+            samples[key] += chunk
+        await store.accept(batch(seq, sent))
+        if seq == 2:
+            closed_at(clock, T0 + 20 * MINUTE)
+        await store.flush(full=seq == 1)  # the first flush writes every minute partly
+
+    found = await store.query(SeriesFilter(), T0, T0 + 20 * MINUTE)
+    assert [item.key.asset_id for item in found] == [asset for asset, _ in series]
+    for item in found:
+        held = samples[(item.key.asset_id, item.key.metric)]
+        want = []
+        for m in range(20):
+            values = [v for t, v in sorted(held) if t // MINUTE == T0 // MINUTE + m]
+            want.append((T0 + m * MINUTE, fmean(values), min(values), max(values), values[-1], 4))
+        assert [tuple(p) for p in item.points] == pytest.approx(want)
