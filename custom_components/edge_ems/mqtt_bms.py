@@ -2,32 +2,30 @@
 
 The library's :class:`~edge_ems.bms.MqttBmsDevice` opens a broker connection of its own, which
 an edge agent needs; inside Home Assistant the MQTT integration already holds one. This
-device feeds the same :class:`~edge_ems.bms.TopicMapDecoder` and
-:class:`~edge_ems.bms.LatestReadings` from Home Assistant's subscriptions instead.
+device is the same :class:`~edge_ems.bms.TopicMapDevice`, fed from Home Assistant's
+subscriptions instead.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import MappingProxyType
 
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 
-from edge_ems.bms import DecodeStats, LatestReadings, TopicMapDecoder
-from edge_ems.device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from edge_ems.exceptions import DeviceConnectionError, DeviceProtocolError, WriteRefusedError
-from edge_ems.readings import Readings, Value
-from edge_ems.resilience import CircuitBreaker
+from edge_ems.bms import TopicMapDecoder, TopicMapDevice
+from edge_ems.device import DeviceIdentity, Health
+from edge_ems.exceptions import DeviceConnectionError
+from edge_ems.readings import Readings
 
 MAX_AGE = 60.0
 """Seconds after which a value the bridge stopped publishing reads as stale."""
 
 
-class HaMqttBmsDevice:
+class HaMqttBmsDevice(TopicMapDevice):
     """The library's device contract over Home Assistant MQTT subscriptions."""
 
     def __init__(
@@ -39,43 +37,9 @@ class HaMqttBmsDevice:
         max_age: float = MAX_AGE,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(name, decoder, max_age=max_age, clock=clock)
         self._hass = hass
-        self._name = name
-        self.decoder = decoder
-        self._clock = clock
-        self._health = HealthTracker(CircuitBreaker(name), wall_clock=clock)
-        self._latest = LatestReadings(max_age, clock=clock)
         self._unsubscribe: list[CALLBACK_TYPE] = []
-        self._identity: DeviceIdentity | None = None
-        # A map that needs a keepalive without its topic fails here, before any subscription.
-        self._keepalive = decoder.keepalive()
-        self.stats = DecodeStats()
-        """What became of the messages received so far."""
-
-    @property
-    def name(self) -> str:
-        """A short name for logs and errors."""
-        return self._name
-
-    @property
-    def identity(self) -> DeviceIdentity | None:
-        """The bridge's maker and model, once subscribed."""
-        return self._identity
-
-    @property
-    def commands(self) -> Mapping[str, Command]:
-        """None: the bridges only publish readings."""
-        return MappingProxyType({})
-
-    @property
-    def safe_mode(self) -> Mapping[str, Value]:
-        """Nothing: the device takes no commands."""
-        return MappingProxyType({})
-
-    @property
-    def revert_timer(self) -> str | None:
-        """None: the device takes no commands."""
-        return None
 
     @property
     def health(self) -> Health:
@@ -110,9 +74,7 @@ class HaMqttBmsDevice:
                         name=f"edge_ems {self._name} keepalive",
                     )
                 )
-        bridge = self.decoder.topic_map.bridge
-        self._identity = DeviceIdentity(manufacturer=bridge.maker, model=bridge.model)
-        return self._identity
+        return self._bridge_identity()
 
     async def read(self) -> Readings:
         """The newest value of every metric, stale where older than the maximum age.
@@ -125,12 +87,6 @@ class HaMqttBmsDevice:
                 f"{self._name}: nothing received for {self._latest.max_age:.0f} s"
             )
         return self._latest.snapshot()
-
-    async def write(self, metric: str, value: Value) -> WriteResult:
-        """Refuse: MQTT battery bridges take no commands."""
-        raise WriteRefusedError(
-            f"{self._name}: {metric} is not a command of this device", reason="unknown_command"
-        )
 
     async def close(self) -> None:
         """Unsubscribe."""
@@ -149,16 +105,6 @@ class HaMqttBmsDevice:
     @callback
     def _receive(self, message: mqtt.ReceiveMessage) -> None:
         payload = message.payload
-        raw = payload if isinstance(payload, bytes) else str(payload).encode()
-        try:
-            readings = self.decoder.decode(message.topic, raw, self._clock())
-        except DeviceProtocolError as err:
-            self.stats.rejected += 1
-            self.stats.last_error = str(err)
-            return
-        if not readings:
-            self.stats.ignored += 1
-            return
-        self.stats.accepted += 1
-        self._latest.update(readings)
-        self._health.record_success()
+        self.receive(
+            message.topic, payload if isinstance(payload, bytes) else str(payload).encode()
+        )

@@ -5,6 +5,7 @@ from .decoder import TopicMapDecoder
 from .latest import DecodeStats, LatestReadings
 from .mqtt_device import MqttBmsDevice
 from .pylontech import BITS, FRAMES, CanFrameError, decode_frame, encode_frames
+from .reporting import ReportingDevice, TopicMapDevice
 from .topicmap import (
     Bridge,
     Keepalive,
@@ -29,8 +30,10 @@ __all__ = [
     "LatestReadings",
     "MqttBmsDevice",
     "PayloadType",
+    "ReportingDevice",
     "TopicMap",
     "TopicMapDecoder",
+    "TopicMapDevice",
     "TopicPoint",
     "catalog_paths",
     "decode_frame",

@@ -13,17 +13,16 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 import can
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..exceptions import DeviceConnectionError, WriteRefusedError
-from ..readings import Readings, Value
+from ..device import DeviceIdentity, Health
+from ..exceptions import DeviceConnectionError
+from ..readings import Readings
 from ..resilience import CircuitBreaker
-from .latest import DecodeStats, LatestReadings
 from .pylontech import CanFrameError, decode_frame
+from .reporting import ReportingDevice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ INVERTER_HEARTBEAT_ID = 0x305
 MODEL = "Pylontech-compatible CAN BMS"
 
 
-class CanBmsDevice:
+class CanBmsDevice(ReportingDevice):
     """Reads a Pylontech/SMA-compatible battery from a CAN bus.
 
     ``interface``, ``channel`` and ``bus_options`` go to :class:`can.Bus` (``socketcan`` and
@@ -53,22 +52,12 @@ class CanBmsDevice:
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._name = name
+        super().__init__(name, max_age=max_age, breaker=breaker, clock=clock)
         self._bus_config = {"interface": interface, "channel": channel, **(bus_options or {})}
         self._send_heartbeat = send_heartbeat
-        self._health = HealthTracker(breaker or CircuitBreaker(name), wall_clock=clock)
-        self._clock = clock
-        self._latest = LatestReadings(max_age, clock=clock)
         self._bus: can.BusABC | None = None
         self._notifier: can.Notifier | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.stats = DecodeStats()
-        """What became of the frames received so far."""
-
-    @property
-    def name(self) -> str:
-        """A short name for logs and errors."""
-        return self._name
 
     @property
     def identity(self) -> DeviceIdentity | None:
@@ -78,21 +67,6 @@ class CanBmsDevice:
         manufacturer = self._latest.snapshot().get("device_manufacturer")
         name = manufacturer.value if manufacturer is not None else None
         return DeviceIdentity(manufacturer=str(name or "unknown"), model=MODEL)
-
-    @property
-    def commands(self) -> Mapping[str, Command]:
-        """None: the battery only reports."""
-        return MappingProxyType({})
-
-    @property
-    def safe_mode(self) -> Mapping[str, Value]:
-        """Nothing: the device takes no commands."""
-        return MappingProxyType({})
-
-    @property
-    def revert_timer(self) -> str | None:
-        """None: the device takes no commands."""
-        return None
 
     @property
     def health(self) -> Health:
@@ -133,12 +107,6 @@ class CanBmsDevice:
             raise DeviceConnectionError(f"{self._name}: CAN bus failed: {error}")
         return self._latest.snapshot()
 
-    async def write(self, metric: str, value: Value) -> WriteResult:
-        """Refuse: the protocol carries no commands to the battery."""
-        raise WriteRefusedError(
-            f"{self._name}: {metric} is not a command of this device", reason="unknown_command"
-        )
-
     async def close(self) -> None:
         """Stop listening and release the bus; :meth:`connect` may open it again."""
         tasks, self._tasks = self._tasks, []
@@ -170,13 +138,9 @@ class CanBmsDevice:
             if err.reason == "unknown_id":
                 self.stats.ignored += 1
                 return
-            self.stats.rejected += 1
-            self.stats.last_error = str(err)
-            _LOGGER.debug("%s: frame rejected: %s", self._name, err)
+            self._reject(err)
             return
-        self.stats.accepted += 1
-        self._latest.update(readings)
-        self._health.record_success()
+        self._accept(readings)
 
     async def _heartbeat(self, bus: can.BusABC) -> None:
         heartbeat = can.Message(

@@ -14,23 +14,22 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from types import MappingProxyType
+from collections.abc import AsyncIterator, Callable
 
 import aiomqtt
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..exceptions import DeviceConnectionError, DeviceProtocolError, WriteRefusedError
-from ..readings import Readings, Value
+from ..device import DeviceIdentity, Health
+from ..exceptions import DeviceConnectionError
+from ..readings import Readings
 from ..resilience import Backoff, CircuitBreaker
 from .decoder import TopicMapDecoder
-from .latest import DecodeStats, LatestReadings
+from .reporting import TopicMapDevice
 from .topicmap import Keepalive
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class MqttBmsDevice:
+class MqttBmsDevice(TopicMapDevice):
     """Reads a battery management system from the MQTT topics its bridge publishes."""
 
     def __init__(
@@ -49,47 +48,14 @@ class MqttBmsDevice:
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._name = name
-        self._decoder = decoder
-        self._keepalive = decoder.keepalive()  # a map that needs one without its topic fails here
+        super().__init__(name, decoder, max_age=max_age, breaker=breaker, clock=clock)
         self._host, self._port = host, port
         self._username, self._password = username, password
         self._tls_context = tls_context
         self._connect_timeout = connect_timeout
         self._backoff = backoff or Backoff(base=1.0, cap=60.0)
-        self._health = HealthTracker(breaker or CircuitBreaker(name), wall_clock=clock)
-        self._clock = clock
-        self._latest = LatestReadings(max_age, clock=clock)
         self._linked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._identity: DeviceIdentity | None = None
-        self.stats = DecodeStats()
-        """What became of the messages received so far."""
-
-    @property
-    def name(self) -> str:
-        """A short name for logs and errors."""
-        return self._name
-
-    @property
-    def identity(self) -> DeviceIdentity | None:
-        """The bridge's maker and model, known once connected."""
-        return self._identity
-
-    @property
-    def commands(self) -> Mapping[str, Command]:
-        """None: the bridges only publish readings."""
-        return MappingProxyType({})
-
-    @property
-    def safe_mode(self) -> Mapping[str, Value]:
-        """Nothing: the device takes no commands."""
-        return MappingProxyType({})
-
-    @property
-    def revert_timer(self) -> str | None:
-        """None: the device takes no commands."""
-        return None
 
     @property
     def health(self) -> Health:
@@ -109,19 +75,11 @@ class MqttBmsDevice:
             raise DeviceConnectionError(
                 f"{self._name}: cannot reach MQTT broker {self._host}:{self._port}: {reason}"
             ) from None
-        bridge = self._decoder.topic_map.bridge
-        self._identity = DeviceIdentity(manufacturer=bridge.maker, model=bridge.model)
-        return self._identity
+        return self._bridge_identity()
 
     async def read(self) -> Readings:
         """The newest value of every metric received, stale where older than ``max_age``."""
         return self._latest.snapshot()
-
-    async def write(self, metric: str, value: Value) -> WriteResult:
-        """Refuse: MQTT battery bridges take no commands here."""
-        raise WriteRefusedError(
-            f"{self._name}: {metric} is not a command of this device", reason="unknown_command"
-        )
 
     async def close(self) -> None:
         """Disconnect; :meth:`connect` may open the device again."""
@@ -131,22 +89,6 @@ class MqttBmsDevice:
             await asyncio.wait([task])
         self._linked.clear()
         self._health.connected = False
-
-    def _receive(self, topic: str, payload: bytes) -> None:
-        """Take one message: decode it into the newest readings, or count why not."""
-        if not self._decoder.matches(topic):
-            self.stats.ignored += 1
-            return
-        try:
-            readings = self._decoder.decode(topic, payload, self._clock())
-        except DeviceProtocolError as err:
-            self.stats.rejected += 1
-            self.stats.last_error = str(err)
-            _LOGGER.debug("%s: message rejected: %s", self._name, err)
-            return
-        self.stats.accepted += 1
-        self._latest.update(readings)
-        self._health.record_success()
 
     async def _run(self) -> None:
         while True:
@@ -170,7 +112,7 @@ class MqttBmsDevice:
                 logger=_LOGGER,
             )
         ) as client:
-            await client.subscribe([(topic, 0) for topic in self._decoder.filters])
+            await client.subscribe([(topic, 0) for topic in self.decoder.filters])
             self._backoff.reset()
             self._health.record_success()
             self._linked.set()
@@ -179,7 +121,7 @@ class MqttBmsDevice:
                 keepalive = asyncio.create_task(self._keep_alive(client, self._keepalive))
             try:
                 async for message in client.messages:
-                    self._receive(message.topic.value, _as_bytes(message.payload))
+                    self.receive(message.topic.value, _as_bytes(message.payload))
             finally:
                 self._linked.clear()
                 if keepalive is not None:

@@ -102,7 +102,7 @@ async def test_venus_keepalive_is_sent_on_connect(
     mosquitto: Mosquitto, venus: tuple[MqttBmsSimulator, MqttBmsDevice]
 ) -> None:
     _, device = venus
-    keepalive = device._decoder.keepalive()
+    keepalive = device.decoder.keepalive()
     assert keepalive is not None
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as watcher:
         await watcher.subscribe(keepalive.topic)
@@ -145,7 +145,7 @@ async def test_garbage_payloads_are_counted_and_do_no_harm(
     mosquitto: Mosquitto, venus: tuple[MqttBmsSimulator, MqttBmsDevice]
 ) -> None:
     simulator, device = venus
-    portal = device._decoder.variables["portal_id"]
+    portal = device.decoder.variables["portal_id"]
     await device.connect()
     garbage = [b"{not json", b"", b'{"value": "high"}', b"\xff\xfe\x00", b"[" * 50_000]
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
