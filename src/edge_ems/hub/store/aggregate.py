@@ -98,6 +98,9 @@ class MinuteAggregator:
         self._minutes: Minutes = {}
         self._texts: dict[SeriesKey, TextValue] = {}
         self._rows = 0
+        self._keys: dict[SeriesKey, SeriesKey] = {}
+        """One key object per series: every batch decodes new strings, and a dict finds a key
+        it holds by identity before comparing strings (folding, rollups, the backend's ids)."""
 
     @property
     def rows(self) -> int:
@@ -110,6 +113,7 @@ class MinuteAggregator:
         newest = -1
         for series in batch.series:
             key = SeriesKey(batch.site_id, series.asset_id, series.metric)
+            key = self._keys.setdefault(key, key)
             folded, refused, last = self._fold(key, series.timestamps_ms, series.values, horizon)
             samples += folded
             dropped += refused

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol
 
 from ...dispatch.audit import AuditRecord
@@ -78,6 +79,8 @@ type Row = tuple[int, int, float, int, float, float, float]
 type StoredRow = tuple[int, int, float, int, float, float, float, int]
 """A bucket as stored: start minute, series id, sum, count, min, max, last, last offset."""
 
+
+_series_id = itemgetter(1)
 
 LATE_SEQ = "late_seq"
 """The mark holding the last late seq given out."""
@@ -210,12 +213,15 @@ def bucket_rows(
     last, and the last sample's offset into the bucket in ms (a small number stores in fewer
     bytes)."""
     rows: list[tuple[int, int, float, int, float, float, float, int]] = []
-    append = rows.append
-    for start, series in buckets.items():
+    # B-tree order, so pages are filled in turn: by start, then by series id.
+    for start in sorted(buckets):
         base = start * MINUTE_MS
-        for key, a in series.items():
-            append((start, ids[key], a.sum, a.count, a.min, a.max, a.last, a.last_ms - base))
-    rows.sort()  # B-tree order (start and series id are unique): pages are filled in turn
+        chunk = [
+            (start, ids[key], a.sum, a.count, a.min, a.max, a.last, a.last_ms - base)
+            for key, a in buckets[start].items()
+        ]
+        chunk.sort(key=_series_id)
+        rows += chunk
     return rows
 
 

@@ -46,9 +46,13 @@ def roll_up(buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], size: in
     """Merge ``buckets`` (keyed by start minute) into new buckets of ``size`` minutes."""
     merged: Minutes = {}
     for start, series in buckets.items():
-        target = merged.setdefault(start - start % size, {})
+        target = merged.get(start - start % size)
+        if target is None:
+            merged[start - start % size] = {key: _copy(a) for key, a in series.items()}
+            continue
+        get = target.get
         for key, a in series.items():
-            held = target.get(key)
+            held = get(key)
             if held is None:
                 target[key] = _copy(a)
                 continue
