@@ -80,7 +80,7 @@ type StoredRow = tuple[int, int, float, int, float, float, float, int]
 """A bucket as stored: start minute, series id, sum, count, min, max, last, last offset."""
 
 
-_series_id = itemgetter(1)
+_first = itemgetter(0)
 
 LATE_SEQ = "late_seq"
 """The mark holding the last late seq given out."""
@@ -213,16 +213,37 @@ def bucket_rows(
     last, and the last sample's offset into the bucket in ms (a small number stores in fewer
     bytes)."""
     rows: list[tuple[int, int, float, int, float, float, float, int]] = []
-    # B-tree order, so pages are filled in turn: by start, then by series id.
     for start in sorted(buckets):
         base = start * MINUTE_MS
-        chunk = [
-            (start, ids[key], a.sum, a.count, a.min, a.max, a.last, a.last_ms - base)
-            for key, a in buckets[start].items()
+        rows += [
+            (start, sid, a.sum, a.count, a.min, a.max, a.last, a.last_ms - base)
+            for sid, a in _by_id(buckets[start], ids)
         ]
-        chunk.sort(key=_series_id)
-        rows += chunk
     return rows
+
+
+def bucket_params(
+    buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], ids: Mapping[SeriesKey, int]
+) -> list[float]:
+    """The rows of :func:`bucket_rows` one after another in one flat list (for statements
+    that upsert many rows). Each row's tuple is freed as soon as it is copied in, which
+    spares the allocations and garbage collections of holding them all."""
+    params: list[float] = []
+    for start in sorted(buckets):
+        base = start * MINUTE_MS
+        for sid, a in _by_id(buckets[start], ids):
+            params += (start, sid, a.sum, a.count, a.min, a.max, a.last, a.last_ms - base)
+    return params
+
+
+def _by_id(
+    series: Mapping[SeriesKey, MinuteAggregate], ids: Mapping[SeriesKey, int]
+) -> Iterable[tuple[int, MinuteAggregate]]:
+    """A bucket's series as ``(id, aggregate)`` in id order: B-tree order, so pages fill in
+    turn. New series get ids in key order, so it usually is the order they come in."""
+    sids = list(map(ids.__getitem__, series))
+    pairs = zip(sids, series.values(), strict=True)
+    return pairs if sids == sorted(sids) else sorted(pairs, key=_first)
 
 
 def flush_tables(

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
-from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -46,7 +45,7 @@ from .backend import (
     audit_from_json,
     audit_json,
     audit_page,
-    bucket_rows,
+    bucket_params,
     flush_tables,
     latest_rows,
     latest_value,
@@ -513,7 +512,7 @@ def _write_flush(
         }
         ids = {**known, **added} if added else known
         for table, buckets in flush_tables(flush):
-            _upsert_buckets(db, table, bucket_rows(buckets, ids))
+            _upsert_buckets(db, table, bucket_params(buckets, ids))
         db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
         db.executemany(_UPSERT_AGENT, agent_rows(flush))
         db.executemany(_SET_MARK, flush.marks.items())
@@ -524,18 +523,17 @@ def _write_flush(
     return added
 
 
-def _upsert_buckets(db: sqlite3.Connection, table: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """Upsert ``rows`` in their order, many to a statement (see :data:`CHUNK_ROWS`)."""
+def _upsert_buckets(db: sqlite3.Connection, table: str, params: list[float]) -> None:
+    """Upsert the rows of ``params`` (see :func:`~.backend.bucket_params`) in their order,
+    many to a statement (see :data:`CHUNK_ROWS`)."""
     limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _BUCKET_PARAMS
-    size = max(1, min(CHUNK_ROWS, limit))
-    whole = len(rows) - len(rows) % size
+    step = max(1, min(CHUNK_ROWS, limit)) * _BUCKET_PARAMS
+    whole = len(params) - len(params) % step
     if whole:
-        params = list(chain.from_iterable(rows[:whole]))
-        step = size * _BUCKET_PARAMS
-        chunks = (params[at : at + step] for at in range(0, len(params), step))
-        db.executemany(_upsert_sql(table, size), chunks)
-    if whole < len(rows):
-        db.executemany(_upsert_sql(table, 1), rows[whole:])
+        chunks = (params[at : at + step] for at in range(0, whole, step))
+        db.executemany(_upsert_sql(table, step // _BUCKET_PARAMS), chunks)
+    rows = (params[at : at + _BUCKET_PARAMS] for at in range(whole, len(params), _BUCKET_PARAMS))
+    db.executemany(_upsert_sql(table, 1), rows)
 
 
 @cache
