@@ -4,6 +4,7 @@ the same agent, silent agents."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -53,6 +54,11 @@ class RawAgent:
         await self.send(pb.AgentMessage(register=register))
         return await self.read()
 
+    async def offer(self, message: pb.AgentMessage) -> None:
+        """Send, where the hub may already have ended the stream (``status`` tells why)."""
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.send(message)
+
     async def read(self) -> pb.HubMessage:
         message = await self.call.read()
         assert isinstance(message, pb.HubMessage)
@@ -99,7 +105,7 @@ async def test_bad_credentials_are_refused(
 ) -> None:
     client = RawAgent(hub.address, agent_id, token)
     raw.append(client)
-    await client.send(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
+    await client.offer(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
     code, details = await client.status()
     assert code is grpc.StatusCode.UNAUTHENTICATED
     assert "wrong token" in details
@@ -131,7 +137,7 @@ async def test_a_sub_agent_needs_a_named_owner(
 ) -> None:
     client = RawAgent(hub.address, agent_id)
     raw.append(client)
-    await client.send(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
+    await client.offer(pb.AgentMessage(register=pb.Register(agent_id=agent_id, site_id="lab")))
     code, _ = await client.status()
     assert code is grpc.StatusCode.UNAUTHENTICATED
 
@@ -139,7 +145,7 @@ async def test_a_sub_agent_needs_a_named_owner(
 async def test_a_token_cannot_register_another_agent(hub: Hub, raw: list[RawAgent]) -> None:
     client = RawAgent(hub.address, "agent-1")
     raw.append(client)
-    await client.send(pb.AgentMessage(register=pb.Register(agent_id="agent-2", site_id="lab")))
+    await client.offer(pb.AgentMessage(register=pb.Register(agent_id="agent-2", site_id="lab")))
     code, details = await client.status()
     assert code is grpc.StatusCode.PERMISSION_DENIED
     assert "agent-1" in details
