@@ -392,3 +392,24 @@ async def test_a_flush_of_many_rows_merges_each_into_the_minutes_written_before(
             values = [v for t, v in sorted(held) if t // MINUTE == T0 // MINUTE + m]
             want.append((T0 + m * MINUTE, fmean(values), min(values), max(values), values[-1], 4))
         assert item.points == want  # small integers: every sum and mean is exact
+
+
+async def test_latest_values_of_many_series_keep_the_newest_across_flushes(
+    store: MinuteStore,
+) -> None:
+    # More series than one upsert statement takes; the second flush is older for half.
+    series = [(f"meter-{n:03d}", "energy_wh") for n in range(301)]
+    await store.accept(batch(1, {key: [(T0 + 30_000, float(n))] for n, key in enumerate(series)}))
+    await store.flush(full=True)
+    second = {
+        key: [(T0 + 10_000, -1.0)] if n % 2 == 0 else [(T0 + 50_000, 1000.0 + n)]
+        for n, key in enumerate(series)
+    }
+    await store.accept(batch(2, second))
+    await store.flush(full=True)
+
+    found = {(item.key.asset_id, item.timestamp_ms, item.value) for item in await store.latest()}
+    assert found == {
+        (asset, T0 + 30_000, float(n)) if n % 2 == 0 else (asset, T0 + 50_000, 1000.0 + n)
+        for n, (asset, _) in enumerate(series)
+    }

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -72,10 +73,9 @@ OUTBOX_DROPPED = "outbox_dropped"
 SEEK_SHARE = 20
 """Seek minute by minute when fewer than one series in this many is wanted (see above)."""
 CHUNK_ROWS = 250
-"""Bucket rows per upsert statement. ``executemany`` pays binding, a step and a reset per
-statement, so a row per statement costs about as much again as the B-tree insert; 250
-rows per statement upsert some 1.7 times as fast (``bench/store_ingest.py``)."""
-_BUCKET_PARAMS = 8
+"""Rows per upsert statement (buckets, latest values). ``executemany`` binds, steps and
+resets once per statement, so with a row per statement that overhead costs about as much
+again as the B-tree insert; 250 rows to a statement upsert some 1.7 times as fast."""
 
 _STORED_COLUMNS = "start, series_id, total, samples, low, high, last, last_at"
 _TABLES = {
@@ -164,7 +164,7 @@ ON CONFLICT (start, series_id) DO UPDATE SET
   last_at = max(last_at, excluded.last_at)
 """
 _UPSERT_LATEST = """
-INSERT INTO latest (series_id, at, value, text) VALUES (?, ?, ?, ?)
+INSERT INTO latest (series_id, at, value, text) VALUES {values}
 ON CONFLICT (series_id) DO UPDATE SET at = excluded.at, value = excluded.value,
   text = excluded.text
 WHERE excluded.at >= latest.at
@@ -512,8 +512,9 @@ def _write_flush(
         }
         ids = {**known, **added} if added else known
         for table, buckets in flush_tables(flush):
-            _upsert_buckets(db, table, bucket_params(buckets, ids))
-        db.executemany(_UPSERT_LATEST, latest_rows(flush, ids))
+            sql = _UPSERT_BUCKETS.replace("{table}", table)
+            _upsert_many(db, sql, 8, bucket_params(buckets, ids))
+        _upsert_many(db, _UPSERT_LATEST, 4, list(chain.from_iterable(latest_rows(flush, ids))))
         db.executemany(_UPSERT_AGENT, agent_rows(flush))
         db.executemany(_SET_MARK, flush.marks.items())
         if flush.late:
@@ -523,23 +524,26 @@ def _write_flush(
     return added
 
 
-def _upsert_buckets(db: sqlite3.Connection, table: str, params: list[float]) -> None:
-    """Upsert the rows of ``params`` (see :func:`~.backend.bucket_params`) in their order,
-    many to a statement (see :data:`CHUNK_ROWS`)."""
-    limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _BUCKET_PARAMS
-    step = max(1, min(CHUNK_ROWS, limit)) * _BUCKET_PARAMS
+def _upsert_many(
+    db: sqlite3.Connection, statement: str, width: int, params: Sequence[object]
+) -> None:
+    """Run ``statement`` (with ``{values}`` for its rows) over the rows of ``width`` values
+    that ``params`` holds one after another, in their order, many rows to a statement (see
+    :data:`CHUNK_ROWS`)."""
+    limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+    step = max(1, min(CHUNK_ROWS, limit)) * width
     whole = len(params) - len(params) % step
     if whole:
         chunks = (params[at : at + step] for at in range(0, whole, step))
-        db.executemany(_upsert_sql(table, step // _BUCKET_PARAMS), chunks)
-    rows = (params[at : at + _BUCKET_PARAMS] for at in range(whole, len(params), _BUCKET_PARAMS))
-    db.executemany(_upsert_sql(table, 1), rows)
+        db.executemany(_with_rows(statement, width, step // width), chunks)
+    rows = (params[at : at + width] for at in range(whole, len(params), width))
+    db.executemany(_with_rows(statement, width, 1), rows)
 
 
 @cache
-def _upsert_sql(table: str, rows: int) -> str:
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-    return _UPSERT_BUCKETS.format(table=table, values=values)
+def _with_rows(statement: str, width: int, rows: int) -> str:
+    row = f"({', '.join('?' * width)})"
+    return statement.format(values=", ".join([row] * rows))
 
 
 def _stored(
