@@ -182,7 +182,31 @@ def shown_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
 
 
-class HomeAssistantProcess:
+class ChildProcess:
+    """A server the demo runs in a child process, stopped with SIGTERM (the hub flushes its
+    store on it) and killed if it does not stop in time."""
+
+    process: asyncio.subprocess.Process | None = None
+
+    def exited(self) -> bool:
+        """The process stopped on its own."""
+        return self.process is not None and self.process.returncode is not None
+
+    async def stop(self) -> None:
+        """Ask the process to stop, and make sure it does."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+class HomeAssistantProcess(ChildProcess):
     """``hass`` in a child process, with a fresh configuration folder."""
 
     def __init__(self, config_dir: Path, host: str, port: int) -> None:
@@ -224,23 +248,6 @@ class HomeAssistantProcess:
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop hass in order
         )
-
-    def exited(self) -> bool:
-        """Home Assistant stopped on its own."""
-        return self.process is not None and self.process.returncode is not None
-
-    async def stop(self) -> None:
-        """Ask Home Assistant to stop, and make sure it does."""
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of Home Assistant's log, for errors."""
@@ -373,7 +380,7 @@ class HomeAssistantApi:
             return json.loads(text)
 
 
-class HubProcess:
+class HubProcess(ChildProcess):
     """The hub (``python -m edge_ems.hub``) in a child process, with a folder of its own for
     its configuration, store and log, and tokens made for this run."""
 
@@ -440,23 +447,6 @@ class HubProcess:
             )  # fmt: skip
         finally:
             await asyncio.to_thread(log.close)
-
-    def exited(self) -> bool:
-        """The hub stopped on its own."""
-        return self.process is not None and self.process.returncode is not None
-
-    async def stop(self) -> None:
-        """Ask the hub to stop (it flushes its store), and make sure it does."""
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
     def log_tail(self) -> str:
         """The last line of the hub's log: why it stopped."""
