@@ -337,11 +337,15 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(f"hub_{discovery_info.uuid}")
         self._abort_if_unique_id_configured()
         config = discovery_info.config
-        self._hub = {
-            CONF_HUB: f"{config['host']}:{config['port']}",
-            CONF_HUB_TOKEN: config["token"],
-            CONF_HUB_AGENT_ID: config.get("agent_id", DEFAULT_HUB_AGENT_ID),
-        }
+        address = f"{config.get('host', '')}:{config.get('port', '')}"
+        token, agent = config.get("token"), config.get("agent_id", DEFAULT_HUB_AGENT_ID)
+        try:
+            hub_addresses(address)  # the same check the options make of a hub typed in
+        except ValueError:
+            return self.async_abort(reason="invalid_discovery_info")
+        if not isinstance(token, str) or not token or not isinstance(agent, str) or not agent:
+            return self.async_abort(reason="invalid_discovery_info")
+        self._hub = {CONF_HUB: address, CONF_HUB_TOKEN: token, CONF_HUB_AGENT_ID: agent}
         if not self._async_current_entries(include_ignore=False):
             return self.async_abort(reason="no_site")
         return await self.async_step_hassio_confirm()

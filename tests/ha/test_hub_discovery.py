@@ -58,6 +58,30 @@ async def test_discovery_without_a_site_waits_for_one(hass: HomeAssistant) -> No
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "no_site")
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        {"token": None},
+        {"token": ""},
+        {"port": "not-a-port"},
+        {"port": 70000},
+        {"host": ""},
+        {"agent_id": 7},
+    ],
+)
+async def test_a_garbled_announcement_is_refused(
+    hass: HomeAssistant, garbage: dict[str, Any]
+) -> None:
+    site(hass, "home")
+    garbled = HassioServiceInfo(
+        config={**DISCOVERY.config, **garbage}, name="x", slug="edge_ems", uuid="u1"
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=garbled
+    )
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "invalid_discovery_info")
+
+
 async def test_discovery_links_the_chosen_site(hass: HomeAssistant) -> None:
     site(hass, "home")
     cabin = site(hass, "cabin")

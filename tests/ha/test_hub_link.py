@@ -192,6 +192,8 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
         async with asyncio.timeout(PATIENCE):
             assert await process.wait() == 0
         await start_hub()
+        # The site's agent finds the hub back by itself.
+        await until(connected)
         since = str(round(time.time() * 1000) - 3_600_000)
 
         async def measured() -> Any:
