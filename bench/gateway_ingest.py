@@ -27,9 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _common import emit, median, progress
+from edge_ems.gateway.model import TelemetryBatch
 from edge_ems.hub.gateway import GatewayServer
 from edge_ems.hub.store import StoreSettings, open_store
-from edge_ems.hub.telemetry import DurableCallback, TelemetryBatch, TelemetrySink
+from edge_ems.hub.telemetry import DurableCallback, TelemetrySink
 
 FLEETS = (1, 100, 1000)
 METRICS = 10

@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import emit, median, progress
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch
 from edge_ems.hub.parquet import hour_table, partition_path, write_atomically
 from edge_ems.hub.store import SeriesFilter, SeriesRange, StoreSettings, open_store
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch
 
 HOURS = 6
 ASSETS = 50

@@ -54,6 +54,7 @@ from pathlib import Path
 import aiohttp
 
 from _common import emit, median, progress
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch
 from edge_ems.hub.api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
 from edge_ems.hub.config import MAX_MEASUREMENT_POINTS
 from edge_ems.hub.gateway import GatewayServer
@@ -64,7 +65,6 @@ from edge_ems.hub.store import (
     StoreSettings,
     open_store,
 )
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch
 
 SERIES = 500
 HOURS = 24

@@ -7,7 +7,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from edge_ems.dispatch import BATTERY_POWER
+from edge_ems.metrics import BATTERY_POWER
 
 from .audit import call_context
 from .const import SOURCE_HA_ENTITY

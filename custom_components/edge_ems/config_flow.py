@@ -29,13 +29,13 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.util import slugify
 
 from edge_ems.device import Device, DeviceIdentity
-from edge_ems.dispatch import BATTERY_POWER
 from edge_ems.exceptions import (
     ConfigError,
     DeviceError,
     DeviceTimeoutError,
     IdentificationError,
 )
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.modbus import LinkRegistry
 
 from .const import (

@@ -27,8 +27,7 @@ from homeassistant.components.switch import SwitchEntityDescription
 from homeassistant.const import EntityCategory, Platform
 
 from edge_ems.device import Command, Device
-from edge_ems.dispatch import BATTERY_POWER
-from edge_ems.metrics import METRICS, Metric, MetricKind
+from edge_ems.metrics import BATTERY_POWER, METRICS, Metric, MetricKind
 from edge_ems.modbus import ModbusDevice
 from edge_ems.readings import Readings, Value
 

@@ -21,8 +21,8 @@ from homeassistant.helpers.storage import STORAGE_DIR
 
 from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
 from edge_ems.dispatch import AuditRecord
-from edge_ems.dispatch.dispatcher import BATTERY_POWER
 from edge_ems.gateway.model import AssetInfo
+from edge_ems.metrics import BATTERY_POWER
 
 from .const import (
     CONF_CAPACITY_WH,

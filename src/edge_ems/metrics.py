@@ -68,6 +68,9 @@ class Metric:
     """Changes often and matters rarely: upper layers keep it disabled by default."""
 
 
+BATTERY_POWER = "battery_power_setpoint_w"
+"""The command a battery asset offers for power dispatch (+ discharge, - charge)."""
+
 PHASES = ("l1", "l2", "l3")
 PHASE_PAIRS = ("l1_l2", "l2_l3", "l3_l1")
 PV_STRINGS = tuple(f"pv{index}" for index in range(1, 7))
@@ -319,7 +322,7 @@ def _battery() -> Iterable[Metric]:
     yield _flags("bms_requests", "BMS charge and discharge requests", _C.BATTERY)
     yield _state("battery_state", "Battery operating state", _C.BATTERY)
     yield _setting(
-        "battery_power_setpoint_w", "Commanded battery power (+ discharge, - charge)",
+        BATTERY_POWER, "Commanded battery power (+ discharge, - charge)",
         _C.BATTERY, "W", "power",
     )  # fmt: skip
     yield _setting(

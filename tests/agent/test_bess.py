@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edge_ems.device import Device
-from edge_ems.dispatch import BATTERY_POWER, ControlPolicy, Dispatcher, Outcome
+from edge_ems.dispatch import ControlPolicy, Dispatcher, Outcome
 from edge_ems.exceptions import DeviceConnectionError, WriteRefusedError
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.sim.bess import REVERT_TIMER, SimulatedBess
 from edge_ems.sim.physics import Battery
 

@@ -32,12 +32,11 @@ from ..dispatch import AuditRecord, Dispatcher
 from ..exceptions import ConfigError, EdgeEmsError
 from ..gateway.convert import audit_to_proto, batch_to_proto, registration_to_proto
 from ..gateway.errors import AuthenticationError, GatewayError, ProtocolViolationError
-from ..gateway.model import AssetInfo, Registration
+from ..gateway.model import AssetInfo, Registration, TelemetryBatch
 from ..gateway.proto import gateway_pb2 as pb
 from ..gateway.proto.gateway_pb2_grpc import GatewayStub
 from ..gateway.tls import ClientTls
 from ..gateway.transport import PROTOCOL_VERSION, auth_metadata, client_options
-from ..hub.telemetry import TelemetryBatch
 from ..readings import Readings
 from ..resilience import Backoff
 from .buffer import BufferStats, TelemetryBuffer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..gateway.convert import reading_sample
-from ..hub.telemetry import SeriesSamples, TextSample
+from ..gateway.model import SeriesSamples, TextSample
 from ..readings import Reading
 
 

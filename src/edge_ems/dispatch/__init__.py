@@ -2,12 +2,11 @@
 
 from .audit import AuditRecord, Outcome, Reason
 from .budget import EepromBudget, RateLimiter
-from .dispatcher import BATTERY_POWER, AuditSink, DispatchDevice, Dispatcher
+from .dispatcher import AuditSink, DispatchDevice, Dispatcher
 from .policy import AssetLimits, ControlPolicy
 from .split import split_site_power
 
 __all__ = [
-    "BATTERY_POWER",
     "AssetLimits",
     "AuditRecord",
     "AuditSink",

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from ..device import Command, WriteResult
 from ..exceptions import DeviceError, ReadBackMismatchError, WriteRefusedError
-from ..metrics import METRICS
+from ..metrics import BATTERY_POWER, METRICS
 from ..readings import Readings, Value
 from .audit import AuditRecord, Outcome, Reason
 from .budget import EepromBudget, RateLimiter
@@ -37,9 +37,6 @@ from .policy import AssetLimits, ControlPolicy
 from .split import split_site_power
 
 _LOGGER = logging.getLogger(__name__)
-
-BATTERY_POWER = "battery_power_setpoint_w"
-"""The command a battery asset offers for power dispatch (+ discharge, - charge)."""
 
 
 class DispatchDevice(Protocol):
@@ -525,4 +522,4 @@ def _value(raw: object) -> Value:
     return raw if isinstance(raw, float | int | str | bool) or raw is None else str(raw)
 
 
-__all__ = ["BATTERY_POWER", "AuditSink", "DispatchDevice", "Dispatcher"]
+__all__ = ["AuditSink", "DispatchDevice", "Dispatcher"]

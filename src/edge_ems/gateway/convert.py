@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 from ..dispatch import AuditRecord, Outcome, Reason
-from ..hub.telemetry import SeriesSamples, TelemetryBatch, TextSample
 from ..readings import Quality, Reading, Value
 from .errors import ProtocolViolationError
-from .model import AssetInfo, Registration
+from .model import AssetInfo, Registration, SeriesSamples, TelemetryBatch, TextSample
 from .proto import gateway_pb2 as pb
 
 _INT64 = range(-(2**63), 2**63)

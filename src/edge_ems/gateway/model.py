@@ -1,7 +1,9 @@
-"""The gateway's plain data: what an agent registers and what a setpoint came back with."""
+"""The gateway's plain data: what an agent registers, the telemetry it sends (columnar per
+series, in numbered batches) and what a setpoint came back with."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..dispatch import AssetLimits, AuditRecord
@@ -55,3 +57,39 @@ class SetpointResult:
     records: tuple[AuditRecord, ...] = ()
     error: str | None = field(default=None)
     """Set when the agent could not execute the command at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSamples:
+    """Numeric samples of one metric of one asset, oldest first."""
+
+    asset_id: str
+    metric: str
+    timestamps_ms: Sequence[int]
+    values: Sequence[float]
+
+
+@dataclass(frozen=True, slots=True)
+class TextSample:
+    """A non-numeric reading (a mode, a state): kept as the latest value, not aggregated."""
+
+    asset_id: str
+    metric: str
+    timestamp_ms: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryBatch:
+    """One batch from one agent."""
+
+    agent_id: str
+    site_id: str
+    seq: int
+    series: Sequence[SeriesSamples]
+    texts: Sequence[TextSample] = field(default=())
+
+    @property
+    def points(self) -> int:
+        """Samples in the batch."""
+        return sum(len(series.values) for series in self.series) + len(self.texts)

@@ -44,7 +44,7 @@ from ..gateway.errors import (
     RoutingError,
     SetpointTimeoutError,
 )
-from ..gateway.model import Registration, SetpointResult
+from ..gateway.model import Registration, SetpointResult, TelemetryBatch
 from ..gateway.proto import gateway_pb2 as pb
 from ..gateway.proto.gateway_pb2_grpc import GatewayServicer, add_GatewayServicer_to_server
 from ..gateway.tls import ServerTls
@@ -57,7 +57,7 @@ from ..gateway.transport import (
 )
 from ..metrics import METRICS
 from .sessions import InventoryAsset, SessionRecord, SessionRegistry
-from .telemetry import TelemetryBatch, TelemetrySink
+from .telemetry import TelemetrySink
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What crosses from the gateway into the store: telemetry batches, columnar per series.
+"""Where the gateway hands telemetry inside the hub: the store's ingest side.
 
 Agents number their batches per agent (``seq``, increasing by one). The store folds a batch
 into per-minute aggregates and reports, per agent, the highest ``seq`` up to which everything
@@ -8,46 +8,10 @@ resent batch at or below the durable mark is dropped: every sample is stored exa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class SeriesSamples:
-    """Numeric samples of one metric of one asset, oldest first."""
-
-    asset_id: str
-    metric: str
-    timestamps_ms: Sequence[int]
-    values: Sequence[float]
-
-
-@dataclass(frozen=True, slots=True)
-class TextSample:
-    """A non-numeric reading (a mode, a state): kept as the latest value, not aggregated."""
-
-    asset_id: str
-    metric: str
-    timestamp_ms: int
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryBatch:
-    """One batch from one agent."""
-
-    agent_id: str
-    site_id: str
-    seq: int
-    series: Sequence[SeriesSamples]
-    texts: Sequence[TextSample] = field(default=())
-
-    @property
-    def points(self) -> int:
-        """Samples in the batch."""
-        return sum(len(series.values) for series in self.series) + len(self.texts)
-
+from ..gateway.model import TelemetryBatch
 
 type DurableCallback = Callable[[str, int], None]
 """Called with (agent id, durable seq) whenever more of an agent's telemetry is durable."""

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..dispatch.dispatcher import BATTERY_POWER
 from ..exceptions import (
     DeviceError,
     DeviceExceptionError,
@@ -19,6 +18,7 @@ from ..exceptions import (
     ReadBackMismatchError,
     WriteRefusedError,
 )
+from ..metrics import BATTERY_POWER
 from ..pointmap.codec import decode_raw, encode_raw, from_value, orders, to_value
 from ..pointmap.model import Point, PointMap, PointType, PollGroup, RegisterSpace, WriteFunction
 from ..pointmap.plan import Block, plan_reads

@@ -30,7 +30,6 @@ from asyncua.crypto import security_policies
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..dispatch.dispatcher import BATTERY_POWER
 from ..exceptions import (
     ConfigError,
     DeviceConnectionError,
@@ -42,6 +41,7 @@ from ..exceptions import (
     ReadBackMismatchError,
     WriteRefusedError,
 )
+from ..metrics import BATTERY_POWER
 from ..pointmap.model import Access
 from ..readings import Quality, Reading, Readings, Value
 from ..resilience import Backoff, CircuitBreaker

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
-from ..dispatch import BATTERY_POWER, AssetLimits
+from ..dispatch import AssetLimits
 from ..exceptions import DeviceConnectionError, WriteRefusedError
+from ..metrics import BATTERY_POWER
 from ..readings import Reading, Readings, Value
 from ..resilience import CircuitBreaker
 from .physics import Battery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_ems.dispatch import BATTERY_POWER
+from edge_ems.metrics import BATTERY_POWER
 
 from ..gateway.conftest import Proxy, SiteFactory
 from .conftest import HubMaker, LiveHub

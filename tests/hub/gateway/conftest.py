@@ -20,8 +20,9 @@ import pytest
 from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
 from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
+from edge_ems.gateway.model import TelemetryBatch
 from edge_ems.hub.gateway import GatewayServer, GatewaySettings
-from edge_ems.hub.telemetry import DurableCallback, TelemetryBatch
+from edge_ems.hub.telemetry import DurableCallback
 from edge_ems.sim.bess import SimulatedBess
 from edge_ems.sim.physics import Battery
 

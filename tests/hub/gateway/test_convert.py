@@ -19,8 +19,8 @@ from edge_ems.gateway.convert import (
     value_from_proto,
     value_to_proto,
 )
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch, TextSample
 from edge_ems.gateway.proto import gateway_pb2 as pb
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch, TextSample
 from edge_ems.readings import Quality, Reading, Value
 
 

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from edge_ems.dispatch import BATTERY_POWER, ControlPolicy, Outcome, Reason
+from edge_ems.dispatch import ControlPolicy, Outcome, Reason
 from edge_ems.gateway import RoutingError, SetpointTimeoutError
 from edge_ems.gateway.proto import gateway_pb2 as pb
 from edge_ems.gateway.proto.gateway_pb2_grpc import GatewayServicer, add_GatewayServicer_to_server
 from edge_ems.hub.gateway import GatewaySettings
 from edge_ems.hub.sessions import InventoryAsset
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.sim.bess import SimulatedBess
 from edge_ems.sim.physics import Battery
 

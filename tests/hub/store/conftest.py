@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch, TextSample
 from edge_ems.hub.store import MinuteStore, StoreSettings, open_store
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch, TextSample
 
 from .postgres import fresh_database, postgres_server
 

@@ -9,9 +9,9 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch
 from edge_ems.hub.store.aggregate import MinuteAggregator
 from edge_ems.hub.store.model import SeriesKey
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch
 
 KEY = SeriesKey("farm", "bess-1", "ac_power_w")
 T0 = 1_796_515_200_000

@@ -15,7 +15,6 @@ import pytest
 
 from edge_ems.device import Command, WriteResult
 from edge_ems.dispatch import (
-    BATTERY_POWER,
     AssetLimits,
     AuditRecord,
     ControlPolicy,
@@ -24,6 +23,7 @@ from edge_ems.dispatch import (
     Reason,
 )
 from edge_ems.exceptions import DeviceConnectionError, ReadBackMismatchError, WriteRefusedError
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.readings import Reading, Value
 
 LIVE = ControlPolicy(enable_control=True, dry_run=False)

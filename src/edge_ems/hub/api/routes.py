@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from ... import __version__
-from ...dispatch import BATTERY_POWER, AuditRecord, Outcome, Reason
+from ...dispatch import AuditRecord, Outcome, Reason
 from ...gateway.errors import GatewayError, RoutingError, SetpointTimeoutError
-from ...metrics import METRICS
+from ...metrics import BATTERY_POWER, METRICS
 from ...pointmap import PointMap
 from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..telemetry import TelemetryBatch
+from ...gateway.model import TelemetryBatch
 from .model import MINUTE_MS, SeriesKey
 
 

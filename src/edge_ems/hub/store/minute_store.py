@@ -41,7 +41,8 @@ from types import TracebackType
 from typing import Self
 
 from ...exceptions import ConfigError
-from ..telemetry import DurableCallback, TelemetryBatch
+from ...gateway.model import TelemetryBatch
+from ..telemetry import DurableCallback
 from .aggregate import MinuteAggregator, Minutes, newest_by_series
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
