@@ -30,7 +30,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -39,7 +38,7 @@ import voluptuous as vol
 
 from ..exceptions import PointMapError
 from ..metrics import METRICS, MetricKind
-from ..pointmap.loader import parse_yaml, read_map_file
+from ..pointmap.loader import bundled_paths, load_bundled, parse_yaml, read_map_file
 from ..pointmap.validators import (
     TEXT,
     apply_schema,
@@ -244,14 +243,9 @@ def load_topic_map(path: str | Path) -> TopicMap:
 
 def catalog_paths() -> dict[str, Path]:
     """The bundled topic maps by catalog id."""
-    folder = resources.files("edge_ems.bms") / "maps"
-    return {
-        entry.name.removesuffix(".yaml"): Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".yaml")
-    }
+    return bundled_paths("edge_ems.bms", "maps")
 
 
 def load_catalog() -> dict[str, TopicMap]:
     """Load every bundled topic map (blocking I/O)."""
-    return {map_id: load_topic_map(path) for map_id, path in sorted(catalog_paths().items())}
+    return load_bundled(catalog_paths(), load_topic_map)

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -35,7 +34,7 @@ from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
 from ..exceptions import PointMapError
-from ..pointmap.loader import parse_yaml, read_map_file
+from ..pointmap.loader import bundled_paths, load_bundled, parse_yaml, read_map_file
 from ..pointmap.model import Access
 from ..pointmap.validators import (
     TEXT,
@@ -204,14 +203,9 @@ def load_node_map(path: str | Path) -> NodeMap:
 
 def catalog_paths() -> dict[str, Path]:
     """The bundled node maps by catalog id."""
-    folder = resources.files("edge_ems.opcua") / "maps"
-    return {
-        entry.name.removesuffix(".yaml"): Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".yaml")
-    }
+    return bundled_paths("edge_ems.opcua", "maps")
 
 
 def load_catalog() -> dict[str, NodeMap]:
     """Load every bundled node map (blocking I/O)."""
-    return {map_id: load_node_map(path) for map_id, path in sorted(catalog_paths().items())}
+    return load_bundled(catalog_paths(), load_node_map)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,29 @@ def load_point_map(path: str | Path) -> PointMap:
     return parse_point_map(read_map_file(path), source=str(path), map_id=path.stem)
 
 
-def catalog_paths() -> dict[str, Path]:
-    """The bundled point maps by catalog id."""
-    folder = resources.files("edge_ems") / "pointmaps"
+def bundled_paths(package: str, folder: str) -> dict[str, Path]:
+    """The YAML maps bundled in ``package``'s ``folder``, by catalog id (the file's stem).
+
+    Point, topic and node maps each keep their catalog in a folder of their own package.
+    """
+    root = resources.files(package) / folder
     return {
         entry.name.removesuffix(".yaml"): Path(str(entry))
-        for entry in folder.iterdir()
+        for entry in root.iterdir()
         if entry.name.endswith(".yaml")
     }
 
 
+def load_bundled[T](paths: dict[str, Path], load: Callable[[Path], T]) -> dict[str, T]:
+    """Load every map of a catalog with its format's loader (blocking I/O)."""
+    return {map_id: load(path) for map_id, path in sorted(paths.items())}
+
+
+def catalog_paths() -> dict[str, Path]:
+    """The bundled point maps by catalog id."""
+    return bundled_paths("edge_ems", "pointmaps")
+
+
 def load_catalog() -> dict[str, PointMap]:
     """Load every bundled point map (blocking I/O)."""
-    return {map_id: load_point_map(path) for map_id, path in sorted(catalog_paths().items())}
+    return load_bundled(catalog_paths(), load_point_map)
