@@ -1,4 +1,4 @@
-"""The site's link to the Edge EMS hub: the library's gateway agent, fed by the coordinators.
+"""The site's link to the Edge EMS hub: the library's agent, fed by the coordinators.
 
 When a site entry's options name a hub (typed in, or announced by the app through Supervisor
 discovery), the site registers its devices with the hub as assets, streams every coordinator
@@ -19,7 +19,7 @@ from typing import Any
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.storage import STORAGE_DIR
 
-from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import AuditRecord
 from edge_ems.gateway.model import AssetInfo
 from edge_ems.metrics import BATTERY_POWER
@@ -97,7 +97,7 @@ def asset_infos(site: EdgeEmsData, batteries: Mapping[str, Any]) -> list[AssetIn
 
 
 class HubLink:
-    """One site's gateway agent inside Home Assistant."""
+    """One site's agent inside Home Assistant."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class HubLink:
         self._settings = settings
         self._batteries = batteries
         self._unsubscribe: list[Callable[[], None]] = []
-        self.agent: GatewayAgent | None = None
+        self.agent: Agent | None = None
 
     async def async_start(self) -> None:
         """Register with the hub and start streaming (the agent connects in the background)."""
@@ -127,7 +127,7 @@ class HubLink:
             site_name=self._site.site_name,
             gateway_id=f"ha-{self._entry.entry_id}",
         )
-        agent = GatewayAgent(
+        agent = Agent(
             config,
             self._site.dispatcher,
             asset_infos(self._site, self._batteries),

@@ -43,7 +43,7 @@ class EdgeEmsData:
     links: LinkRegistry = field(default_factory=LinkRegistry)
     """The site's Modbus links: devices behind one gateway share its connection."""
     hub: HubLink | None = None
-    """The site's gateway agent, when the options link the site to a hub."""
+    """The site's agent, when the options link the site to a hub."""
 
 
 type EdgeEmsConfigEntry = ConfigEntry[EdgeEmsData]

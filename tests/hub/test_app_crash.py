@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
 
@@ -38,7 +38,7 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         f"store_path: {tmp_path / 'store.db'}\n"
         f"agents: [{{id: meter-gw, token: {AGENT_TOKEN}}}]\n"
     )
-    agent = GatewayAgent(
+    agent = Agent(
         AgentConfig(
             agent_id="meter-gw",
             site_id="plant",

@@ -1,4 +1,4 @@
-"""The gateway agent: a site's one outbound link to the hub.
+"""The agent: a site's one outbound link to the hub.
 
 One agent serves every asset of its site over one stream (gateway mode). It registers the
 site's assets, sends telemetry in numbered batches and keeps each batch until the hub says it
@@ -8,8 +8,8 @@ next when one fails, and reconnects with jittered exponential backoff; while it 
 disconnected telemetry goes to its disk buffer, and after reconnecting it resends everything
 past the hub's durable mark.
 
-The same class serves Home Assistant (the integration's gateway agent) and ``edge-ems agent``:
-it does no blocking I/O on the event loop, and :meth:`GatewayAgent.publish` is a cheap,
+The same class serves Home Assistant (the integration's agent) and ``edge-ems agent``:
+it does no blocking I/O on the event loop, and :meth:`Agent.publish` is a cheap,
 synchronous call for the loop's thread.
 """
 
@@ -93,8 +93,8 @@ class AgentStats:
     dropped_audits: int
 
 
-class GatewayAgent:
-    """A site's gateway agent. ``start()`` it, ``publish()`` readings, ``stop()`` it."""
+class Agent:
+    """A site's agent. ``start()`` it, ``publish()`` readings, ``stop()`` it."""
 
     def __init__(
         self,
@@ -490,4 +490,4 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-__all__ = ["HUB_SOURCE", "AgentConfig", "AgentStats", "GatewayAgent"]
+__all__ = ["HUB_SOURCE", "Agent", "AgentConfig", "AgentStats"]

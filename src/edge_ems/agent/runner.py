@@ -2,7 +2,7 @@
 
 Devices come from the site file (simulated BESS assets, OPC UA assets), dispatch goes through
 the site's guarded :class:`Dispatcher`, and a read loop publishes every asset's readings to
-the :class:`GatewayAgent` (and, for ``telemetry_write_sim`` assets, to their OPC UA nodes).
+the :class:`Agent` (and, for ``telemetry_write_sim`` assets, to their OPC UA nodes).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..readings import Readings
 from ..sim.bess import SimulatedBess
 from ..sim.physics import Battery
 from .buffer import TelemetryBuffer
-from .client import AgentConfig, GatewayAgent
+from .client import Agent, AgentConfig
 from .opcua_mirror import OpcUaTelemetryWriter
 from .site import SiteAsset, SiteFile
 
@@ -44,7 +44,7 @@ class HubLink:
 
 
 class SiteRunner:
-    """One site: its devices, its dispatcher, its gateway agent and its read loop."""
+    """One site: its devices, its dispatcher, its agent and its read loop."""
 
     def __init__(
         self,
@@ -61,7 +61,7 @@ class SiteRunner:
         self._mirrors: dict[str, OpcUaTelemetryWriter] = {}
         self.dispatcher = Dispatcher(site.site_id, site.policy, self._audit, clock=clock)
         self._buffer = buffer or TelemetryBuffer(site.buffer_dir)
-        self.agent: GatewayAgent | None = None
+        self.agent: Agent | None = None
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -87,9 +87,7 @@ class SiteRunner:
             max_batch_points=self._link.max_batch_points,
         )
         assets = [_info(asset, self.devices[asset.asset_id]) for asset in self.site.assets]
-        self.agent = GatewayAgent(
-            config, self.dispatcher, assets, buffer=self._buffer, clock=self._clock
-        )
+        self.agent = Agent(config, self.dispatcher, assets, buffer=self._buffer, clock=self._clock)
         await self.agent.start()
         self._loop_task = asyncio.get_running_loop().create_task(
             self._read_loop(), name=f"edge_ems site {self.site.site_id} reads"

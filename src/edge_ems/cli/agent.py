@@ -1,4 +1,4 @@
-"""``edge-ems agent``: a site's gateway agent without Home Assistant.
+"""``edge-ems agent``: a site's agent without Home Assistant.
 
     edge-ems agent --site site.yaml --hub hub-a:50051,hub-b:50051 --token-file /etc/edge-ems/token
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``agent`` subcommand."""
     parser = subparsers.add_parser(
         "agent",
-        help="run a site's gateway agent (devices from a site file)",
+        help="run a site's agent (devices from a site file)",
         description="Connect a site to the hub: register its assets, stream telemetry, "
         "execute setpoints through the guarded dispatch path.",
     )

@@ -4,7 +4,7 @@
         --agent-id farm-replay --token-file token --shift-to-now
 
 Reads the hub's hourly Parquet files (one file, or a directory of them), registers their
-assets with the hub as one gateway agent and sends each bucket's value (``avg`` unless
+assets with the hub as one agent and sends each bucket's value (``avg`` unless
 ``--value`` says otherwise) as a sample at the bucket's start. ``--shift-to-now`` moves the
 whole recording so its newest minute is the last closed one (the store keeps minutes for a
 limited time, and a recording of last month would fall outside it). The command returns
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from ..agent import Agent, AgentConfig, TelemetryBuffer
 from ..dispatch import ControlPolicy, Dispatcher
 from ..exceptions import ConfigError
 from ..gateway.model import AssetInfo
@@ -146,7 +146,7 @@ def shift_to_now(recording: Recording, now_ms: int) -> Recording:
     return recording.shifted(target - newest // MINUTE_MS * MINUTE_MS)
 
 
-async def replay(agent: GatewayAgent, recording: Recording) -> int:
+async def replay(agent: Agent, recording: Recording) -> int:
     """Send every sample; return once the hub holds them durably; return the last seq."""
     await agent.wait_connected()
     for (asset, metric), (stamps, values) in sorted(recording.series.items()):
@@ -186,7 +186,7 @@ def _replay(args: argparse.Namespace) -> int:
         # A replaying agent serves no devices: every setpoint is refused and audited.
         dispatcher = Dispatcher(recording.site_id, ControlPolicy(), lambda record: None)
         assets: Sequence[AssetInfo] = [AssetInfo(asset) for asset in recording.assets]
-        agent = GatewayAgent(config, dispatcher, assets, buffer=TelemetryBuffer(None))
+        agent = Agent(config, dispatcher, assets, buffer=TelemetryBuffer(None))
         await agent.start()
         work = asyncio.ensure_future(_within(replay(agent, recording), args.timeout))
         stopped = asyncio.ensure_future(stop.wait())

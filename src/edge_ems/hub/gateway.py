@@ -12,7 +12,7 @@ Each agent holds one ``Connect`` stream. The gateway
 - hands telemetry to the :class:`TelemetrySink` in seq order, dropping batches it already
   accepted (resends after a reconnect), and acknowledges a seq only once the sink reports it
   durable, so the agent keeps and resends anything that was not;
-- routes setpoints to the agent that owns the asset (or the site's gateway agent),
+- routes setpoints to the agent that owns the asset (or the site's agent),
   ``asset_id`` winning over ``site_id``, and waits for the agent's ack with its audit records;
 - passes every audit record an agent reports (setpoint acks and local actions) to
   ``on_audit``;

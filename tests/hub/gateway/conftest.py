@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
 from edge_ems.gateway.model import TelemetryBatch
@@ -149,7 +149,7 @@ async def hub(hub_factory: HubFactory) -> Hub:
 
 @dataclass
 class Site:
-    agent: GatewayAgent
+    agent: Agent
     dispatcher: Dispatcher
     batteries: dict[str, SimulatedBess]
     local_audits: list[AuditRecord]
@@ -191,7 +191,7 @@ async def site_factory() -> AsyncIterator[SiteFactory]:
     ) -> Site:
         devices = batteries() if devices is None else devices
         local: list[AuditRecord] = []
-        agent_box: list[GatewayAgent] = []
+        agent_box: list[Agent] = []
 
         def audit(record: AuditRecord) -> None:
             local.append(record)
@@ -228,7 +228,7 @@ async def site_factory() -> AsyncIterator[SiteFactory]:
             **options | config,  # type: ignore[arg-type]
         )
         buffer = TelemetryBuffer(buffer_dir, memory_limit=memory_limit)
-        agent = GatewayAgent(settings, dispatcher, assets, buffer=buffer, rng=random.Random(4))
+        agent = Agent(settings, dispatcher, assets, buffer=buffer, rng=random.Random(4))
         agent_box.append(agent)
         site = Site(agent, dispatcher, devices, local)
         started.append(site)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
 from edge_ems.hub.store import SeriesFilter, open_store
@@ -91,7 +91,7 @@ async def test_a_hub_killed_mid_stream_stores_every_sample_exactly_once(
     dispatcher = Dispatcher("farm", ControlPolicy(), lambda record: None)
     asset = AssetInfo("bess-1", "Battery", "battery", 10_000, 5000, 5000, ())
     buffer = TelemetryBuffer(tmp_path / "agent", memory_limit=1024 * 1024)
-    agent = GatewayAgent(config, dispatcher, [asset], buffer=buffer)
+    agent = Agent(config, dispatcher, [asset], buffer=buffer)
     await agent.start()
     # Samples from an hour ago on: minutes close at once, so flushes write them while
     # batches of the same minutes are still arriving.
