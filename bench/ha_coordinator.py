@@ -3,10 +3,11 @@
 Run: ``scripts/in-env python bench/ha_coordinator.py``. The simulated site runs in a child
 process (``edge-ems sim``), so the CPU time measured here is the integration's side alone:
 what :class:`custom_components.edge_ems.coordinator.EdgeEmsCoordinator` does on each update
-(the device's coalesced read over a real socket, decoding, ``Dispatcher.observe``) plus every
-entity's ``value_fn`` on the new readings, as the entities evaluate them when the coordinator
-notifies them. Home Assistant's own scheduling and state-machine writes are not included:
-they are the same for any integration.
+(:meth:`edge_ems.site.Site.poll`: the device's coalesced read over a real socket, decoding,
+``Dispatcher.observe``, what the device learned) plus every entity's ``value_fn`` on the new
+readings, as the entities evaluate them when the coordinator notifies them. Home Assistant's
+own scheduling and state-machine writes are not included: they are the same for any
+integration.
 
 Reported per device: median process CPU milliseconds per update over ``UPDATES`` updates,
 the wall-clock median, and the entity count. Without Home Assistant installed (the Python 3.13
@@ -27,24 +28,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import emit, median, progress
-from edge_ems.device import Device
-from edge_ems.dispatch import ControlPolicy, Dispatcher
-from edge_ems.modbus import LinkRegistry, ModbusDevice, TcpEndpoint
-from edge_ems.pointmap import catalog_paths, load_point_map
 from edge_ems.sim.site import free_port
-from edge_ems.sunspec import LinkUnit, SunSpecDevice
+from edge_ems.site import DeviceSpec, Site, SiteDescription, SiteDevice, load_catalog
 
 UPDATES = 200
 WARMUP = 10
 STARTUP = 60.0
 
 
-def _value_fns(device: Device, readings: Any) -> list[Any]:
+def _value_fns(member: SiteDevice) -> list[Any]:
     try:
         from custom_components.edge_ems.descriptions import describe
     except ImportError:  # no Home Assistant here
         return []
-    described = describe(device, readings)
+    described = describe(member)
     return [
         description.value_fn
         for group in (described.sensors, described.binary_sensors, described.numbers,
@@ -53,29 +50,25 @@ def _value_fns(device: Device, readings: Any) -> list[Any]:
     ]  # fmt: skip
 
 
-async def _measure(name: str, device: Device) -> dict[str, Any]:
-    dispatcher = Dispatcher("bench", ControlPolicy(), audit=lambda record: None)
-    dispatcher.add_device(name, device)  # type: ignore[arg-type]
-    await device.connect()
-    value_fns = _value_fns(device, await device.read())
+async def _measure(site: Site, device_id: str) -> dict[str, Any]:
+    readings = await site.poll(device_id)
+    value_fns = _value_fns(site.devices[device_id])
     cpu, wall = [], []
     for index in range(WARMUP + UPDATES):
         cpu_start, wall_start = time.process_time(), time.perf_counter()
-        readings = await device.read()
-        dispatcher.observe(name, readings)
+        readings = await site.poll(device_id)
         for value_fn in value_fns:
             value_fn(readings)
         if index >= WARMUP:
             cpu.append(time.process_time() - cpu_start)
             wall.append(time.perf_counter() - wall_start)
-    await device.close()
     figures = {
         "cpu_ms_per_update": round(median(cpu) * 1000, 3),
         "wall_ms_per_update": round(median(wall) * 1000, 3),
         "metrics": len(readings),
         "entities": len(value_fns),
     }
-    progress(f"{name}: {figures}")
+    progress(f"{device_id}: {figures}")
     return figures
 
 
@@ -97,19 +90,25 @@ async def _wait_for_port(port: int) -> None:
 async def _bench(gateway: int, sunspec: int) -> dict[str, Any]:
     await _wait_for_port(gateway)
     await _wait_for_port(sunspec)
-    links = LinkRegistry()
-    deye_map = await asyncio.to_thread(load_point_map, catalog_paths()["deye_sun_sg_hybrid"])
-    results = {
-        "deye_modbus": await _measure(
-            "deye", ModbusDevice(links.link(TcpEndpoint("127.0.0.1", gateway)), deye_map,
-                                 unit_id=1)
+    description = SiteDescription(
+        "bench",
+        "Bench",
+        (
+            DeviceSpec("deye_modbus", "deye", "modbus", {
+                "point_map": "deye_sun_sg_hybrid", "host": "127.0.0.1", "port": gateway,
+                "unit_id": 1,
+            }),
+            DeviceSpec("sunspec_hybrid", "sunspec", "sunspec", {
+                "host": "127.0.0.1", "port": sunspec, "unit_id": 1,
+            }),
         ),
-        "sunspec_hybrid": await _measure(
-            "sunspec", SunSpecDevice(LinkUnit(links.link(TcpEndpoint("127.0.0.1", sunspec)), 1))
-        ),
-    }  # fmt: skip
-    await links.close()
-    return results
+    )  # fmt: skip
+    site = Site(description, await asyncio.to_thread(load_catalog))
+    await site.start(poll=False)
+    try:
+        return {device_id: await _measure(site, device_id) for device_id in site.devices}
+    finally:
+        await site.stop()
 
 
 def main() -> None:

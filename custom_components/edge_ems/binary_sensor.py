@@ -23,7 +23,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         EdgeEmsBinarySensor,
-        lambda device: device.coordinator.descriptions.binary_sensors,
+        lambda device: device.descriptions.binary_sensors,
     )
 
 

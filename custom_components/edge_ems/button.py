@@ -31,7 +31,7 @@ async def async_setup_entry(
 
 
 def _release(device: EdgeEmsDevice) -> tuple[ButtonEntityDescription, ...]:
-    command = device.device.commands.get(BATTERY_POWER)
+    command = device.member.device.commands.get(BATTERY_POWER)
     return (RELEASE,) if command is not None and command.allow_write else ()
 
 

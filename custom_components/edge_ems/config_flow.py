@@ -31,12 +31,22 @@ from homeassistant.util import slugify
 from edge_ems.device import Device, DeviceIdentity
 from edge_ems.exceptions import (
     ConfigError,
+    DeviceAuthenticationError,
     DeviceError,
     DeviceTimeoutError,
     IdentificationError,
 )
+from edge_ems.gateway.transport import parse_addresses
 from edge_ems.metrics import BATTERY_POWER
 from edge_ems.modbus import LinkRegistry
+from edge_ems.site import (
+    DEFAULT_POLL_INTERVAL,
+    SECURITY_CHOICES,
+    BuildContext,
+    DeviceSpec,
+    build_device,
+)
+from edge_ems.site import keys as site_keys
 
 from .const import (
     CONF_APPLICATION_URI,
@@ -85,15 +95,9 @@ from .const import (
     TRANSPORT_RTU_OVER_TCP,
     TRANSPORT_TCP,
 )
-from .devices import (
-    SECURITY_CHOICES,
-    async_get_catalog,
-    build_device,
-    is_auth_error,
-)
-from .hub_link import hub_addresses
 from .models import EdgeEmsConfigEntry
 from .mqtt_bms import HaMqttBmsDevice
+from .site import async_get_catalog, device_factories
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -162,9 +166,12 @@ async def probe(
     """
     catalog = await async_get_catalog(hass)
     shared = entry.state is ConfigEntryState.LOADED
-    links: LinkRegistry = entry.runtime_data.links if shared else LinkRegistry()
+    links: LinkRegistry = entry.runtime_data.site.links if shared else LinkRegistry()
+    spec = DeviceSpec("probe", "probe", kind, data)
     try:
-        device = build_device(hass, kind, data, name="probe", catalog=catalog, links=links)
+        device = build_device(
+            spec, BuildContext(catalog, links, DEFAULT_POLL_INTERVAL), device_factories(hass)
+        )
     except ConfigError as err:
         _LOGGER.debug("device not built: %s", err)
         # An MQTT bridge's keepalive needs concrete topic variables; a Modbus link, settings
@@ -183,9 +190,11 @@ async def probe(
         raise ProbeError("not_sunspec" if kind == SUBENTRY_SUNSPEC else "map_mismatch") from err
     except (TimeoutError, DeviceTimeoutError) as err:
         raise ProbeError("timeout") from err
+    except DeviceAuthenticationError as err:
+        raise ProbeError("invalid_auth") from err
     except DeviceError as err:
         _LOGGER.debug("cannot connect: %s", err)
-        raise ProbeError("invalid_auth" if is_auth_error(err) else "cannot_connect") from err
+        raise ProbeError("cannot_connect") from err
     finally:
         await device.close()
         if not shared:
@@ -212,6 +221,7 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """A site: its name and id; devices are added to it as subentries."""
 
     VERSION = 1
+    MINOR_VERSION = 2
     _hub: dict[str, str]
     """The hub link a discovery offers."""
 
@@ -340,7 +350,7 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
         address = f"{config.get('host', '')}:{config.get('port', '')}"
         token, agent = config.get("token"), config.get("agent_id", DEFAULT_HUB_AGENT_ID)
         try:
-            hub_addresses(address)  # the same check the options make of a hub typed in
+            parse_addresses(address)  # the same check the options make of a hub typed in
         except ValueError:
             return self.async_abort(reason="invalid_discovery_info")
         if not isinstance(token, str) or not token or not isinstance(agent, str) or not agent:
@@ -450,7 +460,7 @@ class EdgeEmsOptionsFlow(OptionsFlow):
 def _hub_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     """What is wrong with the hub link the options ask for."""
     try:
-        addresses = hub_addresses(user_input.get(CONF_HUB) or "")
+        addresses = parse_addresses(user_input.get(CONF_HUB) or "")
     except ValueError:
         return {CONF_HUB: "invalid_hub"}
     if addresses and not user_input.get(CONF_HUB_TOKEN):
@@ -465,7 +475,7 @@ def _batteries(entry: EdgeEmsConfigEntry) -> list[str]:
     return sorted(
         device_id
         for device_id, member in entry.runtime_data.devices.items()
-        if BATTERY_POWER in member.device.commands
+        if BATTERY_POWER in member.member.device.commands
     )
 
 
@@ -626,9 +636,11 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
             {
                 vol.Required(CONF_SERIAL_PORT): _TEXT,
                 vol.Required(CONF_BAUDRATE, default=9600): vol.All(
-                    vol.Coerce(int), vol.In([1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200])
+                    vol.Coerce(int), vol.In(site_keys.BAUDRATES)
                 ),
-                vol.Required(CONF_PARITY, default="N"): _choice(["N", "E", "O"], CONF_PARITY),
+                vol.Required(CONF_PARITY, default="none"): _choice(
+                    list(site_keys.PARITIES), CONF_PARITY
+                ),
                 vol.Required(CONF_UNIT_ID, default=self._unit_default()): _UNIT,
             }
         )
@@ -723,7 +735,7 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
                 vol.Optional(CONF_USERNAME): _TEXT,
                 vol.Optional(CONF_PASSWORD): _PASSWORD,
                 vol.Required(CONF_SECURITY, default=SECURITY_NONE): _choice(
-                    SECURITY_CHOICES, CONF_SECURITY
+                    list(SECURITY_CHOICES), CONF_SECURITY
                 ),
             }
         )

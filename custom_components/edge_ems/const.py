@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from edge_ems.site import DeviceKind, keys
+
 DOMAIN: Final = "edge_ems"
 
 # Site entry data.
@@ -17,9 +19,9 @@ CONF_LEASE_TTL: Final = "lease_ttl"
 CONF_EEPROM_DAILY_WRITES: Final = "eeprom_daily_writes"
 CONF_BATTERIES: Final = "batteries"
 """Options: per-battery limits, by device id (the subentry id)."""
-CONF_MAX_CHARGE_W: Final = "max_charge_w"
-CONF_MAX_DISCHARGE_W: Final = "max_discharge_w"
-CONF_CAPACITY_WH: Final = "capacity_wh"
+CONF_MAX_CHARGE_W: Final = keys.MAX_CHARGE_W
+CONF_MAX_DISCHARGE_W: Final = keys.MAX_DISCHARGE_W
+CONF_CAPACITY_WH: Final = keys.CAPACITY_WH
 
 # Site entry options: the link to an Edge EMS hub (see hub_link.py).
 CONF_HUB: Final = "hub"
@@ -35,43 +37,39 @@ DEFAULT_DRY_RUN: Final = True
 DEFAULT_LEASE_TTL: Final = 60.0
 DEFAULT_EEPROM_DAILY_WRITES: Final = 100
 
-# Device subentries: one subentry type per device kind.
-SUBENTRY_SUNSPEC: Final = "sunspec"
-SUBENTRY_MODBUS: Final = "modbus"
-SUBENTRY_MQTT_BMS: Final = "mqtt_bms"
-SUBENTRY_CAN_BMS: Final = "can_bms"
-SUBENTRY_OPCUA: Final = "opcua"
+# Device subentries: one subentry type per device kind, its data in the library's keys
+# (edge_ems.site.keys), so a subentry is the same description a site file gives.
+SUBENTRY_SUNSPEC: Final = DeviceKind.SUNSPEC.value
+SUBENTRY_MODBUS: Final = DeviceKind.MODBUS.value
+SUBENTRY_MQTT_BMS: Final = DeviceKind.MQTT_BMS.value
+SUBENTRY_CAN_BMS: Final = DeviceKind.CAN_BMS.value
+SUBENTRY_OPCUA: Final = DeviceKind.OPCUA.value
 
-# Device subentry data.
-CONF_KIND: Final = "kind"
 CONF_SERIAL: Final = "serial"
-CONF_UNIT_ID: Final = "unit_id"
-CONF_BASE_ADDRESS: Final = "base_address"
-"""SunSpec base address; absent means detect it."""
-CONF_POINT_MAP: Final = "point_map"
-CONF_TRANSPORT: Final = "transport"
-CONF_SERIAL_PORT: Final = "serial_port"
-CONF_BAUDRATE: Final = "baudrate"
-CONF_PARITY: Final = "parity"
-CONF_TOPIC_MAP: Final = "topic_map"
-CONF_VARIABLES: Final = "variables"
-"""MQTT topic-map placeholders (topic prefix, portal id...)."""
-CONF_INTERFACE: Final = "interface"
-CONF_CHANNEL: Final = "channel"
-CONF_URL: Final = "url"
-CONF_NODE_MAP: Final = "node_map"
-CONF_SECURITY: Final = "security"
-"""OPC UA message security: ``none`` or ``<policy>_<mode>``."""
-CONF_CERTIFICATE: Final = "certificate"
-CONF_PRIVATE_KEY: Final = "private_key"
-CONF_APPLICATION_URI: Final = "application_uri"
-SECURITY_NONE: Final = "none"
+CONF_UNIT_ID: Final = keys.UNIT_ID
+CONF_BASE_ADDRESS: Final = keys.BASE_ADDRESS
+CONF_DEVICE_INDEX: Final = keys.DEVICE_INDEX
+CONF_POINT_MAP: Final = keys.POINT_MAP
+CONF_TRANSPORT: Final = keys.TRANSPORT
+CONF_SERIAL_PORT: Final = keys.SERIAL_PORT
+CONF_BAUDRATE: Final = keys.BAUDRATE
+CONF_PARITY: Final = keys.PARITY
+CONF_TOPIC_MAP: Final = keys.TOPIC_MAP
+CONF_VARIABLES: Final = keys.VARIABLES
+CONF_INTERFACE: Final = keys.INTERFACE
+CONF_CHANNEL: Final = keys.CHANNEL
+CONF_URL: Final = keys.URL
+CONF_NODE_MAP: Final = keys.NODE_MAP
+CONF_SECURITY: Final = keys.SECURITY
+CONF_CERTIFICATE: Final = keys.CERTIFICATE
+CONF_PRIVATE_KEY: Final = keys.PRIVATE_KEY
+CONF_APPLICATION_URI: Final = keys.APPLICATION_URI
+SECURITY_NONE: Final = keys.SECURITY_NONE
 
-TRANSPORT_TCP: Final = "tcp"
-TRANSPORT_RTU: Final = "rtu"
-TRANSPORT_RTU_OVER_TCP: Final = "rtu_over_tcp"
+TRANSPORT_TCP: Final = keys.TRANSPORT_TCP
+TRANSPORT_RTU: Final = keys.TRANSPORT_RTU
+TRANSPORT_RTU_OVER_TCP: Final = keys.TRANSPORT_RTU_OVER_TCP
 
-SCAN_INTERVAL_SECONDS: Final = 10
 
 # Where entity writes come from, in audit records.
 SOURCE_HA_ENTITY: Final = "ha_entity"

@@ -13,23 +13,20 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from edge_ems.device import Device, DeviceIdentity
+from edge_ems.device import DeviceIdentity
 from edge_ems.exceptions import (
     CircuitOpenError,
+    DeviceAuthenticationError,
     DeviceBusyError,
-    DeviceConnectionError,
     DeviceError,
     IdentificationError,
 )
 from edge_ems.readings import Readings
+from edge_ems.site import Site, SiteDevice
 
-from .const import DOMAIN, SCAN_INTERVAL_SECONDS
-from .descriptions import DeviceDescriptions
-from .devices import is_auth_error
+from .const import DOMAIN
 
 if TYPE_CHECKING:
-    from edge_ems.dispatch import Dispatcher
-
     from .models import EdgeEmsConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,44 +46,34 @@ def map_mismatch_issue_id(device_id: str) -> str:
 
 
 class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
-    """Reads one device every scan interval and tells dispatch what it holds."""
+    """Asks the site to read one device every poll interval; repairs for long outages."""
 
     config_entry: EdgeEmsConfigEntry
 
     def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: EdgeEmsConfigEntry,
-        *,
-        device: Device,
-        device_id: str,
-        dispatcher: Dispatcher,
+        self, hass: HomeAssistant, entry: EdgeEmsConfigEntry, *, site: Site, member: SiteDevice
     ) -> None:
         super().__init__(
             hass,
             _LOGGER,
             config_entry=entry,
-            name=device.name,
-            update_interval=timedelta(seconds=SCAN_INTERVAL_SECONDS),
+            name=member.name,
+            update_interval=timedelta(seconds=site.description.interval(member.spec)),
         )
-        self.device = device
-        self.device_id = device_id
-        self._dispatcher = dispatcher
-        self._connect_first = True
+        self.site = site
+        self.member = member
         self._last_success: datetime = dt_util.utcnow()
-        self._identity: DeviceIdentity | None = device.identity
-        self.descriptions = DeviceDescriptions()
-        """The device's entities, described once its first read shows what it reports."""
+        self._identity: DeviceIdentity | None = member.identity
+
+    @property
+    def device_id(self) -> str:
+        """The device's id within the site."""
+        return self.member.device_id
 
     async def _async_update_data(self) -> Readings:
         try:
-            if self._connect_first:
-                await self.device.connect()
-                self._connect_first = False
-                ir.async_delete_issue(self.hass, DOMAIN, map_mismatch_issue_id(self.device_id))
-            readings = await self.device.read()
+            readings = await self.site.poll(self.device_id)
         except IdentificationError as err:
-            self._connect_first = True
             self._repair(
                 map_mismatch_issue_id(self.device_id),
                 "map_mismatch",
@@ -94,26 +81,23 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
                 error=str(err),
             )
             raise self._failed("device_unlike_map", err) from err
+        except DeviceAuthenticationError as err:
+            # The flow must know which device's credentials to ask for.
+            self.config_entry.async_start_reauth(self.hass, data={"subentry_id": self.device_id})
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key="auth_failed",
+                translation_placeholders={"device": self.member.name, "error": str(err)},
+            ) from err
         except (DeviceBusyError, CircuitOpenError) as err:
             self._note_failure()
             raise self._failed("device_busy", err, retry_after=err.retry_after) from err
         except DeviceError as err:
-            if is_auth_error(err):
-                # The flow must know which device's credentials to ask for.
-                self.config_entry.async_start_reauth(
-                    self.hass, data={"subentry_id": self.device_id}
-                )
-                raise ConfigEntryAuthFailed(
-                    translation_domain=DOMAIN,
-                    translation_key="auth_failed",
-                    translation_placeholders={"device": self.device.name, "error": str(err)},
-                ) from err
-            self._connect_first = self._connect_first or isinstance(err, DeviceConnectionError)
             self._note_failure()
             raise self._failed("update_failed", err) from err
         self._last_success = dt_util.utcnow()
         ir.async_delete_issue(self.hass, DOMAIN, unreachable_issue_id(self.device_id))
-        self._dispatcher.observe(self.device_id, readings)
+        ir.async_delete_issue(self.hass, DOMAIN, map_mismatch_issue_id(self.device_id))
         self._note_identity()
         return readings
 
@@ -123,7 +107,7 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
         A CAN battery names its maker only in a frame of its own, some time after the bus
         opens; a device swapped for another of the same kind reports a new serial.
         """
-        identity = self.device.identity
+        identity = self.member.device.identity
         if identity is None or identity == self._identity:
             return
         self._identity = identity
@@ -146,11 +130,11 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
     ) -> UpdateFailed:
         """The update's failure, translated where the translation exists."""
         return UpdateFailed(
-            f"{self.device.name}: {error}",
+            str(error),
             retry_after=retry_after,
             translation_domain=DOMAIN,
             translation_key=key,
-            translation_placeholders={"device": self.device.name, "error": str(error)},
+            translation_placeholders={"device": self.member.name, "error": str(error)},
         )
 
     def _note_failure(self) -> None:
@@ -175,5 +159,5 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
             is_fixable=False,
             severity=severity,
             translation_key=key,
-            translation_placeholders={"device": self.device.name, **placeholders},
+            translation_placeholders={"device": self.member.name, **placeholders},
         )

@@ -7,7 +7,7 @@ description per metric a device reports, on the platform its kind calls for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from homeassistant.components.binary_sensor import BinarySensorEntityDescription
@@ -28,8 +28,8 @@ from homeassistant.const import EntityCategory, Platform
 
 from edge_ems.device import Command, Device
 from edge_ems.metrics import BATTERY_POWER, METRICS, Metric, MetricKind
-from edge_ems.modbus import ModbusDevice
 from edge_ems.readings import Readings, Value
+from edge_ems.site import SiteDevice
 
 type ValueFn = Callable[[Readings], Value]
 
@@ -96,15 +96,6 @@ def _enabled(metric: Metric) -> bool:
     return not (metric.noisy or metric.diagnostic)
 
 
-def _state_options(device: Device, metric: str) -> list[str] | None:
-    """Named states a point map gives a state metric (other protocols name none)."""
-    if isinstance(device, ModbusDevice):
-        point = device.point_map.points.get(metric)
-        if point is not None and point.options:
-            return sorted(set(point.options.values()))
-    return None
-
-
 LEASED_ONLY = frozenset({BATTERY_POWER, "battery_power_control_enabled"})
 """Commands only leased dispatch may write: a battery setpoint, or switching a storage
 window on, must lapse back to the device's own control. Entities only show them."""
@@ -130,7 +121,8 @@ def _sensor(device: Device, metric: Metric) -> EdgeEmsSensorDescription:
     device_class = metric.device_class
     options = None
     if device_class == SensorDeviceClass.ENUM:
-        options = _state_options(device, metric.name)
+        states = device.state_options(metric.name)
+        options = None if states is None else list(states)
         if options is None:
             device_class = None  # an enum sensor must list its states
     return EdgeEmsSensorDescription(
@@ -210,17 +202,13 @@ def _switch(metric: Metric) -> EdgeEmsSwitchDescription:
     )
 
 
-def describe(
-    device: Device, readings: Readings, declared: Collection[str] = ()
-) -> DeviceDescriptions:
-    """The entities of one device: its reported metrics (``declared`` adds those a push
-    device will report once it publishes) and its allowed commands."""
+def describe(member: SiteDevice) -> DeviceDescriptions:
+    """The entities of one device: the metrics it reports (or, before it first answered,
+    those it declares) and its allowed commands."""
+    device = member.device
     commands = device.commands
-    names = {name for name, reading in readings.items() if reading.value is not None}
-    names |= set(declared)
-    names |= {name for name, command in commands.items() if command.allow_write}
     sensors, binary_sensors, numbers, selects, switches = [], [], [], [], []
-    for name in sorted(names):
+    for name in sorted(member.metrics):
         metric = METRICS.get(name)
         if metric is None:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from homeassistant.core import Context
+from homeassistant.core import Context, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
@@ -21,9 +21,9 @@ from .descriptions import ValueFn
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 
 
-def device_info(site: EdgeEmsData, device: EdgeEmsDevice) -> DeviceInfo:
-    """The registry entry of one device, from what the device says about itself."""
-    identity = device.device.identity
+def device_info(device: EdgeEmsDevice) -> DeviceInfo:
+    """The registry entry of one device, from what the device says (or said) about itself."""
+    identity = device.member.identity
     if identity is None:
         return DeviceInfo(identifiers={(DOMAIN, device.device_id)}, name=device.name)
     return DeviceInfo(
@@ -44,13 +44,46 @@ def add_device_entities[D: EntityDescription](
     descriptions: Callable[[EdgeEmsDevice], Iterable[D]],
 ) -> None:
     """Add one ``entity`` per description of every device of the site, each under the
-    device's subentry (so removing the subentry removes its entities)."""
+    device's subentry (so removing the subentry removes its entities); and, as a device
+    reports what it had not before (its first answer after a start without it), the
+    entities that brings."""
     site = entry.runtime_data
     for device in site.devices.values():
-        async_add_entities(
-            (entity(site, device, description) for description in descriptions(device)),
-            config_subentry_id=device.subentry_id,
-        )
+        adder = _EntityAdder(site, device, entity, descriptions, async_add_entities)
+        adder()
+        entry.async_on_unload(device.coordinator.async_add_listener(adder))
+
+
+class _EntityAdder[D: EntityDescription]:
+    """Adds one device's entities of one platform, and those each new version brings."""
+
+    def __init__(
+        self,
+        site: EdgeEmsData,
+        device: EdgeEmsDevice,
+        entity: Callable[[EdgeEmsData, EdgeEmsDevice, D], EdgeEmsEntity],
+        descriptions: Callable[[EdgeEmsDevice], Iterable[D]],
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        self._site, self._device, self._entity = site, device, entity
+        self._descriptions, self._add = descriptions, async_add_entities
+        self._added: set[str] = set()
+        self._version = -1
+
+    @callback
+    def __call__(self) -> None:
+        device = self._device
+        device.refresh_descriptions()
+        if device.version == self._version:
+            return
+        self._version = device.version
+        new = [item for item in self._descriptions(device) if item.key not in self._added]
+        if new:
+            self._added.update(item.key for item in new)
+            self._add(
+                (self._entity(self._site, device, item) for item in new),
+                config_subentry_id=device.subentry_id,
+            )
 
 
 class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
@@ -68,7 +101,7 @@ class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
         self._site = site
         self._device = device
         self._attr_unique_id = f"{device.device_id}_{description.key}"
-        self._attr_device_info = device_info(site, device)
+        self._attr_device_info = device_info(device)
 
     @property
     def available(self) -> bool:

@@ -23,7 +23,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         EdgeEmsNumber,
-        lambda device: device.coordinator.descriptions.numbers,
+        lambda device: device.descriptions.numbers,
     )
 
 

@@ -23,7 +23,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         EdgeEmsSelect,
-        lambda device: device.coordinator.descriptions.selects,
+        lambda device: device.descriptions.selects,
     )
 
 

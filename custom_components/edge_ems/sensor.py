@@ -24,7 +24,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         EdgeEmsSensor,
-        lambda device: device.coordinator.descriptions.sensors,
+        lambda device: device.descriptions.sensors,
     )
 
 

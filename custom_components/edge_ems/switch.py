@@ -25,7 +25,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         EdgeEmsSwitch,
-        lambda device: device.coordinator.descriptions.switches,
+        lambda device: device.descriptions.switches,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .exceptions import DeviceError
 from .readings import Readings, Value
@@ -95,6 +95,24 @@ class Device(Protocol):
     @property
     def health(self) -> Health:
         """Connection and error state now."""
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """Every metric the device may report, known before it answers (its map's points,
+        a protocol's frames, a SunSpec chain learned before)."""
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """The named states of an enum metric, or ``None`` where the device names none."""
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """JSON-ready facts the device found out about the hardware (how much it may read
+        at once, a model layout) that its next start can begin from; its constructor takes
+        them back. Empty for a device that learns nothing."""
+
+    async def register_dump(self) -> dict[str, Any] | None:
+        """The raw registers the device's reads cover, for diagnostics a simulator can
+        serve again, private points redacted; ``None`` for a device without registers."""
 
     async def connect(self) -> DeviceIdentity:
         """Open the link and identify the device."""

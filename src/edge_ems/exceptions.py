@@ -16,15 +16,23 @@ class ConfigError(EdgeEmsError):
     """A configuration, point map or site file is invalid."""
 
 
-class PointMapError(ConfigError):
-    """A point map is invalid; names the file, the key path and the reason."""
+class ConfigFileError(ConfigError):
+    """A file of settings is invalid; names the file, the key path and the reason."""
 
-    def __init__(self, reason: str, *, source: str = "<point map>", path: str = "") -> None:
+    def __init__(self, reason: str, *, source: str = "<file>", path: str = "") -> None:
         self.reason = reason
         self.source = source
         self.path = path
         where = f"{source}: {path}" if path else source
         super().__init__(f"{where}: {reason}")
+
+
+class PointMapError(ConfigFileError):
+    """A point, topic or node map is invalid."""
+
+
+class SiteFileError(ConfigFileError):
+    """A site file is invalid."""
 
 
 class DeviceError(EdgeEmsError):
@@ -57,6 +65,10 @@ class DeviceExceptionError(DeviceError):
     def __init__(self, message: str, *, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+class DeviceAuthenticationError(DeviceError):
+    """The device refused the user name, password or certificate it was given."""
 
 
 class CircuitOpenError(DeviceError):

@@ -194,7 +194,7 @@ async def test_modbus_devices_behind_one_gateway_share_its_link(
         await hass.async_block_till_done()
     assert site_entry.state is ConfigEntryState.LOADED
     devices = site_entry.runtime_data.devices.values()
-    links = {member.device.link for member in devices}  # type: ignore[attr-defined]
+    links = {member.member.device.link for member in devices}  # type: ignore[attr-defined]
     assert len(devices) == 2
     assert len(links) == 1
 
@@ -242,7 +242,7 @@ async def test_modbus_serial_port_that_does_not_exist(
     result = await _submit(
         hass,
         result,
-        {"serial_port": "/dev/ttyEDGEEMSNONE", "baudrate": 9600, "parity": "N", "unit_id": 1},
+        {"serial_port": "/dev/ttyEDGEEMSNONE", "baudrate": 9600, "parity": "none", "unit_id": 1},
     )
     assert result["errors"] == {"base": "cannot_connect"}
 
@@ -252,7 +252,7 @@ async def test_modbus_reconfigure_keeps_the_device(
 ) -> None:
     site = await start_site(MODBUS_ONLY)
     entry = await setup_site(hass, [subentry("modbus", deye(site), subentry_id="deye")])
-    identity = entry.runtime_data.devices["deye"].device.identity
+    identity = entry.runtime_data.devices["deye"].member.device.identity
     assert identity is not None
     unique_id = config_flow._unique_id("modbus", deye(site), identity)
     hass.config_entries.async_update_subentry(entry, entry.subentries["deye"], unique_id=unique_id)
@@ -400,12 +400,14 @@ async def test_opcua_credentials_are_checked_and_asked_again(
     assert site_entry.state is ConfigEntryState.LOADED
     (added,) = site_entry.subentries.values()
 
-    # The password changes on the server's side: the site asks for it again.
+    # The password changes on the server's side: the site asks for it again, and runs
+    # meanwhile with that device unavailable.
     hass.config_entries.async_update_subentry(
         site_entry, added, data={**added.data, "password": "outdated"}
     )
     await hass.async_block_till_done()
-    assert site_entry.state is ConfigEntryState.SETUP_ERROR
+    assert site_entry.state is ConfigEntryState.LOADED
+    assert not site_entry.runtime_data.devices[added.subentry_id].coordinator.last_update_success
     (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert flow["context"]["source"] == "reauth"
     assert flow["step_id"] == "reauth_confirm"
@@ -471,7 +473,7 @@ async def test_opcua_over_a_secure_channel(
         plain = {"url": server.url, "node_map": "sim_bess"}
         result = await _submit(hass, result, plain)
         assert result["errors"] == {"base": "cannot_connect"}  # no unsecured endpoint
-        result = await _submit(hass, result, {**plain, "security": "Basic256Sha256_SignAndEncrypt"})
+        result = await _submit(hass, result, {**plain, "security": "basic256sha256_signandencrypt"})
         assert result["step_id"] == "security"
         missing = {
             "certificate": str(tmp_path / "none.der"),

@@ -61,7 +61,9 @@ async def test_diagnostics(
     assert devices["can"]["registers"] is None
 
     for device_id in ("deye", "hybrid"):
-        replayed = await _replay(entry.runtime_data.devices[device_id].device, devices[device_id])
+        replayed = await _replay(
+            entry.runtime_data.devices[device_id].member.device, devices[device_id]
+        )
         shown = {k: v for k, v in devices[device_id]["readings"].items() if v != "**REDACTED**"}
         assert {k: v for k, v in replayed.items() if k in shown} == shown
 

@@ -21,14 +21,13 @@ from typing import Any
 import aiohttp
 import pytest
 from custom_components.edge_ems.const import DOMAIN
-from custom_components.edge_ems.hub_link import asset_infos, hub_settings
+from custom_components.edge_ems.site import hub_settings
 from homeassistant.core import HomeAssistant
 
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import free_port
 
 from .support import (
-    BATTERIES,
     BESS,
     DEYE,
     LIVE,
@@ -122,9 +121,7 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
         hass, sim_site, options={**LIVE, "hub": gateway, "hub_token": AGENT_TOKEN}
     )
     site = entry.runtime_data
-    battery = {
-        info.asset_id: info for info in asset_infos(site, BATTERIES) if info.type == "battery"
-    }
+    battery = {info.asset_id: info for info in site.site.asset_infos() if info.type == "battery"}
     assert set(battery) == {"sunspec", BESS}
     assert battery[BESS].max_charge_w == 5000
     async with aiohttp.ClientSession() as http:

@@ -96,13 +96,21 @@ async def test_unreachable_for_hours_raises_a_repair(
     assert issues.async_get_issue(DOMAIN, "device_unreachable_hybrid") is None
 
 
-async def test_a_device_that_cannot_be_reached_delays_the_site(
-    hass: HomeAssistant,
+async def test_a_device_that_cannot_be_reached_keeps_no_other_from_loading(
+    hass: HomeAssistant, start_site: StartSite
 ) -> None:
-    data = {"point_map": "eastron_sdm630", "transport": "tcp", "host": "127.0.0.1",
+    site = await start_site(MODBUS_ONLY)
+    away = {"point_map": "eastron_sdm630", "transport": "tcp", "host": "127.0.0.1",
             "port": free_port(), "unit_id": 1}  # fmt: skip
-    entry = await setup_site(hass, [subentry("modbus", data)], expect_loaded=False)
-    assert entry.state is ConfigEntryState.SETUP_RETRY
+    entry = await setup_site(
+        hass,
+        [subentry("modbus", deye(site), subentry_id="deye"),
+         subentry("modbus", away, subentry_id="meter")],
+    )  # fmt: skip
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.deye_soc").state == "55"
+    # What the meter's map declares is there, unavailable until it answers.
+    assert hass.states.get("sensor.meter_grid_power").state == STATE_UNAVAILABLE
 
 
 async def test_a_device_unlike_its_map_raises_a_repair(
@@ -110,9 +118,8 @@ async def test_a_device_unlike_its_map_raises_a_repair(
 ) -> None:
     site = await start_site(MODBUS_ONLY)
     data = {**deye(site), "point_map": "deye_sun_sg_hybrid_hv"}
-    entry = await setup_site(hass, [subentry("modbus", data, subentry_id="deye")],
-                             expect_loaded=False)  # fmt: skip
-    assert entry.state is ConfigEntryState.SETUP_RETRY
+    await setup_site(hass, [subentry("modbus", data, subentry_id="deye")])
+    assert hass.states.get("sensor.deye_soc").state == STATE_UNAVAILABLE
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "map_mismatch_deye")
     assert issue is not None
     assert issue.translation_key == "map_mismatch"
@@ -176,9 +183,10 @@ async def test_options_set_the_policy_and_battery_limits(
 
 
 async def test_options_of_a_site_that_is_not_loaded(hass: HomeAssistant) -> None:
-    data = {"point_map": "eastron_sdm630", "transport": "tcp", "host": "127.0.0.1",
+    data = {"point_map": "no_such_map", "transport": "tcp", "host": "127.0.0.1",
             "port": free_port(), "unit_id": 1}  # fmt: skip
     entry = await setup_site(hass, [subentry("modbus", data)], expect_loaded=False)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from custom_components.edge_ems.devices import async_get_catalog
 from custom_components.edge_ems.mqtt_bms import HaMqttBmsDevice
+from custom_components.edge_ems.site import async_get_catalog
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.util import dt as dt_util

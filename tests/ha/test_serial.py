@@ -65,7 +65,7 @@ async def _add_serial_device(hass: HomeAssistant, entry_id: str, port: str, baud
     )
     return await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {"serial_port": port, "baudrate": baud, "parity": "N", "unit_id": METER_UNIT},
+        {"serial_port": port, "baudrate": baud, "parity": "none", "unit_id": METER_UNIT},
     )
 
 

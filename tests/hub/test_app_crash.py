@@ -15,9 +15,9 @@ import pytest
 from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
+from tests.lib.bms.support import free_port
 
 from .gateway.conftest import eventually
-from .gateway.test_runner import free_port
 from .test_app_process import API_TOKEN, WAIT, Api, Launch, launch, stop
 
 __all__ = ["launch"]  # the fixture, imported for the test below

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.lib.bms.support import free_port
+
 from .gateway.conftest import WAIT
-from .gateway.test_runner import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +32,12 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 SITE = """
 site: {id: farm, name: The farm}
-agent: {id: farm-gw, read_interval: 0.2, flush_interval: 0.2}
+poll_interval: 0.2
+agent: {id: farm-gw, flush_interval: 0.2}
 control: {enable_control: true, dry_run: false, lease_ttl: 600}
-assets:
-  - {id: bess-1, name: Barn battery, capacity_wh: 10000, max_charge_w: 5000, max_discharge_w: 5000}
-  - {id: bess-2, capacity_wh: 30000, max_charge_w: 5000, max_discharge_w: 5000}
+devices:
+  - {id: bess-1, name: Barn battery, kind: sim_bess, capacity_wh: 10000}
+  - {id: bess-2, kind: sim_bess, capacity_wh: 30000}
 """
 
 Launch = Callable[..., Awaitable[asyncio.subprocess.Process]]

@@ -21,7 +21,7 @@ from ..device import DeviceIdentity, Health
 from ..exceptions import DeviceConnectionError
 from ..readings import Readings
 from ..resilience import CircuitBreaker
-from .pylontech import CanFrameError, decode_frame
+from .pylontech import FRAMES, CanFrameError, decode_frame
 from .reporting import ReportingDevice
 
 _LOGGER = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ _LOGGER = logging.getLogger(__name__)
 INVERTER_HEARTBEAT_ID = 0x305
 """An inverter sends this every second; some batteries fall silent without it."""
 MODEL = "Pylontech-compatible CAN BMS"
+
+
+_FRAME_METRICS = frozenset(field.metric for frame in FRAMES.values() for field in frame.fields)
 
 
 class CanBmsDevice(ReportingDevice):
@@ -67,6 +70,11 @@ class CanBmsDevice(ReportingDevice):
         manufacturer = self._latest.snapshot().get("device_manufacturer")
         name = manufacturer.value if manufacturer is not None else None
         return DeviceIdentity(manufacturer=str(name or "unknown"), model=MODEL)
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """Every metric the protocol's frames carry, reported once the battery sends them."""
+        return _FRAME_METRICS
 
     @property
     def health(self) -> Health:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from ..device import Command, DeviceIdentity, HealthTracker, WriteResult
 from ..exceptions import DeviceProtocolError, WriteRefusedError
@@ -52,6 +53,19 @@ class ReportingDevice:
     def commands(self) -> Mapping[str, Command]:
         """None: the device only reports."""
         return MappingProxyType({})
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """None: what these devices report names no states."""
+        return None
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """Nothing: a reporting device only listens."""
+        return MappingProxyType({})
+
+    async def register_dump(self) -> dict[str, Any] | None:
+        """None: messages, not registers."""
+        return None
 
     @property
     def safe_mode(self) -> Mapping[str, Value]:
@@ -105,6 +119,11 @@ class TopicMapDevice(ReportingDevice):
     def identity(self) -> DeviceIdentity | None:
         """The bridge's maker and model, known once connected."""
         return self._identity
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """Every metric the topic map names, reported once the bridge publishes it."""
+        return frozenset(self.decoder.topic_map.points)
 
     def _bridge_identity(self) -> DeviceIdentity:
         bridge = self.decoder.topic_map.bridge

@@ -13,7 +13,7 @@ from ..exceptions import EdgeEmsError
 
 # Each module offers ``register(subparsers)``, which adds its subcommand and sets ``handler``.
 SUBCOMMANDS = (
-    "pointmap", "agent", "launcher", "sim", "scan", "demo",
+    "pointmap", "site", "agent", "launcher", "sim", "scan", "demo",
     "health", "export", "diagnostics", "replay",
 )  # fmt: skip
 

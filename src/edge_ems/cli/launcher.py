@@ -17,8 +17,8 @@ import dataclasses
 import json
 import sys
 
-from ..agent.fleet import Fleet, Flood, simulated_site
-from .agent import add_link_arguments, link_from_args, run_until_signalled
+from ..site.fleet import Fleet, Flood, simulated_site
+from .agent import add_link_arguments, hub_from_args, run_until_signalled
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +44,9 @@ def _launch(args: argparse.Namespace) -> int:
     if args.count < 1:
         print("edge-ems launcher: COUNT must be at least 1", file=sys.stderr)  # noqa: T201
         return 2
-    link = dataclasses.replace(link_from_args(args), reconnect_cap=5.0)
+    hub = hub_from_args(args, agent_id=args.prefix)
+    assert hub is not None  # --hub is required
+    hub = dataclasses.replace(hub, reconnect_cap=5.0)
     sites = [
         simulated_site(
             args.first + offset,
@@ -59,7 +61,7 @@ def _launch(args: argparse.Namespace) -> int:
     flood = Flood(args.metrics, args.samples) if args.flood else None
 
     async def main(stop: asyncio.Event) -> int:
-        fleet = Fleet(sites, link, flood=flood)
+        fleet = Fleet(sites, hub, flood=flood)
         await fleet.start()
         try:
             with contextlib.suppress(TimeoutError):

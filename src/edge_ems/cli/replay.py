@@ -28,7 +28,7 @@ from ..agent import Agent, AgentConfig, TelemetryBuffer
 from ..dispatch import ControlPolicy, Dispatcher
 from ..exceptions import ConfigError
 from ..gateway.model import AssetInfo
-from .agent import add_link_arguments, link_from_args, run_until_signalled
+from .agent import add_link_arguments, hub_from_args, run_until_signalled
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -167,7 +167,8 @@ async def _within[T](work: Coroutine[Any, Any, T], seconds: float) -> T:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    link = link_from_args(args)
+    link = hub_from_args(args, args.agent_id)
+    assert link is not None  # --hub is required
     recording = load_recording(args.source, site=args.site, value=args.value)
     if args.shift_to_now:
         recording = shift_to_now(recording, round(time.time() * 1000))

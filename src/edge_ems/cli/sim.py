@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from ..exceptions import ConfigError
 from ..scan import parse_target
 from ..sim.clock import scaled_clock, today_at
@@ -46,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--mqtt", metavar="HOST:PORT", help="broker for the MQTT BMS (default: a private mosquitto)"
+    )
+    parser.add_argument(
+        "--write-site",
+        type=Path,
+        metavar="SITE.YAML",
+        help="write a site file for `edge-ems agent --site` with every device served",
     )
     parser.set_defaults(handler=_run)
 
@@ -131,11 +139,18 @@ def _run(args: argparse.Namespace) -> int:
     quiet_libraries(SERVER_LOGGERS)
     options = site_options(args)
     mqtt = parse_target(args.mqtt) if args.mqtt else None
-    return asyncio.run(_serve(options, args.host, args.base_port, mqtt, args.speed))
+    return asyncio.run(
+        _serve(options, args.host, args.base_port, mqtt, args.speed, args.write_site)
+    )
 
 
 async def _serve(
-    options: SiteOptions, host: str, base_port: int, mqtt: tuple[str, int] | None, speed: float
+    options: SiteOptions,
+    host: str,
+    base_port: int,
+    mqtt: tuple[str, int] | None,
+    speed: float,
+    write_site: Path | None,
 ) -> int:
     site = SimulatedSite(
         options.config,
@@ -147,6 +162,10 @@ async def _serve(
     )
     async with site:
         print(services_table(site))  # noqa: T201
+        if write_site is not None:
+            text = yaml.safe_dump(site.site_file(), sort_keys=False)
+            await asyncio.to_thread(write_site.write_text, text, encoding="utf-8")
+            print(f"\nsite file for edge-ems agent: {write_site}")  # noqa: T201
         print(f"\nsimulated time runs at {speed:g}x; Ctrl-C stops", flush=True)  # noqa: T201
         await wait_for_stop()
     print("stopped", flush=True)  # noqa: T201

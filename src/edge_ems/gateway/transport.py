@@ -72,6 +72,15 @@ def bearer_token(value: str) -> str | None:
     return token.strip()
 
 
+def parse_addresses(text: str) -> tuple[str, ...]:
+    """``host:port`` addresses from a comma-separated list, each checked; ``ValueError`` names
+    the first that is not one."""
+    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in addresses:
+        parse_address(address)
+    return addresses
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """Split ``host:port`` (``[v6]:port`` for IPv6); raise ``ValueError`` when malformed."""
     host, sep, port = address.strip().rpartition(":")

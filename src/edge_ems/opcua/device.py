@@ -27,11 +27,13 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif
 from asyncua.crypto import security_policies
+from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     ConfigError,
+    DeviceAuthenticationError,
     DeviceConnectionError,
     DeviceError,
     DeviceExceptionError,
@@ -57,6 +59,14 @@ _INTEGER_TYPES = frozenset(
         ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64,
     }
 )  # fmt: skip
+_AUTH_CODES = frozenset(
+    {
+        StatusCodes.BadUserAccessDenied,
+        StatusCodes.BadIdentityTokenInvalid,
+        StatusCodes.BadIdentityTokenRejected,
+    }
+)
+"""What a server answers when it refuses the user name or password."""
 # Identity metrics fill DeviceIdentity's fields, read once when connecting.
 _IDENTITY_FIELDS: Mapping[str, str] = MappingProxyType(
     {
@@ -170,6 +180,28 @@ class OpcUaDevice:
     def health(self) -> Health:
         """Connection and error state now."""
         return self._health.snapshot()
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """Every readable point of the node map but the identity, which the registry shows."""
+        return frozenset(
+            metric
+            for metric, point in self._map.points.items()
+            if point.readable and metric not in _IDENTITY_FIELDS
+        )
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """None: node maps name no states."""
+        return None
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """Nothing: the node map says all there is to know."""
+        return MappingProxyType({})
+
+    async def register_dump(self) -> dict[str, Any] | None:
+        """None: nodes, not registers."""
+        return None
 
     async def connect(self) -> DeviceIdentity:
         """Connect, identify the device and subscribe; reconnect by itself until closed."""
@@ -456,6 +488,8 @@ class OpcUaDevice:
         except TimeoutError as err:
             raise DeviceTimeoutError(f"{where}: no answer within {self._timeout} s") from err
         except UaStatusCodeError as err:
+            if err.code in _AUTH_CODES:
+                raise DeviceAuthenticationError(f"{where}: {err}") from err
             raise DeviceExceptionError(f"{where}: {err}", code=err.code) from err
         except UaError as err:
             raise DeviceProtocolError(f"{where}: {err}") from err

@@ -13,7 +13,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from ..exceptions import PointMapError
+from ..exceptions import ConfigFileError, PointMapError
 from ..metrics import METRICS
 
 # voluptuous words a misspelt key as "not a valid option" or "extra keys not allowed".
@@ -72,23 +72,33 @@ def dotted(parts: list[Any]) -> str:
     return ".".join(str(part) for part in parts)
 
 
-def apply_schema(schema: vol.Schema, data: Any, *, source: str, expected: str) -> dict[str, Any]:
-    """Check parsed YAML against a map schema; raise :class:`PointMapError` for the first error.
+def apply_schema(
+    schema: vol.Schema,
+    data: Any,
+    *,
+    source: str,
+    expected: str,
+    error: type[ConfigFileError] = PointMapError,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Check parsed YAML against a schema; raise ``error`` for the first problem.
 
-    ``expected`` names the top-level keys for the error a non-mapping gets. Of several errors
-    the one first by key path is reported, so a file gives the same error every time.
+    ``expected`` names the top-level keys for the error a non-mapping gets; ``prefix`` goes
+    in front of every key path. Of several errors the one first by key path is reported, so
+    a file gives the same error every time.
     """
     if not isinstance(data, Mapping):
-        raise PointMapError(f"expected a mapping with {expected}", source=source)
+        raise error(f"expected a mapping with {expected}", source=source, path=prefix)
     try:
         checked: dict[str, Any] = schema(dict(data))
     except vol.MultipleInvalid as err:
-        first = min(err.errors, key=lambda error: (dotted(error.path), str(error.msg)))
-        raise PointMapError(_reason(first), source=source, path=dotted(first.path)) from None
+        first = min(err.errors, key=lambda problem: (dotted(problem.path), str(problem.msg)))
+        path = ".".join(part for part in (prefix, dotted(first.path)) if part)
+        raise error(_reason(first), source=source, path=path) from None
     return checked
 
 
 def _reason(error: vol.Invalid) -> str:
     if error.msg in _EXTRA_KEY_MESSAGES:
-        return "unknown key (misspelt, or not part of the map format)"
+        return "unknown key (misspelt, or not part of the format)"
     return str(error.msg)

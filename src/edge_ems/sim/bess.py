@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..dispatch import AssetLimits
@@ -26,6 +27,14 @@ from ..resilience import CircuitBreaker
 from .physics import Battery
 
 REVERT_TIMER = "control_revert_timeout_s"
+BATTERY_STATES = ("idle", "charging", "discharging")
+_METRICS = frozenset(
+    {
+        "battery_power_w", "ac_power_w", "soc_pct", "battery_voltage_v", "battery_current_a",
+        "battery_temperature_c", "battery_charge_energy_wh", "battery_discharge_energy_wh",
+        "battery_capacity_wh", "battery_state", BATTERY_POWER, REVERT_TIMER,
+    }
+)  # fmt: skip
 _MAX_REVERT_S = 3600
 
 
@@ -38,13 +47,14 @@ class SimulatedBess:
         battery: Battery | None = None,
         *,
         name: str | None = None,
+        breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.asset_id = asset_id
         self.battery = battery if battery is not None else Battery()
         self._name = name or asset_id
         self._clock = clock
-        self._health = HealthTracker(CircuitBreaker(self._name), wall_clock=clock)
+        self._health = HealthTracker(breaker or CircuitBreaker(self._name), wall_clock=clock)
         self._identity: DeviceIdentity | None = None
         self._revert_at: float | None = None
         self._revert_s = 0
@@ -84,6 +94,24 @@ class SimulatedBess:
     def health(self) -> Health:
         """Connection and error state now."""
         return self._health.snapshot()
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """What every read reports."""
+        return _METRICS
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """The battery's states."""
+        return BATTERY_STATES if metric == "battery_state" else None
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """Nothing: a simulation has nothing to find out."""
+        return {}
+
+    async def register_dump(self) -> dict[str, Any] | None:
+        """None: a simulation has no registers."""
+        return None
 
     @property
     def safe_mode(self) -> Mapping[str, Value]:
@@ -172,7 +200,7 @@ class SimulatedBess:
     def _readings(self) -> Readings:
         self._advance()
         now, battery = self._clock(), self.battery
-        state = "idle"
+        state = BATTERY_STATES[0]
         if battery.power_w > 0:
             state = "discharging"
         elif battery.power_w < 0:

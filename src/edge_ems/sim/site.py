@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Self
+from typing import Any, Self
 
 from ..bms.topicmap import catalog_paths as topic_map_paths
 from ..bms.topicmap import load_topic_map
@@ -135,6 +135,10 @@ class SiteEndpoints:
         return rows
 
 
+def _battery(power_w: float, capacity_wh: float) -> dict[str, float]:
+    return {"max_charge_w": power_w, "max_discharge_w": power_w, "capacity_wh": capacity_wh}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now, for servers that cannot bind port 0."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -203,6 +207,45 @@ class SimulatedSite:
         if self._endpoints is None:
             raise RuntimeError("the site is not running")
         return self._endpoints
+
+    def site_file(self, site_id: str = "sim") -> dict[str, Any]:
+        """A site file (``edge-ems agent --site``) with every device this site serves.
+
+        The CAN battery is on python-can's virtual bus, which reaches only this process.
+        """
+        ends, config = self.endpoints, self.config
+        devices: list[dict[str, Any]] = [
+            {"id": "deye", "name": "Deye hybrid inverter", "kind": "modbus",
+             "point_map": deye.MAP_ID, "host": ends.host, "port": ends.gateway_port,
+             "unit_id": ends.deye_unit},
+            {"id": "meter", "name": "SDM630 grid meter", "kind": "modbus",
+             "point_map": meter.MAP_ID, "transport": "rtu_over_tcp", "host": ends.host,
+             "port": ends.meter_rtu_port, "unit_id": ends.meter_unit},
+        ]  # fmt: skip
+        if ends.sunspec_port is not None and config.sunspec is not None:
+            devices.append(
+                {"id": "sunspec", "name": "SunSpec hybrid inverter", "kind": "sunspec",
+                 "host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit,
+                 "battery": _battery(config.sunspec.max_power_w, config.sunspec.capacity_wh)}
+            )  # fmt: skip
+        if ends.opcua_url is not None and config.bess is not None:
+            devices.append(
+                {"id": "bess", "name": "BESS", "kind": "opcua", "url": ends.opcua_url,
+                 "node_map": "sim_bess",
+                 "battery": _battery(config.bess.max_power_w, config.bess.capacity_wh)}
+            )  # fmt: skip
+        if ends.mqtt is not None and ends.mqtt_topic_map is not None:
+            devices.append(
+                {"id": "mqtt-bms", "name": "MQTT BMS", "kind": "mqtt_bms",
+                 "topic_map": ends.mqtt_topic_map, "variables": dict(ends.mqtt_variables),
+                 "broker": {"host": ends.mqtt[0], "port": ends.mqtt[1]}}
+            )  # fmt: skip
+        if ends.can_channel is not None:
+            devices.append(
+                {"id": "can-bms", "name": "CAN BMS", "kind": "can_bms", "interface": "virtual",
+                 "channel": ends.can_channel}
+            )  # fmt: skip
+        return {"site": {"id": site_id, "name": "Simulated site"}, "devices": devices}
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
@@ -25,10 +25,14 @@ from .layout import ModelLayout, count_points, model_layout
 from .mapping import READ_POINTS, REVERT_TIMER, STORAGE_CONTROL, STORAGE_SETPOINT
 from .models import ModelDef, supported_definitions
 from .readout import Binding, bind, convert, label_models
-from .transport import MAX_WRITE, BlockReader, Span, write_holding
+from .transport import MAX_READ, MAX_WRITE, BlockReader, Span, write_holding
 
 if TYPE_CHECKING:
     from .transport import Registers
+
+
+_END_MARKER = 2
+"""Registers after the last model: the end marker's ID (0xFFFF) and length (0)."""
 
 
 @dataclass(slots=True)
@@ -177,6 +181,34 @@ class SunSpecDevice:
     def health(self) -> Health:
         """Connection and error state now."""
         return self._tracker.snapshot()
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """The metrics the models found map to; nothing before the chain is known."""
+        state = self._state
+        return frozenset() if state is None else frozenset(state.readings)
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """None yet: SunSpec enums are reported by their numbers."""
+        return None
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """Nothing yet: the chain is walked at every connect."""
+        return {}
+
+    async def register_dump(self) -> dict[str, Any] | None:
+        """The whole chain's registers, from the base to the end marker."""
+        chain = self.chain
+        if chain is None:
+            return None
+        end = max(model.end for model in chain.models) + _END_MARKER
+        spans = [
+            (start, min(start + MAX_READ - 1, end))
+            for start in range(chain.base, end + 1, MAX_READ)
+        ]
+        registers = await self._reader.read(spans)
+        return {"base": chain.base, "spaces": {"holding": dict(sorted(registers.items()))}}
 
     async def connect(self) -> DeviceIdentity:
         """Find the SunSpec map, place its models and identify the device."""

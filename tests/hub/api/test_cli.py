@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from edge_ems.hub.parquet import ParquetExporter
+from tests.lib.bms.support import free_port
 
 from ..gateway.conftest import WAIT, SiteFactory, eventually
-from ..gateway.test_runner import free_port
 from .conftest import API_TOKEN, HubMaker, LiveHub, now_ms
 from .test_measurements import MINUTE
 

@@ -10,17 +10,18 @@ import sys
 from pathlib import Path
 
 from edge_ems.dispatch import Outcome, Reason
+from tests.lib.bms.support import free_port
 
 from .conftest import TOKEN, WAIT, Hub, HubFactory, eventually
-from .test_runner import free_port
 
 SITE = """
 site: {id: farm, name: The farm}
-agent: {id: agent-1, read_interval: 0.2, flush_interval: 0.2}
+poll_interval: 0.2
+agent: {id: agent-1, flush_interval: 0.2}
 control: {enable_control: true, dry_run: false, lease_ttl: 600}
-assets:
-  - {id: bess-1, capacity_wh: 10000, max_charge_w: 5000, max_discharge_w: 5000}
-  - {id: bess-2, capacity_wh: 30000, max_charge_w: 5000, max_discharge_w: 5000}
+devices:
+  - {id: bess-1, kind: sim_bess, capacity_wh: 10000}
+  - {id: bess-2, kind: sim_bess, capacity_wh: 30000}
 """
 
 

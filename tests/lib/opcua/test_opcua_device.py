@@ -8,9 +8,9 @@ import pytest
 
 from edge_ems.device import Device, Health
 from edge_ems.exceptions import (
+    DeviceAuthenticationError,
     DeviceConnectionError,
     DeviceError,
-    DeviceExceptionError,
     IdentificationError,
     ReadBackMismatchError,
     WriteRefusedError,
@@ -252,7 +252,7 @@ async def test_user_name_and_password(
             await devices["right"].connect()
             await devices["right"].write("battery_power_setpoint_w", 500)
             for refused in ("wrong", "anonymous"):
-                with pytest.raises(DeviceExceptionError):
+                with pytest.raises(DeviceAuthenticationError):
                     await devices[refused].connect()
         finally:
             for each in devices.values():

@@ -17,9 +17,9 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from ..opcua import NodeMap
 from ..readings import Quality, Reading
 from ..resilience import Backoff
+from .nodemap import NodeMap
 
 _LOGGER = logging.getLogger(__name__)
 

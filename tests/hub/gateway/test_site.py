@@ -1,10 +1,10 @@
-"""Sites without Home Assistant against a live hub: simulated BESS assets, OPC UA as the
-telemetry source and ``telemetry_write_sim``, and a fleet in one process."""
+"""Sites without Home Assistant against a live hub: simulated BESS devices, OPC UA as the
+telemetry source, a simulated battery mirrored to OPC UA, and a fleet in one process."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +12,6 @@ import pytest
 from asyncua import ua
 from asyncua.server.server import Server
 
-from edge_ems.agent.fleet import Fleet, Flood, flood_metrics, simulated_site
-from edge_ems.agent.runner import HubLink, SiteRunner
-from edge_ems.agent.site import parse_site
 from edge_ems.dispatch import Outcome
 from edge_ems.sim.opcua_server import (
     NAMESPACE,
@@ -22,32 +19,36 @@ from edge_ems.sim.opcua_server import (
     OpcUaBessSimulator,
     close_address_space_cache,
 )
+from edge_ems.site import HubSettings, Site, catalog_for, parse_site_file
+from edge_ems.site.fleet import Fleet, Flood, flood_metrics, simulated_site
+from tests.lib.bms.support import free_port
 
 from .conftest import TOKEN, WAIT, Hub, HubFactory, eventually
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def site_file(assets: list[dict[str, object]]) -> dict[str, object]:
-    return {
-        "site": {"id": "farm", "name": "Farm"},
-        "agent": {"id": "agent-1", "read_interval": 0.1, "flush_interval": 0.1},
-        "control": {"enable_control": True, "dry_run": False},
-        "assets": assets,
-    }
+def site_file(devices: list[dict[str, object]], hub: Hub) -> Site:
+    """A live site with ``devices``, its agent ``agent-1`` linked to ``hub``."""
+    parsed = parse_site_file(
+        {
+            "site": {"id": "farm", "name": "Farm"},
+            "poll_interval": 0.1,
+            "agent": {"id": "agent-1", "flush_interval": 0.1},
+            "control": {"enable_control": True, "dry_run": False},
+            "devices": devices,
+        }
+    )
+    description = dataclasses.replace(
+        parsed.description, hub=HubSettings((hub.address,), TOKEN, parsed.agent_id)
+    )
+    return Site(description, catalog_for(description))
 
 
 @pytest.fixture
-async def runners() -> AsyncIterator[list[SiteRunner]]:
-    started: list[SiteRunner] = []
+async def sites() -> AsyncIterator[list[Site]]:
+    started: list[Site] = []
     yield started
-    for runner in started:
-        await runner.stop()
+    for site in started:
+        await site.stop()
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +56,16 @@ def address_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("opcua") / "address-space"
 
 
-async def test_simulated_site_streams_and_obeys(hub: Hub, runners: list[SiteRunner]) -> None:
-    site = parse_site(
-        site_file(
-            [{"id": "bess-1", "capacity_wh": 10_000}, {"id": "bess-2", "capacity_wh": 30_000}]
-        )
+async def test_simulated_site_streams_and_obeys(hub: Hub, sites: list[Site]) -> None:
+    site = site_file(
+        [
+            {"id": "bess-1", "kind": "sim_bess", "capacity_wh": 10_000},
+            {"id": "bess-2", "kind": "sim_bess", "capacity_wh": 30_000},
+        ],
+        hub,
     )
-    runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
-    runners.append(runner)
-    await runner.start()
+    sites.append(site)
+    await site.start()
     await eventually(
         lambda: {s[:2] for s in hub.sink.samples("agent-1")}
         >= {("bess-1", "soc_pct"), ("bess-2", "battery_power_w"), ("bess-2", "battery_state")}
@@ -84,16 +86,16 @@ async def test_simulated_site_streams_and_obeys(hub: Hub, runners: list[SiteRunn
 
 
 async def test_opcua_is_the_telemetry_source(
-    hub: Hub, runners: list[SiteRunner], address_space: Path
+    hub: Hub, sites: list[Site], address_space: Path
 ) -> None:
     async with OpcUaBessSimulator(
         port=free_port(), interval=0.1, address_space_cache=address_space
     ) as simulator:
-        opcua = {"url": simulator.url, "node_map": "sim_bess"}
-        site = parse_site(site_file([{"id": "plant", "max_discharge_w": 3000, "opcua": opcua}]))
-        runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
-        runners.append(runner)
-        await runner.start()
+        battery = {"max_charge_w": 3000, "max_discharge_w": 3000, "capacity_wh": 10_000}
+        device = {"id": "plant", "kind": "opcua", "url": simulator.url, "node_map": "sim_bess"}
+        site = site_file([{**device, "battery": battery}], hub)
+        sites.append(site)
+        await site.start()
         await eventually(
             lambda: ("plant", "soc_pct") in {s[:2] for s in hub.sink.samples("agent-1")}
         )
@@ -103,8 +105,8 @@ async def test_opcua_is_the_telemetry_source(
         await eventually(lambda: simulator.battery.power_w == 2500)
 
 
-async def test_telemetry_write_sim_writes_simulated_values_to_opcua(
-    hub: Hub, runners: list[SiteRunner], address_space: Path
+async def test_a_simulated_battery_mirrors_its_telemetry_to_opcua(
+    hub: Hub, sites: list[Site], address_space: Path
 ) -> None:
     url = f"opc.tcp://127.0.0.1:{free_port()}/edge-ems/scada"
     server = Server()
@@ -122,14 +124,14 @@ async def test_telemetry_write_sim_writes_simulated_values_to_opcua(
         nodes[metric] = node
     await server.start()
     try:
-        opcua = {"url": url, "node_map": "sim_bess", "telemetry_write_sim": True}
-        site = parse_site(site_file([{"id": "bess-1", "soc_pct": 64, "opcua": opcua}]))
-        runner = SiteRunner(site, HubLink((hub.address,), TOKEN))
-        runners.append(runner)
-        await runner.start()
-        assert runner.agent is not None
+        mirror = {"url": url, "node_map": "sim_bess"}
+        device = {"id": "bess-1", "kind": "sim_bess", "soc_pct": 64, "mirror": mirror}
+        site = site_file([device], hub)
+        sites.append(site)
+        await site.start()
+        assert site.agent is not None
         async with asyncio.timeout(WAIT):
-            await runner.agent.wait_connected()
+            await site.agent.wait_connected()
         await hub.server.dispatch(-1500, asset_id="bess-1", issued_by="ops")
         async with asyncio.timeout(WAIT):
             while await nodes["battery_power_w"].read_value() != -1500:  # noqa: ASYNC110
@@ -137,7 +139,7 @@ async def test_telemetry_write_sim_writes_simulated_values_to_opcua(
         assert round(await nodes["soc_pct"].read_value()) == 64
         assert ("bess-1", "soc_pct") in {s[:2] for s in hub.sink.samples("agent-1")}
     finally:
-        await runners.pop().stop()
+        await sites.pop().stop()
         await server.stop()
         close_address_space_cache(server)
 
@@ -146,7 +148,7 @@ async def test_a_fleet_floods_the_hub(hub_factory: HubFactory) -> None:
     tokens = {f"fleet-{n:04d}": TOKEN for n in range(1, 4)}
     hub = await hub_factory(tokens)
     sites = [simulated_site(n, prefix="fleet", read_interval=0.2) for n in range(1, 4)]
-    fleet = Fleet(sites, HubLink((hub.address,), TOKEN), flood=Flood(metrics=3, samples=20))
+    fleet = Fleet(sites, HubSettings((hub.address,), TOKEN, ""), flood=Flood(metrics=3, samples=20))
     await fleet.start()
     try:
         await eventually(lambda: hub.server.stats().points > 3 * 3 * 20 * 5)

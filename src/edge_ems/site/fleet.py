@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..dispatch import ControlPolicy
+from ..agent import TelemetryBuffer
+from ..dispatch import AssetLimits, ControlPolicy
 from ..metrics import METRICS, Category, MetricKind
-from .buffer import TelemetryBuffer
-from .runner import HubLink, SiteRunner
-from .site import SiteAsset, SiteFile
+from . import keys
+from .description import DeviceSpec, HubSettings, SiteDescription
+from .factory import Catalog
+from .site import Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +55,27 @@ def simulated_site(
     read_interval: float = 5.0,
     flush_interval: float = 5.0,
     live: bool = True,
-) -> SiteFile:
+) -> SiteDescription:
     """Site ``<prefix>-<index>``: ``assets`` simulated 10 kWh / 5 kW batteries."""
     site_id = f"{prefix}-{index:04d}"
-    return SiteFile(
+    battery = {keys.CAPACITY_WH: 10_000.0, keys.MAX_CHARGE_W: 5000.0, keys.MAX_DISCHARGE_W: 5000.0}
+    return SiteDescription(
         site_id=site_id,
-        site_name=f"Simulated site {index}",
-        agent_id=site_id,
-        gateway_id=site_id,
-        policy=ControlPolicy(enable_control=live, dry_run=not live),
-        read_interval=read_interval,
-        flush_interval=flush_interval,
-        buffer_dir=None,
-        assets=tuple(
-            SiteAsset(f"{site_id}-bess-{n}", f"Battery {n}", "battery", 10_000, 5000, 5000, 50)
+        name=f"Simulated site {index}",
+        devices=tuple(
+            DeviceSpec(
+                f"{site_id}-bess-{n}",
+                f"Battery {n}",
+                keys.DeviceKind.SIM_BESS,
+                {**battery, keys.SOC_PCT: 50.0},
+                AssetLimits(5000.0, 5000.0, 10_000.0),
+            )
             for n in range(1, assets + 1)
         ),
+        policy=ControlPolicy(enable_control=live, dry_run=not live),
+        poll_interval=read_interval,
+        gateway_id=site_id,
+        flush_interval=flush_interval,
     )
 
 
@@ -87,14 +95,19 @@ class Fleet:
 
     def __init__(
         self,
-        sites: Sequence[SiteFile],
-        link: HubLink,
+        sites: Sequence[SiteDescription],
+        hub: HubSettings,
         *,
         flood: Flood | None = None,
         memory_limit: int = 64 * 1024 * 1024,
     ) -> None:
-        self.runners = [
-            SiteRunner(site, link, buffer=TelemetryBuffer(memory_limit=memory_limit))
+        # Each site's agent is named for its site; simulated batteries need no maps.
+        self.sites = [
+            Site(
+                dataclasses.replace(site, hub=dataclasses.replace(hub, agent_id=site.site_id)),
+                Catalog(),
+                buffer=TelemetryBuffer(memory_limit=memory_limit),
+            )
             for site in sites
         ]
         self._flood = flood
@@ -103,12 +116,12 @@ class Fleet:
 
     async def start(self) -> None:
         """Start every site; return at once (agents connect in the background)."""
-        for runner in self.runners:
-            await runner.start()
+        for site in self.sites:
+            await site.start()
         if self._flood is not None:
             loop = asyncio.get_running_loop()
             self._tasks = [
-                loop.create_task(self._flood_site(runner, self._flood)) for runner in self.runners
+                loop.create_task(self._flood_site(site, self._flood)) for site in self.sites
             ]
 
     async def stop(self) -> None:
@@ -118,24 +131,24 @@ class Fleet:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        await asyncio.gather(*(site.stop() for site in self.sites))
 
     def stats(self) -> FleetStats:
         """Figures now."""
-        agents = [runner.agent for runner in self.runners if runner.agent is not None]
+        agents = [site.agent for site in self.sites if site.agent is not None]
         stats = [agent.stats() for agent in agents]
         return FleetStats(
-            agents=len(self.runners),
+            agents=len(self.sites),
             connected=sum(s.connected for s in stats),
             flooded_points=self.flooded_points,
             durable_batches=sum(s.durable_seq for s in stats),
             dropped_points=sum(s.buffer.dropped_points for s in stats),
         )
 
-    async def _flood_site(self, runner: SiteRunner, flood: Flood) -> None:
-        agent = runner.agent
+    async def _flood_site(self, site: Site, flood: Flood) -> None:
+        agent = site.agent
         assert agent is not None
-        asset = runner.site.assets[0].asset_id
+        asset = site.description.devices[0].device_id
         metrics = flood_metrics(flood.metrics)
         values = [float(n % 100) for n in range(flood.samples)]
         while True:
