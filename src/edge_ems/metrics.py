@@ -14,13 +14,14 @@ Grid power is positive on import. Both match Home Assistant's Energy dashboard.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable
 
 
 class MetricKind(StrEnum):
@@ -79,128 +80,58 @@ _M = MetricKind
 _C = Category
 
 
-def _power(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name,
-        description,
-        _M.MEASUREMENT,
-        category,
-        "W",
-        "power",
-        "measurement",
-        diagnostic=diagnostic,
-        noisy=noisy,
-    )
+class _Factory(Protocol):
+    def __call__(
+        self,
+        name: str,
+        description: str,
+        category: Category,
+        *,
+        diagnostic: bool = False,
+        noisy: bool = False,
+    ) -> Metric: ...
 
 
-def _energy(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name,
-        description,
-        _M.COUNTER,
-        category,
-        "Wh",
-        "energy",
-        "total_increasing",
-        diagnostic=diagnostic,
-        noisy=noisy,
-    )
+# Kind, unit, device class and state class of each quantity that many metrics share.
+_QUANTITIES: Mapping[str, tuple[MetricKind, str | None, str | None, str | None]] = {
+    "power": (_M.MEASUREMENT, "W", "power", "measurement"),
+    "energy": (_M.COUNTER, "Wh", "energy", "total_increasing"),
+    "voltage": (_M.MEASUREMENT, "V", "voltage", "measurement"),
+    "current": (_M.MEASUREMENT, "A", "current", "measurement"),
+    "temperature": (_M.MEASUREMENT, "°C", "temperature", "measurement"),
+    "duration": (_M.MEASUREMENT, "s", "duration", "measurement"),
+    "state": (_M.STATE, None, "enum", None),
+}
 
 
-def _voltage(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name,
-        description,
-        _M.MEASUREMENT,
-        category,
-        "V",
-        "voltage",
-        "measurement",
-        diagnostic=diagnostic,
-        noisy=noisy,
-    )
+def _quantity(quantity: str) -> _Factory:
+    kind, unit, device_class, state_class = _QUANTITIES[quantity]
+
+    def make(
+        name: str,
+        description: str,
+        category: Category,
+        *,
+        diagnostic: bool = False,
+        noisy: bool = False,
+    ) -> Metric:
+        return Metric(
+            name, description, kind, category, unit, device_class, state_class,
+            diagnostic=diagnostic, noisy=noisy,
+        )  # fmt: skip
+
+    return make
 
 
-def _current(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name,
-        description,
-        _M.MEASUREMENT,
-        category,
-        "A",
-        "current",
-        "measurement",
-        diagnostic=diagnostic,
-        noisy=noisy,
-    )
-
-
-def _temperature(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name,
-        description,
-        _M.MEASUREMENT,
-        category,
-        "°C",
-        "temperature",
-        "measurement",
-        diagnostic=diagnostic,
-        noisy=noisy,
-    )
+_power, _energy, _voltage, _current, _temperature, _duration, _state = (
+    _quantity(quantity) for quantity in _QUANTITIES
+)
 
 
 def _setting(
     name: str, description: str, category: Category, unit: str | None, device_class: str | None
 ) -> Metric:
     return Metric(name, description, _M.SETTING, category, unit, device_class)
-
-
-def _state(
-    name: str,
-    description: str,
-    category: Category,
-    *,
-    diagnostic: bool = False,
-    noisy: bool = False,
-) -> Metric:
-    return Metric(
-        name, description, _M.STATE, category, None, "enum", diagnostic=diagnostic, noisy=noisy
-    )
 
 
 def _flags(name: str, description: str, category: Category) -> Metric:
@@ -402,6 +333,10 @@ def _inverter_controls() -> Iterable[Metric]:
         "s",
         "duration",
     )
+    yield _duration(
+        "control_revert_remaining_s", "Time left before the device reverts to its own control",
+        _C.DEVICE, diagnostic=True, noisy=True,
+    )  # fmt: skip
     yield _setting("control_enabled", "Device accepts remote control", _C.DEVICE, None, None)
     yield _setting(
         "energy_management_mode",
@@ -432,6 +367,8 @@ def _inverter_controls() -> Iterable[Metric]:
 
 
 def _ev() -> Iterable[Metric]:
+    # The charger's power, energies and phase currents are the asset's AC metrics (its
+    # power negative while it charges); its communication timeout is control_revert_timeout_s.
     yield _state("ev_state", "Charger state (IEC 61851: A-F)", _C.EV)
     yield Metric("ev_connected", "A vehicle is plugged in", _M.FLAG, _C.EV, None, "plug")
     yield Metric("ev_charging", "The vehicle is charging", _M.FLAG, _C.EV, None, "battery_charging")
@@ -439,15 +376,33 @@ def _ev() -> Iterable[Metric]:
         "ev_session_energy_wh", "Energy charged this session", _M.COUNTER, _C.EV, "Wh",
         "energy", "total",
     )  # fmt: skip
+    yield _current("ev_current_offered_a", "Current the charger offers the vehicle now", _C.EV)
     yield _setting(
-        "ev_current_limit_a", "Charge current offered to the vehicle", _C.EV, "A", "current"
-    )
+        "ev_current_limit_a", "Charge current offered to the vehicle (0 stops)", _C.EV, "A",
+        "current",
+    )  # fmt: skip
+    yield _setting(
+        "ev_fallback_current_a", "Current the charger falls back to when its controller falls "
+        "silent", _C.EV, "A", "current",
+    )  # fmt: skip
     yield _setting("ev_charging_enabled", "Charger may charge", _C.EV, None, None)
     yield _setting("ev_phases", "Phases used for charging", _C.EV, None, None)
 
 
 def _heat_pump() -> Iterable[Metric]:
+    # The heat pump's electrical power and energy are the asset's AC metrics.
     yield _state("heat_pump_state", "Heat pump operating state", _C.HEAT_PUMP)
+    yield Metric(
+        "heat_pump_compressor_running", "The compressor runs", _M.FLAG, _C.HEAT_PUMP, None,
+        "running",
+    )  # fmt: skip
+    yield Metric(
+        "heat_pump_defrosting", "The heat pump defrosts its outdoor coil", _M.FLAG,
+        _C.HEAT_PUMP, None, "running", noisy=True,
+    )  # fmt: skip
+    yield _state(
+        "heat_pump_sg_ready_state", "SG Ready operating state the heat pump is in", _C.HEAT_PUMP
+    )
     yield Metric(
         "heat_power_w", "Thermal power delivered", _M.MEASUREMENT, _C.HEAT_PUMP, "W", "power",
         "measurement",
@@ -466,14 +421,27 @@ def _heat_pump() -> Iterable[Metric]:
         "compressor_frequency_hz", "Compressor frequency", _M.MEASUREMENT, _C.HEAT_PUMP, "Hz",
         "frequency", "measurement", noisy=True,
     )  # fmt: skip
+    yield _current("compressor_current_a", "Compressor current", _C.HEAT_PUMP, noisy=True)
+    yield _setting("heat_pump_enabled", "Heat pump may heat (or cool)", _C.HEAT_PUMP, None, None)
     yield _setting("heat_pump_mode", "Heat pump mode", _C.HEAT_PUMP, None, "enum")
     yield _setting(
-        "flow_temperature_setpoint_c",
-        "Flow temperature setpoint",
-        _C.HEAT_PUMP,
-        "°C",
+        "heat_pump_sg_ready", "SG Ready order: block, normal, boost or force", _C.HEAT_PUMP, None,
+        "enum",
+    )  # fmt: skip
+    yield _setting(
+        "heat_pump_sg_ready_enabled", "The heat pump follows SG Ready orders", _C.HEAT_PUMP,
+        None, None,
+    )  # fmt: skip
+    yield _setting(
+        "flow_temperature_setpoint_c", "Flow temperature setpoint", _C.HEAT_PUMP, "°C",
         "temperature",
-    )
+    )  # fmt: skip
+    yield _setting(
+        "room_temperature_setpoint_c", "Room temperature setpoint", _C.HEAT_PUMP, "°C",
+        "temperature",
+    )  # fmt: skip
+    yield _setting("dhw_enabled", "Hot water may be heated", _C.HEAT_PUMP, None, None)
+    yield _setting("dhw_mode", "Hot water mode", _C.HEAT_PUMP, None, "enum")
     yield _setting(
         "dhw_temperature_setpoint_c", "Hot water temperature setpoint", _C.HEAT_PUMP, "°C",
         "temperature",
@@ -575,20 +543,26 @@ def _device() -> Iterable[Metric]:
     )  # fmt: skip
 
 
-def _build() -> Mapping[str, Metric]:
+_GROUPS = (
+    _ac, _pv, _battery, _grid, _load, _inverter_controls, _ev, _heat_pump, _tracker, _weather,
+    _device,
+)  # fmt: skip
+
+
+def build_vocabulary(
+    groups: Iterable[Callable[[], Iterable[Metric]]] = _GROUPS,
+) -> Mapping[str, Metric]:
+    """Key the metrics of ``groups`` by name; raise ``ValueError`` on a name given twice."""
     vocabulary: dict[str, Metric] = {}
-    for group in (
-        _ac, _pv, _battery, _grid, _load, _inverter_controls, _ev, _heat_pump, _tracker,
-        _weather, _device,
-    ):  # fmt: skip
+    for group in groups:
         for metric in group():
-            if metric.name in vocabulary:  # pragma: no cover - guards the table above
+            if metric.name in vocabulary:
                 raise ValueError(f"metric {metric.name!r} defined twice")
             vocabulary[metric.name] = metric
     return MappingProxyType(vocabulary)
 
 
-METRICS: Mapping[str, Metric] = _build()
+METRICS: Mapping[str, Metric] = build_vocabulary()
 """Every canonical metric by name."""
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
-from edge_ems.metrics import METRICS, Metric, MetricKind, metric
+from edge_ems.metrics import METRICS, Category, Metric, MetricKind, build_vocabulary, metric
 
 ALL = sorted(METRICS.values(), key=lambda item: item.name)
 
@@ -49,9 +50,41 @@ def _suffix_unit(name: str) -> str | None:
     return SUFFIX_UNITS[max(matches, key=len)] if matches else None
 
 
-def test_names_are_unique_and_keyed_by_name() -> None:
-    assert len({item.name for item in ALL}) == len(ALL)
-    assert all(METRICS[item.name] is item for item in ALL)
+def test_a_name_given_twice_is_refused() -> None:
+    def first() -> Iterator[Metric]:
+        yield metric("soc_pct")
+
+    def again() -> Iterator[Metric]:
+        yield Metric("soc_pct", "Another state of charge", MetricKind.MEASUREMENT, Category.LOAD)
+
+    assert list(build_vocabulary([first])) == ["soc_pct"]
+    with pytest.raises(ValueError, match="'soc_pct' defined twice"):
+        build_vocabulary([first, again])
+
+
+def _home_assistant_tables() -> tuple[dict[str, set[str | None]], dict[str, set[str]]]:
+    """Home Assistant's own units and state classes per sensor device class."""
+    sensor = pytest.importorskip("homeassistant.components.sensor.const")
+    units = {str(key): set(value) for key, value in sensor.DEVICE_CLASS_UNITS.items()}
+    states = {
+        str(key): {str(state) for state in value}
+        for key, value in sensor.DEVICE_CLASS_STATE_CLASSES.items()
+    }
+    return units, states
+
+
+@pytest.mark.parametrize("item", ALL, ids=lambda item: item.name)
+def test_metric_is_a_sensor_home_assistant_accepts(item: Metric) -> None:
+    """Checked against Home Assistant's own tables (skipped where it is not installed; the
+    table above, taken from them, checks the same on Python 3.13)."""
+    if item.kind is MetricKind.FLAG or item.device_class in (None, "enum"):
+        return
+    units, state_classes = _home_assistant_tables()
+    assert item.device_class in units, item.device_class
+    assert item.unit in units[item.device_class]
+    assert UNITS[item.device_class] <= units[item.device_class]
+    if item.state_class is not None and item.kind is not MetricKind.SETTING:
+        assert item.state_class in state_classes[item.device_class]
 
 
 @pytest.mark.parametrize("item", ALL, ids=lambda item: item.name)
