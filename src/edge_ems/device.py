@@ -41,6 +41,8 @@ class Command:
     """The point map explicitly allows writing this command."""
     eeprom: bool = True
     """The register is backed by EEPROM/flash: write only on change, within a budget."""
+    lease: bool = False
+    """Written only as a lease with a time to live; when it lapses, the device's safe mode."""
 
 
 @dataclass(frozen=True, slots=True)

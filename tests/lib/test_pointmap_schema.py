@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from edge_ems.exceptions import PointMapError
 from edge_ems.metrics import METRICS
 from edge_ems.pointmap import PointMap, load_point_map, parse_point_map
+from edge_ems.pointmap.codec import from_value
 from edge_ems.pointmap.schema import validate
 
 SOURCE = "maps/test.yaml"
@@ -200,6 +201,16 @@ CASES: list[tuple[str, Edit, str, str]] = [
      "device.identify.device_serial", "not a regular expression"),
     ("identify huge repeat", _set("device.identify", {"device_serial": "a{99999999999}"}),
      "device.identify.device_serial", "not a regular expression"),
+    ("gap reversed", _set("points.work_mode.write.not_between", [1, 0]),
+     "points.work_mode.write.not_between", "above maximum"),
+    ("gap outside the limits", _set("points.battery_charge_current_max_a.write.not_between",
+     [50, 150]), "points.battery_charge_current_max_a.write.not_between", "no gap inside"),
+    ("gap empty", _set("points.battery_charge_current_max_a.write.not_between", [5, 5]),
+     "points.battery_charge_current_max_a.write.not_between", "no gap inside"),
+    ("lease not allowed", _set("points.battery_charge_current_max_a.write.lease", True),
+     "points.battery_charge_current_max_a.write.lease", "must allow writing"),
+    ("lease without safe mode", _set("points.work_mode.write.lease", True),
+     "points.work_mode.write.lease", "device.safe_mode must say"),
 ]  # fmt: skip
 
 
@@ -386,3 +397,18 @@ def test_fuzzed_yaml_text_loads_or_raises_point_map_error(
 @given(st.text(max_size=200))
 def test_arbitrary_text_loads_or_raises_point_map_error(text: str) -> None:
     _valid_or_point_map_error(lambda: parse_point_map(text, source=SOURCE, map_id="fuzz"))
+
+
+def test_a_gap_in_the_limits_refuses_values_inside_it() -> None:
+    data = _base()
+    data["points"]["battery_charge_current_max_a"]["write"] = {
+        "allow_write": True, "min": 0, "max": 32, "not_between": [0, 6], "lease": True,
+    }  # fmt: skip
+    data["device"]["safe_mode"] = {"battery_charge_current_max_a": 6}
+    point = validate(data, source=SOURCE, map_id="test").points["battery_charge_current_max_a"]
+    assert point.write is not None
+    assert (point.write.not_between, point.write.lease) == ((0.0, 6.0), True)
+    assert from_value(point, 0) == 0
+    assert from_value(point, 6) == 6
+    with pytest.raises(ValueError, match="lies between 0 and 6; write 0 or from 6 up"):
+        from_value(point, 3)

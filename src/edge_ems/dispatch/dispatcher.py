@@ -11,9 +11,12 @@ Order of the guards, each attempt audited whatever its outcome:
    requested writes per device within a rate.
 6. write, read back, audit.
 
-A battery power setpoint is a lease with a time to live. While it holds, the device's own
-revert timer (or a volatile setpoint register) is refreshed at a third of the ttl; when it
-lapses unrenewed, the device is returned to its safe mode, and that is audited too.
+A battery power setpoint, and every command a device marks ``lease`` (a charger's current
+limit, a heat pump's SG Ready order), is a lease with a time to live, one per device and
+command. While it holds, the device's own revert timer (or the volatile register itself) is
+refreshed at a third of the ttl; when it lapses unrenewed, the device is returned to its safe
+mode (only that command's safe value while other leases on the device still hold), and that
+is audited too.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class _Asset:
 
 @dataclass(slots=True)
 class _Lease:
-    value: float
+    value: Value
     ttl: float
     expires: float
     requested_by: str
@@ -113,7 +116,8 @@ class Dispatcher:
         self._clock = clock
         self._monotonic = monotonic
         self._assets: dict[str, _Asset] = {}
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[tuple[str, str], _Lease] = {}
+        """By device id and command."""
         self.budget = EepromBudget(policy.eeprom_daily_writes, clock=clock)
         self._rate = RateLimiter(policy.writes_per_minute, clock=monotonic)
 
@@ -130,7 +134,7 @@ class Dispatcher:
         if policy.enable_control and not policy.dry_run:
             return []
         records: list[AuditRecord] = []
-        for device_id in sorted(self._leases):
+        for device_id in self._leased_devices():
             request = _Request(device_id, "release", None, "policy", "policy")
             records += await self._release(request, Reason.CONTROL_DISABLED)
         return records
@@ -142,11 +146,12 @@ class Dispatcher:
         self._assets[device_id] = _Asset(device, limits)
 
     def remove_device(self, device_id: str) -> None:
-        """Forget a device (its lease, if any, is dropped without release)."""
+        """Forget a device (its leases, if any, are dropped without release)."""
         self._assets.pop(device_id, None)
-        lease = self._leases.pop(device_id, None)
-        if lease is not None and lease.task is not None:
-            lease.task.cancel()
+        for key in [key for key in self._leases if key[0] == device_id]:
+            lease = self._leases.pop(key)
+            if lease.task is not None:
+                lease.task.cancel()
 
     def observe(self, device_id: str, readings: Readings) -> None:
         """Note the values a device reported, so unchanged EEPROM writes are skipped."""
@@ -158,18 +163,38 @@ class Dispatcher:
             if reading is not None and reading.value is not None:
                 asset.known[metric] = reading.value
 
-    def leases(self) -> dict[str, tuple[float, float]]:
-        """Active leases: device id to (value, seconds left)."""
-        now = self._monotonic()
+    def leases(self, command: str = BATTERY_POWER) -> dict[str, tuple[Value, float]]:
+        """Active leases of one command: device id to (value, seconds left)."""
         return {
-            device_id: (lease.value, max(0.0, lease.expires - now))
-            for device_id, lease in self._leases.items()
+            device_id: held
+            for device_id, commands in self.all_leases().items()
+            if (held := commands.get(command)) is not None
         }
 
+    def all_leases(self) -> dict[str, dict[str, tuple[Value, float]]]:
+        """Every active lease: device id to command to (value, seconds left)."""
+        now = self._monotonic()
+        held: dict[str, dict[str, tuple[Value, float]]] = {}
+        for (device_id, command), lease in sorted(self._leases.items()):
+            held.setdefault(device_id, {})[command] = (lease.value, max(0.0, lease.expires - now))
+        return held
+
     async def write(
-        self, device_id: str, metric: str, value: Value, *, requested_by: str, source: str
+        self,
+        device_id: str,
+        metric: str,
+        value: Value,
+        *,
+        requested_by: str,
+        source: str,
+        ttl: float | None = None,
     ) -> AuditRecord:
-        """Write one named command through every guard; a battery power setpoint is a lease."""
+        """Write one named command through every guard.
+
+        A battery power setpoint, or a command the device marks ``lease``, holds only while
+        its lease does: ``ttl`` seconds (the policy's lease time by default), renewed by
+        writing it again.
+        """
         if (
             metric == BATTERY_POWER
             and isinstance(value, int | float)
@@ -177,12 +202,21 @@ class Dispatcher:
         ):
             # However it is asked for, a power setpoint holds only while its lease does.
             [record] = await self.dispatch(
-                float(value), requested_by=requested_by, source=source, asset_id=device_id
-            )
+                float(value), requested_by=requested_by, source=source, asset_id=device_id,
+                ttl=ttl,
+            )  # fmt: skip
             return record
-        return self._emit(
-            await self._guarded_write(_Request(device_id, metric, value, requested_by, source))
-        )
+        asset = self._assets.get(device_id)
+        command = None if asset is None else asset.device.commands.get(metric)
+        if command is None or not command.lease:
+            request = _Request(device_id, metric, value, requested_by, source)
+            return self._emit(await self._guarded_write(request))
+        ttl = self._policy.lease_ttl if ttl is None else ttl
+        request = _Request(device_id, metric, value, requested_by, source, ttl)
+        record = self._emit(await self._guarded_write(request))
+        if record.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            await self._hold(device_id, metric, record.applied, ttl, requested_by)
+        return record
 
     async def dispatch(
         self,
@@ -218,7 +252,8 @@ class Dispatcher:
             record = self._emit(await self._guarded_write(request))
             records.append(record)
             if record.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
-                await self._hold(device_id, float(record.applied or 0.0), ttl, requested_by)
+                applied = float(record.applied or 0.0)
+                await self._hold(device_id, BATTERY_POWER, applied, ttl, requested_by)
         return records
 
     async def release(
@@ -243,7 +278,7 @@ class Dispatcher:
 
     async def close(self, *, release: bool = True) -> None:
         """Stop every lease, returning leased devices to safe mode unless told otherwise."""
-        for device_id in sorted(self._leases):
+        for device_id in self._leased_devices():
             if release:
                 request = _Request(device_id, "release", None, "shutdown", "lease")
                 await self._release(request, Reason.RELEASE_REQUESTED)
@@ -346,45 +381,56 @@ class Dispatcher:
 
     # Leases.
 
-    async def _hold(self, device_id: str, value: float, ttl: float, requested_by: str) -> None:
-        lease = self._leases.get(device_id)
+    def _leased_devices(self) -> list[str]:
+        return sorted({device_id for device_id, _ in self._leases})
+
+    async def _hold(
+        self, device_id: str, command: str, value: Value, ttl: float, requested_by: str
+    ) -> None:
+        key = (device_id, command)
+        lease = self._leases.get(key)
         expires = self._monotonic() + ttl
         if lease is None:
-            lease = self._leases[device_id] = _Lease(value, ttl, expires, requested_by)
+            lease = self._leases[key] = _Lease(value, ttl, expires, requested_by)
             lease.task = asyncio.get_running_loop().create_task(
-                self._lease_loop(device_id), name=f"edge_ems lease {device_id}"
+                self._lease_loop(key), name=f"edge_ems lease {device_id} {command}"
             )
         else:
             lease.value, lease.ttl, lease.expires = value, ttl, expires
             lease.requested_by = requested_by
 
-    async def _lease_loop(self, device_id: str) -> None:
-        while (lease := self._leases.get(device_id)) is not None:
+    async def _lease_loop(self, key: tuple[str, str]) -> None:
+        device_id, command = key
+        while (lease := self._leases.get(key)) is not None:
             remaining = lease.expires - self._monotonic()
             if remaining <= 0:
-                self._leases.pop(device_id, None)
+                self._leases.pop(key, None)
                 request = _Request(device_id, "release", None, lease.requested_by, "lease")
-                await self._release_now(request, Reason.LEASE_EXPIRED)
+                # While other leases hold the device, only this command goes back.
+                others = any(held == device_id for held, _ in self._leases)
+                only = command if others else None
+                await self._release_now(request, Reason.LEASE_EXPIRED, only=only)
                 return
             await asyncio.sleep(min(lease.ttl / 3.0, remaining))
-            if self._leases.get(device_id) is lease and lease.expires > self._monotonic():
-                await self._refresh(device_id, lease)
+            if self._leases.get(key) is lease and lease.expires > self._monotonic():
+                await self._refresh(key, lease)
 
-    async def _refresh(self, device_id: str, lease: _Lease) -> None:
-        """Keep the device from reverting early: its timer, or a volatile setpoint register."""
+    async def _refresh(self, key: tuple[str, str], lease: _Lease) -> None:
+        """Keep the device from reverting early: its timer, or a volatile register."""
+        device_id, metric = key
         asset = self._assets.get(device_id)
         if asset is None:
             return
-        command = asset.device.commands.get(BATTERY_POWER)
+        command = asset.device.commands.get(metric)
         try:
             async with asset.lock:
                 if asset.device.revert_timer is not None:
                     await self._arm_revert_timer(asset, lease.ttl)
                 elif command is not None and not command.eeprom:
-                    await asset.device.write(BATTERY_POWER, lease.value)
+                    await asset.device.write(metric, lease.value)
         except (DeviceError, WriteRefusedError) as err:
             request = _Request(
-                device_id, BATTERY_POWER, lease.value, lease.requested_by, "lease", lease.ttl
+                device_id, metric, lease.value, lease.requested_by, "lease", lease.ttl
             )
             message = f"refreshing the setpoint failed: {err}"
             self._emit(self._record(request, Outcome.FAILED, Reason.DEVICE_ERROR, message))
@@ -396,21 +442,28 @@ class Dispatcher:
         await asset.device.write(timer, math.ceil(ttl * 1.5))
 
     async def _release(self, request: _Request, reason: Reason) -> list[AuditRecord]:
-        lease = self._leases.pop(request.device_id or "", None)
-        if lease is not None and lease.task is not None:
-            lease.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease.task
+        for key in [key for key in self._leases if key[0] == request.device_id]:
+            lease = self._leases.pop(key)
+            if lease.task is not None:
+                lease.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease.task
         return await self._release_now(request, reason)
 
-    async def _release_now(self, request: _Request, reason: Reason) -> list[AuditRecord]:
-        """Write the device's safe-mode values; returning to safety passes every budget."""
+    async def _release_now(
+        self, request: _Request, reason: Reason, *, only: str | None = None
+    ) -> list[AuditRecord]:
+        """Write the device's safe-mode values (``only`` that command's, if given); returning
+        to safety passes every budget."""
         asset = self._assets.get(request.device_id or "")
         if asset is None:
             return []
         records = []
+        safe_mode = asset.device.safe_mode
+        if only is not None:
+            safe_mode = {only: safe_mode[only]} if only in safe_mode else {}
         async with asset.lock:
-            for metric, value in asset.device.safe_mode.items():
+            for metric, value in safe_mode.items():
                 step = _Request(
                     request.device_id, metric, value, request.requested_by, request.source
                 )

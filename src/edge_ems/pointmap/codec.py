@@ -130,6 +130,12 @@ def from_value(point: Point, value: Value, scale_exponent: int = 0) -> Raw:
         )
     if isinstance(value, str):
         raise ValueError(f"{point.metric}: {value!r} is not a number")
+    gap = point.write.not_between if point.write is not None else None
+    if gap is not None and gap[0] < float(value) < gap[1]:
+        raise ValueError(
+            f"{point.metric}: {value!r} lies between {gap[0]:g} and {gap[1]:g}; "
+            f"write {gap[0]:g} or from {gap[1]:g} up"
+        )
     multiplier = _multiplier(point, scale_exponent)
     if multiplier == 0:
         raise ValueError(f"{point.metric}: scale is zero")

@@ -105,6 +105,10 @@ class WriteSpec:
     Unknown storage counts as EEPROM."""
     function: WriteFunction | None = None
     """Overrides the device's write function for this point."""
+    not_between: tuple[float, float] | None = None
+    """Values strictly between these two are refused: a charge current is 0 or 6-32 A."""
+    lease: bool = False
+    """Written only as a lease with a time to live; when it lapses, the device's safe mode."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ WRITE_SCHEMA = vol.Schema(
         vol.Optional("max"): number,
         vol.Optional("eeprom", default=True): bool,
         vol.Optional("function"): enum_of(WriteFunction),
+        vol.Optional("not_between"): number_pair,
+        vol.Optional("lease", default=False): bool,
     }
 )
 
@@ -204,9 +206,15 @@ def _write_spec(write: dict[str, Any], registers: int, fail: Any) -> WriteSpec:
     function = write.get("function")
     if function is WriteFunction.FC06 and registers != 1:
         raise fail("function fc06 writes one register; this point spans more", "write.function")
+    gap = write.get("not_between")
+    if gap is not None and (gap[0] >= gap[1] or (low is not None and gap[0] < low)
+                            or (high is not None and gap[1] > high)):  # fmt: skip
+        raise fail(f"not_between {list(gap)} is no gap inside [{low}, {high}]", "write.not_between")
+    if write["lease"] and not write["allow_write"]:
+        raise fail("a leased point must allow writing", "write.lease")
     return WriteSpec(
         allow_write=write["allow_write"], minimum=low, maximum=high, eeprom=write["eeprom"],
-        function=function,
+        function=function, not_between=gap, lease=write["lease"],
     )  # fmt: skip
 
 
@@ -233,6 +241,12 @@ def _check_device_references(point_map: PointMap) -> None:
             raise PointMapError(
                 f"{metric} is not a point with allow_write: true",
                 source=point_map.source, path=f"device.safe_mode.{metric}",
+            )  # fmt: skip
+    for point in points.values():
+        if point.write is not None and point.write.lease and point.metric not in device.safe_mode:
+            raise PointMapError(
+                f"{point.metric} is leased: device.safe_mode must say what a lapse writes",
+                source=point_map.source, path=f"points.{point.metric}.write.lease",
             )  # fmt: skip
     if device.revert_timer is not None:
         point = points.get(device.revert_timer)

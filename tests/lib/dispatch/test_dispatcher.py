@@ -303,3 +303,82 @@ async def test_failed_safe_mode_return_is_audited() -> None:
     battery.fail = DeviceConnectionError("gone")
     [record] = await dispatcher.release(asset_id="battery", requested_by="t", source="t")
     assert (record.outcome, record.reason) == (Outcome.FAILED, Reason.DEVICE_ERROR)
+
+
+def charger(**device: object) -> tuple[Dispatcher, MemoryDevice, list[AuditRecord]]:
+    """A charger whose current limit is leased and falls back to 6 A."""
+    limit = Command("ev_current_limit_a", 0, 32, allow_write=True, eeprom=False, lease=True)
+    commands = {
+        "ev_current_limit_a": limit,
+        "ev_phases": Command("ev_phases", 1, 3, allow_write=True),
+        "control_revert_timeout_s": Command(
+            "control_revert_timeout_s", 0, 3600, allow_write=True, eeprom=False
+        ),
+    }
+    records: list[AuditRecord] = []
+    dispatcher = Dispatcher("home", LIVE, records.append)
+    device = MemoryDevice("charger", commands, {"ev_current_limit_a": 6}, **device)  # type: ignore[arg-type]
+    dispatcher.add_device("charger", device)
+    return dispatcher, device, records
+
+
+async def test_a_leased_command_lapses_to_its_safe_value() -> None:
+    dispatcher, device, records = charger()
+    record = await dispatcher.write(
+        "charger", "ev_current_limit_a", 16, requested_by="planner", source="t", ttl=0.6
+    )
+    assert (record.outcome, record.applied, record.ttl) == (Outcome.APPLIED, 16, 0.6)
+    assert dispatcher.leases("ev_current_limit_a") == {"charger": (16, pytest.approx(0.6, abs=0.1))}
+    assert dispatcher.leases() == {}  # no battery power lease
+    # A volatile register without a revert timer is written again while the lease holds.
+    await wait_for(lambda: device.writes.count(("ev_current_limit_a", 16)) >= 2)
+    await wait_for(lambda: not dispatcher.all_leases())
+    assert device.values["ev_current_limit_a"] == 6
+    released = [r for r in records if r.outcome is Outcome.RELEASED]
+    assert [(r.command, r.reason, r.requested_by) for r in released] == [
+        ("ev_current_limit_a", Reason.LEASE_EXPIRED, "planner")
+    ]
+
+
+async def test_a_leased_command_refreshes_the_revert_timer_instead() -> None:
+    dispatcher, device, _ = charger(revert_timer="control_revert_timeout_s")
+    await dispatcher.write(
+        "charger", "ev_current_limit_a", 10, requested_by="t", source="t", ttl=0.6
+    )
+    await wait_for(lambda: device.writes.count(("control_revert_timeout_s", 1)) >= 2)
+    assert device.writes.count(("ev_current_limit_a", 10)) == 1
+    await dispatcher.close()
+    assert device.values["ev_current_limit_a"] == 6
+
+
+async def test_settings_that_are_not_leased_hold_without_a_lease() -> None:
+    dispatcher, device, _ = charger()
+    record = await dispatcher.write("charger", "ev_phases", 1, requested_by="t", source="t")
+    assert (record.outcome, record.ttl) == (Outcome.APPLIED, None)
+    assert dispatcher.all_leases() == {}
+    assert device.values["ev_phases"] == 1
+
+
+async def test_leases_are_per_device_and_command() -> None:
+    records: list[AuditRecord] = []
+    dispatcher = Dispatcher("home", LIVE, records.append)
+    commands = {
+        **MemoryDevice().commands,
+        "heat_pump_sg_ready": Command(
+            "heat_pump_sg_ready", options={1: "normal", 2: "boost"}, allow_write=True,
+            eeprom=False, lease=True,
+        ),
+    }  # fmt: skip
+    device = MemoryDevice("hybrid", commands, {BATTERY_POWER: 0, "heat_pump_sg_ready": "normal"})
+    dispatcher.add_device("hybrid", device, AssetLimits(5000, 5000, 10_000))
+    await dispatcher.dispatch(1000, asset_id="hybrid", requested_by="t", source="t", ttl=60)
+    await dispatcher.write(
+        "hybrid", "heat_pump_sg_ready", "boost", requested_by="t", source="t", ttl=0.3
+    )
+    assert dispatcher.all_leases()["hybrid"].keys() == {BATTERY_POWER, "heat_pump_sg_ready"}
+    # The boost lapses alone: the battery's lease still holds, so only the boost goes back.
+    await wait_for(lambda: "heat_pump_sg_ready" not in dispatcher.all_leases()["hybrid"])
+    assert device.values == {BATTERY_POWER: 1000, "heat_pump_sg_ready": "normal"}
+    released = await dispatcher.release(asset_id="hybrid", requested_by="t", source="t")
+    assert [r.command for r in released] == [BATTERY_POWER, "heat_pump_sg_ready"]
+    assert dispatcher.all_leases() == {}
