@@ -370,6 +370,7 @@ def _ev() -> Iterable[Metric]:
     # The charger's power, energies and phase currents are the asset's AC metrics (its
     # power negative while it charges); its communication timeout is control_revert_timeout_s.
     yield _state("ev_state", "Charger state (IEC 61851: A-F)", _C.EV)
+    yield _state("ev_cable_state", "Charging cable state the charger reports", _C.EV)
     yield Metric("ev_connected", "A vehicle is plugged in", _M.FLAG, _C.EV, None, "plug")
     yield Metric("ev_charging", "The vehicle is charging", _M.FLAG, _C.EV, None, "battery_charging")
     yield Metric(

@@ -18,8 +18,9 @@ from edge_ems.pointmap import (
     plan_reads,
     to_value,
 )
-from edge_ems.pointmap.codec import orders
+from edge_ems.pointmap.codec import from_value, orders
 from edge_ems.pointmap.model import FLOAT_TYPES, SIGNED_TYPES, DeviceKind
+from edge_ems.readings import Quality
 
 CATALOG = load_catalog()
 IDS = sorted(CATALOG)
@@ -36,7 +37,8 @@ def test_catalog_has_the_promised_devices() -> None:
     kinds = {point_map.device.kind for point_map in CATALOG.values()}
     assert {
         DeviceKind.HYBRID_INVERTER, DeviceKind.METER, DeviceKind.TRACKER,
-        DeviceKind.WEATHER_STATION, DeviceKind.BATTERY,
+        DeviceKind.WEATHER_STATION, DeviceKind.BATTERY, DeviceKind.EV_CHARGER,
+        DeviceKind.HEAT_PUMP,
     } <= kinds  # fmt: skip
     assert {"deye_sun_sg_hybrid", "eastron_sdm630", "eastron_sdm120"} <= set(IDS)
 
@@ -69,8 +71,10 @@ def test_map_plans_within_its_limits(map_id: str) -> None:
             and point.end <= block.end
         ]
         assert len(covering) == 1, point.metric
-    # Coalescing works: fewer requests than readable points wherever points sit together.
-    assert len(blocks) < len(point_map.readable_points()) or len(blocks) <= 2
+    # Coalescing works: fewer requests than readable points wherever points sit together
+    # and the device reads more than one value a request.
+    one_value_a_request = device.max_block <= max(p.registers for p in point_map.points.values())
+    assert len(blocks) < len(point_map.readable_points()) or len(blocks) <= 2 or one_value_a_request
 
 
 @pytest.mark.parametrize("map_id", IDS)
@@ -167,3 +171,33 @@ def test_seplos_converts_kelvin_and_current_sign() -> None:
     seplos = CATALOG["seplos_bms_v3"]
     assert _value(seplos, "battery_temperature_c", [0x0B80]) == pytest.approx(21.3)
     assert _value(seplos, "battery_current_a", [0x05FA]) == pytest.approx(-15.3)  # charging
+
+
+def test_chargers_decode_documented_examples() -> None:
+    alfen, abb, keba = CATALOG["alfen_eve"], CATALOG["abb_terra_ac"], CATALOG["keba_kecontact_p30"]
+    # Alfen's Mode 3 state is the string "C2", zero-terminated: its first register.
+    assert _value(alfen, "ev_state", [int.from_bytes(b"C2")]) == "c2"
+    assert _value(alfen, "ev_state", [int.from_bytes(b"A\0")]) == "a"
+    # The socket's meter counts what the vehicle draws as positive; we call it consumption.
+    assert _value(alfen, "ac_power_w", [0x45FA, 0x0000]) == pytest.approx(-8000.0)
+    # ABB: milliamps, the state in bits 8-14 of the low word.
+    assert _value(abb, "ev_current_offered_a", [0x0000, 16_000]) == 16
+    assert _value(abb, "ev_state", [0x0400]) == "c2"
+    # KEBA: 0.1 Wh counters, and the phase switch's 0/1 read as 1 or 3 phases.
+    assert _value(keba, "ac_energy_in_wh", [0x0001, 0x0000]) == pytest.approx(6553.6)
+    phases = keba.points["ev_phases"]
+    assert [from_value(phases, 1), from_value(phases, 3)] == [0, 1]
+
+
+def test_heat_pumps_decode_documented_examples() -> None:
+    stiebel, samsung = CATALOG["stiebel_eltron_isg"], CATALOG["samsung_ehs_mim_b19n"]
+    assert _value(stiebel, "outdoor_temperature_c", [0xFF38]) == pytest.approx(-2.0)
+    # SG Ready inputs 1 and 2, input 1 first: 0/1 recommends more, 1/0 blocks.
+    assert _value(stiebel, "heat_pump_sg_ready", [0, 1]) == "boost"
+    assert _value(stiebel, "heat_pump_sg_ready", [1, 0]) == "block"
+    assert from_value(stiebel.points["heat_pump_sg_ready"], "force") == 0x00010001
+    # A sensor the installation lacks reads -32768: invalid, not -3276.8 degC.
+    flow = stiebel.points["flow_temperature_c"]
+    assert to_value(flow, -32768)[1] is Quality.INVALID
+    assert _value(samsung, "flow_temperature_c", [352]) == pytest.approx(35.2)
+    assert _value(samsung, "heat_pump_mode", [4]) == "heat"

@@ -80,7 +80,8 @@ DEVICE_SCHEMA = vol.Schema(
         vol.Required("model"): vol.All(str, vol.Length(min=1)),
         vol.Required("kind"): enum_of(DeviceKind),
         vol.Required("documentation"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("default_unit_id", default=1): vol.All(integer, vol.Range(min=0, max=247)),
+        # Modbus TCP reaches 248-255 too (KEBA answers on 255 only).
+        vol.Optional("default_unit_id", default=1): vol.All(integer, vol.Range(min=0, max=255)),
         vol.Optional("space", default="holding"): enum_of(RegisterSpace),
         vol.Optional("word_order", default="big"): enum_of(Order),
         vol.Optional("byte_order", default="big"): enum_of(Order),
