@@ -21,7 +21,7 @@ from ..opcua.nodemap import catalog_paths as node_map_paths
 from ..opcua.nodemap import load_node_map
 from ..pointmap import PointMap, catalog_paths, load_point_map
 from ..sunspec import LinkUnit, SunSpecDevice
-from . import deye, meter
+from . import deye, ev_charger, heat_pump, meter
 from .site import SiteEndpoints
 
 OPCUA_MAP = "sim_bess"
@@ -45,6 +45,8 @@ class SiteDevice:
 class _Maps:
     deye: PointMap
     meter: PointMap
+    ev_charger: PointMap
+    heat_pump: PointMap
     bess: NodeMap | None
     bms: TopicMap | None
 
@@ -57,7 +59,11 @@ def _load_maps(endpoints: SiteEndpoints) -> _Maps:
     bms = None
     if endpoints.mqtt_topic_map is not None:
         bms = load_topic_map(topic_map_paths()[endpoints.mqtt_topic_map])
-    return _Maps(load_point_map(paths[deye.MAP_ID]), load_point_map(paths[meter.MAP_ID]), bess, bms)
+    deye_map, meter_map, ev_map, pump_map = (
+        load_point_map(paths[map_id])
+        for map_id in (deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID)
+    )
+    return _Maps(deye_map, meter_map, ev_map, pump_map, bess, bms)
 
 
 async def site_devices(
@@ -89,6 +95,16 @@ async def site_devices(
             SiteDevice("sunspec_meter", "SunSpec meter", f"{where}, second device",
                        SunSpecDevice(unit, name="sunspec-meter", device_index=1), link),
         ]  # fmt: skip
+    for key, title, port, unit_id, point_map in (
+        ("ev_charger", "EV charger", endpoints.ev_charger_port, endpoints.ev_charger_unit,
+         maps.ev_charger),
+        ("heat_pump", "Heat pump", endpoints.heat_pump_port, endpoints.heat_pump_unit,
+         maps.heat_pump),
+    ):  # fmt: skip
+        if port is not None and unit_id is not None:
+            link = registry.link(TcpEndpoint(host, port), settings)
+            device = ModbusDevice(link, point_map, unit_id=unit_id, name=key)
+            found.append(SiteDevice(key, title, f"{link.name} unit {unit_id}", device, link))
     if endpoints.opcua_url is not None and maps.bess is not None:
         found.append(
             SiteDevice("bess", "BESS", endpoints.opcua_url,

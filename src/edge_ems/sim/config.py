@@ -16,9 +16,20 @@
     bess: {capacity_wh: 20000, max_power_w: 5000, soc_pct: 60}
     mqtt_bms: {topic_map: esphome_jk_bms}  # publishes the SunSpec inverter's battery
     can_bms: {channel: edge - ems - sim}  # sends the Deye's battery
+    ev_charger: {
+        unit_id: 1,
+        capacity_wh: 60000,
+        soc_pct: 40,
+        fallback_current_a: 10,
+        validity_s: 60,
+        period_h: 8,
+        stay_h: 5,
+    }  # an Alfen Eve and its car
+    heat_pump: {unit_id: 1, heat_max_w: 8000, room_c: 20.5, dhw_c: 46}  # Stiebel Eltron ISG
     tick: 1.0  # seconds between physics updates
 
-``sunspec``, ``bess``, ``mqtt_bms`` and ``can_bms`` can be ``false`` to leave that device out.
+``sunspec``, ``bess``, ``mqtt_bms``, ``can_bms``, ``ev_charger`` and ``heat_pump`` can be
+``false`` to leave that device out.
 """
 
 from __future__ import annotations
@@ -66,6 +77,34 @@ class BessConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EvChargerConfig:
+    """The EV charger (an Alfen Eve socket) and the car that visits it."""
+
+    unit_id: int = 1
+    capacity_wh: float = 60_000.0
+    soc_pct: float = 40.0
+    """The car's state of charge when the simulation starts (it is plugged in)."""
+    arrival_soc_pct: float = 30.0
+    max_power_w: float = 11_000.0
+    fallback_current_a: float = 10.0
+    validity_s: float = 60.0
+    """How long a written current limit holds without being written again."""
+    period_h: float = 8.0
+    stay_h: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeatPumpConfig:
+    """The heat pump (a Stiebel Eltron WPM behind its ISG), its house and its tank."""
+
+    unit_id: int = 1
+    heat_max_w: float = 8000.0
+    house_ua_w_k: float = 180.0
+    room_c: float = 20.5
+    dhw_c: float = 46.0
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """One simulated site. ``None`` leaves a device out."""
 
@@ -82,6 +121,8 @@ class SiteConfig:
     so that sites in one process do not hear each other's batteries."""
     tick: float = 1.0
     """Seconds (of real time) between physics updates."""
+    ev_charger: EvChargerConfig | None = field(default_factory=EvChargerConfig)
+    heat_pump: HeatPumpConfig | None = field(default_factory=HeatPumpConfig)
 
     def __post_init__(self) -> None:
         if self.deye.unit_id == self.meter_unit_id:
@@ -122,6 +163,32 @@ _SCHEMA = vol.Schema(
         vol.Optional("bess"): vol.Any(False, _BATTERY),
         vol.Optional("mqtt_bms"): vol.Any(False, {vol.Optional("topic_map"): str}),
         vol.Optional("can_bms"): vol.Any(False, {vol.Optional("channel"): str}),
+        vol.Optional("ev_charger"): vol.Any(
+            False,
+            {
+                vol.Optional("unit_id"): _UNIT,
+                vol.Optional("capacity_wh"): _POSITIVE,
+                vol.Optional("soc_pct"): _SOC,
+                vol.Optional("arrival_soc_pct"): _SOC,
+                vol.Optional("max_power_w"): _POSITIVE,
+                vol.Optional("fallback_current_a"): vol.All(
+                    vol.Coerce(float), vol.Range(min=0, max=32)
+                ),
+                vol.Optional("validity_s"): _POSITIVE,
+                vol.Optional("period_h"): _POSITIVE,
+                vol.Optional("stay_h"): _POSITIVE,
+            },
+        ),
+        vol.Optional("heat_pump"): vol.Any(
+            False,
+            {
+                vol.Optional("unit_id"): _UNIT,
+                vol.Optional("heat_max_w"): _POSITIVE,
+                vol.Optional("house_ua_w_k"): _POSITIVE,
+                vol.Optional("room_c"): vol.All(vol.Coerce(float), vol.Range(min=0, max=35)),
+                vol.Optional("dhw_c"): vol.All(vol.Coerce(float), vol.Range(min=5, max=75)),
+            },
+        ),
         vol.Optional("tick"): _POSITIVE,
     }
 )
@@ -153,6 +220,8 @@ def site_config(data: Any, *, source: str = "<site>") -> SiteConfig:
         can_bms=can is not False,
         can_channel=None if can is False else (can or {}).get("channel"),
         tick=valid.get("tick", defaults.tick),
+        ev_charger=_section(EvChargerConfig, valid.get("ev_charger"), defaults.ev_charger),
+        heat_pump=_section(HeatPumpConfig, valid.get("heat_pump"), defaults.heat_pump),
     )
 
 

@@ -8,7 +8,9 @@ meter of the site measures, and the site's energy counters are the meters' count
 
 Each tick settles the flows in the order the controllers act: the SunSpec hybrid covers the
 house from its own PV and battery within its storage controls, the BESS delivers whatever its
-OPC UA setpoint asks, and the Deye balances the rest against its CT under its own settings.
+OPC UA setpoint asks, the EV charger and the heat pump draw what their settings and
+surroundings ask (the Deye's CT sees them as load), and the Deye balances the rest against
+its CT under its own settings.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from types import MappingProxyType
 from .ambient import ThermalLag, outdoor_temperature
 from .config import SiteConfig
 from .deye import DeyeSettings, deye_decide
+from .ev_charger import EvCharger, Vehicle
+from .heat_pump import HeatPump, HeatPumpSettings
 from .physics import Battery, HouseLoad, PvArray, Site
 from .storage import StorageControls, self_consumption_w
 
@@ -98,6 +102,10 @@ class Flows:
     """+ import; what every meter of the site measures."""
     pv_curtailed_w: float
     """PV the Deye holds back to keep the export within its limit."""
+    ev_w: float = 0.0
+    """The EV charger's power (- while the car charges)."""
+    heat_pump_w: float = 0.0
+    """The heat pump's electrical power (- while it runs)."""
 
 
 def _battery(capacity_wh: float, max_power_w: float, soc_pct: float) -> Battery:
@@ -140,6 +148,26 @@ class Plant:
         self.bess = (
             None if bess is None else _battery(bess.capacity_wh, bess.max_power_w, bess.soc_pct)
         )
+        ev = config.ev_charger
+        self.ev = (
+            None
+            if ev is None
+            else EvCharger(
+                Vehicle(capacity_wh=ev.capacity_wh, max_power_w=ev.max_power_w,
+                        soc_pct=ev.soc_pct),
+                fallback_current_a=ev.fallback_current_a, validity_s=ev.validity_s,
+                period_h=ev.period_h, stay_h=ev.stay_h, arrival_soc_pct=ev.arrival_soc_pct,
+            )
+        )  # fmt: skip
+        pump = config.heat_pump
+        self.heat_pump = (
+            None
+            if pump is None
+            else HeatPump(
+                heat_max_w=pump.heat_max_w, house_ua_w_k=pump.house_ua_w_k, room_c=pump.room_c,
+                dhw_c=pump.dhw_c,
+            )
+        )  # fmt: skip
         self.house_energy_wh = LIFETIME_WH["house"]
         self.deye_heatsink = ThermalLag(20.0)
         self.deye_dc_side = ThermalLag(20.0, 1800.0)
@@ -166,12 +194,29 @@ class Plant:
         """What the Deye's PV produced since midnight (solar time)."""
         return self.pv.energy_wh - self._pv_midnight[1]
 
-    def step(self, timestamp: float, deye: DeyeSettings, storage: StorageControls | None) -> Flows:
-        """Settle the flows at ``timestamp`` and advance every part to it."""
+    def step(
+        self,
+        timestamp: float,
+        deye: DeyeSettings,
+        storage: StorageControls | None,
+        *,
+        heat_pump: HeatPumpSettings | None = None,
+        monotonic: float | None = None,
+    ) -> Flows:
+        """Settle the flows at ``timestamp`` and advance every part to it.
+
+        ``monotonic`` times the EV charger's validity (``timestamp`` if not given)."""
         house = self.load.house_w(timestamp)
         sunspec_ac = 0.0 if self.sunspec is None else self._step_sunspec(timestamp, house, storage)
         bess = 0.0 if self.bess is None else self.bess.power_w
-        self.load.others_w = sunspec_ac + bess
+        ev = 0.0
+        if self.ev is not None:
+            ev = -self.ev.step(timestamp, timestamp if monotonic is None else monotonic)
+        pump = 0.0
+        if self.heat_pump is not None:
+            outdoor_now = outdoor_temperature(timestamp)
+            pump = -self.heat_pump.step(timestamp, outdoor_now, heat_pump or HeatPumpSettings())
+        self.load.others_w = sunspec_ac + bess + ev + pump
         available = self.pv.available_w(timestamp)
         decision = deye_decide(
             deye,
@@ -196,6 +241,8 @@ class Plant:
             bess_w=round(bess, 1),
             grid_w=self.physics.grid_w(timestamp),
             pv_curtailed_w=round(available - self.pv.power_w(timestamp), 1),
+            ev_w=round(ev, 1),
+            heat_pump_w=round(pump, 1),
         )
         return self.flows
 

@@ -13,6 +13,8 @@ What runs, each on a loopback port of its own unless ``base_port`` fixes them:
   Eastron SDM630 grid meter (``eastron_sdm630``) behind it, as two unit ids;
 * the same SDM630 as RTU over TCP, as a transparent serial gateway passes it on;
 * the SunSpec hybrid inverter with storage and its meter, on Modbus TCP;
+* an EV charger (``alfen_eve``) with a car that comes, charges and goes, and a heat pump
+  (``stiebel_eltron_isg``) heating the house and its hot water, each on Modbus TCP;
 * the BESS on OPC UA, the SunSpec inverter's battery as a JK-BMS publishing through
   ESPHome over MQTT (on a private mosquitto unless a broker is given; the Deye's battery
   when the SunSpec inverter is left out), and the Deye's battery as a Pylontech speaking
@@ -45,7 +47,8 @@ from ..bms.topicmap import catalog_paths as topic_map_paths
 from ..bms.topicmap import load_topic_map
 from ..exceptions import ConfigError
 from ..pointmap import PointMap, RegisterSpace, catalog_paths, load_point_map
-from . import deye, deye_readings, meter
+from . import deye, deye_readings, ev_charger, heat_pump, meter
+from .ambient import outdoor_temperature
 from .bms_can import CanBmsSimulator
 from .bms_mqtt import MqttBmsSimulator
 from .broker import Mosquitto
@@ -59,7 +62,15 @@ from .sunspec_hybrid import BASE, SunSpecInverter
 _LOGGER = logging.getLogger(__name__)
 
 PORT_OFFSETS: Mapping[str, int] = MappingProxyType(
-    {"gateway": 0, "meter_rtu": 1, "sunspec": 2, "opcua": 3, "mqtt": 4}
+    {
+        "gateway": 0,
+        "meter_rtu": 1,
+        "sunspec": 2,
+        "opcua": 3,
+        "mqtt": 4,
+        "ev_charger": 5,
+        "heat_pump": 6,
+    }
 )
 """Where each service listens relative to ``base_port``."""
 TOPIC_VARIABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
@@ -102,6 +113,10 @@ class SiteEndpoints:
     mqtt_topic_map: str | None = None
     mqtt_variables: Mapping[str, str] = field(default_factory=dict)
     can_channel: str | None = None
+    ev_charger_port: int | None = None
+    ev_charger_unit: int | None = None
+    heat_pump_port: int | None = None
+    heat_pump_unit: int | None = None
 
     def services(self) -> list[Service]:
         """What runs where, one row per way in."""
@@ -117,6 +132,16 @@ class SiteEndpoints:
             rows.append(
                 Service("SunSpec hybrid inverter + meter", "Modbus TCP", self.host,
                         self.sunspec_port, self.sunspec_unit, f"SunSpec at {BASE}")
+            )  # fmt: skip
+        if self.ev_charger_port is not None:
+            rows.append(
+                Service("EV charger", "Modbus TCP", self.host, self.ev_charger_port,
+                        self.ev_charger_unit, ev_charger.MAP_ID)
+            )  # fmt: skip
+        if self.heat_pump_port is not None:
+            rows.append(
+                Service("Heat pump", "Modbus TCP", self.host, self.heat_pump_port,
+                        self.heat_pump_unit, heat_pump.MAP_ID)
             )  # fmt: skip
         if self.opcua_url is not None:
             port = urllib.parse.urlsplit(self.opcua_url).port
@@ -147,9 +172,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _load_maps() -> tuple[PointMap, PointMap]:
+def _load_maps(*map_ids: str) -> list[PointMap]:
     paths = catalog_paths()
-    return load_point_map(paths[deye.MAP_ID]), load_point_map(paths[meter.MAP_ID])
+    return [load_point_map(paths[map_id]) for map_id in map_ids]
 
 
 class SimulatedSite:
@@ -192,6 +217,12 @@ class SimulatedSite:
         """The Modbus TCP gateway with the Deye and the SDM630 behind it."""
         self.meter_rtu: ModbusSimServer | None = None
         self.sunspec_server: ModbusSimServer | None = None
+        self.ev_map: PointMap | None = None
+        self.ev_image: UnitImage | None = None
+        self.ev_server: ModbusSimServer | None = None
+        self.heat_pump_map: PointMap | None = None
+        self.heat_pump_image: UnitImage | None = None
+        self.heat_pump_server: ModbusSimServer | None = None
         self.mqtt_bms: MqttBmsSimulator | None = None
         self.can_bms: CanBmsSimulator | None = None
         self.opcua: OpcUaBessSimulator | None = None
@@ -273,8 +304,18 @@ class SimulatedSite:
             raise
 
     async def _start(self) -> None:
-        deye_map, meter_map = await asyncio.to_thread(_load_maps)
+        deye_map, meter_map, ev_map, heat_pump_map = await asyncio.to_thread(
+            _load_maps, deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID
+        )
         self.deye_map, self.meter_map = deye_map, meter_map
+        if self.plant.ev is not None:
+            self.ev_map, self.ev_image = ev_map, UnitImage.from_point_map(ev_map)
+            self.ev_image.set("ev_current_limit_a", self.plant.ev.fallback_current_a)
+            self.ev_image.set("ev_phases", self.plant.ev.phases)
+        if self.plant.heat_pump is not None:
+            self.heat_pump_map = heat_pump_map
+            self.heat_pump_image = UnitImage.from_point_map(heat_pump_map)
+            heat_pump.install_settings(self.heat_pump_image)
         self.deye_image = UnitImage.from_point_map(deye_map)
         deye.install_settings(self.deye_image)
         self.meter_image = UnitImage.from_point_map(meter_map)
@@ -283,6 +324,8 @@ class SimulatedSite:
         self.step()
         endpoints = await self._start_gateway()
         endpoints = await self._start_sunspec(endpoints)
+        endpoints = await self._start_ev_charger(endpoints)
+        endpoints = await self._start_heat_pump(endpoints)
         endpoints = await self._start_opcua(endpoints)
         endpoints = await self._start_mqtt_bms(endpoints)
         endpoints = await self._start_can_bms(endpoints)
@@ -318,6 +361,26 @@ class SimulatedSite:
         )
         _, port = await self.sunspec_server.start_tcp(self._host, self._port("sunspec"))
         return dataclasses.replace(endpoints, sunspec_port=port, sunspec_unit=unit.unit_id)
+
+    async def _start_ev_charger(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        config = self.config.ev_charger
+        if self.ev_image is None or config is None:
+            return endpoints
+        self.ev_server = await self._stack.enter_async_context(
+            ModbusSimServer({config.unit_id: self.ev_image}, on_write=self._ev_write)
+        )
+        _, port = await self.ev_server.start_tcp(self._host, self._port("ev_charger"))
+        return dataclasses.replace(endpoints, ev_charger_port=port, ev_charger_unit=config.unit_id)
+
+    async def _start_heat_pump(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        config = self.config.heat_pump
+        if self.heat_pump_image is None or config is None:
+            return endpoints
+        self.heat_pump_server = await self._stack.enter_async_context(
+            ModbusSimServer({config.unit_id: self.heat_pump_image}, on_write=self._heat_pump_write)
+        )
+        _, port = await self.heat_pump_server.start_tcp(self._host, self._port("heat_pump"))
+        return dataclasses.replace(endpoints, heat_pump_port=port, heat_pump_unit=config.unit_id)
 
     async def _start_opcua(self, endpoints: SiteEndpoints) -> SiteEndpoints:
         if self.plant.bess is None:
@@ -415,7 +478,20 @@ class SimulatedSite:
         storage = None
         if self.sunspec is not None and plant.sunspec is not None:
             storage = self.sunspec.controls(plant.sunspec)
-        flows = plant.step(self._clock(), settings, storage)
+        timestamp, monotonic = self._clock(), self._monotonic()
+        pump_settings = None
+        if self.heat_pump_image is not None and self.heat_pump_map is not None:
+            pump_settings = heat_pump.read_settings(self.heat_pump_image, self.heat_pump_map)
+        flows = plant.step(
+            timestamp, settings, storage, heat_pump=pump_settings, monotonic=monotonic
+        )
+        if plant.ev is not None and self.ev_image is not None:
+            for metric, value in ev_charger.charger_values(plant.ev, timestamp, monotonic).items():
+                self.ev_image.set(metric, value)
+        if plant.heat_pump is not None and self.heat_pump_image is not None:
+            outdoor = outdoor_temperature(timestamp)
+            for metric, value in heat_pump.heat_pump_values(plant.heat_pump, outdoor).items():
+                self.heat_pump_image.set(metric, value)
         for metric, value in deye_readings.deye_values(plant).items():
             self.deye_image.set(metric, value)
         readings = meter.grid_meter_values(plant, unit_id=self.config.meter_unit_id)
@@ -444,6 +520,19 @@ class SimulatedSite:
         # refresh (everything the image holds apart from its points reads 0).
         assert self.meter_image is not None
         self.meter_image.write(RegisterSpace.HOLDING, address, [0] * len(values))
+        self.step()
+
+    def _ev_write(self, unit: int, address: int, values: list[int]) -> None:
+        """A master wrote the current limit or the phases: the charger takes them now."""
+        assert self.ev_image is not None
+        assert self.ev_map is not None
+        assert self.plant.ev is not None
+        settings = ev_charger.read_settings(self.ev_image, self.ev_map)
+        limit = ev_charger.written(self.ev_map, "ev_current_limit_a", address, len(values))
+        self.plant.ev.accept(settings, self._monotonic(), limit_written=limit)
+        self.step()
+
+    def _heat_pump_write(self, unit: int, address: int, values: list[int]) -> None:
         self.step()
 
     def _sunspec_write(self, unit: int, address: int, values: list[int]) -> None:

@@ -35,13 +35,15 @@ def test_every_flow_balances_through_the_grid() -> None:
     plant.bess = Battery(power_w=1200.0)  # as its OPC UA setpoint left it
     for timestamp in (NIGHT, NOON - 3 * 3600, NOON, NOON + 7 * 3600):
         flows = plant.step(timestamp, SETTINGS, None)
-        delivered = flows.deye_ac_w + flows.sunspec_ac_w + flows.bess_w
+        delivered = (
+            flows.deye_ac_w + flows.sunspec_ac_w + flows.bess_w + flows.ev_w + flows.heat_pump_w
+        )
         assert flows.grid_w == pytest.approx(flows.house_w - delivered, abs=0.5)
         assert flows.grid_w == plant.physics.grid_w(timestamp)
 
 
 def test_soc_integrates_battery_power_and_counters_accumulate() -> None:
-    plant = Plant(SiteConfig(sunspec=None))
+    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None))
     plant.step(NOON, SETTINGS, None)
     battery = plant.physics.battery
     soc, charged, imported = battery.soc_pct, battery.charge_energy_wh, plant.physics.grid_export_wh
@@ -55,14 +57,14 @@ def test_soc_integrates_battery_power_and_counters_accumulate() -> None:
 
 
 def test_self_consumption_covers_the_house_at_night_with_a_little_import() -> None:
-    plant = Plant(SiteConfig(sunspec=None))
+    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None))
     flows = plant.step(NIGHT, SETTINGS, None)
     assert plant.physics.battery.power_w == pytest.approx(flows.house_w - IMPORT_MARGIN_W)
     assert flows.grid_w == pytest.approx(IMPORT_MARGIN_W, abs=0.2)
 
 
 def test_storing_a_morning_surplus_keeps_the_grid_at_the_import_margin() -> None:
-    plant = Plant(SiteConfig())
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
     morning = MIDNIGHT + 9.5 * 3600
     flows = plant.step(morning, SETTINGS, None)
     assert 0 < -plant.physics.battery.power_w < plant.physics.battery.max_charge_w
@@ -70,7 +72,7 @@ def test_storing_a_morning_surplus_keeps_the_grid_at_the_import_margin() -> None
 
 
 def test_the_sunspec_hybrid_serves_the_house_first_and_the_deye_the_rest() -> None:
-    plant = Plant(SiteConfig())
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
     flows = plant.step(NIGHT, SETTINGS, None)
     assert plant.sunspec is not None
     assert flows.sunspec_ac_w == pytest.approx(flows.house_w - IMPORT_MARGIN_W)
@@ -160,6 +162,6 @@ def test_every_read_only_point_of_the_maps_is_simulated() -> None:
     deye = load_point_map(paths["deye_sun_sg_hybrid"])
     meter = load_point_map(paths["eastron_sdm630"])
     assert set(READINGS) == {point.metric for point in deye.points.values() if not point.write}
-    plant = Plant(SiteConfig())
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
     plant.step(NOON, SETTINGS, None)
     assert set(meter.points) <= set(grid_meter_values(plant))
