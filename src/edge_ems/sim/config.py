@@ -99,7 +99,7 @@ class HeatPumpConfig:
 
     unit_id: int = 1
     heat_max_w: float = 8000.0
-    house_ua_w_k: float = 180.0
+    house_ua_w_k: float = 250.0
     room_c: float = 20.5
     dhw_c: float = 46.0
 

@@ -64,7 +64,7 @@ class HeatPump:
     """The house, its tank and the heat pump between them."""
 
     heat_max_w: float = 8000.0
-    house_ua_w_k: float = 180.0
+    house_ua_w_k: float = 250.0
     """Heat loss per kelvin between inside and outside."""
     house_capacity_wh_k: float = 12_000.0
     tank_litres: float = 200.0
@@ -135,9 +135,10 @@ class HeatPump:
 
 
 def cop(outdoor_c: float, flow_c: float) -> float:
-    """Coefficient of performance: half of Carnot's between outdoor air and flow, 1.5-6."""
-    lift = max(5.0, flow_c - outdoor_c)
-    return max(1.5, min(6.0, 0.5 * (flow_c + 273.15) / lift))
+    """Coefficient of performance: 45 % of Carnot's between an evaporator 5 K below the
+    outdoor air and a condenser 5 K above the flow, held within 1.5-6."""
+    condenser, evaporator = flow_c + 5.0, outdoor_c - 5.0
+    return max(1.5, min(6.0, 0.45 * (condenser + 273.15) / max(5.0, condenser - evaporator)))
 
 
 def shower_w(timestamp: float) -> float:

@@ -216,7 +216,7 @@ def test_the_heat_pump_follows_the_house_and_the_weather() -> None:
     assert blocked.step(NOON, -10.0, dataclasses.replace(settings, sg_ready="block")) == 0
     # An hour blocked in the cold: the house cools, following UA (T_in - T_out) / C.
     blocked.step(NOON + 3600, -10.0, dataclasses.replace(settings, sg_ready="block"))
-    expected = 20.5 - 180.0 * (20.5 + 10.0) / 12_000.0
+    expected = 20.5 - blocked.house_ua_w_k * (20.5 + 10.0) / blocked.house_capacity_wh_k
     assert blocked.room_c == pytest.approx(expected, abs=0.01)
 
 
