@@ -27,7 +27,7 @@ from homeassistant.components.switch import SwitchEntityDescription
 from homeassistant.const import EntityCategory, Platform
 
 from edge_ems.device import Command, Device
-from edge_ems.metrics import BATTERY_POWER, METRICS, Metric, MetricKind
+from edge_ems.metrics import METRICS, Metric, MetricKind
 from edge_ems.readings import Readings, Value
 from edge_ems.site import SiteDevice
 
@@ -96,15 +96,12 @@ def _enabled(metric: Metric) -> bool:
     return not (metric.noisy or metric.diagnostic)
 
 
-LEASED_ONLY = frozenset({BATTERY_POWER, "battery_power_control_enabled"})
-"""Commands only leased dispatch may write: a battery setpoint, or switching a storage
-window on, must lapse back to the device's own control. Entities only show them."""
-
-
 def platform_of(metric: Metric, command: Command | None) -> Platform | None:
     """Which platform shows a metric; ``None`` for identity points (the device registry
-    shows those). Commands in :data:`LEASED_ONLY` are shown, not written."""
-    if command is not None and command.allow_write and metric.name not in LEASED_ONLY:
+    shows those). Leased commands are shown, not written: a battery setpoint, a charge
+    current, a storage window switched on must lapse back to the device's own control, which
+    a number the user sets and forgets would not."""
+    if command is not None and command.allow_write and not command.lease:
         if command.options:
             return Platform.SELECT
         if metric.unit is None and command.minimum == 0 and command.maximum == 1:

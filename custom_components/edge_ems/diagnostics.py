@@ -52,7 +52,7 @@ async def async_get_config_entry_diagnostics(
         "site": {"site_id": data.site_id, "site_name": data.site_name},
         "options": async_redact_data(dict(entry.options), TO_REDACT),
         "policy": dataclasses.asdict(site.dispatcher.policy),
-        "leases": site.dispatcher.leases(),
+        "leases": site.dispatcher.all_leases(),
         "devices": devices,
         "audit": data.audit.records()[-50:],
     }

@@ -71,6 +71,11 @@ class Metric:
 
 BATTERY_POWER = "battery_power_setpoint_w"
 """The command a battery asset offers for power dispatch (+ discharge, - charge)."""
+BATTERY_POWER_CONTROL = "battery_power_control_enabled"
+"""Whether a battery's own charge/discharge limits are overridden (a storage window)."""
+LEASED_METRICS = frozenset({BATTERY_POWER, BATTERY_POWER_CONTROL})
+"""Commands only ever written as leases, whatever the device: what is written must lapse
+back to the device's own control when nobody renews it."""
 
 PHASES = ("l1", "l2", "l3")
 PHASE_PAIRS = ("l1_l2", "l2_l3", "l3_l1")
@@ -318,7 +323,7 @@ def _inverter_controls() -> Iterable[Metric]:
     )
     yield _setting("active_power_limit_enabled", "Active power limit in force", _C.AC, None, None)
     yield _setting(
-        "battery_power_control_enabled", "Storage charge/discharge limits in force", _C.BATTERY,
+        BATTERY_POWER_CONTROL, "Storage charge/discharge limits in force", _C.BATTERY,
         None, None,
     )  # fmt: skip
     yield _setting("active_power_limit_w", "Active power limit", _C.AC, "W", "power")

@@ -29,7 +29,7 @@ from homeassistant.const import Platform
 from edge_ems.bms import catalog_paths as topic_map_paths
 from edge_ems.device import Command
 from edge_ems.dispatch import Outcome, Reason, dispatcher
-from edge_ems.metrics import METRICS, MetricKind
+from edge_ems.metrics import LEASED_METRICS, METRICS, MetricKind
 from edge_ems.opcua.nodemap import catalog_paths as node_map_paths
 from edge_ems.pointmap import catalog_paths
 from edge_ems.sunspec.models import SUPPORTED_MODELS
@@ -54,9 +54,10 @@ def test_every_metric_has_a_name_wherever_it_can_appear(english: dict[str, Any])
             options = {0: "a", 1: "b"}
             candidates.append(platform_of(metric, Command(name, options=options, allow_write=True)))
         elif metric.kind is MetricKind.SETTING:
+            leased = name in LEASED_METRICS
             candidates += [
-                platform_of(metric, Command(name, 0, 1, allow_write=True)),
-                platform_of(metric, Command(name, 0, 100, allow_write=True)),
+                platform_of(metric, Command(name, 0, 1, allow_write=True, lease=leased)),
+                platform_of(metric, Command(name, 0, 100, allow_write=True, lease=leased)),
             ]
         for platform in candidates:
             if platform is Platform.SWITCH and metric.unit is not None:

@@ -412,3 +412,22 @@ def test_a_gap_in_the_limits_refuses_values_inside_it() -> None:
     assert from_value(point, 6) == 6
     with pytest.raises(ValueError, match="lies between 0 and 6; write 0 or from 6 up"):
         from_value(point, 3)
+
+
+def test_a_battery_power_setpoint_is_only_ever_leased() -> None:
+    text = """
+device: {maker: M, model: N, kind: battery, documentation: d,
+         safe_mode: {battery_power_setpoint_w: 0}}
+points:
+  battery_power_setpoint_w: {address: 10, type: i16, access: rw,
+                             write: {allow_write: true}}
+"""
+    with pytest.raises(PointMapError, match="only ever written as a lease") as raised:
+        parse_point_map(text, source="x.yaml", map_id="x")
+    assert raised.value.path == "points.battery_power_setpoint_w.write.lease"
+    leased = text.replace("allow_write: true}", "allow_write: true, lease: true}")
+    assert (
+        parse_point_map(leased, source="x.yaml", map_id="x")
+        .points["battery_power_setpoint_w"]
+        .write.lease
+    )  # type: ignore[union-attr]

@@ -90,6 +90,7 @@ class ModbusDevice:
                     options=point.options,
                     allow_write=point.write.allow_write,
                     eeprom=point.write.eeprom,
+                    lease=point.write.lease,
                 )
                 for point in point_map.points.values()
                 if point.write is not None

@@ -43,7 +43,7 @@ from ..exceptions import (
     ReadBackMismatchError,
     WriteRefusedError,
 )
-from ..metrics import BATTERY_POWER
+from ..metrics import BATTERY_POWER, LEASED_METRICS
 from ..pointmap.model import Access
 from ..readings import Quality, Reading, Readings, Value
 from ..resilience import Backoff, CircuitBreaker
@@ -145,6 +145,7 @@ class OpcUaDevice:
                     maximum=point.write.maximum,
                     allow_write=point.write.allow_write,
                     eeprom=False,
+                    lease=metric in LEASED_METRICS,
                 )
                 for metric, point in node_map.points.items()
                 if point.write is not None

@@ -9,7 +9,7 @@ from typing import Any
 import voluptuous as vol
 
 from ..exceptions import PointMapError
-from ..metrics import METRICS, MetricKind
+from ..metrics import LEASED_METRICS, METRICS, MetricKind
 from .model import (
     TYPE_REGISTERS,
     Access,
@@ -244,6 +244,16 @@ def _check_device_references(point_map: PointMap) -> None:
                 source=point_map.source, path=f"device.safe_mode.{metric}",
             )  # fmt: skip
     for point in points.values():
+        if (
+            point.write is not None
+            and point.write.allow_write
+            and not point.write.lease
+            and (point.metric in LEASED_METRICS)
+        ):
+            raise PointMapError(
+                f"{point.metric} is only ever written as a lease: give it lease: true",
+                source=point_map.source, path=f"points.{point.metric}.write.lease",
+            )  # fmt: skip
         if point.write is not None and point.write.lease and point.metric not in device.safe_mode:
             raise PointMapError(
                 f"{point.metric} is leased: device.safe_mode must say what a lapse writes",

@@ -68,6 +68,7 @@ class SimulatedBess:
                     self.battery.max_discharge_w,
                     allow_write=True,
                     eeprom=False,
+                    lease=True,
                 ),
                 REVERT_TIMER: Command(
                     REVERT_TIMER, 0, _MAX_REVERT_S, allow_write=True, eeprom=False

@@ -271,6 +271,18 @@ class SimulatedSite:
                  "topic_map": ends.mqtt_topic_map, "variables": dict(ends.mqtt_variables),
                  "broker": {"host": ends.mqtt[0], "port": ends.mqtt[1]}}
             )  # fmt: skip
+        if ends.ev_charger_port is not None:
+            devices.append(
+                {"id": "ev-charger", "name": "EV charger", "kind": "modbus",
+                 "point_map": ev_charger.MAP_ID, "host": ends.host,
+                 "port": ends.ev_charger_port, "unit_id": ends.ev_charger_unit}
+            )  # fmt: skip
+        if ends.heat_pump_port is not None:
+            devices.append(
+                {"id": "heat-pump", "name": "Heat pump", "kind": "modbus",
+                 "point_map": heat_pump.MAP_ID, "host": ends.host,
+                 "port": ends.heat_pump_port, "unit_id": ends.heat_pump_unit}
+            )  # fmt: skip
         if ends.can_channel is not None:
             devices.append(
                 {"id": "can-bms", "name": "CAN BMS", "kind": "can_bms", "interface": "virtual",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..device import Command
 from ..exceptions import WriteRefusedError
+from ..metrics import LEASED_METRICS
 from ..readings import Value
 from .codec import SF_RANGE, GroupValues, raw_range, scaled, unscaled
 from .layout import ModelLayout
@@ -155,8 +156,12 @@ def command(metric: str, targets: Sequence[Target], values: Values) -> Command |
     found = limits(metric, targets, values)
     if found is None:
         return None
-    # SunSpec immediate controls are meant for frequent dispatch and revert on their own.
-    return Command(metric, minimum=found[0], maximum=found[1], allow_write=True, eeprom=False)
+    # SunSpec immediate controls are meant for frequent dispatch and revert on their own; the
+    # storage window must lapse back to the inverter's own control.
+    leased = metric in LEASED_METRICS
+    return Command(
+        metric, minimum=found[0], maximum=found[1], allow_write=True, eeprom=False, lease=leased
+    )
 
 
 def _refuse(metric: str, message: str, reason: str) -> WriteRefusedError:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..metrics import PHASE_PAIRS, PHASES, PV_STRINGS
+from ..metrics import BATTERY_POWER, BATTERY_POWER_CONTROL, PHASE_PAIRS, PHASES, PV_STRINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +193,7 @@ READINGS: tuple[ReadingPoint, ...] = (
 )
 """Points read as metrics, in priority order. Control points are read as well."""
 
-STORAGE_SETPOINT = "battery_power_setpoint_w"
+STORAGE_SETPOINT = BATTERY_POWER
 """Written through model 124: charge limit ``InWRte`` and discharge limit ``OutWRte``,
 both as percentages of ``WChaMax``, with both limits active (``StorCtl_Mod`` = 3). A
 setpoint P (positive discharges) sets ``OutWRte`` = P and ``InWRte`` = -P, so the window
@@ -205,7 +205,7 @@ STORAGE_CHARGE = "InWRte"
 STORAGE_MODE = "StorCtl_Mod"
 STORAGE_BOTH_LIMITS = 0b11
 """``StorCtl_Mod`` with its CHARGE (bit 0) and DiSCHARGE (bit 1) limits active."""
-STORAGE_CONTROL = "battery_power_control_enabled"
+STORAGE_CONTROL = BATTERY_POWER_CONTROL
 """``StorCtl_Mod`` as a flag: off (0) hands the battery back to the inverter's own
 control, on puts both limits of the window in force. It reads on while either limit is,
 so off is read only when the battery is wholly the inverter's again."""

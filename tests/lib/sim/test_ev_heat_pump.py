@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from edge_ems.device import Command
 from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher, Outcome, Reason
 from edge_ems.exceptions import WriteRefusedError
 from edge_ems.modbus import LinkRegistry, ModbusDevice
@@ -28,12 +27,6 @@ LOADS = dataclasses.replace(
     sunspec=None,
     ev_charger=EvChargerConfig(fallback_current_a=10.0, validity_s=60.0),
     heat_pump=HeatPumpConfig(),
-)
-# What ModbusDevice would report once it passes a point's write.lease on to its commands.
-LEASE_FLAG_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="ModbusDevice does not yet pass the point map's write.lease to Command.lease "
-    "(src/edge_ems/modbus/device.py, owned by the Modbus layer's developer)",
 )
 
 
@@ -142,7 +135,6 @@ async def test_bad_charge_currents_are_refused_or_clamped(rig: Rig) -> None:
     assert (await rig.charger.read())["ev_state"].value == "b2"
 
 
-@LEASE_FLAG_PENDING
 async def test_a_lapsed_charge_current_lease_returns_the_charger_to_its_fallback(rig: Rig) -> None:
     assert rig.charger.commands["ev_current_limit_a"].lease
     await rig.write("ev", "ev_current_limit_a", 20)
@@ -188,7 +180,6 @@ async def test_bad_heat_pump_values_are_refused(rig: Rig) -> None:
     assert unknown.reason is Reason.UNKNOWN_COMMAND
 
 
-@LEASE_FLAG_PENDING
 async def test_a_lapsed_sg_ready_boost_hands_the_heat_pump_back(rig: Rig) -> None:
     assert rig.pump.commands["heat_pump_sg_ready"].lease
     await rig.write("hp", "heat_pump_sg_ready", "boost")
@@ -197,11 +188,11 @@ async def test_a_lapsed_sg_ready_boost_hands_the_heat_pump_back(rig: Rig) -> Non
 
 
 def test_the_maps_mark_the_leased_points(rig: Rig) -> None:
-    """What the xfails above wait for: the map says lease; Command carries it when asked."""
     point = rig.charger.point_map.points["ev_current_limit_a"]
     assert point.write is not None
     assert point.write.lease
-    assert Command("ev_current_limit_a", 0, 32, allow_write=True, lease=True).lease
+    assert rig.charger.commands["ev_current_limit_a"].lease
+    assert not rig.charger.commands["ev_phases"].lease
 
 
 def test_the_heat_pump_follows_the_house_and_the_weather() -> None:

@@ -73,13 +73,17 @@ async def test_every_kind_is_read_and_batteries_take_site_power(sim: SimulatedSi
     site = await make_site(live(sim.site_file()), audit_sinks=[records.append])
     await site.start(poll=False)
     try:
-        assert set(site.devices) == {"deye", "meter", "sunspec", "bess", "mqtt-bms", "can-bms"}
+        assert set(site.devices) == {
+            "deye", "meter", "sunspec", "bess", "mqtt-bms", "can-bms", "ev-charger", "heat-pump",
+        }  # fmt: skip
         assert await poll_until(site, "deye", "soc_pct") is not None
         assert await poll_until(site, "meter", "grid_power_w") is not None
         assert await poll_until(site, "sunspec", "ac_power_w") is not None
         assert await poll_until(site, "bess", "soc_pct") is not None
         assert await poll_until(site, "mqtt-bms", "soc_pct") is not None
         assert await poll_until(site, "can-bms", "soc_pct") is not None
+        assert await poll_until(site, "ev-charger", "ev_state") is not None
+        assert await poll_until(site, "heat-pump", "outdoor_temperature_c") is not None
         # Every device declares what it reports; the registry learns who it is.
         for member in site.devices.values():
             assert member.metrics, member.device_id
