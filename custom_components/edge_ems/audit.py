@@ -20,10 +20,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.storage import Store
 
-from edge_ems.dispatch import AuditRecord
+from edge_ems.dispatch import AuditRecord, Outcome
 
 from .const import DOMAIN, EVENT_AUDIT
 
@@ -55,6 +56,28 @@ def record_dict(record: AuditRecord) -> dict[str, Any]:
     data = record.as_dict()
     data["outcome"], data["reason"] = record.outcome.value, record.reason.value
     return data
+
+
+def stopped_error(record: AuditRecord, *, site: str, device: str) -> HomeAssistantError | None:
+    """What tells the caller that a guard refused an attempt (its input is wrong) or the
+    device failed it; ``None`` for one that got through (a dry run says what it would have
+    written, which is no error)."""
+    if record.outcome is Outcome.REFUSED:
+        error: type[HomeAssistantError] = ServiceValidationError
+    elif record.outcome is Outcome.FAILED:
+        error = HomeAssistantError
+    else:
+        return None
+    return error(
+        translation_domain=DOMAIN,
+        translation_key=f"{record.outcome.value}_{record.reason.value}",
+        translation_placeholders={
+            "site": site,
+            "device": device,
+            "command": record.command,
+            "message": record.message,
+        },
+    )
 
 
 def storage_key(entry_id: str) -> str:

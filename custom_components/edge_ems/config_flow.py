@@ -96,7 +96,6 @@ from .const import (
     TRANSPORT_TCP,
 )
 from .models import EdgeEmsConfigEntry
-from .mqtt_bms import HaMqttBmsDevice
 from .site import async_get_catalog, device_factories
 
 _LOGGER = logging.getLogger(__name__)
@@ -142,10 +141,11 @@ class ProbeError(Exception):
 
 
 async def _has_data(device: Device) -> bool:
-    if isinstance(device, HaMqttBmsDevice):
-        return device.received_any()
-    # A CAN battery names its maker in a frame of its own, sent with the others.
-    return "device_manufacturer" in await device.read()
+    """Something decoded arrived; and the maker, where the device names it in a message of
+    its own (a CAN battery's frame 0x35E), so the new device is titled by it."""
+    readings = await device.read()
+    maker = "device_manufacturer"
+    return bool(readings) and (maker in readings or maker not in device.declared_metrics)
 
 
 async def _first_data(device: Device) -> None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from homeassistant.core import Context, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from edge_ems.dispatch import AuditRecord, Outcome
+from edge_ems.dispatch import AuditRecord
 from edge_ems.readings import Quality, Readings, Value
 
-from .audit import call_context
+from .audit import call_context, stopped_error
 from .const import DOMAIN, SOURCE_HA_ENTITY
 from .coordinator import EdgeEmsCoordinator
 from .descriptions import ValueFn
@@ -132,18 +131,7 @@ class EdgeEmsEntity(CoordinatorEntity[EdgeEmsCoordinator]):
         await self.coordinator.async_request_refresh()
 
     def _raise_if_stopped(self, record: AuditRecord) -> None:
-        """Tell the caller when a guard refused the write or the device failed it; a dry
-        run is no error (its record says what would have been written)."""
-        if record.outcome not in (Outcome.REFUSED, Outcome.FAILED):
-            return
-        error = ServiceValidationError if record.outcome is Outcome.REFUSED else HomeAssistantError
-        raise error(
-            translation_domain=DOMAIN,
-            translation_key=f"{record.outcome.value}_{record.reason.value}",
-            translation_placeholders={
-                "site": self._site.site_name,
-                "device": self._device.name,
-                "command": record.command,
-                "message": record.message,
-            },
-        )
+        """Tell the caller when a guard refused the write or the device failed it."""
+        error = stopped_error(record, site=self._site.site_name, device=self._device.name)
+        if error is not None:
+            raise error

@@ -21,7 +21,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -32,7 +32,7 @@ from homeassistant.helpers.typing import VolDictType
 from edge_ems.dispatch import AuditRecord, Outcome
 from edge_ems.readings import Value
 
-from .audit import SOURCE_HA_ACTION, call_context, record_dict
+from .audit import SOURCE_HA_ACTION, call_context, record_dict, stopped_error
 from .const import DOMAIN
 from .models import EdgeEmsConfigEntry
 
@@ -201,18 +201,9 @@ def _response(entry: EdgeEmsConfigEntry, records: list[AuditRecord]) -> ServiceR
     """The audit records, or the reason as an error when nothing got through."""
     if records and all(record.outcome in _FAILED for record in records):
         first = records[0]
-        placeholders = {
-            "site": entry.title,
-            "device": _device_name(entry, first.device_id),
-            "command": first.command,
-            "message": first.message,
-        }
-        error = ServiceValidationError if first.outcome is Outcome.REFUSED else HomeAssistantError
-        raise error(
-            translation_domain=DOMAIN,
-            translation_key=f"{first.outcome.value}_{first.reason.value}",
-            translation_placeholders=placeholders,
-        )
+        error = stopped_error(first, site=entry.title, device=_device_name(entry, first.device_id))
+        assert error is not None
+        raise error
     return {ATTR_RECORDS: [record_dict(record) for record in records]}
 
 
