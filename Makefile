@@ -21,7 +21,7 @@ toolchain:
 	@scripts/toolchain.sh
 
 demo: toolchain
-	@$(IN_ENV) python scripts/demo_ha.py
+	@$(IN_ENV) python -m scripts.hass_demo $(ARGS)
 
 test: toolchain lint typecheck pytest pytest-py313
 

@@ -1,7 +1,7 @@
 """Round trip of the Edge EMS actions through a real Home Assistant to the simulated devices.
 
 Run: ``scripts/in-env python bench/ha_actions.py``. The stack is the HA demo's
-(``scripts/demo_ha.py``): the simulated site in this process, ``hass`` in a child process set
+(``scripts/hass_demo``): the simulated site in this process, ``hass`` in a child process set
 up through its own flows, control on. The benchmark is a REST client calling
 ``edge_ems.dispatch`` (with ``return_response``) for the OPC UA BESS and the SunSpec hybrid
 inverter (setpoint plus revert timer, each read back) and ``edge_ems.write_point`` for the
@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo_ha import (
-    DOMAIN,
-    SITE,
-    HomeAssistantApi,
-    configure,
-    home_assistant,
-    live_entities,
-)
+from scripts.hass_demo.hass_api import HomeAssistantApi
+from scripts.hass_demo.processes import DOMAIN, home_assistant
+from scripts.hass_demo.site import SITE, configure, live_entities
 
 from _common import emit, median, progress
 from edge_ems.cli.sim import SERVER_LOGGERS, opcua_cache, quiet_libraries
@@ -75,7 +71,8 @@ async def run() -> dict[str, float]:
     async with (
         site,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
-        home_assistant("127.0.0.1", free_port(), None) as hass,
+        tempfile.TemporaryDirectory(prefix="edge-ems-bench-") as folder,
+        home_assistant("127.0.0.1", free_port(), Path(folder) / "ha") as hass,
     ):
         api = HomeAssistantApi(session, hass.url)
         progress("starting Home Assistant and setting up the site through its flows")

@@ -139,6 +139,18 @@ async def test_site_streams_to_the_hub_and_takes_its_setpoints(
 
         await until(connected)
 
+        async def batteries_registered() -> bool:
+            # The SunSpec hybrid shows its storage controls once it answered: the site
+            # registers again with them.
+            answer = await get(http, f"{api}/assets")
+            rows = [] if answer is None else answer["assets"]
+            return {row["asset_id"] for row in rows if row["type"] == "battery"} == {
+                SUNSPEC,
+                BESS,
+            }
+
+        await until(batteries_registered)
+
         async def soc_reported() -> bool:
             answer = await get(http, f"{api}/telemetry/{BESS}")
             return answer is not None and "soc_pct" in answer["values"]

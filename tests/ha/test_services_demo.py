@@ -16,7 +16,7 @@ import yaml
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
 
-DEMO = Path(__file__).parents[2] / "scripts" / "demo_ha.py"
+REPO = Path(__file__).parents[2]
 PATIENCE = 900
 """Seconds for the whole run on a loaded two-core machine: Home Assistant's first start, and
 the hub's first closed minute (a minute or so after the site starts streaming)."""
@@ -33,10 +33,11 @@ async def test_the_demo_shows_live_entities_and_takes_dispatches_here_and_throug
 ) -> None:
     config_dir = tmp_path / "ha"
     demo = await asyncio.create_subprocess_exec(
-        sys.executable, str(DEMO), "--once", "--port", "0", "--hub-port", "0", "--grpc-port", "0",
-        "--config-dir", str(config_dir),
+        sys.executable, "-m", "scripts.hass_demo", "--once",
+        "--port", "0", "--hub-port", "0", "--grpc-port", "0", "--config-dir", str(config_dir),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
     )  # fmt: skip
     async with asyncio.timeout(PATIENCE - 30):
         stdout, stderr = await demo.communicate()

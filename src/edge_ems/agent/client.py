@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -139,6 +140,7 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._hub: str | None = None
+        self._channel: grpc.aio.Channel | None = None
         self._session_id: str | None = None
         self._durable_seq = 0
         self._sessions = 0
@@ -155,6 +157,18 @@ class Agent:
     def registration(self) -> Registration:
         """What the agent registers."""
         return self._registration
+
+    async def update_assets(self, assets: Sequence[AssetInfo]) -> None:
+        """Register ``assets`` from now on (a device that answered for the first time shows
+        what it can be commanded to do); a live session registers again at once."""
+        assets = tuple(assets)
+        if assets == self._registration.assets:
+            return
+        self._registration = dataclasses.replace(self._registration, assets=assets)
+        channel = self._channel
+        if channel is not None:
+            # The hub takes a registration only when a stream opens: open a new one.
+            await channel.close(grace=None)
 
     def stats(self) -> AgentStats:
         """The link and the buffer now."""
@@ -285,6 +299,7 @@ class Agent:
             if tls is None
             else grpc.aio.secure_channel(address, tls.credentials(), options=options)
         )
+        self._channel = channel
         registered = False
         try:
             call = GatewayStub(channel).Connect(
@@ -315,6 +330,7 @@ class Agent:
             )
             await _first_to_end(self._receive(call), self._transmit(call), self._beat(heartbeat))
         finally:
+            self._channel = None
             await channel.close(grace=None)
         return registered
 

@@ -62,7 +62,11 @@ class HubApi:
 
     async def get(self, path: str, params: Any = None) -> Any:
         """GET ``path`` and return its JSON; :class:`HubApiError` says what went wrong."""
-        text = await self.get_text(path, params)
+        return await self.request("GET", path, params=params)
+
+    async def request(self, method: str, path: str, *, body: Any = None, params: Any = None) -> Any:
+        """One request with a JSON ``body`` (if any); its JSON answer."""
+        text = await self.text(method, path, body=body, params=params)
         try:
             return json.loads(text)
         except ValueError:
@@ -70,11 +74,18 @@ class HubApi:
 
     async def get_text(self, path: str, params: Any = None) -> str:
         """GET ``path`` and return its body."""
+        return await self.text("GET", path, params=params)
+
+    async def text(self, method: str, path: str, *, body: Any = None, params: Any = None) -> str:
+        """One request; the body of a 2xx answer, else :class:`HubApiError` with the hub's
+        message."""
         try:
-            async with self._session.get(self.url + path, params=params) as response:
+            async with self._session.request(
+                method, self.url + path, json=body, params=params
+            ) as response:
                 text = await response.text()
-                if response.status != 200:
-                    raise HubApiError(f"{path}: HTTP {response.status}: {_message(text)}")
+                if not 200 <= response.status < 300:
+                    raise HubApiError(f"{method} {path}: HTTP {response.status}: {_message(text)}")
                 return text
         except (aiohttp.ClientError, TimeoutError) as err:
             raise HubApiError(

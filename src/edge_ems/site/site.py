@@ -59,6 +59,8 @@ class SiteDevice:
     """Whether the last poll succeeded; ``None`` before the first."""
     last_error: DeviceError | None = None
     mirror: OpcUaTelemetryWriter | None = None
+    registered_commands: tuple[str, ...] = ()
+    """The allowed commands the hub last heard of."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -193,6 +195,9 @@ class Site:
         self.dispatcher.observe(member.device_id, readings)
         if self.agent is not None:
             self.agent.publish({member.device_id: readings})
+            if member.registered_commands != _allowed(member.device):
+                # What the device takes is known once it answered (a SunSpec chain, say).
+                await self.agent.update_assets(self.asset_infos())
         if member.mirror is not None:
             await member.mirror.write(readings)
         member.reported |= {name for name, reading in readings.items() if reading.value is not None}
@@ -241,9 +246,7 @@ class Site:
         """The site's devices as the hub's assets: batteries with their limits."""
         assets = []
         for device_id, member in sorted(self.devices.items()):
-            commands = tuple(
-                sorted(name for name, cmd in member.device.commands.items() if cmd.allow_write)
-            )
+            commands = member.registered_commands = _allowed(member.device)
             limits = member.spec.limits
             battery = limits is not None and BATTERY_POWER in commands
             assets.append(
@@ -351,6 +354,11 @@ class Site:
         else:
             task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.append(task)
+
+
+def _allowed(device: Device) -> tuple[str, ...]:
+    """The commands a device may be sent, in a stable order."""
+    return tuple(sorted(name for name, cmd in device.commands.items() if cmd.allow_write))
 
 
 def _identity_dict(identity: DeviceIdentity) -> dict[str, str | None]:
