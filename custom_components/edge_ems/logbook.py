@@ -34,7 +34,7 @@ def describe_record(record: Mapping[str, Any]) -> str:
         case Outcome.UNCHANGED:
             text = f"left {command} at {applied}: the device already held it"
         case Outcome.DRY_RUN:
-            text = f"dry run: would have set {command} to {record['requested']}"
+            text = f"dry run: would have set {command} to {applied}"
         case Outcome.REFUSED:
             asked = command if record["requested"] is None else f"{command} = {record['requested']}"
             text = f"refused {asked}: {record['message']}"

@@ -230,7 +230,10 @@ class Dispatcher:
     ) -> list[AuditRecord]:
         """Set battery power for one asset or the whole site; ``asset_id`` wins over ``site_id``."""
         ttl = self._policy.lease_ttl if ttl is None else ttl
-        site_request = _Request(None, BATTERY_POWER, power_w, requested_by, source, ttl)
+        site_request = _Request(asset_id, BATTERY_POWER, power_w, requested_by, source, ttl)
+        if not self._policy.enable_control:
+            message = "control is not enabled"
+            return [self._emit(self._refuse(site_request, Reason.CONTROL_DISABLED, message))]
         if asset_id is not None:
             targets = {asset_id: power_w}
         elif site_id is not None and site_id != self.site_id:
@@ -264,16 +267,29 @@ class Dispatcher:
         if not self._policy.enable_control:
             message = "control is not enabled"
             return [self._emit(self._refuse(request, Reason.CONTROL_DISABLED, message))]
-        if self._policy.dry_run:
-            message = "dry run: nothing written"
-            return [self._emit(self._record(request, Outcome.DRY_RUN, Reason.DRY_RUN, message))]
         if asset_id is not None and asset_id not in self._assets:
             message = f"no device {asset_id!r}"
             return [self._emit(self._refuse(request, Reason.UNKNOWN_DEVICE, message))]
         records: list[AuditRecord] = []
         for device_id in [asset_id] if asset_id is not None else sorted(self._assets):
             device_request = _Request(device_id, "release", None, requested_by, source)
-            records += await self._release(device_request, Reason.RELEASE_REQUESTED)
+            if self._policy.dry_run:
+                records += self._release_dry_run(device_request)
+            else:
+                records += await self._release(device_request, Reason.RELEASE_REQUESTED)
+        return records
+
+    def _release_dry_run(self, request: _Request) -> list[AuditRecord]:
+        """What a release would write to one device, each value recorded, nothing written."""
+        asset = self._assets[request.device_id or ""]
+        records = []
+        for metric, value in asset.device.safe_mode.items():
+            step = _Request(request.device_id, metric, value, request.requested_by, request.source)
+            shown = _named(asset.device.commands.get(metric), value)
+            message = f"dry run: would return to safe mode with {metric} = {shown}"
+            records.append(
+                self._emit(self._record(step, Outcome.DRY_RUN, Reason.DRY_RUN, message, shown))
+            )
         return records
 
     async def close(self, *, release: bool = True) -> None:
@@ -288,16 +304,13 @@ class Dispatcher:
     # The guard chain.
 
     def _admit(self, request: _Request) -> AuditRecord | tuple[_Asset, Command, Value, bool]:
-        """Guards 1-4: policy, allowlist and limits; a refusal or what to write."""
+        """Guards 1-4: policy, allowlist and limits; a refusal, a dry run's record of what it
+        would write, or what to write."""
+        if not self._policy.enable_control:
+            return self._refuse(request, Reason.CONTROL_DISABLED, "control is not enabled")
         asset = self._assets.get(request.device_id or "")
         if asset is None:
             return self._refuse(request, Reason.UNKNOWN_DEVICE, f"no device {request.device_id!r}")
-        if not self._policy.enable_control:
-            return self._refuse(request, Reason.CONTROL_DISABLED, "control is not enabled")
-        if self._policy.dry_run:
-            return self._record(
-                request, Outcome.DRY_RUN, Reason.DRY_RUN, "dry run: nothing written"
-            )
         name = asset.device.name
         command = asset.device.commands.get(request.command)
         if command is None:
@@ -310,6 +323,9 @@ class Dispatcher:
             applied, clamped = _clamp(command, request.value, asset.limits)
         except ValueError as err:
             return self._refuse(request, Reason.INVALID_VALUE, str(err))
+        if self._policy.dry_run:
+            message = f"dry run: would write {applied}"
+            return self._record(request, Outcome.DRY_RUN, Reason.DRY_RUN, message, applied)
         return asset, command, applied, clamped
 
     def _within_budget(
@@ -467,11 +483,12 @@ class Dispatcher:
                 step = _Request(
                     request.device_id, metric, value, request.requested_by, request.source
                 )
+                shown = _named(asset.device.commands.get(metric), value)
                 try:
                     written = await asset.device.write(metric, value)
                 except (DeviceError, WriteRefusedError) as err:
                     message = f"returning to safe mode failed: {err}"
-                    record = self._record(step, Outcome.FAILED, Reason.DEVICE_ERROR, message, value)
+                    record = self._record(step, Outcome.FAILED, Reason.DEVICE_ERROR, message, shown)
                 else:
                     asset.known[metric] = written.read_back
                     record = self._record(
@@ -479,7 +496,7 @@ class Dispatcher:
                         Outcome.RELEASED,
                         reason,
                         "returned to safe mode",
-                        value,
+                        shown,
                         written.read_back,
                     )
                 records.append(self._emit(record))
@@ -556,6 +573,15 @@ def _clamp(command: Command, value: Value, limits: AssetLimits | None) -> tuple[
     if isinstance(value, int) and float(clamped).is_integer():
         clamped = int(clamped)
     return clamped, clamped != value
+
+
+def _named(command: Command | None, value: Value) -> Value:
+    """A mode's value by its name, as its state reads (``zero_export_to_ct``, not 2)."""
+    if command is None or command.options is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and float(value).is_integer():
+        return command.options.get(int(value), value)
+    return value
 
 
 def _same(known: Value, wanted: Value) -> bool:

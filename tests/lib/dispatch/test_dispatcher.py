@@ -86,11 +86,53 @@ async def test_controls_are_off_by_default() -> None:
     assert battery.writes == []
 
 
-async def test_dry_run_writes_nothing() -> None:
+async def test_control_off_is_the_answer_before_any_other() -> None:
+    records: list[AuditRecord] = []
+    # No battery takes site power here, and the device is unknown: control off comes first.
+    dispatcher = Dispatcher("home", ControlPolicy(), records.append)
+    [site] = await dispatcher.dispatch(-1000, requested_by="t", source="t")
+    [unknown] = await dispatcher.dispatch(-1000, requested_by="t", source="t", asset_id="x")
+    written = await dispatcher.write("x", "grid_export_limit_w", 1, requested_by="t", source="t")
+    [released] = await dispatcher.release(requested_by="t", source="t", asset_id="x")
+    for record in (site, unknown, written, released):
+        assert (record.outcome, record.reason) == (Outcome.REFUSED, Reason.CONTROL_DISABLED)
+        assert record.message == "control is not enabled"
+    assert (site.device_id, unknown.device_id) == (None, "x")
+    assert records == [site, unknown, written, released]
+
+
+async def test_dry_run_writes_nothing_and_records_what_it_would_have() -> None:
     dispatcher, battery, _ = make(ControlPolicy(enable_control=True))
-    record = await write(dispatcher, "grid_export_limit_w", 100)
+    record = await write(dispatcher, "grid_export_limit_w", 9000)
     assert (record.outcome, record.reason) == (Outcome.DRY_RUN, Reason.DRY_RUN)
+    assert (record.requested, record.applied) == (9000, 8000)  # clamped, as it would be
+    assert record.message == "dry run: would write 8000"
+    [power] = await dispatcher.dispatch(-7000, requested_by="t", source="t")
+    assert (power.outcome, power.applied) == (Outcome.DRY_RUN, -5000)
+    # A dry run still says what is wrong with a request.
+    refused = await write(dispatcher, "soc_min_pct", 20)
+    assert (refused.outcome, refused.reason) == (Outcome.REFUSED, Reason.NOT_ALLOWED)
     assert battery.writes == []
+    assert dispatcher.leases() == {}
+
+
+async def test_a_release_shows_modes_by_name_and_a_dry_run_what_it_would_write() -> None:
+    safe = {"work_mode": 1, BATTERY_POWER: 0}
+    dispatcher, battery, _ = make(ControlPolicy(enable_control=True), safe_mode=safe)
+    records = await dispatcher.release(requested_by="t", source="t", asset_id="battery")
+    assert [(r.outcome, r.command, r.applied) for r in records] == [
+        (Outcome.DRY_RUN, "work_mode", "zero_export"),
+        (Outcome.DRY_RUN, BATTERY_POWER, 0),
+    ]
+    assert records[0].message == "dry run: would return to safe mode with work_mode = zero_export"
+    assert battery.writes == []
+    await dispatcher.set_policy(LIVE)
+    records = await dispatcher.release(requested_by="t", source="t", asset_id="battery")
+    assert [(r.outcome, r.command, r.applied) for r in records] == [
+        (Outcome.RELEASED, "work_mode", "zero_export"),
+        (Outcome.RELEASED, BATTERY_POWER, 0),
+    ]
+    assert battery.writes == [("work_mode", 1), (BATTERY_POWER, 0)]
 
 
 @pytest.mark.parametrize(
