@@ -158,6 +158,26 @@ def test_deye_decodes_documented_examples() -> None:
     assert _value(hv, "battery_power_w", [0xFFF6]) == -100
     assert _value(lv, "device_model", [0x0005]) == "LV three-phase hybrid inverter"
     assert _value(lv, "device_serial", [0x3232, 0x3033, 0x3034, 0x3035, 0x3036]) == "2203040506"
+    # The control board's firmware, packed hex digits: a version, not the number 4358.
+    assert _value(lv, "device_firmware", [0x1106]) == "1.1.0.6"
+    assert _value(hv, "device_firmware", [0x1106]) == "1.1.0.6"
+
+
+@pytest.mark.parametrize("map_id", IDS)
+def test_identity_points_read_as_text(map_id: str) -> None:
+    """Firmware, hardware and model show as text: a map that reads them from an integer says
+    how the device spells the version."""
+    point_map = CATALOG[map_id]
+    for metric in ("device_firmware", "device_hardware"):
+        point = point_map.points.get(metric)
+        if point is not None and point.type is not PointType.STRING:
+            assert point.version is not None, metric
+
+
+@pytest.mark.parametrize("map_id", IDS)
+def test_serial_numbers_are_private(map_id: str) -> None:
+    point = CATALOG[map_id].points.get("device_serial")
+    assert point is None or point.private
 
 
 def test_eastron_energy_scales_kwh_to_wh() -> None:

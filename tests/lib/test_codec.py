@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_ems.pointmap.codec import decode_raw, encode_raw, from_value, to_value
-from edge_ems.pointmap.model import Order, Point, PointType, RegisterSpace
+from edge_ems.pointmap.model import Order, Point, PointType, RegisterSpace, VersionFormat
 from edge_ems.readings import Quality
 
 ORDERS = st.sampled_from(list(Order))
@@ -131,3 +131,35 @@ def test_enums_use_their_labels() -> None:
     assert from_value(mode, "selling_first") == 0
     with pytest.raises(ValueError, match="is not one of"):
         from_value(mode, "party")
+
+
+@given(
+    st.sampled_from([PointType.U16, PointType.U32, PointType.U64]),
+    st.sampled_from(list(VersionFormat)),
+    st.data(),
+)
+def test_versions_round_trip(kind: PointType, version: VersionFormat, data: st.DataObject) -> None:
+    subject = point(kind, version=version)
+    raw = data.draw(st.integers(*INT_RANGES[kind]))
+    text, quality = to_value(subject, raw)
+    assert isinstance(text, str)
+    assert quality is Quality.GOOD
+    assert from_value(subject, text) == raw
+    assert from_value(subject, raw) == raw  # a simulator may set the raw number too
+
+
+@pytest.mark.parametrize(
+    ("version", "raw", "text"),
+    [(VersionFormat.HEX_DIGITS, 0x1106, "1.1.0.6"), (VersionFormat.HEX_DIGITS, 0x0105, "0.1.0.5"),
+     (VersionFormat.BYTES, 0x0105, "1.5"), (VersionFormat.BYTES, 0x0A14, "10.20")],
+)  # fmt: skip
+def test_versions_read_as_the_device_spells_them(
+    version: VersionFormat, raw: int, text: str
+) -> None:
+    assert to_value(point(PointType.U16, version=version), raw) == (text, Quality.GOOD)
+
+
+@pytest.mark.parametrize("text", ["1.1.0", "1.1.0.16", "a.b.c.d", "1..0.6", "-1.0.0.0"])
+def test_a_version_that_cannot_be_written_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="ac_power_w"):
+        from_value(point(PointType.U16, version=VersionFormat.HEX_DIGITS), text)

@@ -177,6 +177,16 @@ CASES: list[tuple[str, Edit, str, str]] = [
      f"{CURRENT}.write.function", "fc06"),
     ("input register written", _set(f"{WORK_MODE}.space", "input"), f"{WORK_MODE}.access",
      "cannot be written"),
+    ("serial not private", _set("points.device_serial.private", False),
+     "points.device_serial.private", "always private"),
+    ("private not bool", _set("points.grid_power_w.private", "yes"),
+     "points.grid_power_w.private", "expected bool"),
+    ("version of a string", _set("points.device_serial.version", "hex_digits"),
+     "points.device_serial.version", "read-only u16"),
+    ("version written", _set(f"{CURRENT}.version", "bytes"), f"{CURRENT}.version",
+     "read-only u16"),
+    ("version unknown", _set("points.grid_power_w.version", "roman"),
+     "points.grid_power_w.version", "one of"),
     ("past the last register", _set("points.grid_power_w", {"address": 65535, "type": "u32"}),
      "points.grid_power_w.address", "past register 65535"),
     ("longer than a read", _set("device.max_block", 1), "points.device_serial", "reads at most 1"),
@@ -223,6 +233,9 @@ def test_base_map_is_valid() -> None:
     assert set(point_map.points) == set(BASE["points"])
     assert point_map.source == SOURCE
     assert point_map.device.id == "test"
+    # A serial number is private without saying so; other points only when they say so.
+    assert point_map.points["device_serial"].private
+    assert not point_map.points["grid_power_w"].private
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from .model import (
     PointType,
     PollGroup,
     RegisterSpace,
+    VersionFormat,
     WriteFunction,
     WriteSpec,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "PointType",
     "PollGroup",
     "RegisterSpace",
+    "VersionFormat",
     "WriteFunction",
     "WriteSpec",
     "catalog_paths",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from ..readings import Quality, Value
-from .model import FLOAT_TYPES, SIGNED_TYPES, Order, Point, PointType
+from .model import FLOAT_TYPES, SIGNED_TYPES, Order, Point, PointType, VersionFormat
 
 if TYPE_CHECKING:
     from .model import DeviceInfo
@@ -90,12 +90,42 @@ def _decimals(multiplier: float) -> int:
     return max(0, -math.floor(math.log10(abs(multiplier)) + 1e-9))
 
 
+_VERSION_BITS = {VersionFormat.HEX_DIGITS: 4, VersionFormat.BYTES: 8}
+"""Bits of one part of a version."""
+
+
+def version_text(point: Point, raw: int) -> str:
+    """An integer as the version it spells (the point's :attr:`~Point.version` format)."""
+    assert point.version is not None
+    bits = _VERSION_BITS[point.version]
+    parts = point.registers * 16 // bits
+    mask = (1 << bits) - 1
+    return ".".join(str(raw >> (bits * (parts - 1 - i)) & mask) for i in range(parts))
+
+
+def version_raw(point: Point, text: str) -> int:
+    """The integer that spells ``text`` in the point's version format; ``ValueError`` if none."""
+    assert point.version is not None
+    bits = _VERSION_BITS[point.version]
+    parts = text.split(".")
+    if len(parts) != point.registers * 16 // bits or not all(part.isdigit() for part in parts):
+        raise ValueError(f"{point.metric}: {text!r} is not a {point.version} version")
+    raw = 0
+    for part in parts:
+        if int(part) >> bits:
+            raise ValueError(f"{point.metric}: {part} does not fit {bits} bits of {text!r}")
+        raw = raw << bits | int(part)
+    return raw
+
+
 def to_value(point: Point, raw: Raw, scale_exponent: int = 0) -> tuple[Value, Quality]:
     """Turn a raw value into the point's engineering value and its quality."""
     if point.unimplemented is not None and raw == point.unimplemented:
         return None, Quality.GOOD
     if isinstance(raw, str):
         return raw, Quality.GOOD
+    if point.version is not None and isinstance(raw, int):
+        return version_text(point, raw), Quality.GOOD
     if point.type is PointType.ENUM:
         assert isinstance(raw, int)
         label = (point.options or {}).get(raw)
@@ -121,6 +151,10 @@ def from_value(point: Point, value: Value, scale_exponent: int = 0) -> Raw:
         raise ValueError(f"{point.metric}: no value to write")
     if point.type is PointType.STRING:
         return str(value)
+    if point.version is not None and isinstance(value, str):
+        return version_raw(point, value)
+    if point.version is not None and isinstance(value, int) and not isinstance(value, bool):
+        return value  # the raw number, as a simulator may set it
     if point.type is PointType.ENUM and isinstance(value, str):
         for code, label in (point.options or {}).items():
             if label == value:

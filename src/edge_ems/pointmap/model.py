@@ -83,6 +83,15 @@ class DeviceKind(StrEnum):
     WEATHER_STATION = "weather_station"
 
 
+class VersionFormat(StrEnum):
+    """How an integer register spells a version (firmware, hardware, protocol)."""
+
+    HEX_DIGITS = "hex_digits"
+    """Each hex digit is one part, most significant first: 0x1106 reads as 1.1.0.6."""
+    BYTES = "bytes"
+    """Each byte is one part, most significant first: 0x0105 reads as 1.5."""
+
+
 class PollGroup(StrEnum):
     """How often a point is read; upper layers poll each group on its own cadence."""
 
@@ -139,6 +148,10 @@ class Point:
     """Names of a bitfield's bits, bit 0 the least significant."""
     poll: PollGroup = PollGroup.NORMAL
     write: WriteSpec | None = None
+    private: bool = False
+    """Carries identity or secrets (a serial number, say): redacted in register dumps."""
+    version: VersionFormat | None = None
+    """An integer read as a version string in this format."""
 
     @property
     def writable(self) -> bool:

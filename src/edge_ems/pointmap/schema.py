@@ -21,12 +21,16 @@ from .model import (
     PointType,
     PollGroup,
     RegisterSpace,
+    VersionFormat,
     WriteFunction,
     WriteSpec,
 )
 from .validators import apply_schema, enum_of, integer, metric_name, number, number_pair
 
 _ADDRESS = vol.All(integer, vol.Range(min=0, max=65535))
+ALWAYS_PRIVATE = frozenset({"device_serial"})
+"""Metrics that carry identity wherever they occur: private whether a map says so or not."""
+_VERSION_TYPES = frozenset({PointType.U16, PointType.U32, PointType.U64})
 _NAME = vol.All(str, vol.Match(r"^[a-z0-9_]+$", msg="use lower-case letters, digits and _"))
 
 
@@ -71,6 +75,8 @@ POINT_SCHEMA = vol.Schema(
         vol.Optional("bits"): vol.Schema({vol.All(integer, vol.Range(min=0, max=63)): _NAME}),
         vol.Optional("poll", default="normal"): enum_of(PollGroup),
         vol.Optional("write"): WRITE_SCHEMA,
+        vol.Optional("private"): bool,
+        vol.Optional("version"): enum_of(VersionFormat),
     }
 )
 
@@ -162,6 +168,10 @@ def _point(metric: str, spec: dict[str, Any], device: DeviceInfo, source: str) -
         raise fail("a bitfield needs 'bits' naming its bits", "bits")
     if kind is PointType.BITFIELD and max(spec["bits"]) >= registers * 16:
         raise fail(f"bit {max(spec['bits'])} is beyond the field's {registers * 16} bits", "bits")
+    if metric in ALWAYS_PRIVATE and spec.get("private") is False:
+        raise fail(f"{metric} carries identity and is always private", "private")
+    if "version" in spec and (kind not in _VERSION_TYPES or access is not Access.READ):
+        raise fail("a version is read from a read-only u16, u32 or u64", "version")
     point = Point(
         metric=metric,
         address=spec["address"],
@@ -180,6 +190,8 @@ def _point(metric: str, spec: dict[str, Any], device: DeviceInfo, source: str) -
         bits=MappingProxyType(spec["bits"]) if "bits" in spec else None,
         poll=PollGroup.ONCE if METRICS[metric].kind is MetricKind.IDENTITY else spec["poll"],
         write=write_spec,
+        private=spec.get("private", metric in ALWAYS_PRIVATE),
+        version=spec.get("version"),
     )
     _check_placement(point, device, fail)
     return point
