@@ -15,9 +15,12 @@ is called, so a simulator can react to setpoints (or clamp them). Addresses outs
 and the map's refused ranges answer exception 2. Every request is recorded in
 :attr:`ModbusSimServer.requests`.
 
-Faults are injected at run time with :meth:`ModbusSimServer.inject`: answer an exception code,
-answer late, drop the client connections, or answer with a garbled frame, for chosen unit ids,
-spaces and addresses, a number of times or until :meth:`ModbusSimServer.clear_faults`.
+Faults are injected at run time with :meth:`ModbusSimServer.inject`: answer an exception code
+(6, "busy", say), answer late, drop the client connections, answer with a garbled frame, or
+refuse reads of more registers than a cap (exception 3, as RS-485 gateways and loggers do), for
+chosen unit ids, spaces and addresses, a number of times or until
+:meth:`ModbusSimServer.clear_faults`. A unit id the server does not serve gets exception 11
+(gateway target device failed to respond), as a gateway answers for a device that is silent.
 
 A pty carries bytes instantly, so with ``line_baudrate`` the server emulates a serial line:
 every answer waits for the wire time of the request and the answer plus the 3.5-character
@@ -31,7 +34,7 @@ import enum
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
@@ -39,6 +42,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ..modbus.dump import dump_registers
 from ..pointmap.codec import encode_raw, from_value, orders
 from ..pointmap.model import PointMap, RegisterSpace
 from ..readings import Value
@@ -52,6 +56,20 @@ BITS_PER_CHARACTER = 11
 _READS = {3: RegisterSpace.HOLDING, 4: RegisterSpace.INPUT}
 _WRITES = {6, 16}
 _GARBAGE = b"\x5a\xa5\x00\xff\x13\x37"
+
+
+async def _no_such_unit(*_request: object) -> ExcCodes:
+    """A gateway's answer for a unit id nobody behind it answers to."""
+    return ExcCodes.GATEWAY_NO_RESPONSE
+
+
+# Coils, discrete inputs, holding and input registers: pymodbus insists on a block for each.
+_NO_REGISTERS = (
+    [SimData(0, values=False, datatype=DataType.BITS)],
+    [SimData(0, values=False, datatype=DataType.BITS)],
+    [SimData(0, count=0x10000, values=0, datatype=DataType.REGISTERS)],
+    [SimData(0, count=0x10000, values=0, datatype=DataType.REGISTERS)],
+)
 
 
 class UnitImage:
@@ -101,6 +119,13 @@ class UnitImage:
         for metric, value in (values or {}).items():
             image.set(metric, value)
         return image
+
+    @classmethod
+    def from_dump(cls, dump: Mapping[str, Any]) -> Self:
+        """An image serving a device's register dump (``register_dump()``, also after a trip
+        through JSON): the registers it answered, redacted ones as redacted (see
+        :mod:`edge_ems.modbus.dump`). Raises ``ValueError`` for anything else."""
+        return cls(dump_registers(dump))
 
     def span(self, space: RegisterSpace) -> tuple[int, int] | None:
         """The first and last address served in ``space``, or ``None`` if it has none."""
@@ -153,6 +178,8 @@ class FaultKind(enum.StrEnum):
     """Close every client connection instead of answering (TCP; on a serial line: silence)."""
     GARBAGE = "garbage"
     """Answer with bytes that are no valid frame."""
+    CAP = "cap"
+    """Answer reads of more than ``limit`` registers with exception ``code`` (3 unless set)."""
 
 
 @dataclass(slots=True)
@@ -162,6 +189,8 @@ class Fault:
     kind: FaultKind
     code: int = 0
     delay: float = 0.0
+    limit: int = 125
+    """Registers a read may ask for before a :attr:`FaultKind.CAP` fault refuses it."""
     unit: int | None = None
     """Only this unit id; ``None`` for all."""
     space: RegisterSpace | None = None
@@ -175,6 +204,8 @@ class Fault:
     def matches(self, unit: int, space: RegisterSpace, first: int, last: int) -> bool:
         """Whether a request hits this fault."""
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.kind is FaultKind.CAP and last - first + 1 <= self.limit:
             return False
         if self.unit is not None and unit != self.unit:
             return False
@@ -323,6 +354,9 @@ class ModbusSimServer:
 
     def _devices(self) -> list[SimDevice]:
         devices = []
+        if 0 not in self.units:
+            # pymodbus hands requests for unit ids it does not know to device 0.
+            devices.append(SimDevice(id=0, simdata=_NO_REGISTERS, action=_no_such_unit))
         for unit, image in self.units.items():
             registers = [self._block(image, space) for space in RegisterSpace]
             devices.append(
@@ -393,8 +427,9 @@ class ModbusSimServer:
         if self.line_baudrate:
             wire = _wire_bytes(function, count) + 3.5
             await asyncio.sleep(wire * BITS_PER_CHARACTER / self.line_baudrate)
-        if (code := await self._apply_faults(unit, space, address, last)) is not None:
-            return code
+        faulted = await self._apply_faults(unit, space, address, last, reading=values is None)
+        if faulted is not None:
+            return faulted
         if image.refuses(address, last):
             return ExcCodes.ILLEGAL_ADDRESS
         if values is None:
@@ -407,15 +442,19 @@ class ModbusSimServer:
         return None
 
     async def _apply_faults(
-        self, unit: int, space: RegisterSpace, first: int, last: int
+        self, unit: int, space: RegisterSpace, first: int, last: int, *, reading: bool
     ) -> ExcCodes | None:
         for fault in self.faults:
             if not fault.matches(unit, space, first, last):
+                continue
+            if fault.kind is FaultKind.CAP and not reading:
                 continue
             fault.hits += 1
             match fault.kind:
                 case FaultKind.EXCEPTION:
                     return ExcCodes(fault.code)
+                case FaultKind.CAP:
+                    return ExcCodes(fault.code or ExcCodes.ILLEGAL_VALUE)
                 case FaultKind.DELAY:
                     await asyncio.sleep(fault.delay)
                 case FaultKind.DROP:
