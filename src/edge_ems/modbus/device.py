@@ -14,7 +14,6 @@ from typing import Any
 from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     DeviceError,
-    DeviceExceptionError,
     IdentificationError,
     ReadBackMismatchError,
     WriteRefusedError,
@@ -22,11 +21,13 @@ from ..exceptions import (
 from ..metrics import BATTERY_POWER
 from ..pointmap.codec import decode_raw, encode_raw, from_value, orders, to_value
 from ..pointmap.model import Point, PointMap, PointType, PollGroup, RegisterSpace, WriteFunction
-from ..pointmap.plan import Block, plan_reads
+from ..pointmap.plan import Block, limits_of
 from ..readings import Reading, Readings, Value
 from ..resilience import CircuitBreaker
 from .decode import RegisterWindow, decode_point, scale_exponent
+from .dump import redacted_dump
 from .link import ModbusLink
+from .reader import BlockReader, ReadCap, Span
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,21 +43,38 @@ _IDENTITY_METRICS = {
 }
 
 
+LEARNED_CAP = "read_cap"
+"""Key of the learned read cap in :attr:`ModbusDevice.learned`."""
+
+
 @dataclass(frozen=True, slots=True)
 class _ReadPlan:
-    """The requests that cover some poll groups, and the points they carry."""
+    """The registers that cover some poll groups, and the points they carry."""
 
-    blocks: tuple[Block, ...]
+    atoms: Mapping[RegisterSpace, tuple[Span, ...]]
     points: tuple[Point, ...]
+
+
+def _atoms(points: Collection[Point]) -> dict[RegisterSpace, tuple[Span, ...]]:
+    """Each point's registers and its scale factor's, by space: never split across reads."""
+    atoms: dict[RegisterSpace, list[Span]] = {}
+    for point in points:
+        atoms.setdefault(point.space, []).append((point.address, point.end))
+        if point.scale_factor is not None:
+            atoms[point.space].append((point.scale_factor, point.scale_factor))
+    return {space: tuple(spans) for space, spans in atoms.items()}
 
 
 class ModbusDevice:
     """A device on a :class:`ModbusLink`, read and written only through its point map.
 
-    Implements :class:`edge_ems.device.Device`. Reads follow the map's read plan (computed once
-    per set of poll groups); a block the device refuses costs only its own points. Writes go
-    through :meth:`write` alone, which enforces the map's access, ``allow_write`` and limits,
-    picks function 6 or 16 as the map says, and reads the value back.
+    Implements :class:`edge_ems.device.Device`. Reads follow the map's minimal read plan
+    through a :class:`~edge_ems.modbus.reader.BlockReader`: a block the device refuses (a
+    gateway that takes fewer registers than the map allows, say) is halved, the device's read
+    cap is learned and later plans stay under it; a point refused on its own is left out. What
+    was learned is :attr:`learned` (JSON-ready); pass it back as ``learned`` on the next start.
+    Writes go through :meth:`write` alone, which enforces the map's access, ``allow_write``
+    and limits, picks function 6 or 16 as the map says, and reads the value back.
     """
 
     def __init__(
@@ -68,6 +86,7 @@ class ModbusDevice:
         name: str | None = None,
         breaker: CircuitBreaker | None = None,
         wall_clock: Callable[[], float] = time.time,
+        learned: Mapping[str, Any] | None = None,
     ) -> None:
         self.link = link
         self.point_map = point_map
@@ -77,10 +96,14 @@ class ModbusDevice:
         self._health = HealthTracker(breaker or CircuitBreaker(self._name), wall_clock=wall_clock)
         self._plans: dict[frozenset[PollGroup], _ReadPlan] = {}
         self._identity: DeviceIdentity | None = None
+        self._cap = ReadCap.from_json((learned or {}).get(LEARNED_CAP))
+        self._everything = _atoms(point_map.readable_points())
+        self._reader = self._new_reader()
         link.attach()
         self._attached = True
         self.failed_blocks: Mapping[Block, DeviceError] = MappingProxyType({})
-        """Blocks the last read could not get, with why; their points were left out."""
+        """Blocks the last read could not get for another exception than a refusal (device
+        failure, gateway path unavailable), with why; their points were left out."""
         self._commands = MappingProxyType(
             {
                 point.metric: Command(
@@ -111,6 +134,32 @@ class ModbusDevice:
     def commands(self) -> Mapping[str, Command]:
         """The writable metrics of the map, by name (``allow_write`` says which may be)."""
         return self._commands
+
+    @property
+    def declared_metrics(self) -> frozenset[str]:
+        """Every metric a poll may report: the map's readable, polled points (identity is
+        read once, on connecting)."""
+        points = self.point_map.readable_points()
+        return frozenset(point.metric for point in points if point.poll in POLLED_GROUPS)
+
+    def state_options(self, metric: str) -> tuple[str, ...] | None:
+        """The named states of an enum point, in code order; ``None`` for any other metric."""
+        point = self.point_map.points.get(metric)
+        if point is None or not point.options or point.poll is PollGroup.ONCE:
+            return None
+        return tuple(dict.fromkeys(point.options.values()))
+
+    @property
+    def learned(self) -> dict[str, Any]:
+        """What reads taught about the device, JSON-ready: the read cap once a read was refused
+        for its size (empty before)."""
+        cap = self._cap.as_json()
+        return {LEARNED_CAP: cap} if cap else {}
+
+    @property
+    def reader(self) -> BlockReader:
+        """The reader planning this device's requests."""
+        return self._reader
 
     @property
     def safe_mode(self) -> Mapping[str, Value]:
@@ -183,6 +232,7 @@ class ModbusDevice:
         if not self._attached:
             self.link.attach()
             self._attached = True
+        self._reader = self._new_reader()  # the device may serve more after a restart
         await self._health.run(self.link.connect)
         readings = await self.read(groups=(PollGroup.ONCE,))
         for metric, pattern in self.point_map.device.identify.items():
@@ -215,9 +265,25 @@ class ModbusDevice:
         :attr:`failed_blocks`); when every block fails, or the link fails, the error is raised.
         """
         plan = self._plan(POLLED_GROUPS if groups is None else frozenset(groups))
-        if not plan.blocks:
+        if not plan.points:
             return {}
         return await self._health.run(lambda: self._read_plan(plan))
+
+    async def register_dump(self) -> dict[str, Any]:
+        """The raw registers every readable point covers (identity included), by space and
+        address, for a simulator to serve again (:meth:`UnitImage.from_dump
+        <edge_ems.sim.modbus_server.UnitImage.from_dump>`). Registers of points the map marks
+        ``private`` are redacted (see ``pointmaps/README.md``). Raises :class:`DeviceError`
+        when the device cannot be read."""
+        everything = self._everything
+        result = await self._health.run(lambda: self._reader.read(everything))
+        private = [
+            (point.space, point.address, point.end)
+            for point in self.point_map.points.values()
+            if point.private
+        ]
+        dump = redacted_dump(result.registers, private)
+        return {"unit_id": self.unit_id, "map": self.point_map.device.id, **dump}
 
     async def write(self, metric: str, value: Value) -> WriteResult:
         """Write one command, then read it back.
@@ -257,34 +323,44 @@ class ModbusDevice:
             self._attached = False
             await self.link.detach()
 
+    def _new_reader(self) -> BlockReader:
+        async def read(space: RegisterSpace, address: int, count: int) -> list[int]:
+            return await self.link.read(self._name, self.unit_id, space, address, count)
+
+        return BlockReader(read, limits_of(self.point_map), cap=self._cap)
+
     def _plan(self, groups: frozenset[PollGroup]) -> _ReadPlan:
         plan = self._plans.get(groups)
         if plan is None:
             points = tuple(p for p in self.point_map.readable_points() if p.poll in groups)
-            blocks = plan_reads(self.point_map, [point.metric for point in points])
-            plan = self._plans[groups] = _ReadPlan(tuple(blocks), points)
+            plan = self._plans[groups] = _ReadPlan(_atoms(points), points)
         return plan
 
     async def _read_plan(self, plan: _ReadPlan) -> Readings:
-        window: dict[tuple[RegisterSpace, int], int] = {}
-        failed: dict[Block, DeviceError] = {}
-        for block in plan.blocks:
-            try:
-                registers = await self.link.read(
-                    self._name, self.unit_id, block.space, block.address, block.count
-                )
-            except DeviceExceptionError as err:
-                failed[block] = err
-                continue
-            for offset, register in enumerate(registers):
-                window[(block.space, block.address + offset)] = register
-        if failed.keys() != self.failed_blocks.keys():
-            for error in failed.values():
+        reader = self._reader
+        unreadable = reader.unreadable
+        result = await reader.read(plan.atoms, horizon=self._everything)
+        if result.failed.keys() != self.failed_blocks.keys():
+            for error in result.failed.values():
                 _LOGGER.warning("%s; its points are left out", error)
-        self.failed_blocks = MappingProxyType(failed)
-        if len(failed) == len(plan.blocks):
-            raise next(iter(failed.values()))
-        return self._decode(plan.points, window)
+        self.failed_blocks = MappingProxyType(result.failed)
+        if reader.unreadable != unreadable:
+            _LOGGER.warning(
+                "%s refuses to serve %s; left out of later reads",
+                self._name,
+                ", ".join(self._points_at(reader.unreadable)),
+            )
+        return self._decode(plan.points, result.registers)
+
+    def _points_at(self, spans: Mapping[RegisterSpace, tuple[Span, ...]]) -> list[str]:
+        return [
+            point.metric
+            for point in self.point_map.readable_points()
+            if any(
+                first <= point.end and last >= point.address
+                for first, last in spans.get(point.space, ())
+            )
+        ]
 
     def _decode(self, points: Collection[Point], window: RegisterWindow) -> Readings:
         timestamp = self._wall_clock()

@@ -40,7 +40,7 @@ class Limits:
     refused: tuple[tuple[int, int], ...] = ()
 
 
-def _merge_overlapping(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, disjoint (start, end) spans; overlapping ones must be read together."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
@@ -55,7 +55,7 @@ class _Refused:
     """Answers 'is any refused address in [a, b]?' in logarithmic time."""
 
     def __init__(self, ranges: Sequence[tuple[int, int]]) -> None:
-        self._ranges = _merge_overlapping(ranges)
+        self._ranges = merge_spans(ranges)
         self._starts = [start for start, _ in self._ranges]
 
     def touches(self, first: int, last: int) -> bool:
@@ -72,7 +72,7 @@ def plan_space(
     refused = _Refused(limits.refused)
     blocks: list[Block] = []
     block_start = block_end = -1
-    for start, end in _merge_overlapping(spans):
+    for start, end in merge_spans(spans):
         if end - start + 1 > limits.max_block:
             raise ValueError(
                 f"{space} registers {start}-{end} exceed the device's "

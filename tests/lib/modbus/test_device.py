@@ -101,10 +101,10 @@ async def test_scale_factor_follows_the_device(
     assert (reading.value, reading.quality) == (None, Quality.INVALID)
 
 
-async def test_failing_block_keeps_the_others(
+async def test_a_failing_block_keeps_the_others(
     device: ModbusDevice, server: ModbusSimServer
 ) -> None:
-    server.inject(Fault(FaultKind.EXCEPTION, code=2, addresses=(40, 40)))
+    server.inject(Fault(FaultKind.EXCEPTION, code=4, addresses=(40, 40)))
     readings = await device.read()
     assert "pv_energy_wh" not in readings
     assert "inverter_state" not in readings
@@ -113,9 +113,27 @@ async def test_failing_block_keeps_the_others(
     [(block, error)] = device.failed_blocks.items()
     assert (block.address, block.count) == (40, 3)
     assert isinstance(error, DeviceExceptionError)
-    assert error.code == 2
-    assert "hybrid (unit 1) reading holding 40-42: exception 2 (illegal data address)" in str(error)
+    assert error.code == 4
+    assert "reading holding 40-42: exception 4 (server device failure)" in str(error)
     assert device.health.error_streak == 0
+
+
+async def test_a_point_refused_on_its_own_is_left_out_of_later_reads(
+    device: ModbusDevice, server: ModbusSimServer
+) -> None:
+    server.inject(Fault(FaultKind.EXCEPTION, code=2, addresses=(40, 40)))
+    readings = await device.read()
+    # The block 40-42 is halved: pv_energy_wh (40-41) is refused alone, inverter_state is read.
+    assert "pv_energy_wh" not in readings
+    assert readings["inverter_state"].value == "running"
+    assert device.failed_blocks == {}
+    assert device.reader.unreadable == {RegisterSpace.HOLDING: ((40, 41),)}
+    assert device.learned == {}  # no read was refused for its size
+    server.reset_traffic()
+    readings = await device.read()
+    assert "pv_energy_wh" not in readings
+    assert Request(1, READ, 42, 1) in reads(server)
+    assert all(request.address != 40 for request in server.requests)
 
 
 async def test_every_block_failing_raises(device: ModbusDevice, server: ModbusSimServer) -> None:
