@@ -5,14 +5,23 @@ request in flight at a time, retries failed exchanges with jittered backoff, rec
 connection after a timeout or a garbled answer (a late answer must not be taken for the next
 request's), reconnects after a drop and turns modbus-connection's errors into
 :mod:`edge_ems.exceptions` that name the device, unit and addresses.
+
+A link that cannot connect is down: it logs that once, and once when it is back; meanwhile
+pymodbus's own lines about it ("Failed to connect", about 22 a minute) are dropped by a filter
+the link puts on pymodbus's logger, for its own requests only. While down, connection attempts
+back off, never longer than :attr:`LinkSettings.reconnect_ceiling` (the caller's poll
+interval), so a device that answers again is read within one poll; requests in between fail at
+once without touching the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,6 +41,7 @@ from ..exceptions import (
     DeviceConnectionError,
     DeviceError,
     DeviceProtocolError,
+    DeviceTimeoutError,
 )
 from ..pointmap.model import RegisterSpace
 from ..resilience import Backoff
@@ -39,6 +49,14 @@ from .endpoints import Endpoint, frame_gap
 from .errors import translate
 
 _LOGGER = logging.getLogger(__name__)
+
+PYMODBUS_LOGGERS = ("pymodbus.logging",)
+"""The loggers pymodbus writes to (its ``Log`` class, whatever module logs)."""
+_ACTIVE: contextvars.ContextVar[ModbusLink | None] = contextvars.ContextVar(
+    "edge_ems_modbus_link", default=None
+)
+"""The link whose exchange runs in this context: pymodbus logs in it (and in the tasks it
+starts, which copy it), so a link's filter can tell its own lines from another link's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,17 @@ class LinkSettings:
     """Silence between requests; ``None`` means 3.5 characters on a serial line, else none."""
     connect_delay: float = 0.0
     """Pause after the connection opens, for devices that need it."""
+    retry_timeouts: bool = True
+    """Whether silence is worth another attempt; a scan, which takes silence for absence,
+    says no."""
+    reconnect_ceiling: float | None = None
+    """While the link is down, the longest wait between connection attempts (the caller's
+    poll interval, so a device that answers again is read within one poll); requests in
+    between fail at once. ``None``: every request tries to connect."""
+
+
+class _HeldBackError(ModbusConnectionError):
+    """A request held back while a down link waits for its next connection attempt."""
 
 
 class _TracedConnection(ModbusConnection):
@@ -89,9 +118,22 @@ class _TracedConnection(ModbusConnection):
         return data
 
 
-def _retriable(error: DeviceError) -> bool:
+def _retriable(error: DeviceError, settings: LinkSettings) -> bool:
     """Whether trying again can help; a device's exception answer will not change."""
+    if isinstance(error, DeviceTimeoutError):
+        return settings.retry_timeouts
     return isinstance(error, DeviceConnectionError | DeviceProtocolError | DeviceBusyError)
+
+
+class _Quiet(logging.Filter):
+    """Drops pymodbus's lines about one link's exchanges, while that link is down."""
+
+    def __init__(self, link: ModbusLink) -> None:
+        super().__init__()
+        self._link = link
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _ACTIVE.get() is not self._link
 
 
 class ModbusLink:
@@ -114,6 +156,20 @@ class ModbusLink:
         self._lost = asyncio.Event()
         self._answer = b""
         self._users = 0
+        self._quiet = _Quiet(self)
+        self._muted = False
+        self._down_since: float | None = None
+        """When the link went down (monotonic); ``None`` while it is up."""
+        self._next_attempt = 0.0
+        ceiling = self.settings.reconnect_ceiling
+        base = self.settings.backoff_base
+        self._reconnect = (
+            None
+            if ceiling is None
+            else Backoff(base, ceiling)
+            if rng is None
+            else Backoff(base, ceiling, rng=rng)
+        )
 
     @property
     def name(self) -> str:
@@ -125,10 +181,15 @@ class ModbusLink:
         """Whether the connection is open now."""
         return self._connection.connected
 
+    @property
+    def down(self) -> bool:
+        """Whether the last attempt to connect failed (and none has succeeded since)."""
+        return self._down_since is not None
+
     async def connect(self) -> None:
         """Open the connection (requests open it on demand too)."""
         try:
-            await self._connection.connect()
+            await self._open()
         except ModbusError as err:
             raise translate(err, self.name) from err
 
@@ -180,6 +241,7 @@ class ModbusLink:
         """Close the link for good."""
         with contextlib.suppress(ModbusError):
             await self._connection.close()
+        self._mute(on=False)
 
     async def _exchange[T](self, where: str, call: Callable[[], Awaitable[T]]) -> T:
         base, cap = self.settings.backoff_base, self.settings.backoff_cap
@@ -188,20 +250,74 @@ class ModbusLink:
         while True:
             attempt += 1
             async with self._lock:
+                token = _ACTIVE.set(self)
                 try:
+                    await self._open()
                     return await self._attempt(call)
                 except ModbusError as err:
                     failure, answer = err, self._answer
                     if isinstance(failure, ModbusTimeoutError | ModbusProtocolError):
                         # A late or garbled answer could be read as the next request's.
                         await self.disconnect()
+                finally:
+                    _ACTIVE.reset(token)
             delay = backoff.delay()
             error = translate(failure, where, answer=answer, retry_after=delay)
-            final = isinstance(failure, ClientClosedError) or not _retriable(error)
-            if final or attempt > self.settings.retries:
+            final = isinstance(failure, ClientClosedError | _HeldBackError)
+            if final or not _retriable(error, self.settings) or attempt > self.settings.retries:
                 raise error from failure
             _LOGGER.debug("%s; attempt %d failed, retrying in %.2f s", error, attempt, delay)
             await asyncio.sleep(delay)
+
+    async def _open(self) -> None:
+        """Connect unless connected; while the link is down, only once the backoff allows.
+
+        Raises modbus-connection's error, so callers translate it as any other."""
+        if self._connection.connected:
+            return
+        now = time.monotonic()
+        if self._down_since is not None and now < self._next_attempt:
+            raise _HeldBackError(
+                f"link down for {now - self._down_since:.0f} s; "
+                f"next attempt in {self._next_attempt - now:.1f} s"
+            )
+        self._mute(on=True)  # the link reports how connecting went itself
+        token = _ACTIVE.set(self)
+        try:
+            await self._connection.connect()
+        except ModbusError as err:
+            self._went_down(err)
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        self._came_back()
+
+    def _went_down(self, error: ModbusError) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            _LOGGER.warning("%s is down: %s", self.name, error)
+        if self._reconnect is not None:
+            self._next_attempt = now + self._reconnect.delay()
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            _LOGGER.info("%s is back after %.0f s", self.name, time.monotonic() - self._down_since)
+            self._down_since = None
+            if self._reconnect is not None:
+                self._reconnect.reset()
+        self._mute(on=False)
+
+    def _mute(self, *, on: bool) -> None:
+        if on == self._muted:
+            return
+        self._muted = on
+        for name in PYMODBUS_LOGGERS:
+            logger = logging.getLogger(name)
+            if on:
+                logger.addFilter(self._quiet)
+            else:
+                logger.removeFilter(self._quiet)
 
     async def _attempt[T](self, call: Callable[[], Awaitable[T]]) -> T:
         """One request, cut short when the connection drops under it."""
