@@ -133,7 +133,8 @@ class BlockReader:
 
     ``read`` performs the requests; ``limits`` are the device's declared limits (largest
     read, bridgeable gap, refused ranges); ``cap`` is what an earlier run learned (the
-    reader keeps learning into it). Unreadable atoms are remembered for the reader's life.
+    reader keeps learning into it), ``unreadable`` the atoms it found the device refuses.
+    Unreadable atoms are remembered for the reader's life.
 
     Probing for the cap happens only within the :meth:`read` that met the first refusal: a
     later read plans under the largest read that worked, so it is never refused for its size.
@@ -145,11 +146,14 @@ class BlockReader:
         limits: Limits | None = None,
         *,
         cap: ReadCap | None = None,
+        unreadable: Mapping[RegisterSpace, Iterable[Span]] | None = None,
     ) -> None:
         self._read = read
         self._limits = limits or Limits()
         self.cap = cap or ReadCap()
-        self._unreadable: dict[RegisterSpace, list[Span]] = {}
+        self._unreadable: dict[RegisterSpace, list[Span]] = {
+            space: merge_spans(spans) for space, spans in (unreadable or {}).items()
+        }
         self._refused_gaps: dict[RegisterSpace, list[Span]] = {}
         self._size_refusals: list[int] = []
         self._probing = False

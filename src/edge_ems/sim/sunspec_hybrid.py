@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ..exceptions import DeviceExceptionError
 from ..pointmap.model import RegisterSpace
 from ..readings import Value
 from ..sunspec.codec import GroupValues, decode_model
@@ -119,6 +120,8 @@ class _ImageRegisters:
         self._registers = registers
 
     async def read_holding_registers(self, address: int, count: int) -> list[int]:
+        if any(address + offset not in self._registers for offset in range(count)):
+            raise DeviceExceptionError(f"{address}-{address + count - 1}: not served", code=2)
         return [self._registers[address + offset] for offset in range(count)]
 
     async def write_registers(self, address: int, values: list[int]) -> None:

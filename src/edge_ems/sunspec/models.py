@@ -44,8 +44,11 @@ TYPE_SIZES: Mapping[str, int] = MappingProxyType(
         "bitfield32": 2, "float32": 2, "int64": 4, "uint64": 4, "acc64": 4, "float64": 4,
     }
 )  # fmt: skip
-"""Registers per point type; strings take their size from the definition. The network
-address types (ipaddr, ipv6addr, eui48) occur in none of :data:`SUPPORTED_MODELS`."""
+"""Registers per point type; strings take their size from the definition."""
+NETWORK_TYPE_SIZES: Mapping[str, int] = MappingProxyType({"ipaddr": 2, "eui48": 4, "ipv6addr": 8})
+"""Registers of the network address types, which occur in none of :data:`SUPPORTED_MODELS`
+and are never decoded: sized only so the communication models' private points can be placed
+(and redacted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,11 @@ def _group(raw: Mapping[str, Any], model_id: int) -> GroupDef:
     offset = 0
     for point in raw["points"]:
         kind = str(point["type"])
-        size = int(point["size"]) if kind == "string" else TYPE_SIZES.get(kind, 0)
+        size = (
+            int(point["size"])
+            if kind == "string"
+            else TYPE_SIZES.get(kind) or NETWORK_TYPE_SIZES.get(kind, 0)
+        )
         if size <= 0:
             raise ConfigError(f"model {model_id}: point {point['name']} has type {kind!r}")
         sf = point.get("sf")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +28,18 @@ class Binding:
     point: PointDef
     symbols: Mapping[int, str]
     """Names of the point's enum values."""
+
+
+def option_name(label: str) -> str:
+    """An enum label as a state name: snake case, fit for a translation key (MPPT: mppt)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def state_names(binding: Binding) -> tuple[str, ...] | None:
+    """The states a mapped enum point reads as; ``None`` for any other point (a flag too)."""
+    if binding.point.type not in ENUM_TYPES or is_flag(binding.point) or binding.reading.any_bit:
+        return None
+    return tuple(dict.fromkeys(option_name(label) for label in binding.symbols.values()))
 
 
 def label_models(readings: Iterable[ReadingPoint]) -> set[int]:
@@ -104,7 +117,7 @@ def convert(binding: Binding, values: GroupValues, *, meter_sign: int = 1) -> tu
         if is_flag(point):
             return (value == 1, quality) if value in FLAG_SYMBOLS else (None, Quality.INVALID)
         label = binding.symbols.get(int(value))
-        return (label.lower(), quality) if label is not None else (None, Quality.INVALID)
+        return (option_name(label), quality) if label is not None else (None, Quality.INVALID)
     if reading.pf_percent:
         return _fraction(value), quality
     return (meter_sign * value if reading.meter_power else value), quality

@@ -6,15 +6,15 @@ modbus-connection's errors, translated here; :class:`LinkUnit` offers both over 
 :class:`~edge_ems.modbus.ModbusLink`, which paces, retries and raises ours already.
 
 :class:`BlockReader` reads sets of points ("atoms", never split across requests) with the
-fewest requests of at most 125 registers. Some devices refuse reads that touch certain
-registers (an SMA Sunny Boy refuses parts of model 160): a refused block is halved until
-the refused points are found, and those are left out of every later plan.
+fewest requests of at most 125 registers, through :class:`edge_ems.modbus.reader.BlockReader`:
+some devices refuse reads that touch certain registers (an SMA Sunny Boy refuses parts of
+model 160), others (and the gateways in front of them) refuse reads above some size; a refused
+block is halved, refused points are left out of every later plan and the read cap is learned.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,23 +23,34 @@ from modbus_connection import ModbusError
 from ..exceptions import (
     DeviceConnectionError,
     DeviceError,
-    DeviceExceptionError,
     DeviceProtocolError,
     DeviceTimeoutError,
 )
 from ..modbus.errors import translate
+from ..modbus.reader import MAX_READ, REFUSAL_CODES, ReadCap, is_refusal
+from ..modbus.reader import BlockReader as _Reader
 from ..pointmap.model import RegisterSpace
-from ..pointmap.plan import Limits, plan_space
+from ..pointmap.plan import Limits
 
 if TYPE_CHECKING:
     from ..modbus import ModbusLink
 
-MAX_READ = 125
-"""Registers one Modbus read may return."""
+__all__ = [
+    "MAX_READ",
+    "MAX_WRITE",
+    "REFUSAL_CODES",
+    "BlockReader",
+    "LinkUnit",
+    "Registers",
+    "Span",
+    "is_refusal",
+    "read_holding",
+    "write_holding",
+]
+
 MAX_WRITE = 123
 """Registers one Modbus write-multiple may carry."""
-REFUSAL_CODES = frozenset({2, 3})
-"""Exception codes that mean "not these registers": illegal data address and value."""
+HOLDING = RegisterSpace.HOLDING
 
 type Span = tuple[int, int]
 """An inclusive register range."""
@@ -102,67 +113,60 @@ async def write_holding(unit: Registers, address: int, words: list[int]) -> None
         await unit.write_registers(address, words)
 
 
-def is_refusal(error: DeviceError) -> bool:
-    """Whether ``error`` says the device will not serve the registers asked for."""
-    return isinstance(error, DeviceExceptionError) and error.code in REFUSAL_CODES
-
-
 class BlockReader:
-    """Reads atoms with the fewest requests, learning which registers the device refuses."""
+    """Reads holding-register atoms with the fewest requests, learning which registers the
+    device refuses (starting from ``refused``, learned before) and the largest read it takes
+    (into ``cap``)."""
 
-    def __init__(self, unit: Registers, *, max_block: int = MAX_READ) -> None:
+    def __init__(
+        self,
+        unit: Registers,
+        *,
+        max_block: int = MAX_READ,
+        cap: ReadCap | None = None,
+        refused: Iterable[Span] = (),
+    ) -> None:
         self._unit = unit
-        self._max_block = max_block
-        self._refused: list[Span] = []
-        self.requests = 0
+        self._reader = _Reader(
+            self._read, Limits(max_block=max_block), cap=cap, unreadable={HOLDING: refused}
+        )
+
+    async def _read(self, space: RegisterSpace, address: int, count: int) -> list[int]:
+        return await read_holding(self._unit, address, count)
+
+    @property
+    def cap(self) -> ReadCap:
+        """What the device showed of the largest read it takes."""
+        return self._reader.cap
+
+    @property
+    def requests(self) -> int:
         """Read requests sent so far; tests hold the planner to its promise with it."""
+        return self._reader.requests
 
     @property
     def refused(self) -> tuple[Span, ...]:
         """Atoms the device refused to read, in address order."""
-        return tuple(self._refused)
+        return self._reader.unreadable.get(HOLDING, ())
 
-    def _is_refused(self, atom: Span) -> bool:
-        index = bisect.bisect_right(self._refused, (atom[1], 0xFFFF)) - 1
-        return index >= 0 and self._refused[index][1] >= atom[0]
+    def plan_size(self, atoms: Iterable[Span]) -> int:
+        """Requests :meth:`read` sends for ``atoms`` when nothing new is refused."""
+        return len(self._reader.plan({HOLDING: atoms}))
 
-    async def read(self, atoms: Iterable[Span]) -> dict[int, int]:
+    async def read(
+        self, atoms: Iterable[Span], *, horizon: Iterable[Span] | None = None
+    ) -> dict[int, int]:
         """Register values of every atom the device serves, by address.
 
-        Atoms the device refuses are left out, now and in later reads. When it refuses
-        every atom asked for, that is no hole in its map but a failure: the refusal is
-        raised and nothing is learned.
+        Atoms the device refuses are left out, now and in later reads; ``horizon`` holds
+        every atom later reads may ask for (see :meth:`edge_ems.modbus.reader.BlockReader.read`).
+        When it refuses every atom asked for, that is no hole in its map but a failure: the
+        refusal is raised and nothing is learned. Any other exception answer is raised.
         """
-        wanted = sorted({atom for atom in atoms if not self._is_refused(atom)})
-        limits = Limits(max_block=self._max_block, refused=tuple(self._refused))
-        known = list(self._refused)
-        registers: dict[int, int] = {}
-        refusals: list[DeviceError] = []
-        for block in plan_space(RegisterSpace.HOLDING, wanted, limits):
-            first = bisect.bisect_left(wanted, (block.address, 0))
-            last = bisect.bisect_right(wanted, (block.end, 0xFFFF))
-            await self._read_atoms(wanted[first:last], registers, refusals)
-        if wanted and not registers:
-            self._refused = known
-            raise refusals[0]
-        return registers
-
-    async def _read_atoms(
-        self, atoms: list[Span], registers: dict[int, int], refusals: list[DeviceError]
-    ) -> None:
-        start, end = atoms[0][0], max(atom[1] for atom in atoms)
-        self.requests += 1
-        try:
-            words = await read_holding(self._unit, start, end - start + 1)
-        except DeviceError as err:
-            if not is_refusal(err):
-                raise
-            refusals.append(err)
-            if len(atoms) == 1:
-                bisect.insort(self._refused, atoms[0])
-                return
-            middle = len(atoms) // 2
-            await self._read_atoms(atoms[:middle], registers, refusals)
-            await self._read_atoms(atoms[middle:], registers, refusals)
-            return
-        registers.update(zip(range(start, end + 1), words, strict=True))
+        later: Mapping[RegisterSpace, Iterable[Span]] | None = (
+            None if horizon is None else {HOLDING: horizon}
+        )
+        result = await self._reader.read({HOLDING: atoms}, horizon=later)
+        if result.failed:
+            raise next(iter(result.failed.values()))
+        return {address: value for (_, address), value in result.registers.items()}

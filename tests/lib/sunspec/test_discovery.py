@@ -37,8 +37,10 @@ async def test_a_plain_chain(server: RegisterServer, unit: ModbusUnit) -> None:
         (1, 40002, 66),
         (101, 40070, 50),
     ]
-    # One read per header: marker, two models, end.
-    assert server.reads == [(40000, 2), (40002, 2), (40070, 2), (40122, 2)]
+    # 124 registers, read in large blocks: 125 is refused (the device serves nothing past
+    # its end marker), the common model's span is not, and the rest of the chain follows.
+    assert server.reads == [(40000, 125), (40000, 72), (40072, 52)]
+    assert dict(chain.registers) == server.registers
 
 
 async def test_a_chain_of_devices(server: RegisterServer, unit: ModbusUnit) -> None:
@@ -59,7 +61,8 @@ async def test_no_marker_is_no_sunspec_device(server: RegisterServer, unit: Modb
     server.registers = dict.fromkeys(range(40000, 40010), 0)
     with pytest.raises(IdentificationError, match="no SunSpec marker"):
         await discover(unit)
-    assert [address for address, _ in server.reads] == [40000, 0, 50000]
+    # At each base: a block, the common model's span, then the marker alone.
+    assert server.reads == [(base, count) for base in (40000, 0, 50000) for count in (125, 72, 2)]
 
 
 @pytest.mark.parametrize(
