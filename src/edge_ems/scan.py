@@ -5,13 +5,20 @@ read holding and input registers (functions 3 and 4) and nothing else, and the S
 discovery borrowed from :mod:`edge_ems.sunspec` gets a unit whose writes are refused before
 they reach the link. Requests are paced to a rate, one at a time.
 
+The device layer's handling of an unreliable peer is the scanner's too: the link retries a
+dropped connection, a garbled answer and a "busy" answer (silence is not retried: at a scan
+it means nobody is there), and reads go through the same block reader, which halves reads a
+capped device refuses and learns its cap, once per unit id, for every later read of it.
+
 A unit is present when it answers something a device says: registers, or an exception that
 shows it parsed the request (illegal function, address or value). Silence and a gateway's
 "no such device" answers (device failure, gateway path unavailable, target failed to
 respond) mean nobody is there. For each present unit the scanner looks for a SunSpec map at
-40000, 0 and 50000, then probes every catalog point map: it reads the map's readable points
-in the blocks the map plans and scores how well the answers fit (:func:`score_fit`).
-Timeouts and exceptions on those probes are evidence that a map does not fit, never errors.
+40000, 0 and 50000 and names every device of its chain, then probes every catalog point
+map: it reads the map's readable points in the blocks the map plans and scores how well the
+answers fit (:func:`score_fit`). Timeouts and exceptions on those probes are evidence that a
+map does not fit, never errors. :meth:`ScanReport.found` lists what was found as plain
+data, a SunSpec chain's devices before any point-map guess.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .device import DeviceIdentity
 from .exceptions import (
     ConfigError,
     DeviceConnectionError,
@@ -37,12 +43,12 @@ from .exceptions import (
 from .metrics import METRICS
 from .modbus import Endpoint, LinkSettings, ModbusLink
 from .modbus.decode import decode_point
-from .pointmap import Point, PointMap, RegisterSpace, plan_reads
+from .modbus.reader import BlockReader, ReadCap, Span
+from .pointmap import Point, PointMap, RegisterSpace
+from .pointmap.plan import limits_of
 from .readings import Quality, Value
-from .sunspec.codec import decode_model
-from .sunspec.discovery import BASE_ADDRESSES, COMMON_MODEL, MARKER, identity_of, walk_chain
-from .sunspec.layout import model_layout
-from .sunspec.models import model_definition
+from .sunspec.discovery import BASE_ADDRESSES, MARKER
+from .sunspec.survey import ChainDevice, survey
 
 DEFAULT_PORT = 502
 PRESENT_CODES = frozenset({1, 2, 3})
@@ -63,6 +69,11 @@ PLAUSIBLE: Mapping[str, tuple[float, float]] = MappingProxyType(
 )  # fmt: skip
 IDENTIFY_WEIGHT = 4.0
 """What one matching ``identify`` pattern is worth, in points' worth of evidence."""
+CAP_REFUSAL = frozenset({3})
+"""Answers a probe splits a block on: illegal data value, what a capped gateway says. An
+illegal address is what a device says of registers a map wrongly expects: no split."""
+PROBE_BUDGET = 16
+"""Requests a map's probe may spend beyond two for each block it plans."""
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -160,8 +171,11 @@ class SunSpecFinding:
     base: int
     models: tuple[int, ...]
     """The chain's model ids; empty when the chain could not be read."""
-    devices: tuple[DeviceIdentity | None, ...]
-    """Who each device of the chain says it is (``None`` where its common model is unreadable)."""
+    devices: tuple[ChainDevice, ...]
+    """Every device of the chain (an inverter and its meters): its place, models and who it
+    says it is (``identity`` ``None`` where its common model is unreadable)."""
+    error: str | None = None
+    """Why the chain could not be read, if it could not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +228,32 @@ class ScanReport:
         data = asdict(self)
         for unit, report in zip(data["units"], self.units, strict=True):
             unit["suggestions"] = [fit.map_id for fit in report.suggestions]
+        data["found"] = self.found()
         return data
+
+    def found(self) -> list[dict[str, Any]]:
+        """What was found, as plain data a site file entry is written from, best first for
+        each unit: every device of a SunSpec chain (``kind`` ``sunspec``, ``unit_id``,
+        ``base_address``, ``device_index``, ``fit`` 1.0 and its identity), then the point
+        maps that fit (``kind`` ``modbus``, ``unit_id``, ``point_map``, ``fit``), best
+        first. A map's guess ranks below a chain: the marker and the chain are proof, a fit
+        is evidence."""
+        found: list[dict[str, Any]] = []
+        for unit in self.units:
+            if unit.sunspec is not None:
+                found += [
+                    {"kind": "sunspec", "unit_id": unit.unit, "base_address": unit.sunspec.base,
+                     "device_index": device.index, "point_map": None, "fit": 1.0,
+                     "identity": device.as_json()["identity"]}
+                    for device in unit.sunspec.devices
+                ]  # fmt: skip
+            found += [
+                {"kind": "modbus", "unit_id": unit.unit, "base_address": None,
+                 "device_index": None, "point_map": fit.map_id, "fit": fit.score,
+                 "identity": None}
+                for fit in unit.suggestions
+            ]  # fmt: skip
+        return found
 
 
 def _plausible_range(point: Point) -> tuple[float, float] | None:
@@ -331,12 +370,17 @@ class Scanner:
         *,
         rate: float = 10.0,
         timeout: float = 1.0,
+        retries: int = 2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.endpoint = endpoint
         self._catalog = dict(catalog)
-        self._settings = LinkSettings(timeout=timeout, retries=0)
+        # A drop, a garbled answer or a busy device is tried again; silence means nobody.
+        self._settings = LinkSettings(
+            timeout=timeout, retries=retries, backoff_base=0.05, backoff_cap=0.5,
+            retry_timeouts=False,
+        )  # fmt: skip
         self._limiter = RateLimiter(rate, clock=clock, sleep=sleep)
 
     async def scan(self, units: Iterable[int]) -> ScanReport:
@@ -355,7 +399,7 @@ class Scanner:
         return ScanReport(self.endpoint.label, tuple(reports), modbus.requests)
 
     async def _scan_unit(self, modbus: ReadOnlyModbus, unit: int) -> UnitReport:
-        registers = ReadOnlyUnit(modbus, unit)
+        cap = ReadCap()  # what this unit id takes, learned by whichever read meets it first
         answers: list[str] = []
         present = False
         sunspec: SunSpecFinding | None = None
@@ -369,46 +413,70 @@ class Scanner:
             present = True
             answers.append(f"{base}: registers")
             if tuple(words) == MARKER:
-                sunspec = await self._sunspec(registers, base)
+                sunspec = await self._sunspec(ReadOnlyUnit(modbus, unit), base, cap)
                 break
         answer = "; ".join(answers)
         if not present:
             return UnitReport(unit, False, answer)
-        fits = [await self._probe(modbus, unit, point_map) for point_map in self._catalog.values()]
+        fits = [
+            await self._probe(modbus, unit, point_map, cap) for point_map in self._catalog.values()
+        ]
         useful = sorted(
             (fit for fit in fits if fit.informative and fit.score > 0), key=_rank, reverse=True
         )
         return UnitReport(unit, True, answer, sunspec, tuple(useful))
 
-    async def _sunspec(self, registers: ReadOnlyUnit, base: int) -> SunSpecFinding:
+    async def _sunspec(self, registers: ReadOnlyUnit, base: int, cap: ReadCap) -> SunSpecFinding:
         try:
-            chain = await walk_chain(registers, base)
-        except DeviceError:
-            return SunSpecFinding(base, (), ())  # a marker, but no chain to follow
-        common_model = await asyncio.to_thread(model_definition, COMMON_MODEL)
-        identities: list[DeviceIdentity | None] = []
-        for device in chain.devices():
-            common = device[0]
-            if common.id != COMMON_MODEL:
-                identities.append(None)
-                continue
-            layout = model_layout(common_model, common.address, common.length)
-            try:
-                words = await registers.read_holding_registers(common.address, common.length + 2)
-                values = decode_model(layout, dict(enumerate(words, start=common.address)))
-                identities.append(identity_of(values))
-            except DeviceError:
-                identities.append(None)
-        models = tuple(model.id for model in chain.models)
-        return SunSpecFinding(base, models, tuple(identities))
+            chain, devices = await survey(registers, base, cap=cap)
+        except DeviceError as err:
+            return SunSpecFinding(base, (), (), str(err))  # a marker, but no chain to follow
+        return SunSpecFinding(base, tuple(model.id for model in chain.models), devices)
 
-    async def _probe(self, modbus: ReadOnlyModbus, unit: int, point_map: PointMap) -> MapFit:
+    async def _probe(
+        self, modbus: ReadOnlyModbus, unit: int, point_map: PointMap, cap: ReadCap
+    ) -> MapFit:
+        """Read the map's points as its device would be read, and score what answered.
+
+        Every answer read lands in the window, so a probe cut short (its request budget
+        spent, a block timed out) still counts what it got."""
         points = point_map.readable_points()
         window: dict[tuple[RegisterSpace, int], int] = {}
-        for block in plan_reads(point_map, [point.metric for point in points]):
+        spent = 0
+        budget = PROBE_BUDGET
+
+        async def read(space: RegisterSpace, address: int, count: int) -> list[int]:
+            nonlocal spent
+            if spent >= budget:
+                raise _ProbeSpentError(point_map.device.id)
+            spent += 1
+            words = await modbus.read(unit, space, address, count)
+            window.update(((space, address + i), word) for i, word in enumerate(words))
+            return words
+
+        reader = BlockReader(read, limits_of(point_map), cap=cap, refusals=CAP_REFUSAL)
+        atoms = _atoms(points)
+        blocks = reader.plan(atoms)
+        budget += 2 * len(blocks)
+        for block in blocks:
+            part = [a for a in atoms[block.space] if block.address <= a[0] and a[1] <= block.end]
             try:
-                words = await modbus.read(unit, block.space, block.address, block.count)
+                await reader.read({block.space: part})
+            except _ProbeSpentError:
+                break
             except DeviceError:
                 continue  # the map asks for registers this device does not serve
-            window.update(((block.space, block.address + i), word) for i, word in enumerate(words))
         return score_fit(point_map, window, points)
+
+
+class _ProbeSpentError(DeviceError):
+    """A probe spent its requests: enough evidence either way."""
+
+
+def _atoms(points: Iterable[Point]) -> dict[RegisterSpace, list[Span]]:
+    atoms: dict[RegisterSpace, list[Span]] = {}
+    for point in points:
+        atoms.setdefault(point.space, []).append((point.address, point.end))
+        if point.scale_factor is not None:
+            atoms[point.space].append((point.scale_factor, point.scale_factor))
+    return atoms

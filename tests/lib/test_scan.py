@@ -8,7 +8,7 @@ import pytest
 
 from edge_ems.exceptions import ConfigError, DeviceConnectionError, WriteRefusedError
 from edge_ems.modbus import ModbusLink, RtuOverTcpEndpoint, TcpEndpoint
-from edge_ems.pointmap import PointMap, load_catalog
+from edge_ems.pointmap import PointMap, RegisterSpace, load_catalog
 from edge_ems.scan import (
     RateLimiter,
     ReadOnlyModbus,
@@ -21,6 +21,7 @@ from edge_ems.scan import (
 from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.modbus_server import Fault, FaultKind, ModbusSimServer, UnitImage
 from edge_ems.sim.site import SimulatedSite
+from edge_ems.sim.sunspec_image import hybrid_inverter
 
 from .bms.support import allow_loopback_sockets, free_port
 
@@ -126,10 +127,11 @@ async def test_the_scan_detects_sunspec_and_names_every_device_of_the_chain(
     assert unit.sunspec.base == 40000
     assert unit.sunspec.models[:3] == (1, 103, 120)
     assert 124 in unit.sunspec.models
-    assert [identity.model for identity in unit.sunspec.devices if identity] == [
+    assert [d.identity.model for d in unit.sunspec.devices if d.identity] == [
         "Simulated hybrid inverter",
         "Simulated grid meter",
     ]
+    assert [(d.index, d.models[0].id) for d in unit.sunspec.devices] == [(0, 1), (1, 1)]
     assert unit.suggestions == ()  # no point map describes a SunSpec device
     assert {request.function for request in site.sunspec_server.requests} <= READS
 
@@ -200,3 +202,61 @@ async def test_the_scanners_way_to_a_device_cannot_write(site: SimulatedSite) ->
         assert site.gateway.requests == []
     finally:
         await link.close()
+
+
+def sunspec_image(base: int = 40000) -> UnitImage:
+    return UnitImage({RegisterSpace.HOLDING: hybrid_inverter({}, meter={}, base=base)})
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(FaultKind.DROP, addresses=(40200, 40400), times=1),
+     Fault(FaultKind.GARBAGE, addresses=(40200, 40400), times=1),
+     Fault(FaultKind.EXCEPTION, code=6, addresses=(40200, 40400), times=2)],
+    ids=["drop", "garbled", "busy"],
+)  # fmt: skip
+async def test_one_bad_answer_while_walking_the_chain_costs_nothing(
+    catalog: dict[str, PointMap], fault: Fault
+) -> None:
+    async with ModbusSimServer({1: sunspec_image()}) as server:
+        host, port = await server.start_tcp()
+        server.inject(fault)
+        scanner = Scanner(TcpEndpoint(host, port), catalog, rate=FAST, timeout=1.0)
+        (unit,) = (await scanner.scan([1])).units
+        assert fault.hits == fault.times
+        assert unit.sunspec is not None
+        assert unit.sunspec.error is None
+        assert unit.sunspec.models[-2:] == (1, 203)
+        assert all(device.identity is not None for device in unit.sunspec.devices)
+        assert {request.function for request in server.requests} <= READS
+
+
+async def test_a_capped_gateway_is_scanned_whole(catalog: dict[str, PointMap]) -> None:
+    deye_map = catalog["deye_sun_sg_hybrid"]
+    deye = UnitImage.from_point_map(deye_map, {"device_model": "LV three-phase hybrid inverter"})
+    async with ModbusSimServer({1: sunspec_image(), 2: deye}) as server:
+        host, port = await server.start_tcp()
+        cap = server.inject(Fault(FaultKind.CAP, limit=50))
+        scanner = Scanner(TcpEndpoint(host, port), catalog, rate=FAST)
+        inverter, hybrid = (await scanner.scan([1, 2])).units
+        assert inverter.sunspec is not None
+        assert [d.identity is not None for d in inverter.sunspec.devices] == [True, True]
+        assert best(hybrid) == "deye_sun_sg_hybrid"
+        assert hybrid.suggestions[0].answered == hybrid.suggestions[0].probed
+        assert cap.hits > 0
+        assert {request.function for request in server.requests} <= READS
+
+
+async def test_point_maps_rank_below_a_sunspec_chain(catalog: dict[str, PointMap]) -> None:
+    # A SunSpec map at register 0, where small point maps (an irradiance sensor's) also read.
+    async with ModbusSimServer({3: sunspec_image(base=0)}) as server:
+        host, port = await server.start_tcp()
+        scanner = Scanner(TcpEndpoint(host, port), catalog, rate=FAST)
+        report = await scanner.scan([3])
+    found = report.found()
+    assert [(f["kind"], f["unit_id"], f["base_address"], f["device_index"]) for f in found[:2]] == [
+        ("sunspec", 3, 0, 0), ("sunspec", 3, 0, 1),
+    ]  # fmt: skip
+    assert found[0]["identity"]["model"] == "Simulated hybrid inverter"
+    assert all(f["kind"] == "modbus" and f["fit"] <= 1 for f in found[2:])
+    assert report.as_json()["found"] == found

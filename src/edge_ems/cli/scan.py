@@ -67,19 +67,27 @@ def _unit_lines(unit: UnitReport) -> list[str]:
     if unit.sunspec is not None:
         models = " ".join(str(model) for model in unit.sunspec.models) or "unreadable"
         lines.append(f"  SunSpec at {unit.sunspec.base}: models {models}")
-        for index, identity in enumerate(unit.sunspec.devices):
+        if unit.sunspec.error:
+            lines.append(f"    {unit.sunspec.error}")
+        for device in unit.sunspec.devices:
+            identity = device.identity
             who = "unreadable" if identity is None else (
                 f"{identity.manufacturer} {identity.model}, serial {identity.serial or '?'}"
             )  # fmt: skip
-            lines.append(f"    device {index}: {who}")
+            lines.append(
+                f"    device {device.index} ({device.first}-{device.last}, "
+                f"models {' '.join(str(m.id) for m in device.models)}): {who}"
+            )
     if not unit.suggestions:
-        lines.append("  no bundled point map fits")
+        if unit.sunspec is None:
+            lines.append("  no bundled point map fits")
         return lines
     rows = [
         (fit.map_id, f"{fit.score:.0%}", f"{fit.informative}/{fit.probed}",
          {True: "matches", False: "fails", None: "-"}[fit.identified])
         for fit in unit.suggestions
     ]  # fmt: skip
-    table = text_table(("suggested map", "score", "informative", "identify"), rows)
+    heading = "suggested map" if unit.sunspec is None else "point map (below SunSpec)"
+    table = text_table((heading, "score", "informative", "identify"), rows)
     lines += [f"  {line}" for line in table.splitlines()]
     return lines

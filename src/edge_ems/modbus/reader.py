@@ -134,7 +134,9 @@ class BlockReader:
     ``read`` performs the requests; ``limits`` are the device's declared limits (largest
     read, bridgeable gap, refused ranges); ``cap`` is what an earlier run learned (the
     reader keeps learning into it), ``unreadable`` the atoms it found the device refuses.
-    Unreadable atoms are remembered for the reader's life.
+    Unreadable atoms are remembered for the reader's life. ``refusals`` are the exception
+    codes taken as a refusal of the registers asked for (a scan, where unmapped addresses
+    are the usual answer, splits only on 3); any other answer costs its block.
 
     Probing for the cap happens only within the :meth:`read` that met the first refusal: a
     later read plans under the largest read that worked, so it is never refused for its size.
@@ -147,8 +149,10 @@ class BlockReader:
         *,
         cap: ReadCap | None = None,
         unreadable: Mapping[RegisterSpace, Iterable[Span]] | None = None,
+        refusals: frozenset[int] = REFUSAL_CODES,
     ) -> None:
         self._read = read
+        self._refusal_codes = refusals
         self._limits = limits or Limits()
         self.cap = cap or ReadCap()
         self._unreadable: dict[RegisterSpace, list[Span]] = {
@@ -332,7 +336,7 @@ class BlockReader:
         try:
             words = await self._read(space, start, count)
         except DeviceExceptionError as err:
-            if not is_refusal(err):
+            if err.code not in self._refusal_codes:
                 raise
             self.refusals += 1
             self._probing = True
@@ -363,7 +367,7 @@ class BlockReader:
         try:
             words = await self._read(space, gap[0], count)
         except DeviceExceptionError as err:
-            if not is_refusal(err):
+            if err.code not in self._refusal_codes:
                 raise
             self.refusals += 1
             self._refused_gaps.setdefault(space, []).append(gap)
