@@ -30,6 +30,24 @@ the Modbus requests one poll of every readable point takes:
     ``g`` unread registers is passed as ``g + 1``; refused ranges can only be given to it as
     readable ranges (their complement), inside which it ignores ``max_gap``.
 
+``cap_50``
+    Every catalog map polled on a simulated device that refuses reads of more than 50
+    registers (exception 3), as many RS-485 gateways and loggers do: ``ours`` is the
+    requests of one poll after the first (which learns the cap), ``minimum`` the fewest the
+    map's limits allow with at most 50 registers a read, ``first_poll`` what learning cost,
+    ``refused_after_first_poll`` the refused requests of three later polls (target 0).
+
+``sunspec_discovery_requests``
+    For the simulated SunSpec devices and the three real register dumps in
+    ``tests/lib/sunspec/dumps/`` served by the simulator (refusing what the device refused,
+    and anything past its end marker): ``ours`` is the requests of discovery (the chain
+    walk), ``minimum`` the fewest 125-register reads that cover the chain from the marker to
+    the end marker (target: ours <= minimum + 2), ``header_by_header`` what the walk needed
+    before (the marker, each header, the end marker), ``connect`` the requests of a whole
+    first connect (walk, identity, the first read of every model it polls: the SMA's model
+    160 refuses 24 points, found one by one) and ``connect_learned`` of a restart that is
+    handed what the first connect learned.
+
 Then it times a Deye poll (the largest map if there is no Deye) over RTU at 9600 baud
 through a socat pty pair between client and server. A pty moves bytes instantly, so the
 simulated device answers after the wire time of the request and its answer plus the
@@ -54,10 +72,22 @@ from _common import emit, median, progress
 from edge_ems.modbus import LinkSettings, ModbusDevice, ModbusLink, SerialEndpoint, TcpEndpoint
 from edge_ems.pointmap import PointMap, PollGroup, RegisterSpace, load_catalog, plan_reads
 from edge_ems.pointmap.plan import Block, Limits, limits_of
-from edge_ems.sim.modbus_server import BITS_PER_CHARACTER, ModbusSimServer, UnitImage
+from edge_ems.sim.modbus_server import (
+    BITS_PER_CHARACTER,
+    Fault,
+    FaultKind,
+    ModbusSimServer,
+    UnitImage,
+)
+from edge_ems.sim.sunspec_dump import dump_image, read_dump
+from edge_ems.sim.sunspec_image import hybrid_inverter
+from edge_ems.sunspec import LinkUnit, SunSpecDevice, discover
 
 BAUDRATE = 9600
 POLLS = 9
+CAP = 50
+DUMPS = Path(__file__).parent.parent / "tests/lib/sunspec/dumps"
+LATER_POLLS = 3
 EVERY_GROUP = frozenset(PollGroup)
 READ_FUNCTIONS = {3, 4}
 
@@ -171,6 +201,69 @@ async def ours_requests(point_map: PointMap) -> int:
     return sum(1 for request in server.requests if request.function in READ_FUNCTIONS)
 
 
+async def capped_requests(point_map: PointMap) -> dict[str, int]:
+    """Poll every group on a device that refuses reads above :data:`CAP` registers."""
+    image = UnitImage.from_point_map(point_map)
+    async with ModbusSimServer({point_map.device.default_unit_id: image}) as server:
+        cap = server.inject(Fault(FaultKind.CAP, limit=CAP))
+        host, port = await server.start_tcp()
+        link = ModbusLink(TcpEndpoint(host, port), LinkSettings(retries=0))
+        device = ModbusDevice(link, point_map)
+        await device.read(groups=EVERY_GROUP)
+        first_poll, learning = len(server.requests), cap.hits
+        polls = []
+        for _ in range(LATER_POLLS):
+            sent = len(server.requests)
+            readings = await device.read(groups=EVERY_GROUP)
+            polls.append(len(server.requests) - sent)
+        await link.close()
+    if len(readings) != len(point_map.readable_points()):
+        raise RuntimeError(f"{point_map.device.id}: a capped poll did not read every point")
+    if len(set(polls)) != 1:
+        raise RuntimeError(f"{point_map.device.id}: polls after the first differ: {polls}")
+    declared = limits_of(point_map)
+    capped = Limits(min(CAP, declared.max_block), declared.max_gap, declared.refused)
+    return {
+        "ours": polls[0],
+        "minimum": sum(minimum_requests(found, capped) for found in spans_of(point_map).values()),
+        "first_poll": first_poll,
+        "refused_in_first_poll": learning,
+        "refused_after_first_poll": cap.hits - learning,
+    }
+
+
+def chain_end(registers: dict[int, int], base: int = 40000) -> tuple[int, int]:
+    """The chain's models and the address of its end marker's length register."""
+    header, models = base + 2, 0
+    while registers[header] != 0xFFFF:
+        header += registers[header + 1] + 2
+        models += 1
+    return models, header + 1
+
+
+async def sunspec_requests(registers: dict[int, int]) -> dict[str, int]:
+    """Requests of a chain walk, of a first connect and of a restart with what it learned."""
+    models, end = chain_end(registers)
+    figures = {"minimum": -(-(end - 40000 + 1) // 125), "header_by_header": models + 2}
+    async with ModbusSimServer({1: dump_image(registers)}) as server:
+        host, port = await server.start_tcp()
+        link = ModbusLink(TcpEndpoint(host, port), LinkSettings(retries=0))
+        unit = LinkUnit(link, 1)
+        chain = await discover(unit)
+        if chain.end != end:
+            raise RuntimeError(f"the walk ended at {chain.end}, the chain at {end}")
+        figures["ours"] = len(server.requests)
+        server.reset_traffic()
+        first = SunSpecDevice(unit)
+        await first.connect()
+        figures["connect"] = len(server.requests)
+        server.reset_traffic()
+        await SunSpecDevice(unit, learned=first.learned).connect()
+        figures["connect_learned"] = len(server.requests)
+        await link.close()
+    return figures
+
+
 def wire_minimum(blocks: list[Block]) -> float:
     """Seconds the frames of one poll need on the line: bytes plus 3.5 characters per frame."""
     characters = sum(8 + 5 + 2 * block.count + 2 * 3.5 for block in blocks)
@@ -237,6 +330,21 @@ async def main() -> None:
         progress(f"{map_id}: {figures} (modbus_connection given max_gap unshifted: {as_is})")
         maps[map_id] = figures
 
+    capped: dict[str, dict[str, int]] = {}
+    for map_id, point_map in catalog.items():
+        capped[map_id] = await capped_requests(point_map)
+        progress(f"{map_id} capped at {CAP}: {capped[map_id]}")
+
+    sunspec_devices = {
+        "sim_hybrid": hybrid_inverter({}),
+        "sim_hybrid_and_meter": hybrid_inverter({}, meter={}),
+        **{path.stem: read_dump(path) for path in sorted(DUMPS.glob("*.txt"))},
+    }
+    discovery: dict[str, dict[str, int]] = {}
+    for name, registers in sunspec_devices.items():
+        discovery[name] = await sunspec_requests(registers)
+        progress(f"SunSpec {name}: {discovery[name]}")
+
     deye = sorted(map_id for map_id in catalog if "deye" in map_id)
     timed = deye[0] if deye else max(catalog, key=lambda m: len(catalog[m].points))
     point_map = catalog[timed]
@@ -261,6 +369,15 @@ async def main() -> None:
             "modbus_connection_reaches_minimum": all(
                 f["modbus_connection"] == f["minimum"] for f in maps.values()
             ),
+            "cap_50": capped,
+            "cap_50_ours_equals_minimum": all(f["ours"] == f["minimum"] for f in capped.values()),
+            "cap_50_refused_after_first_poll": sum(
+                f["refused_after_first_poll"] for f in capped.values()
+            ),
+            "sunspec_discovery_requests": discovery,
+            "sunspec_discovery_within_minimum_plus_2": {
+                name: f["ours"] <= f["minimum"] + 2 for name, f in discovery.items()
+            },
         }
     )
 

@@ -13,28 +13,15 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from edge_ems.sim.sunspec_dump import read_dump
+
 DUMPS = Path(__file__).parent / "dumps"
 READ_FUNCTIONS = frozenset({3, 4})
 
 
 def load_dump(name: str) -> dict[int, int]:
-    """The registers of a dump in ``dumps/``; refused registers ("----") are left out.
-
-    Two formats: ``@ADDRESS`` followed by whitespace-separated four-digit hex words, or
-    ``[ADDRESS]: 0xWORD`` lines. ``#`` starts a comment.
-    """
-    registers: dict[int, int] = {}
-    address = 0
-    for line in (DUMPS / name).read_text(encoding="utf-8").splitlines():
-        text = line.split("#", 1)[0].strip()
-        if text.startswith("@"):
-            address = int(text[1:])
-            continue
-        for word in text.split():
-            if word != "----":
-                registers[address] = int(word, 16)
-            address += 1
-    return registers
+    """The registers of a dump in ``dumps/``; refused registers ("----") are left out."""
+    return read_dump(DUMPS / name)
 
 
 class RegisterServer:

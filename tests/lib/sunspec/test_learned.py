@@ -17,6 +17,7 @@ from edge_ems.modbus import LinkSettings, ModbusLink, TcpEndpoint
 from edge_ems.modbus.dump import REDACTED, dump_registers
 from edge_ems.pointmap import RegisterSpace
 from edge_ems.sim.modbus_server import Fault, FaultKind, ModbusSimServer, UnitImage
+from edge_ems.sim.sunspec_dump import dump_image
 from edge_ems.sim.sunspec_image import INVERTER_IDENTITY, METER_IDENTITY, hybrid_inverter
 from edge_ems.sunspec import LinkUnit, SunSpecDevice, discover, survey
 from edge_ems.sunspec.discovery import MARKER
@@ -33,18 +34,6 @@ def chain_minimum(registers: dict[int, int], base: int = 40000) -> int:
     while registers[header] != 0xFFFF:
         header += registers[header + 1] + 2
     return -(-(header + 2 - base) // 125)
-
-
-def refused_ranges(registers: dict[int, int]) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for address in range(min(registers), max(registers) + 1):
-        if address in registers:
-            continue
-        if ranges and ranges[-1][1] == address - 1:
-            ranges[-1] = (ranges[-1][0], address)
-        else:
-            ranges.append((address, address))
-    return ranges
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -192,7 +181,7 @@ async def test_states_are_named_as_read(server: RegisterServer, unit: ModbusUnit
 
 async def test_a_register_dump_keeps_no_secret_and_replays(server: RegisterServer) -> None:
     registers = load_dump("sma_sunnyboy36_20250410.txt")
-    image = UnitImage({HOLDING: registers}, refused=refused_ranges(registers))
+    image = dump_image(registers)
     async with ModbusSimServer({1: image}) as sim:
         link = ModbusLink(TcpEndpoint(*await sim.start_tcp()), LinkSettings(timeout=5.0))
         try:
