@@ -22,6 +22,7 @@ import contextvars
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -126,14 +127,18 @@ def _retriable(error: DeviceError, settings: LinkSettings) -> bool:
 
 
 class _Quiet(logging.Filter):
-    """Drops pymodbus's lines about one link's exchanges, while that link is down."""
+    """Drops pymodbus's lines about one link's exchanges, while that link is down.
+
+    It holds the link weakly: a link dropped without being closed leaves an inert filter
+    behind, not a link kept alive by pymodbus's logger."""
 
     def __init__(self, link: ModbusLink) -> None:
         super().__init__()
-        self._link = link
+        self._link = weakref.ref(link)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return _ACTIVE.get() is not self._link
+        active = _ACTIVE.get()
+        return active is None or active is not self._link()
 
 
 class ModbusLink:

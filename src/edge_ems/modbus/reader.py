@@ -9,17 +9,18 @@ requests: a point, a scale-factor register) in the blocks the minimal planner
 the block and reads the parts. What the parts show tells the two kinds of refusal apart:
 
 * an atom refused on its own is unreadable: it is left out of every later plan;
-* a block whose atoms are then all read in smaller parts was refused for its size, so the
-  device's cap is below the block's count. One exception: a block that bridged unmapped
-  registers and is no larger than a read that worked elsewhere was refused for those
-  registers, which later plans no longer bridge.
+* a block whose halves, and the unrequested registers between them, all read was refused for
+  its size, so the device's cap is below the block's count;
+* a block whose halves read but whose registers between them are refused was refused for
+  those registers, which later plans no longer bridge.
 
-While the cap is uncertain (the largest read that worked is below the smallest refused one,
-less one), a refused block is split where a binary search for the cap wants it: its first part
-is the longest run of atoms no larger than the middle of the two, so every probe reads data the
-caller asked for anyway. Once the cap is known, plans stay under it and nothing is refused
-again. :class:`ReadCap` is what was learned, as JSON-ready data a caller can store and hand
-back on the next start.
+The read that met a refusal then settles what it left open before it returns: it reads every
+block a later plan would hold that no read has shown the device to take, and while the cap is
+uncertain (the largest read that worked is below the smallest refused one, less one) it probes
+with blocks planned halfway between, then at the upper bound, so every probe reads data the
+caller asks for anyway. Later reads plan under the largest read that worked: they are minimal
+for the cap and never refused. :class:`ReadCap` is what was learned, as JSON-ready data a
+caller can store and hand back on the next start.
 """
 
 from __future__ import annotations
@@ -83,12 +84,11 @@ class ReadCap:
             return max_block
         return max(1, min(max_block, self.largest_ok, self.smallest_refused - 1))
 
-    def probe(self, count: int) -> int:
-        """Where to cut a block of ``count`` registers the device refused: the middle of what
-        is known to work and what is known (or just seen) to be refused."""
-        refused = count if self.smallest_refused is None else min(count, self.smallest_refused)
-        if self.largest_ok >= refused - 1:
-            return max(1, refused - 1)
+    @property
+    def middle(self) -> int:
+        """Halfway between the largest read that worked and the smallest refused: where a
+        search for an uncertain cap probes next."""
+        refused = self.smallest_refused if self.smallest_refused is not None else MAX_READ + 1
         return (self.largest_ok + refused) // 2
 
     def note_ok(self, count: int) -> None:
@@ -307,7 +307,7 @@ class BlockReader:
         if size is None:
             size = self.cap.limit(self._limits.max_block)
             if self._probing and self.cap.uncertain:
-                size = self.cap.probe(MAX_READ + 1)
+                size = self.cap.middle
         widest = max((end - start + 1 for start, end in atoms), default=1)
         size = max(min(size, self._limits.max_block), widest)
         gaps = tuple(gap for gap in self._refused_gaps.get(space, ()) if not _touches(atoms, gap))

@@ -83,6 +83,31 @@ async def test_fault_filters(hybrid_map: PointMap) -> None:
         await link.close()
 
 
+async def test_a_cap_refuses_larger_reads_only(link: ModbusLink, server: ModbusSimServer) -> None:
+    cap = server.inject(Fault(FaultKind.CAP, limit=3))
+    assert await link.read("sim", 1, HOLDING, 20, 3) == server.units[1].read(HOLDING, 20, 3)
+    with pytest.raises(DeviceExceptionError) as caught:
+        await link.read("sim", 1, HOLDING, 20, 4)
+    assert caught.value.code == 3  # illegal data value, as gateways answer
+    await link.write("sim", 1, 70, [1, 2, 3, 4], single=False)  # writes are not capped
+    assert cap.hits == 1
+    server.clear_faults()
+    server.inject(Fault(FaultKind.CAP, limit=3, code=2))
+    with pytest.raises(DeviceExceptionError) as caught:
+        await link.read("sim", 1, HOLDING, 20, 4)
+    assert caught.value.code == 2
+
+
+async def test_an_absent_unit_gets_the_gateways_answer(
+    link: ModbusLink, server: ModbusSimServer
+) -> None:
+    with pytest.raises(DeviceExceptionError) as caught:
+        await link.read("sim", 9, HOLDING, 20, 1)
+    assert caught.value.code == 11  # gateway target device failed to respond
+    assert "gateway target device failed to respond" in str(caught.value)
+    assert server.requests == [Request(9, 3, 20, 1)]
+
+
 async def test_line_pacing(hybrid_map: PointMap) -> None:
     image = UnitImage.from_point_map(hybrid_map)
     async with ModbusSimServer({1: image}, line_baudrate=9600) as server:

@@ -246,3 +246,26 @@ async def test_a_capped_device_is_discovered_within_its_cap(
     chain = await discover(LinkUnit(link, 1), size=64)
     assert [m.id for m in chain.models][-2:] == [1, 203]
     assert max(count for _, count in reads(simulator)) <= 64
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(FaultKind.DROP, addresses=(40150, 40300), times=1),
+     Fault(FaultKind.GARBAGE, addresses=(40150, 40300), times=1),
+     Fault(FaultKind.EXCEPTION, code=6, addresses=(40150, 40300), times=2)],
+    ids=["drop", "garbled", "busy"],
+)  # fmt: skip
+async def test_one_bad_answer_while_connecting_costs_nothing(
+    simulator: ModbusSimServer, fault: Fault
+) -> None:
+    assert simulator.address is not None
+    settings = LinkSettings(timeout=2.0, retries=2, backoff_base=0.01, backoff_cap=0.05)
+    link = ModbusLink(TcpEndpoint(*simulator.address), settings)
+    try:
+        simulator.inject(fault)
+        device = SunSpecDevice(LinkUnit(link, 1))
+        assert (await device.connect()) == INVERTER_IDENTITY
+        assert fault.hits == fault.times
+        assert (await device.read())["inverter_state"].value == "mppt"
+    finally:
+        await link.close()
