@@ -179,51 +179,6 @@ class ModbusDevice:
         """Connection and error state now."""
         return self._health.snapshot()
 
-    @property
-    def declared_metrics(self) -> frozenset[str]:
-        """Every polled point of the map (identity points fill the device registry)."""
-        return frozenset(
-            point.metric
-            for point in self.point_map.readable_points()
-            if point.poll in POLLED_GROUPS
-        )
-
-    def state_options(self, metric: str) -> tuple[str, ...] | None:
-        """The names the map gives a point's values."""
-        point = self.point_map.points.get(metric)
-        if point is None or not point.options:
-            return None
-        return tuple(sorted(set(point.options.values())))
-
-    @property
-    def learned(self) -> Mapping[str, Any]:
-        """Nothing yet: the map says how the device is read."""
-        return MappingProxyType({})
-
-    async def register_dump(self) -> dict[str, Any] | None:
-        """Every register the map's reads cover, scale factors included, by space."""
-        point_map = self.point_map
-        metrics = [
-            point.metric
-            for point in point_map.readable_points()
-            if point.poll in POLLED_GROUPS | {PollGroup.ONCE}
-        ]
-        dump: dict[str, dict[int, int]] = {}
-        for block in plan_reads(point_map, metrics):
-            registers = await self.link.read(
-                self._name, self.unit_id, block.space, block.address, block.count
-            )
-            dump.setdefault(str(block.space), {}).update(
-                zip(range(block.address, block.address + block.count), registers, strict=True)
-            )
-        for point in point_map.points.values():
-            if point.scale_factor is not None:
-                (factor,) = await self.link.read(
-                    self._name, self.unit_id, point.space, point.scale_factor, 1
-                )
-                dump.setdefault(str(point.space), {})[point.scale_factor] = factor
-        return {"unit_id": self.unit_id, "map": point_map.device.id, "spaces": dump}
-
     async def connect(self) -> DeviceIdentity:
         """Open the link, read the identity points and check the map's ``identify`` patterns.
 
