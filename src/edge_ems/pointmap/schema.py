@@ -9,7 +9,7 @@ from typing import Any
 import voluptuous as vol
 
 from ..exceptions import PointMapError
-from ..metrics import LEASED_METRICS, METRICS, MetricKind
+from ..metrics import BATTERY_POWER, LEASED_METRICS, METRICS, MetricKind
 from .model import (
     TYPE_REGISTERS,
     Access,
@@ -266,7 +266,14 @@ def _check_device_references(point_map: PointMap) -> None:
                 f"{point.metric} is only ever written as a lease: give it lease: true",
                 source=point_map.source, path=f"points.{point.metric}.write.lease",
             )  # fmt: skip
-        if point.write is not None and point.write.lease and point.metric not in device.safe_mode:
+        # A battery setpoint without a safe value of its own is handed back by a zero one.
+        implicit = point.metric == BATTERY_POWER
+        if (
+            point.write is not None
+            and point.write.lease
+            and point.metric not in device.safe_mode
+            and not implicit
+        ):
             raise PointMapError(
                 f"{point.metric} is leased: device.safe_mode must say what a lapse writes",
                 source=point_map.source, path=f"points.{point.metric}.write.lease",

@@ -39,7 +39,7 @@ points:
     address: 70
     type: i16
     access: rw
-    write: {allow_write: true, min: -5000, max: 5000, function: fc06}
+    write: {allow_write: true, min: -5000, max: 5000, function: fc06, lease: true}
   grid_export_limit_w:
     address: 72
     type: u32
