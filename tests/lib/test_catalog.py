@@ -221,3 +221,20 @@ def test_heat_pumps_decode_documented_examples() -> None:
     assert to_value(flow, -32768)[1] is Quality.INVALID
     assert _value(samsung, "flow_temperature_c", [352]) == pytest.approx(35.2)
     assert _value(samsung, "heat_pump_mode", [4]) == "heat"
+
+
+def test_victron_flips_the_ess_setpoint_and_current_to_the_site_convention() -> None:
+    victron = CATALOG["victron_vebus_ess"]
+    # The setpoint is what the Multi takes from its AC input: -1000 W feeds 1000 W in,
+    # which is the battery discharging.
+    assert _value(victron, "battery_power_setpoint_w", [0xFC18]) == 1000
+    setpoint = victron.points["battery_power_setpoint_w"]
+    assert from_value(setpoint, -2500) == 2500  # charging takes 2500 W from AC-in
+    assert _value(victron, "ac_power_l1_w", [0xFF9C]) == 1000  # 10 W steps
+    assert _value(victron, "battery_current_a", [150]) == pytest.approx(-15.0)  # charging
+    assert _value(victron, "battery_voltage_v", [5234]) == pytest.approx(52.34)
+    assert _value(victron, "soc_pct", [875]) == pytest.approx(87.5)
+    assert _value(victron, "inverter_state", [252]) == "external_control"
+    # DisableFeedIn read as "export enabled", and written back the same way round.
+    assert _value(victron, "grid_export_enabled", [1]) == 0
+    assert from_value(victron.points["grid_export_enabled"], 1) == 0
