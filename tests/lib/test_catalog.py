@@ -235,6 +235,4 @@ def test_victron_flips_the_ess_setpoint_and_current_to_the_site_convention() -> 
     assert _value(victron, "battery_voltage_v", [5234]) == pytest.approx(52.34)
     assert _value(victron, "soc_pct", [875]) == pytest.approx(87.5)
     assert _value(victron, "inverter_state", [252]) == "external_control"
-    # DisableFeedIn read as "export enabled", and written back the same way round.
-    assert _value(victron, "grid_export_enabled", [1]) == 0
-    assert from_value(victron.points["grid_export_enabled"], 1) == 0
+    assert _value(victron, "work_mode", [1]) == "charger_only"
