@@ -33,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "sim",
         help="serve a simulated site: Deye, SDM630, SunSpec, BMS on MQTT and CAN, OPC UA BESS, "
-        "EV charger, heat pump",
+        "EV charger, heat pump, battery inverter",
         description="Serve simulated devices on real protocols until Ctrl-C. From "
         "--base-port on: the Modbus TCP gateway (Deye, SDM630), the SDM630 as RTU over TCP, "
-        "the SunSpec inverter, the OPC UA BESS, the private MQTT broker, the EV charger and the "
-        "heat pump.",
+        "the SunSpec inverter, the OPC UA BESS, the private MQTT broker, the EV charger, the "
+        "heat pump and the battery inverter.",
     )
     add_site_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")

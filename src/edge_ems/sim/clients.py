@@ -21,7 +21,7 @@ from ..opcua.nodemap import catalog_paths as node_map_paths
 from ..opcua.nodemap import load_node_map
 from ..pointmap import PointMap, catalog_paths, load_point_map
 from ..sunspec import LinkUnit, SunSpecDevice
-from . import deye, ev_charger, heat_pump, meter
+from . import battery_inverter, deye, ev_charger, heat_pump, meter
 from .site import SiteEndpoints
 
 OPCUA_MAP = "sim_bess"
@@ -47,6 +47,7 @@ class _Maps:
     meter: PointMap
     ev_charger: PointMap
     heat_pump: PointMap
+    battery_inverter: PointMap
     bess: NodeMap | None
     bms: TopicMap | None
 
@@ -59,11 +60,13 @@ def _load_maps(endpoints: SiteEndpoints) -> _Maps:
     bms = None
     if endpoints.mqtt_topic_map is not None:
         bms = load_topic_map(topic_map_paths()[endpoints.mqtt_topic_map])
-    deye_map, meter_map, ev_map, pump_map = (
+    deye_map, meter_map, ev_map, pump_map, inverter_map = (
         load_point_map(paths[map_id])
-        for map_id in (deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID)
-    )
-    return _Maps(deye_map, meter_map, ev_map, pump_map, bess, bms)
+        for map_id in (
+            deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID, battery_inverter.MAP_ID
+        )
+    )  # fmt: skip
+    return _Maps(deye_map, meter_map, ev_map, pump_map, inverter_map, bess, bms)
 
 
 async def site_devices(
@@ -100,6 +103,8 @@ async def site_devices(
          maps.ev_charger),
         ("heat_pump", "Heat pump", endpoints.heat_pump_port, endpoints.heat_pump_unit,
          maps.heat_pump),
+        ("battery_inverter", "Battery inverter", endpoints.battery_inverter_port,
+         endpoints.battery_inverter_unit, maps.battery_inverter),
     ):  # fmt: skip
         if port is not None and unit_id is not None:
             link = registry.link(TcpEndpoint(host, port), settings)

@@ -26,10 +26,17 @@
         stay_h: 5,
     }  # an Alfen Eve and its car
     heat_pump: {unit_id: 1, heat_max_w: 8000, room_c: 20.5, dhw_c: 46}  # Stiebel Eltron ISG
+    battery_inverter: {
+        unit_id: 227,
+        capacity_wh: 10000,
+        max_power_w: 4000,
+        soc_pct: 50,
+        watchdog_s: 60,
+    }  # a Victron MultiPlus-II in ESS mode 3 behind a GX
     tick: 1.0  # seconds between physics updates
 
-``sunspec``, ``bess``, ``mqtt_bms``, ``can_bms``, ``ev_charger`` and ``heat_pump`` can be
-``false`` to leave that device out.
+``sunspec``, ``bess``, ``mqtt_bms``, ``can_bms``, ``ev_charger``, ``heat_pump`` and
+``battery_inverter`` can be ``false`` to leave that device out.
 """
 
 from __future__ import annotations
@@ -105,6 +112,19 @@ class HeatPumpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BatteryInverterConfig:
+    """The battery inverter (a Victron MultiPlus-II in ESS mode 3 behind a GX) and its battery."""
+
+    unit_id: int = 227
+    """The GX's unit id of the VE.Bus service (227 on a Cerbo GX)."""
+    capacity_wh: float = 10_000.0
+    max_power_w: float = 4000.0
+    soc_pct: float = 50.0
+    watchdog_s: float = 60.0
+    """How long the Multi holds an ESS setpoint nobody rewrites."""
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """One simulated site. ``None`` leaves a device out."""
 
@@ -123,6 +143,7 @@ class SiteConfig:
     """Seconds (of real time) between physics updates."""
     ev_charger: EvChargerConfig | None = field(default_factory=EvChargerConfig)
     heat_pump: HeatPumpConfig | None = field(default_factory=HeatPumpConfig)
+    battery_inverter: BatteryInverterConfig | None = field(default_factory=BatteryInverterConfig)
 
     def __post_init__(self) -> None:
         if self.deye.unit_id == self.meter_unit_id:
@@ -189,6 +210,10 @@ _SCHEMA = vol.Schema(
                 vol.Optional("dhw_c"): vol.All(vol.Coerce(float), vol.Range(min=5, max=75)),
             },
         ),
+        vol.Optional("battery_inverter"): vol.Any(
+            False,
+            {vol.Optional("unit_id"): _UNIT, vol.Optional("watchdog_s"): _POSITIVE, **_BATTERY},
+        ),
         vol.Optional("tick"): _POSITIVE,
     }
 )
@@ -222,6 +247,9 @@ def site_config(data: Any, *, source: str = "<site>") -> SiteConfig:
         tick=valid.get("tick", defaults.tick),
         ev_charger=_section(EvChargerConfig, valid.get("ev_charger"), defaults.ev_charger),
         heat_pump=_section(HeatPumpConfig, valid.get("heat_pump"), defaults.heat_pump),
+        battery_inverter=_section(
+            BatteryInverterConfig, valid.get("battery_inverter"), defaults.battery_inverter
+        ),
     )
 
 

@@ -3,14 +3,15 @@
 The site is a :class:`~edge_ems.sim.physics.Site` seen from the Deye hybrid inverter: the
 Deye's PV and battery, the grid at its CT, and as "load" everything else on the site bus:
 the house minus what the AC-coupled assets deliver (the SunSpec hybrid inverter with its own
-PV and battery, and the BESS behind OPC UA). So :meth:`Site.grid_w` is the grid power every
-meter of the site measures, and the site's energy counters are the meters' counters.
+PV and battery, the BESS behind OPC UA and the battery inverter on Modbus). So
+:meth:`Site.grid_w` is the grid power every meter of the site measures, and the site's energy
+counters are the meters' counters.
 
 Each tick settles the flows in the order the controllers act: the SunSpec hybrid covers the
-house from its own PV and battery within its storage controls, the BESS delivers whatever its
-OPC UA setpoint asks, the EV charger and the heat pump draw what their settings and
-surroundings ask (the Deye's CT sees them as load), and the Deye balances the rest against
-its CT under its own settings.
+house from its own PV and battery within its storage controls, the BESS and the battery
+inverter deliver whatever their setpoints (OPC UA, Modbus) ask, the EV charger and the heat
+pump draw what their settings and surroundings ask (the Deye's CT sees them as load), and the
+Deye balances the rest against its CT under its own settings.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .ambient import ThermalLag, outdoor_temperature
+from .battery_inverter import BatteryInverter
 from .config import SiteConfig
 from .deye import DeyeSettings, deye_decide
 from .ev_charger import EvCharger, Vehicle
@@ -106,6 +108,8 @@ class Flows:
     """The EV charger's power (- while the car charges)."""
     heat_pump_w: float = 0.0
     """The heat pump's electrical power (- while it runs)."""
+    battery_inverter_w: float = 0.0
+    """The battery inverter's AC power (+ while its battery discharges)."""
 
 
 def _battery(capacity_wh: float, max_power_w: float, soc_pct: float) -> Battery:
@@ -168,6 +172,15 @@ class Plant:
                 dhw_c=pump.dhw_c,
             )
         )  # fmt: skip
+        inverter = config.battery_inverter
+        self.battery_inverter = (
+            None
+            if inverter is None
+            else BatteryInverter(
+                _battery(inverter.capacity_wh, inverter.max_power_w, inverter.soc_pct),
+                watchdog_s=inverter.watchdog_s,
+            )
+        )
         self.house_energy_wh = LIFETIME_WH["house"]
         self.deye_heatsink = ThermalLag(20.0)
         self.deye_dc_side = ThermalLag(20.0, 1800.0)
@@ -205,18 +218,23 @@ class Plant:
     ) -> Flows:
         """Settle the flows at ``timestamp`` and advance every part to it.
 
-        ``monotonic`` times the EV charger's validity (``timestamp`` if not given)."""
+        ``monotonic`` times the EV charger's validity and the battery inverter's watchdog
+        (``timestamp`` if not given)."""
         house = self.load.house_w(timestamp)
         sunspec_ac = 0.0 if self.sunspec is None else self._step_sunspec(timestamp, house, storage)
         bess = 0.0 if self.bess is None else self.bess.power_w
+        monotonic = timestamp if monotonic is None else monotonic
+        inverter = 0.0
+        if self.battery_inverter is not None:
+            inverter = self.battery_inverter.step(timestamp, monotonic)
         ev = 0.0
         if self.ev is not None:
-            ev = -self.ev.step(timestamp, timestamp if monotonic is None else monotonic)
+            ev = -self.ev.step(timestamp, monotonic)
         pump = 0.0
         if self.heat_pump is not None:
             outdoor_now = outdoor_temperature(timestamp)
             pump = -self.heat_pump.step(timestamp, outdoor_now, heat_pump or HeatPumpSettings())
-        self.load.others_w = sunspec_ac + bess + ev + pump
+        self.load.others_w = sunspec_ac + bess + inverter + ev + pump
         available = self.pv.available_w(timestamp)
         decision = deye_decide(
             deye,
@@ -243,6 +261,7 @@ class Plant:
             pv_curtailed_w=round(available - self.pv.power_w(timestamp), 1),
             ev_w=round(ev, 1),
             heat_pump_w=round(pump, 1),
+            battery_inverter_w=round(inverter, 1),
         )
         return self.flows
 

@@ -13,8 +13,10 @@ What runs, each on a loopback port of its own unless ``base_port`` fixes them:
   Eastron SDM630 grid meter (``eastron_sdm630``) behind it, as two unit ids;
 * the same SDM630 as RTU over TCP, as a transparent serial gateway passes it on;
 * the SunSpec hybrid inverter with storage and its meter, on Modbus TCP;
-* an EV charger (``alfen_eve``) with a car that comes, charges and goes, and a heat pump
-  (``stiebel_eltron_isg``) heating the house and its hot water, each on Modbus TCP;
+* an EV charger (``alfen_eve``) with a car that comes, charges and goes, a heat pump
+  (``stiebel_eltron_isg``) heating the house and its hot water, and a battery inverter
+  (``victron_vebus_ess``, a MultiPlus-II in ESS mode 3 as its GX serves it) taking power
+  setpoints, each on Modbus TCP;
 * the BESS on OPC UA, the SunSpec inverter's battery as a JK-BMS publishing through
   ESPHome over MQTT (on a private mosquitto unless a broker is given; the Deye's battery
   when the SunSpec inverter is left out), and the Deye's battery as a Pylontech speaking
@@ -23,7 +25,8 @@ What runs, each on a loopback port of its own unless ``base_port`` fixes them:
 Every tick (and at once after a write) the plant settles its flows from the settings the
 devices hold and every register image is recomputed from it: settings written over Modbus
 take effect on the physics. ``clock`` is the plant's time (pass a faster one to replay a day
-in minutes); ``monotonic`` times the SunSpec revert timers in real time.
+in minutes); ``monotonic`` times the SunSpec revert timers, the charger's validity and the
+battery inverter's watchdog in real time.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ from typing import Any, Self
 from ..bms.topicmap import catalog_paths as topic_map_paths
 from ..bms.topicmap import load_topic_map
 from ..exceptions import ConfigError
+from ..metrics import BATTERY_POWER
 from ..pointmap import PointMap, RegisterSpace, catalog_paths, load_point_map
-from . import deye, deye_readings, ev_charger, heat_pump, meter
+from . import battery_inverter, deye, deye_readings, ev_charger, heat_pump, meter
 from .ambient import outdoor_temperature
 from .bms_can import CanBmsSimulator
 from .bms_mqtt import MqttBmsSimulator
@@ -70,6 +74,7 @@ PORT_OFFSETS: Mapping[str, int] = MappingProxyType(
         "mqtt": 4,
         "ev_charger": 5,
         "heat_pump": 6,
+        "battery_inverter": 7,
     }
 )
 """Where each service listens relative to ``base_port``."""
@@ -117,6 +122,8 @@ class SiteEndpoints:
     ev_charger_unit: int | None = None
     heat_pump_port: int | None = None
     heat_pump_unit: int | None = None
+    battery_inverter_port: int | None = None
+    battery_inverter_unit: int | None = None
 
     def services(self) -> list[Service]:
         """What runs where, one row per way in."""
@@ -142,6 +149,11 @@ class SiteEndpoints:
             rows.append(
                 Service("Heat pump", "Modbus TCP", self.host, self.heat_pump_port,
                         self.heat_pump_unit, heat_pump.MAP_ID)
+            )  # fmt: skip
+        if self.battery_inverter_port is not None:
+            rows.append(
+                Service("Battery inverter", "Modbus TCP", self.host, self.battery_inverter_port,
+                        self.battery_inverter_unit, battery_inverter.MAP_ID)
             )  # fmt: skip
         if self.opcua_url is not None:
             port = urllib.parse.urlsplit(self.opcua_url).port
@@ -223,6 +235,9 @@ class SimulatedSite:
         self.heat_pump_map: PointMap | None = None
         self.heat_pump_image: UnitImage | None = None
         self.heat_pump_server: ModbusSimServer | None = None
+        self.battery_inverter_map: PointMap | None = None
+        self.battery_inverter_image: UnitImage | None = None
+        self.battery_inverter_server: ModbusSimServer | None = None
         self.mqtt_bms: MqttBmsSimulator | None = None
         self.can_bms: CanBmsSimulator | None = None
         self.opcua: OpcUaBessSimulator | None = None
@@ -283,6 +298,14 @@ class SimulatedSite:
                  "point_map": heat_pump.MAP_ID, "host": ends.host,
                  "port": ends.heat_pump_port, "unit_id": ends.heat_pump_unit}
             )  # fmt: skip
+        inverter = config.battery_inverter
+        if ends.battery_inverter_port is not None and inverter is not None:
+            devices.append(
+                {"id": "battery-inverter", "name": "Battery inverter", "kind": "modbus",
+                 "point_map": battery_inverter.MAP_ID, "host": ends.host,
+                 "port": ends.battery_inverter_port, "unit_id": ends.battery_inverter_unit,
+                 "battery": _battery(inverter.max_power_w, inverter.capacity_wh)}
+            )  # fmt: skip
         if ends.can_channel is not None:
             devices.append(
                 {"id": "can-bms", "name": "CAN BMS", "kind": "can_bms", "interface": "virtual",
@@ -316,9 +339,10 @@ class SimulatedSite:
             raise
 
     async def _start(self) -> None:
-        deye_map, meter_map, ev_map, heat_pump_map = await asyncio.to_thread(
-            _load_maps, deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID
-        )
+        deye_map, meter_map, ev_map, heat_pump_map, inverter_map = await asyncio.to_thread(
+            _load_maps, deye.MAP_ID, meter.MAP_ID, ev_charger.MAP_ID, heat_pump.MAP_ID,
+            battery_inverter.MAP_ID,
+        )  # fmt: skip
         self.deye_map, self.meter_map = deye_map, meter_map
         if self.plant.ev is not None:
             self.ev_map, self.ev_image = ev_map, UnitImage.from_point_map(ev_map)
@@ -328,6 +352,10 @@ class SimulatedSite:
             self.heat_pump_map = heat_pump_map
             self.heat_pump_image = UnitImage.from_point_map(heat_pump_map)
             heat_pump.install_settings(self.heat_pump_image)
+        if self.plant.battery_inverter is not None:
+            self.battery_inverter_map = inverter_map
+            self.battery_inverter_image = UnitImage.from_point_map(inverter_map)
+            battery_inverter.install_settings(self.battery_inverter_image)
         self.deye_image = UnitImage.from_point_map(deye_map)
         deye.install_settings(self.deye_image)
         self.meter_image = UnitImage.from_point_map(meter_map)
@@ -338,6 +366,7 @@ class SimulatedSite:
         endpoints = await self._start_sunspec(endpoints)
         endpoints = await self._start_ev_charger(endpoints)
         endpoints = await self._start_heat_pump(endpoints)
+        endpoints = await self._start_battery_inverter(endpoints)
         endpoints = await self._start_opcua(endpoints)
         endpoints = await self._start_mqtt_bms(endpoints)
         endpoints = await self._start_can_bms(endpoints)
@@ -393,6 +422,22 @@ class SimulatedSite:
         )
         _, port = await self.heat_pump_server.start_tcp(self._host, self._port("heat_pump"))
         return dataclasses.replace(endpoints, heat_pump_port=port, heat_pump_unit=config.unit_id)
+
+    async def _start_battery_inverter(self, endpoints: SiteEndpoints) -> SiteEndpoints:
+        config = self.config.battery_inverter
+        if self.battery_inverter_image is None or config is None:
+            return endpoints
+        self.battery_inverter_server = await self._stack.enter_async_context(
+            ModbusSimServer(
+                {config.unit_id: self.battery_inverter_image}, on_write=self._battery_inverter_write
+            )
+        )
+        _, port = await self.battery_inverter_server.start_tcp(
+            self._host, self._port("battery_inverter")
+        )
+        return dataclasses.replace(
+            endpoints, battery_inverter_port=port, battery_inverter_unit=config.unit_id
+        )
 
     async def _start_opcua(self, endpoints: SiteEndpoints) -> SiteEndpoints:
         if self.plant.bess is None:
@@ -500,6 +545,12 @@ class SimulatedSite:
         if plant.ev is not None and self.ev_image is not None:
             for metric, value in ev_charger.charger_values(plant.ev, timestamp, monotonic).items():
                 self.ev_image.set(metric, value)
+        if plant.battery_inverter is not None and self.battery_inverter_image is not None:
+            readings = battery_inverter.inverter_values(
+                plant.battery_inverter, timestamp, monotonic
+            )
+            for metric, value in readings.items():
+                self.battery_inverter_image.set(metric, value)
         if plant.heat_pump is not None and self.heat_pump_image is not None:
             outdoor = outdoor_temperature(timestamp)
             for metric, value in heat_pump.heat_pump_values(plant.heat_pump, outdoor).items():
@@ -545,6 +596,20 @@ class SimulatedSite:
         self.step()
 
     def _heat_pump_write(self, unit: int, address: int, values: list[int]) -> None:
+        self.step()
+
+    def _battery_inverter_write(self, unit: int, address: int, values: list[int]) -> None:
+        """A master wrote the ESS setpoint (or a setting): the Multi takes it now."""
+        assert self.battery_inverter_image is not None
+        assert self.battery_inverter_map is not None
+        assert self.plant.battery_inverter is not None
+        settings = battery_inverter.read_settings(
+            self.battery_inverter_image, self.battery_inverter_map
+        )
+        setpoint = battery_inverter.written(
+            self.battery_inverter_map, BATTERY_POWER, address, len(values)
+        )
+        self.plant.battery_inverter.accept(settings, self._monotonic(), setpoint_written=setpoint)
         self.step()
 
     def _sunspec_write(self, unit: int, address: int, values: list[int]) -> None:
