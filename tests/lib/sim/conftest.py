@@ -20,8 +20,9 @@ NOON = MIDNIGHT + 12 * 3600
 NIGHT = MIDNIGHT + 2 * 3600
 PATIENT = LinkSettings(timeout=5.0, retries=1, backoff_base=0.01, backoff_cap=0.05)
 MODBUS_ONLY = SiteConfig(
-    bess=None, mqtt_bms=None, can_bms=False, ev_charger=None, heat_pump=None, tick=3600.0
-)
+    bess=None, mqtt_bms=None, can_bms=False, ev_charger=None, heat_pump=None,
+    battery_inverter=None, tick=3600.0,
+)  # fmt: skip
 """The inverters and the meter alone, ticking only when a test steps them."""
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from edge_ems.exceptions import ConfigError
 from edge_ems.sim.clock import scaled_clock, today_at
-from edge_ems.sim.config import SiteConfig, SunSpecConfig, load_site_config, site_config
+from edge_ems.sim.config import (
+    BatteryInverterConfig,
+    SiteConfig,
+    SunSpecConfig,
+    load_site_config,
+    site_config,
+)
 
 from .conftest import DAY, MIDNIGHT, FakeClock
 
@@ -41,6 +47,14 @@ def test_sections_set_sizes_and_false_leaves_devices_out() -> None:
     assert config.mqtt_bms == "venus_os_battery"
     assert not config.can_bms
     assert config.tick == 0.5
+
+
+def test_the_battery_inverter_takes_its_section_or_false() -> None:
+    config = site_config({"battery_inverter": {"unit_id": 100, "capacity_wh": 5000}})
+    assert config.battery_inverter == BatteryInverterConfig(unit_id=100, capacity_wh=5000)
+    assert site_config({"battery_inverter": False}).battery_inverter is None
+    with pytest.raises(ConfigError, match="battery_inverter"):
+        site_config({"battery_inverter": {"watchdog_s": 0}})
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.pointmap import catalog_paths, load_point_map
 from edge_ems.sim.config import BessConfig, SiteConfig
 from edge_ems.sim.deye import DeyeSettings, TouSlot, deye_decide
@@ -15,7 +16,7 @@ from edge_ems.sim.physics import Battery
 from edge_ems.sim.plant import Plant
 from edge_ems.sim.storage import IMPORT_MARGIN_W, StorageControls
 
-from .conftest import MIDNIGHT, NIGHT, NOON
+from .conftest import DAY, MIDNIGHT, NIGHT, NOON
 
 SETTINGS = DeyeSettings()
 ALL_DAY_SLOTS = tuple(TouSlot(start, 3000, 30, True) for start in (0, 400, 800, 1200, 1600, 2000))
@@ -33,17 +34,27 @@ def test_pv_is_dark_at_night_and_near_its_peak_at_noon() -> None:
 def test_every_flow_balances_through_the_grid() -> None:
     plant = Plant(SiteConfig())
     plant.bess = Battery(power_w=1200.0)  # as its OPC UA setpoint left it
+    inverter = plant.battery_inverter
+    assert inverter is not None
+    inverter.watchdog_s = DAY  # its setpoint holds all day
+    inverter.accept({BATTERY_POWER: -300}, NIGHT, setpoint_written=True)
     for timestamp in (NIGHT, NOON - 3 * 3600, NOON, NOON + 7 * 3600):
         flows = plant.step(timestamp, SETTINGS, None)
+        assert flows.battery_inverter_w == -300
         delivered = (
-            flows.deye_ac_w + flows.sunspec_ac_w + flows.bess_w + flows.ev_w + flows.heat_pump_w
+            flows.deye_ac_w
+            + flows.sunspec_ac_w
+            + flows.bess_w
+            + flows.battery_inverter_w
+            + flows.ev_w
+            + flows.heat_pump_w
         )
         assert flows.grid_w == pytest.approx(flows.house_w - delivered, abs=0.5)
         assert flows.grid_w == plant.physics.grid_w(timestamp)
 
 
 def test_soc_integrates_battery_power_and_counters_accumulate() -> None:
-    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None))
+    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None, battery_inverter=None))
     plant.step(NOON, SETTINGS, None)
     battery = plant.physics.battery
     soc, charged, imported = battery.soc_pct, battery.charge_energy_wh, plant.physics.grid_export_wh
@@ -57,14 +68,14 @@ def test_soc_integrates_battery_power_and_counters_accumulate() -> None:
 
 
 def test_self_consumption_covers_the_house_at_night_with_a_little_import() -> None:
-    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None))
+    plant = Plant(SiteConfig(sunspec=None, ev_charger=None, heat_pump=None, battery_inverter=None))
     flows = plant.step(NIGHT, SETTINGS, None)
     assert plant.physics.battery.power_w == pytest.approx(flows.house_w - IMPORT_MARGIN_W)
     assert flows.grid_w == pytest.approx(IMPORT_MARGIN_W, abs=0.2)
 
 
 def test_storing_a_morning_surplus_keeps_the_grid_at_the_import_margin() -> None:
-    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None, battery_inverter=None))
     morning = MIDNIGHT + 9.5 * 3600
     flows = plant.step(morning, SETTINGS, None)
     assert 0 < -plant.physics.battery.power_w < plant.physics.battery.max_charge_w
@@ -72,7 +83,7 @@ def test_storing_a_morning_surplus_keeps_the_grid_at_the_import_margin() -> None
 
 
 def test_the_sunspec_hybrid_serves_the_house_first_and_the_deye_the_rest() -> None:
-    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None, battery_inverter=None))
     flows = plant.step(NIGHT, SETTINGS, None)
     assert plant.sunspec is not None
     assert flows.sunspec_ac_w == pytest.approx(flows.house_w - IMPORT_MARGIN_W)
@@ -162,6 +173,6 @@ def test_every_read_only_point_of_the_maps_is_simulated() -> None:
     deye = load_point_map(paths["deye_sun_sg_hybrid"])
     meter = load_point_map(paths["eastron_sdm630"])
     assert set(READINGS) == {point.metric for point in deye.points.values() if not point.write}
-    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None))
+    plant = Plant(SiteConfig(ev_charger=None, heat_pump=None, battery_inverter=None))
     plant.step(NOON, SETTINGS, None)
     assert set(meter.points) <= set(grid_meter_values(plant))

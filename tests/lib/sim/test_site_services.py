@@ -58,7 +58,7 @@ async def test_every_device_answers_on_its_own_protocol(
     assert {row.protocol for row in full_site.endpoints.services()} == PROTOCOLS
     assert set(devices) == {
         "deye", "sdm630", "sunspec", "sunspec_meter", "bess", "mqtt_bms", "can_bms",
-        "ev_charger", "heat_pump",
+        "ev_charger", "heat_pump", "battery_inverter",
     }  # fmt: skip
     special = {"sdm630": "grid_power_w", "sunspec_meter": "grid_power_w",
                "ev_charger": "ev_state", "heat_pump": "flow_temperature_c"}  # fmt: skip
@@ -94,7 +94,14 @@ async def test_an_opcua_setpoint_moves_the_bess_and_the_site_balance(
 
     await eventually(bess_flow, lambda seen: seen == -2000)
     flows = full_site.step()
-    delivered = flows.deye_ac_w + flows.sunspec_ac_w + flows.bess_w + flows.ev_w + flows.heat_pump_w
+    delivered = (
+        flows.deye_ac_w
+        + flows.sunspec_ac_w
+        + flows.bess_w
+        + flows.battery_inverter_w
+        + flows.ev_w
+        + flows.heat_pump_w
+    )
     assert flows.grid_w == pytest.approx(flows.house_w - delivered, abs=0.5)
     meter = await devices["sdm630"].device.read()
     assert meter["grid_power_w"].value == pytest.approx(flows.grid_w, abs=0.05)

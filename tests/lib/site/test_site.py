@@ -37,7 +37,8 @@ def address_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def sim(address_space: Path) -> AsyncIterator[SimulatedSite]:
-    """Every simulated device: Modbus, SunSpec, OPC UA, MQTT and CAN batteries."""
+    """Every simulated device: Modbus (a point-map battery among them), SunSpec, OPC UA, MQTT
+    and CAN batteries."""
     async with SimulatedSite(SiteConfig(tick=0.2), opcua_cache=address_space) as running:
         yield running
 
@@ -75,6 +76,7 @@ async def test_every_kind_is_read_and_batteries_take_site_power(sim: SimulatedSi
     try:
         assert set(site.devices) == {
             "deye", "meter", "sunspec", "bess", "mqtt-bms", "can-bms", "ev-charger", "heat-pump",
+            "battery-inverter",
         }  # fmt: skip
         assert await poll_until(site, "deye", "soc_pct") is not None
         assert await poll_until(site, "meter", "grid_power_w") is not None
@@ -84,24 +86,31 @@ async def test_every_kind_is_read_and_batteries_take_site_power(sim: SimulatedSi
         assert await poll_until(site, "can-bms", "soc_pct") is not None
         assert await poll_until(site, "ev-charger", "ev_state") is not None
         assert await poll_until(site, "heat-pump", "outdoor_temperature_c") is not None
+        assert await poll_until(site, "battery-inverter", "soc_pct") is not None
         # Every device declares what it reports; the registry learns who it is.
         for member in site.devices.values():
             assert member.metrics, member.device_id
             assert member.identity is not None, member.device_id
         batteries = {info.asset_id for info in site.asset_infos() if info.type == "battery"}
-        assert batteries == {"sunspec", "bess"}
-        answered = await site.dispatcher.dispatch(-2500, requested_by="test", source="test")
-        # Capacity-weighted: the 20 kWh BESS takes four times the 5 kWh inverter's share.
+        assert batteries == {"sunspec", "bess", "battery-inverter"}
+        answered = await site.dispatcher.dispatch(-3500, requested_by="test", source="test")
+        # Capacity-weighted: the 20 kWh BESS takes four times the 5 kWh SunSpec inverter's
+        # share, the 10 kWh point-map battery twice.
         assert {r.device_id: (r.outcome, r.applied) for r in answered} == {
             "bess": (Outcome.APPLIED, -2000.0),
             "sunspec": (Outcome.APPLIED, -500.0),
+            "battery-inverter": (Outcome.APPLIED, -1000.0),
         }
         assert records == answered
+        # The point-map battery reads its setpoint back and charges at it.
+        readings = await site.poll("battery-inverter")
+        assert readings["battery_power_setpoint_w"].value == -1000
+        assert sim.step().battery_inverter_w == -1000
     finally:
         await site.stop()
     # Stopping hands every leased battery back, and says so.
     released = [r for r in records if r.outcome is Outcome.RELEASED]
-    assert {r.device_id for r in released} == {"bess", "sunspec"}
+    assert {r.device_id for r in released} == {"bess", "sunspec", "battery-inverter"}
 
 
 async def test_a_device_away_at_start_joins_when_it_answers(address_space: Path) -> None:
