@@ -21,6 +21,7 @@ from ..exceptions import ConfigError
 from ..modbus import (
     Endpoint,
     LinkRegistry,
+    LinkSettings,
     ModbusDevice,
     RtuOverTcpEndpoint,
     SerialEndpoint,
@@ -101,6 +102,8 @@ class BuildContext:
     learned: Mapping[str, Any] = field(default_factory=dict)
     """What the device learned about itself on an earlier run (its ``learned`` property)."""
     clock: Callable[[], float] = time.time
+    link_settings: LinkSettings | None = None
+    """How the site's Modbus links are run; ``None`` takes a link as it is (a probe)."""
 
     def breaker(self, name: str) -> CircuitBreaker:
         """A circuit breaker that never waits longer than one poll before trying again."""
@@ -141,13 +144,14 @@ def _sunspec(spec: DeviceSpec, context: BuildContext) -> Device:
         device_index=int(settings.get(keys.DEVICE_INDEX, 0)),
         breaker=context.breaker(spec.name),
         wall_clock=context.clock,
+        learned=context.learned,
     )
 
 
 def _modbus(spec: DeviceSpec, context: BuildContext) -> Device:
     settings = spec.settings
     point_map = _known(context.catalog.point_maps, settings[keys.POINT_MAP], "point map")
-    link = context.links.link(modbus_endpoint(settings))
+    link = context.links.link(modbus_endpoint(settings), context.link_settings)
     return ModbusDevice(
         link,
         point_map,
@@ -155,6 +159,7 @@ def _modbus(spec: DeviceSpec, context: BuildContext) -> Device:
         name=spec.name,
         breaker=context.breaker(spec.name),
         wall_clock=context.clock,
+        learned=context.learned,
     )
 
 
@@ -281,6 +286,13 @@ def build_mirror(spec: DeviceSpec, context: BuildContext) -> OpcUaTelemetryWrite
         username=mirror.get(keys.USERNAME) or None,
         password=mirror.get(keys.PASSWORD) or None,
     )
+
+
+def link_settings(description: SiteDescription) -> LinkSettings:
+    """How the site's Modbus links run: reconnecting at least once per poll of the most
+    frequently read device (devices sharing a link must agree on its settings)."""
+    intervals = [description.interval(spec) for spec in description.devices]
+    return LinkSettings(reconnect_ceiling=min(intervals, default=description.poll_interval))
 
 
 def catalog_for(description: SiteDescription) -> Catalog:

@@ -31,7 +31,15 @@ from ..modbus import LinkRegistry
 from ..opcua.mirror import OpcUaTelemetryWriter
 from ..readings import Readings
 from .description import DeviceSpec, SiteDescription
-from .factory import FACTORIES, BuildContext, Catalog, DeviceFactory, build_device, build_mirror
+from .factory import (
+    FACTORIES,
+    BuildContext,
+    Catalog,
+    DeviceFactory,
+    build_device,
+    build_mirror,
+    link_settings,
+)
 from .learned import Learned, LearnedStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,6 +126,7 @@ class Site:
             description.site_id, description.policy, self._audit, clock=clock, monotonic=monotonic
         )
         self.devices: dict[str, SiteDevice] = {}
+        self._link_settings = link_settings(description)
         self.agent: Agent | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._hub_listeners: list[Callable[[], None]] = []
@@ -308,6 +317,7 @@ class Site:
             poll_interval=self.description.interval(spec),
             learned=learned.get("device") or {},
             clock=self._clock,
+            link_settings=self._link_settings,
         )
         device = build_device(spec, context, self._factories)
         member = SiteDevice(

@@ -166,6 +166,10 @@ async def test_what_devices_learned_outlives_a_restart(sim: SimulatedSite, tmp_p
         assert member.identity is not None
         assert member.identity.manufacturer == kept["sunspec"]["identity"]["manufacturer"]
         assert member.metrics >= reported
+        # The chain's layout came back too: the inverter's storage controls are known, so
+        # the hub hears of a battery even while the inverter is away.
+        assert "battery_power_setpoint_w" in member.device.commands
+        assert {a.asset_id for a in again.asset_infos() if a.type == "battery"} >= {"sunspec"}
         assert again.devices["deye"].metrics >= set(kept["deye"]["metrics"])
     finally:
         await again.stop()
