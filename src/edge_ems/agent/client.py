@@ -140,7 +140,7 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._hub: str | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._reregister = asyncio.Event()
         self._session_id: str | None = None
         self._durable_seq = 0
         self._sessions = 0
@@ -165,10 +165,8 @@ class Agent:
         if assets == self._registration.assets:
             return
         self._registration = dataclasses.replace(self._registration, assets=assets)
-        channel = self._channel
-        if channel is not None:
-            # The hub takes a registration only when a stream opens: open a new one.
-            await channel.close(grace=None)
+        # The hub takes a registration only when a stream opens: end this one, open another.
+        self._reregister.set()
 
     def stats(self) -> AgentStats:
         """The link and the buffer now."""
@@ -299,7 +297,7 @@ class Agent:
             if tls is None
             else grpc.aio.secure_channel(address, tls.credentials(), options=options)
         )
-        self._channel = channel
+        self._reregister.clear()
         registered = False
         try:
             call = GatewayStub(channel).Connect(
@@ -328,9 +326,10 @@ class Agent:
                 ack.session_id,
                 ack.durable_seq,
             )
-            await _first_to_end(self._receive(call), self._transmit(call), self._beat(heartbeat))
+            await _first_to_end(
+                self._receive(call), self._transmit(call), self._beat(heartbeat), self._renew()
+            )
         finally:
-            self._channel = None
             await channel.close(grace=None)
         return registered
 
@@ -374,6 +373,11 @@ class Agent:
             self._wake.clear()
             if not self._outbox and not self._buffer.has_unsent() and not self._stopping.is_set():
                 await self._wake.wait()
+
+    async def _renew(self) -> None:
+        """End the session once the assets changed, so the next one registers them."""
+        await self._reregister.wait()
+        _LOGGER.info("Agent %s registers again: its assets changed", self.config.agent_id)
 
     async def _beat(self, interval: float) -> None:
         while True:

@@ -15,7 +15,7 @@
     }
     bess: {capacity_wh: 20000, max_power_w: 5000, soc_pct: 60}
     mqtt_bms: {topic_map: esphome_jk_bms}  # publishes the SunSpec inverter's battery
-    can_bms: {channel: edge - ems - sim}  # sends the Deye's battery
+    can_bms: {interface: udp_multicast}  # sends the Deye's battery (default: virtual)
     ev_charger: {
         unit_id: 1,
         capacity_wh: 60000,
@@ -124,6 +124,10 @@ class BatteryInverterConfig:
     """How long the Multi holds an ESS setpoint nobody rewrites."""
 
 
+CAN_INTERFACES = ("virtual", "udp_multicast")
+"""python-can interfaces the simulated CAN BMS can send on."""
+
+
 @dataclass(frozen=True, slots=True)
 class SiteConfig:
     """One simulated site. ``None`` leaves a device out."""
@@ -136,9 +140,12 @@ class SiteConfig:
     mqtt_bms: str | None = "esphome_jk_bms"
     """Catalog id of the topic map the MQTT BMS publishes by."""
     can_bms: bool = True
+    can_interface: str = "virtual"
+    """python-can interface of the CAN BMS: ``virtual`` reaches this process only,
+    ``udp_multicast`` every process on the machine (an agent or Home Assistant beside it)."""
     can_channel: str | None = None
-    """python-can virtual channel of the CAN BMS; ``None`` gives each site one of its own,
-    so that sites in one process do not hear each other's batteries."""
+    """The CAN BMS's channel (a multicast group for ``udp_multicast``); ``None`` gives each site
+    one of its own, so that sites do not hear each other's batteries."""
     tick: float = 1.0
     """Seconds (of real time) between physics updates."""
     ev_charger: EvChargerConfig | None = field(default_factory=EvChargerConfig)
@@ -183,7 +190,13 @@ _SCHEMA = vol.Schema(
         ),
         vol.Optional("bess"): vol.Any(False, _BATTERY),
         vol.Optional("mqtt_bms"): vol.Any(False, {vol.Optional("topic_map"): str}),
-        vol.Optional("can_bms"): vol.Any(False, {vol.Optional("channel"): str}),
+        vol.Optional("can_bms"): vol.Any(
+            False,
+            {
+                vol.Optional("interface"): vol.In(CAN_INTERFACES),
+                vol.Optional("channel"): str,
+            },
+        ),
         vol.Optional("ev_charger"): vol.Any(
             False,
             {
@@ -243,6 +256,7 @@ def site_config(data: Any, *, source: str = "<site>") -> SiteConfig:
         bess=_section(BessConfig, valid.get("bess"), defaults.bess),
         mqtt_bms=None if mqtt is False else (mqtt or {}).get("topic_map", defaults.mqtt_bms),
         can_bms=can is not False,
+        can_interface=(can or {}).get("interface", defaults.can_interface),
         can_channel=None if can is False else (can or {}).get("channel"),
         tick=valid.get("tick", defaults.tick),
         ev_charger=_section(EvChargerConfig, valid.get("ev_charger"), defaults.ev_charger),

@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import secrets
 import socket
 import time
 import urllib.parse
@@ -118,6 +119,7 @@ class SiteEndpoints:
     mqtt_topic_map: str | None = None
     mqtt_variables: Mapping[str, str] = field(default_factory=dict)
     can_channel: str | None = None
+    can_interface: str = "virtual"
     ev_charger_port: int | None = None
     ev_charger_unit: int | None = None
     heat_pump_port: int | None = None
@@ -165,15 +167,24 @@ class SiteEndpoints:
                         f"{self.mqtt_topic_map} ({prefix})")
             )  # fmt: skip
         if self.can_channel is not None:
+            reach = "this process only" if self.can_interface == "virtual" else "this machine"
             rows.append(
-                Service("CAN BMS", "CAN (virtual)", None, None, None,
-                        f"Pylontech on channel {self.can_channel!r}, this process only")
+                Service("CAN BMS", f"CAN ({self.can_interface})", None, None, None,
+                        f"Pylontech on channel {self.can_channel!r}, {reach}")
             )  # fmt: skip
         return rows
 
 
 def _battery(power_w: float, capacity_wh: float) -> dict[str, float]:
     return {"max_charge_w": power_w, "max_discharge_w": power_w, "capacity_wh": capacity_wh}
+
+
+def _own_can_channel(interface: str) -> str:
+    """A channel no other simulated site uses: a name, or a multicast group of its own."""
+    if interface == "udp_multicast":
+        group = secrets.randbelow(256**2)
+        return f"239.74.{group >> 8}.{group & 0xFF}"
+    return f"edge-ems-sim-{uuid.uuid4().hex[:8]}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -257,7 +268,8 @@ class SimulatedSite:
     def site_file(self, site_id: str = "sim") -> dict[str, Any]:
         """A site file (``edge-ems agent --site``) with every device this site serves.
 
-        The CAN battery is on python-can's virtual bus, which reaches only this process.
+        A CAN battery on python-can's virtual bus reaches only this process; on
+        ``udp_multicast`` (``can_bms: {interface: udp_multicast}``) every process here.
         """
         ends, config = self.endpoints, self.config
         devices: list[dict[str, Any]] = [
@@ -308,8 +320,8 @@ class SimulatedSite:
             )  # fmt: skip
         if ends.can_channel is not None:
             devices.append(
-                {"id": "can-bms", "name": "CAN BMS", "kind": "can_bms", "interface": "virtual",
-                 "channel": ends.can_channel}
+                {"id": "can-bms", "name": "CAN BMS", "kind": "can_bms",
+                 "interface": ends.can_interface, "channel": ends.can_channel}
             )  # fmt: skip
         return {"site": {"id": site_id, "name": "Simulated site"}, "devices": devices}
 
@@ -495,17 +507,18 @@ class SimulatedSite:
     async def _start_can_bms(self, endpoints: SiteEndpoints) -> SiteEndpoints:
         if not self.config.can_bms:
             return endpoints
-        channel = self.config.can_channel or f"edge-ems-sim-{uuid.uuid4().hex[:8]}"
+        interface = self.config.can_interface
+        channel = self.config.can_channel or _own_can_channel(interface)
         self.can_bms = await self._stack.enter_async_context(
             CanBmsSimulator(
-                interface="virtual",
+                interface=interface,
                 channel=channel,
                 battery=self.plant.physics.battery,
                 interval=self.config.tick,
                 clock=self._clock,
             )
         )
-        return dataclasses.replace(endpoints, can_channel=channel)
+        return dataclasses.replace(endpoints, can_channel=channel, can_interface=interface)
 
     async def stop(self) -> None:
         """Stop every device, newest first."""

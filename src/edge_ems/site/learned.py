@@ -37,6 +37,7 @@ class JsonFileStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = asyncio.Lock()
 
     async def load(self) -> Learned:
         """The file's content; a missing or unreadable file is nothing learned yet."""
@@ -45,7 +46,8 @@ class JsonFileStore:
     async def save(self, learned: Mapping[str, Mapping[str, Any]]) -> None:
         """Write the file next to itself, then move it into place."""
         text = json.dumps(learned, indent=1, sort_keys=True)
-        await asyncio.to_thread(self._write, text)
+        async with self._lock:  # one writer of the file and its partial at a time
+            await asyncio.to_thread(self._write, text)
 
     def _read(self) -> Learned:
         try:

@@ -48,6 +48,8 @@ type Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 """Starts a background task; a host that tracks its tasks (Home Assistant) passes its own."""
 
 _IDENTITY_FIELDS = ("manufacturer", "model", "serial", "firmware", "hardware")
+LEARNED_SAVE_DELAY = 2.0
+"""Seconds to gather what devices learn before writing it down."""
 
 
 @dataclass(eq=False)
@@ -116,6 +118,7 @@ class Site:
         self._factories = factories
         self._learned_store = learned_store
         self._learned: Learned = {}
+        self._saving: asyncio.Task[None] | None = None
         self._sinks: list[AuditSink] = list(audit_sinks)
         self._buffer = buffer
         self._clock = clock
@@ -175,6 +178,10 @@ class Site:
         if agent is not None:
             await agent.stop()
         await self._close_devices()
+        if self._saving is not None:
+            self._saving.cancel()  # saves what waits, at once
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saving
 
     # Reading.
 
@@ -226,6 +233,10 @@ class Site:
             except DeviceError as err:
                 if was is not False:
                     _LOGGER.warning("%s does not answer: %s", member.name, err)
+            except Exception:
+                # A bug must not end the device's polling for good: say so, keep going.
+                member.answering = False
+                _LOGGER.exception("Reading %s failed", member.name)
             else:
                 if was is False:
                     _LOGGER.info("%s answers again", member.name)
@@ -341,7 +352,8 @@ class Site:
         await self.links.close()
 
     async def _remember(self, member: SiteDevice) -> None:
-        """Keep what the device learned, when it changed."""
+        """Keep what the device learned, when it changed; saved a moment later, together with
+        whatever other devices learn meanwhile (the first polls of a start learn most)."""
         identity = member.device.identity
         entry: dict[str, Any] = {
             "identity": None if identity is None else _identity_dict(identity),
@@ -351,8 +363,23 @@ class Site:
         if self._learned.get(member.device_id) == entry:
             return
         self._learned[member.device_id] = entry
-        if self._learned_store is not None:
-            await self._learned_store.save(self._learned)
+        if self._learned_store is not None and self._saving is None:
+            self._saving = asyncio.get_running_loop().create_task(
+                self._save_learned(), name=f"edge_ems {self.site_id} learned"
+            )
+
+    async def _save_learned(self) -> None:
+        assert self._learned_store is not None
+        try:
+            await asyncio.sleep(LEARNED_SAVE_DELAY)
+        finally:
+            self._saving = None
+            try:
+                await self._learned_store.save(self._learned)
+            except OSError as err:
+                _LOGGER.warning(
+                    "Site %s: could not keep what devices learned: %s", self.site_id, err
+                )
 
     def learned(self, device_id: str) -> Mapping[str, Any]:
         """What the site keeps about one device from run to run."""
