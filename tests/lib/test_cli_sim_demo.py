@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edge_ems.cli import main
+from edge_ems.site import parse_site_file
 
 from .bms.support import allow_loopback_sockets
 
@@ -136,6 +138,33 @@ def test_scan_of_sunspec_and_of_an_empty_unit(
     gateway = f"127.0.0.1:{sim.port_of('Deye hybrid inverter', 'Modbus TCP')}"
     assert main(["scan", gateway, "--units", "9", "--rate", "200"]) == 1
     assert "unit 9: no device" in capsys.readouterr().out
+
+
+def test_scan_writes_site_file_entries_the_agent_takes(
+    sim: SimProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway = sim.port_of("Deye hybrid inverter", "Modbus TCP")
+    sunspec = sim.port_of("SunSpec", "Modbus TCP")
+    devices = []
+    for port, units in ((gateway, "1-3"), (sunspec, "1")):
+        target = f"127.0.0.1:{port}"
+        assert main(["scan", target, "--units", units, "--rate", "200", "--site-entry"]) == 0
+        devices += yaml.safe_load(capsys.readouterr().out)["devices"]
+    site = parse_site_file({"site": {"id": "found"}, "devices": devices}).description
+    found = {
+        (spec.kind, spec.settings.get("point_map"), spec.settings["unit_id"])
+        for spec in site.devices
+    }
+    # Unit 3 answers nothing; the SunSpec chain holds the inverter and its meter.
+    assert found == {
+        ("modbus", "deye_sun_sg_hybrid", 1),
+        ("modbus", "eastron_sdm630", 2),
+        ("sunspec", None, 1),
+    }
+    chain = [spec for spec in site.devices if spec.kind == "sunspec"]
+    assert [spec.settings["device_index"] for spec in chain] == [0, 1]
+    assert all(spec.settings["port"] == sunspec for spec in chain)
+    assert chain[0].name.startswith("Edge EMS")
 
 
 def test_scan_over_rtu_over_tcp(sim: SimProcess, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,12 +6,20 @@ import argparse
 import asyncio
 import json
 import logging
+from typing import Any
+
+import yaml
 
 from ..modbus import RtuOverTcpEndpoint, TcpEndpoint
 from ..pointmap import load_catalog
 from ..scan import Scanner, ScanReport, UnitReport, parse_target, parse_units
+from ..site import DeviceKind, keys
+from ..site.keys import TRANSPORT_RTU_OVER_TCP, TRANSPORT_TCP
 from .sim import quiet_libraries
 from .table import text_table
+
+MIN_FIT = 0.5
+"""A point map's least score for ``--site-entry`` to propose it."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +44,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--rtu-over-tcp", action="store_true", help="RTU frames over TCP (transparent gateways)"
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument(
+        "--site-entry",
+        action="store_true",
+        help="print a site file's devices: entry for each device found (edge-ems agent)",
+    )
+    parser.add_argument(
+        "--min-fit",
+        type=float,
+        default=MIN_FIT,
+        help=f"--site-entry: the least score a point map needs (default {MIN_FIT})",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -48,8 +68,50 @@ def _run(args: argparse.Namespace) -> int:
     endpoint = RtuOverTcpEndpoint(host, port) if args.rtu_over_tcp else TcpEndpoint(host, port)
     scanner = Scanner(endpoint, load_catalog(), rate=args.rate, timeout=args.timeout)
     report = asyncio.run(scanner.scan(units))
-    print(json.dumps(report.as_json(), indent=2) if args.json else render(report))  # noqa: T201
+    if args.site_entry:
+        transport = TRANSPORT_RTU_OVER_TCP if args.rtu_over_tcp else TRANSPORT_TCP
+        entries = site_entries(report, host, port, transport, min_fit=args.min_fit)
+        text = yaml.safe_dump({"devices": entries}, sort_keys=False) if entries else ""
+        print(text or "# no device found to describe", end="" if text else "\n")  # noqa: T201
+    else:
+        print(json.dumps(report.as_json(), indent=2) if args.json else render(report))  # noqa: T201
     return 0 if any(unit.present for unit in report.units) else 1
+
+
+def site_entries(
+    report: ScanReport, host: str, port: int, transport: str, *, min_fit: float = MIN_FIT
+) -> list[dict[str, Any]]:
+    """A site file's device entries for what the scan found: each device of a SunSpec chain,
+    else the best-fitting point map of a unit if it fits well enough. The maker and model
+    name it where the device said; ids are unique and left for the user to rename."""
+    entries: list[dict[str, Any]] = []
+    by_unit: dict[int, list[dict[str, Any]]] = {}
+    for found in report.found():
+        by_unit.setdefault(found["unit_id"], []).append(found)
+    for unit, findings in by_unit.items():
+        chain = [item for item in findings if item["kind"] == DeviceKind.SUNSPEC]
+        maps = [item for item in findings if item["kind"] == DeviceKind.MODBUS]
+        for item in chain:
+            entry: dict[str, Any] = {
+                "id": f"sunspec-{unit}-{item['device_index']}",
+                "kind": DeviceKind.SUNSPEC.value,
+                keys.HOST: host, keys.PORT: port, keys.UNIT_ID: unit,
+                keys.BASE_ADDRESS: item["base_address"],
+                keys.DEVICE_INDEX: item["device_index"],
+            }  # fmt: skip
+            identity = item["identity"] or {}
+            if identity.get("manufacturer"):
+                entry["name"] = f"{identity['manufacturer']} {identity.get('model') or ''}".strip()
+            entries.append(entry)
+        if not chain and maps and maps[0]["fit"] >= min_fit:
+            best = maps[0]
+            entries.append(
+                {"id": f"{best['point_map']}-{unit}".replace("_", "-"),
+                 "kind": DeviceKind.MODBUS.value, keys.POINT_MAP: best["point_map"],
+                 keys.TRANSPORT: transport, keys.HOST: host, keys.PORT: port,
+                 keys.UNIT_ID: unit}
+            )  # fmt: skip
+    return entries
 
 
 def render(report: ScanReport) -> str:
