@@ -129,12 +129,16 @@ class EdgeEmsCoordinator(DataUpdateCoordinator[Readings]):
         self, key: str, error: Exception, *, retry_after: float | None = None
     ) -> UpdateFailed:
         """The update's failure, translated where the translation exists."""
+        # Home Assistant names the device in front of the message already: once is enough.
+        cause = str(error)
+        if cause.startswith(self.member.name):
+            cause = cause.removeprefix(self.member.name).removeprefix(":").lstrip()
         return UpdateFailed(
-            str(error),
+            cause,
             retry_after=retry_after,
             translation_domain=DOMAIN,
             translation_key=key,
-            translation_placeholders={"device": self.member.name, "error": str(error)},
+            translation_placeholders={"error": cause},
         )
 
     def _note_failure(self) -> None:

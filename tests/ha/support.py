@@ -71,7 +71,7 @@ def deye(site: SimulatedSite) -> dict[str, Any]:
         "point_map": "deye_sun_sg_hybrid",
         "transport": "tcp",
         "host": ends.host,
-        "port": ends.gateway_port,
+        "port": ends.modbus_gateway_port,
         "unit_id": ends.deye_unit,
     }
 
@@ -83,7 +83,7 @@ def meter(site: SimulatedSite, *, rtu_over_tcp: bool = False) -> dict[str, Any]:
         "point_map": "eastron_sdm630",
         "transport": "rtu_over_tcp" if rtu_over_tcp else "tcp",
         "host": ends.host,
-        "port": ends.meter_rtu_port if rtu_over_tcp else ends.gateway_port,
+        "port": ends.meter_rtu_port if rtu_over_tcp else ends.modbus_gateway_port,
         "unit_id": ends.meter_unit,
     }
 

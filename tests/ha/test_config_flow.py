@@ -167,7 +167,9 @@ async def test_sunspec_errors(
     assert result["errors"] == {"base": "cannot_connect"}
     # The Deye answers Modbus, but holds no SunSpec map.
     result = await _submit(
-        hass, result, {"host": ends.host, "port": ends.gateway_port, "unit_id": ends.meter_unit}
+        hass,
+        result,
+        {"host": ends.host, "port": ends.modbus_gateway_port, "unit_id": ends.meter_unit},
     )
     assert result["errors"] == {"base": "not_sunspec"}
     result = await _submit(hass, result, {"host": "127.0.0.1", "port": silent_server, "unit_id": 1})
@@ -273,7 +275,9 @@ async def test_modbus_reconfigure_keeps_the_device(
     result = await _submit(hass, result, {"point_map": "eastron_sdm630", "transport": "tcp"})
     ends = site.endpoints
     result = await _submit(
-        hass, result, {"host": ends.host, "port": ends.gateway_port, "unit_id": ends.meter_unit}
+        hass,
+        result,
+        {"host": ends.host, "port": ends.modbus_gateway_port, "unit_id": ends.meter_unit},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "unique_id_mismatch"

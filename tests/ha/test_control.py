@@ -102,8 +102,8 @@ async def test_a_device_that_fails_the_write(
     hass: HomeAssistant, start_site: StartSite, hass_admin_user: MockUser
 ) -> None:
     site, entry = await _deye_site(hass, start_site, LIVE)
-    assert site.gateway is not None
-    site.gateway.inject(
+    assert site.modbus_gateway is not None
+    site.modbus_gateway.inject(
         Fault(FaultKind.EXCEPTION, code=4, unit=site.endpoints.deye_unit,
               space=RegisterSpace.HOLDING, addresses=(EXPORT_LIMIT_ADDRESS, EXPORT_LIMIT_ADDRESS))
     )  # fmt: skip

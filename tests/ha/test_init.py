@@ -70,6 +70,9 @@ async def test_device_goes_unavailable_and_comes_back(
     down = [r for r in caplog.records if "Error fetching hybrid" in r.getMessage()]
     up = [r for r in caplog.records if "Fetching hybrid data recovered" in r.getMessage()]
     assert (len(down), len(up)) == (1, 1)
+    # One line says which device, once, and why.
+    assert down[0].getMessage().count("hybrid") == 1
+    assert "could not connect" in down[0].getMessage()
 
 
 async def test_unreachable_for_hours_raises_a_repair(
@@ -224,13 +227,13 @@ async def test_a_busy_device_is_asked_again_later(
     site = await start_site(MODBUS_ONLY)
     entry = await setup_site(hass, [subentry("modbus", meter(site), subentry_id="meter")])
     coordinator = entry.runtime_data.devices["meter"].coordinator
-    assert site.gateway is not None
+    assert site.modbus_gateway is not None
     # Modbus exception 6: server device busy.
-    site.gateway.inject(Fault(FaultKind.EXCEPTION, code=6, unit=site.endpoints.meter_unit))
+    site.modbus_gateway.inject(Fault(FaultKind.EXCEPTION, code=6, unit=site.endpoints.meter_unit))
     await coordinator.async_refresh()
     assert not coordinator.last_update_success
     assert isinstance(coordinator.last_exception, UpdateFailed)
     assert coordinator.last_exception.retry_after is not None
-    site.gateway.clear_faults()
+    site.modbus_gateway.clear_faults()
     await coordinator.async_refresh()
     assert coordinator.last_update_success

@@ -127,13 +127,13 @@ async def test_refusals_name_the_reason(
     hass: HomeAssistant, sim_site: SimulatedSite, command: str, value: Any, key: str
 ) -> None:
     entry = await setup_battery_site(hass, sim_site, options=LIVE)
-    sim_site.gateway.reset_traffic()
+    sim_site.modbus_gateway.reset_traffic()
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "write_point", device_id=ha_device_id(hass, entry, DEYE),
                    command=command, value=value)  # fmt: skip
     assert raised.value.translation_key == key
     assert raised.value.translation_placeholders["command"] == command
-    assert not [r for r in sim_site.gateway.requests if r.function in (6, 16)]
+    assert not [r for r in sim_site.modbus_gateway.requests if r.function in (6, 16)]
     (record,) = entry.runtime_data.audit.records()
     assert record["outcome"] == "refused"
 
@@ -175,7 +175,7 @@ async def test_a_device_that_fails_the_write_is_reported(
 ) -> None:
     entry = await setup_battery_site(hass, sim_site, options=LIVE)
     device_id = ha_device_id(hass, entry, DEYE)
-    sim_site.gateway.inject(fault_on_writes())
+    sim_site.modbus_gateway.inject(fault_on_writes())
     with pytest.raises(HomeAssistantError) as raised:
         await call(hass, "write_point", device_id=device_id, command=EXPORT_LIMIT, value=700)
     assert not isinstance(raised.value, ServiceValidationError)

@@ -95,9 +95,11 @@ async def test_the_rate_limiter_spaces_requests() -> None:
 async def test_the_gateway_scan_finds_the_deye_and_the_sdm630_and_never_writes(
     site: SimulatedSite, catalog: dict[str, PointMap]
 ) -> None:
-    assert site.gateway is not None
+    assert site.modbus_gateway is not None
     endpoints = site.endpoints
-    scanner = Scanner(TcpEndpoint(endpoints.host, endpoints.gateway_port), catalog, rate=FAST)
+    scanner = Scanner(
+        TcpEndpoint(endpoints.host, endpoints.modbus_gateway_port), catalog, rate=FAST
+    )
     report = await scanner.scan(range(1, 4))
     deye, meter, nobody = report.units
     assert best(deye) == "deye_sun_sg_hybrid"
@@ -110,8 +112,8 @@ async def test_the_gateway_scan_finds_the_deye_and_the_sdm630_and_never_writes(
     assert (deye.sunspec, meter.sunspec) == (None, None)
     assert not nobody.present
     assert nobody.fits == ()
-    assert report.requests == len(site.gateway.requests)
-    assert {request.function for request in site.gateway.requests} <= READS
+    assert report.requests == len(site.modbus_gateway.requests)
+    assert {request.function for request in site.modbus_gateway.requests} <= READS
     assert report.writes == 0
 
 
@@ -153,7 +155,7 @@ async def test_the_scan_paces_every_request(
     time = ManualTime()
     endpoints = site.endpoints
     scanner = Scanner(
-        TcpEndpoint(endpoints.host, endpoints.gateway_port),
+        TcpEndpoint(endpoints.host, endpoints.modbus_gateway_port),
         catalog,
         rate=5.0,
         clock=time,
@@ -190,16 +192,16 @@ async def test_nothing_listening_is_an_error_of_the_scan(catalog: dict[str, Poin
 
 
 async def test_the_scanners_way_to_a_device_cannot_write(site: SimulatedSite) -> None:
-    assert site.gateway is not None
+    assert site.modbus_gateway is not None
     endpoints = site.endpoints
-    link = ModbusLink(TcpEndpoint(endpoints.host, endpoints.gateway_port))
+    link = ModbusLink(TcpEndpoint(endpoints.host, endpoints.modbus_gateway_port))
     try:
         modbus = ReadOnlyModbus(link, RateLimiter(FAST))
         assert not any("write" in name for name in dir(modbus))
-        site.gateway.reset_traffic()
+        site.modbus_gateway.reset_traffic()
         with pytest.raises(WriteRefusedError):
             await ReadOnlyUnit(modbus, 1).write_registers(40000, [1])
-        assert site.gateway.requests == []
+        assert site.modbus_gateway.requests == []
     finally:
         await link.close()
 

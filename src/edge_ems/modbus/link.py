@@ -6,23 +6,21 @@ connection after a timeout or a garbled answer (a late answer must not be taken 
 request's), reconnects after a drop and turns modbus-connection's errors into
 :mod:`edge_ems.exceptions` that name the device, unit and addresses.
 
-A link that cannot connect is down: it logs that once, and once when it is back; meanwhile
+A link that cannot connect is down (the devices' polls report that, once each); meanwhile
 pymodbus's own lines about it ("Failed to connect", about 22 a minute) are dropped by a filter
-the link puts on pymodbus's logger, for its own requests only. While down, connection attempts
-back off, never longer than :attr:`LinkSettings.reconnect_ceiling` (the caller's poll
-interval), so a device that answers again is read within one poll; requests in between fail at
-once without touching the network.
+the link puts on pymodbus's loggers, for its own requests only (:mod:`edge_ems.quiet`).
+While down, connection attempts back off, never longer than
+:attr:`LinkSettings.reconnect_ceiling` (the caller's poll interval), so a device that answers
+again is read within one poll; requests in between fail at once without touching the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -45,19 +43,15 @@ from ..exceptions import (
     DeviceTimeoutError,
 )
 from ..pointmap.model import RegisterSpace
+from ..quiet import QuietLogs
 from ..resilience import Backoff
 from .endpoints import Endpoint, frame_gap
 from .errors import translate
 
 _LOGGER = logging.getLogger(__name__)
 
-PYMODBUS_LOGGERS = ("pymodbus.logging",)
-"""The loggers pymodbus writes to (its ``Log`` class, whatever module logs)."""
-_ACTIVE: contextvars.ContextVar[ModbusLink | None] = contextvars.ContextVar(
-    "edge_ems_modbus_link", default=None
-)
-"""The link whose exchange runs in this context: pymodbus logs in it (and in the tasks it
-starts, which copy it), so a link's filter can tell its own lines from another link's."""
+PYMODBUS_LOGGERS = ("pymodbus",)
+"""Where pymodbus logs (its ``Log`` class writes to ``pymodbus.logging``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,21 +120,6 @@ def _retriable(error: DeviceError, settings: LinkSettings) -> bool:
     return isinstance(error, DeviceConnectionError | DeviceProtocolError | DeviceBusyError)
 
 
-class _Quiet(logging.Filter):
-    """Drops pymodbus's lines about one link's exchanges, while that link is down.
-
-    It holds the link weakly: a link dropped without being closed leaves an inert filter
-    behind, not a link kept alive by pymodbus's logger."""
-
-    def __init__(self, link: ModbusLink) -> None:
-        super().__init__()
-        self._link = weakref.ref(link)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        active = _ACTIVE.get()
-        return active is None or active is not self._link()
-
-
 class ModbusLink:
     """A shared, resilient link to every unit id on one TCP endpoint or serial line."""
 
@@ -161,8 +140,7 @@ class ModbusLink:
         self._lost = asyncio.Event()
         self._answer = b""
         self._users = 0
-        self._quiet = _Quiet(self)
-        self._muted = False
+        self._quiet = QuietLogs(PYMODBUS_LOGGERS, _LOGGER)
         self._down_since: float | None = None
         """When the link went down (monotonic); ``None`` while it is up."""
         self._next_attempt = 0.0
@@ -246,7 +224,7 @@ class ModbusLink:
         """Close the link for good."""
         with contextlib.suppress(ModbusError):
             await self._connection.close()
-        self._mute(on=False)
+        self._quiet.mute(on=False)
 
     async def _exchange[T](self, where: str, call: Callable[[], Awaitable[T]]) -> T:
         base, cap = self.settings.backoff_base, self.settings.backoff_cap
@@ -255,17 +233,15 @@ class ModbusLink:
         while True:
             attempt += 1
             async with self._lock:
-                token = _ACTIVE.set(self)
                 try:
-                    await self._open()
-                    return await self._attempt(call)
+                    with self._quiet.context():
+                        await self._open()
+                        return await self._attempt(call)
                 except ModbusError as err:
                     failure, answer = err, self._answer
                     if isinstance(failure, ModbusTimeoutError | ModbusProtocolError):
                         # A late or garbled answer could be read as the next request's.
                         await self.disconnect()
-                finally:
-                    _ACTIVE.reset(token)
             delay = backoff.delay()
             error = translate(failure, where, answer=answer, retry_after=delay)
             final = isinstance(failure, ClientClosedError | _HeldBackError)
@@ -286,43 +262,32 @@ class ModbusLink:
                 f"link down for {now - self._down_since:.0f} s; "
                 f"next attempt in {self._next_attempt - now:.1f} s"
             )
-        self._mute(on=True)  # the link reports how connecting went itself
-        token = _ACTIVE.set(self)
+        self._quiet.mute(on=True)  # the link reports how connecting went itself
         try:
-            await self._connection.connect()
+            with self._quiet.context():
+                await self._connection.connect()
         except ModbusError as err:
             self._went_down(err)
             raise
-        finally:
-            _ACTIVE.reset(token)
         self._came_back()
 
     def _went_down(self, error: ModbusError) -> None:
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
-            _LOGGER.warning("%s is down: %s", self.name, error)
+            # Debug only: the device's poll reports the outage, once (a coordinator, the
+            # agent's poll loop); a link may carry several devices.
+            _LOGGER.debug("%s is down: %s", self.name, error)
         if self._reconnect is not None:
             self._next_attempt = now + self._reconnect.delay()
 
     def _came_back(self) -> None:
         if self._down_since is not None:
-            _LOGGER.info("%s is back after %.0f s", self.name, time.monotonic() - self._down_since)
+            _LOGGER.debug("%s is back after %.0f s", self.name, time.monotonic() - self._down_since)
             self._down_since = None
             if self._reconnect is not None:
                 self._reconnect.reset()
-        self._mute(on=False)
-
-    def _mute(self, *, on: bool) -> None:
-        if on == self._muted:
-            return
-        self._muted = on
-        for name in PYMODBUS_LOGGERS:
-            logger = logging.getLogger(name)
-            if on:
-                logger.addFilter(self._quiet)
-            else:
-                logger.removeFilter(self._quiet)
+        self._quiet.mute(on=False)
 
     async def _attempt[T](self, call: Callable[[], Awaitable[T]]) -> T:
         """One request, cut short when the connection drops under it."""

@@ -45,11 +45,13 @@ from ..exceptions import (
 )
 from ..metrics import BATTERY_POWER, LEASED_METRICS
 from ..pointmap.model import Access
+from ..quiet import QuietLogs
 from ..readings import Quality, Reading, Readings, Value
 from ..resilience import Backoff, CircuitBreaker
 from .nodemap import NodeMap, NodePoint, ReadMode
 
 _LOGGER = logging.getLogger(__name__)
+ASYNCUA_LOGGERS = ("asyncua",)
 
 POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
 MODES = ("Sign", "SignAndEncrypt")
@@ -137,6 +139,7 @@ class OpcUaDevice:
         self._variant_types: dict[str, ua.VariantType] = {}
         self._reconnect: asyncio.Task[None] | None = None
         self._closing = False
+        self._quiet = QuietLogs(ASYNCUA_LOGGERS, _LOGGER)
         self._commands = MappingProxyType(
             {
                 metric: Command(
@@ -205,17 +208,25 @@ class OpcUaDevice:
         return None
 
     async def connect(self) -> DeviceIdentity:
-        """Connect, identify the device and subscribe; reconnect by itself until closed."""
+        """Connect, identify the device and subscribe; reconnect by itself until closed.
+
+        From here on asyncua's own lines about this device go to debug: it warns on every
+        connect and logs a traceback when a session drops, where the device's error says
+        what matters once.
+        """
         self._closing = False
+        self._quiet.mute(on=True)
         if self._client is None:
             await self._stop_reconnecting()
-            await self._health.run(self._open)
+            with self._quiet.context():
+                await self._health.run(self._open)
         assert self._identity is not None
         return self._identity
 
     async def read(self) -> Readings:
         """Poll the polled points in one request; add the newest pushed values."""
-        return await self._health.run(self._read)
+        with self._quiet.context():
+            return await self._health.run(self._read)
 
     async def write(self, metric: str, value: Value) -> WriteResult:
         """Write one command, then read it back.
@@ -227,7 +238,8 @@ class OpcUaDevice:
         """
         point = self._writable(metric)
         raw = _raw_for_write(self._name, point, value)
-        return await self._health.run(lambda: self._write(point, value, raw))
+        with self._quiet.context():
+            return await self._health.run(lambda: self._write(point, value, raw))
 
     async def close(self) -> None:
         """Stop reconnecting and disconnect; :meth:`connect` may open the device again."""
@@ -235,8 +247,10 @@ class OpcUaDevice:
         await self._stop_reconnecting()
         client, self._client = self._client, None
         if client is not None:
-            await _disconnect_quietly(client)
+            with self._quiet.context():
+                await _disconnect_quietly(client)
         self._health.connected = False
+        self._quiet.mute(on=False)
 
     async def _stop_reconnecting(self) -> None:
         task, self._reconnect = self._reconnect, None
@@ -246,6 +260,7 @@ class OpcUaDevice:
 
     async def _open(self) -> None:
         client = Client(self._url, timeout=self._timeout)
+        self._quiet.refresh()  # the client made its loggers
         client.application_uri = self._application_uri
         if self._username is not None:
             client.set_user(self._username)

@@ -78,7 +78,7 @@ async def site_devices(
     """
     maps = await asyncio.to_thread(_load_maps, endpoints)
     host = endpoints.host
-    gateway = registry.link(TcpEndpoint(host, endpoints.gateway_port), settings)
+    gateway = registry.link(TcpEndpoint(host, endpoints.modbus_gateway_port), settings)
     where = f"{gateway.name} unit"
     found = [
         SiteDevice("deye", "Deye hybrid inverter", f"{where} {endpoints.deye_unit}",

@@ -3,7 +3,7 @@
 ::
 
     async with SimulatedSite(SiteConfig(), clock=fast_clock) as site:
-        site.endpoints.gateway_port  # the Deye (unit 1) and the SDM630 (unit 2)
+        site.endpoints.modbus_gateway_port  # the Deye (unit 1) and the SDM630 (unit 2)
         site.physics.grid_w(now)  # what every meter of the site reads
         site.step()  # settle the flows now (a tick does it every second)
 
@@ -68,7 +68,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PORT_OFFSETS: Mapping[str, int] = MappingProxyType(
     {
-        "gateway": 0,
+        "modbus_gateway": 0,
         "meter_rtu": 1,
         "sunspec": 2,
         "opcua": 3,
@@ -106,7 +106,7 @@ class SiteEndpoints:
     """Where a running site's devices answer."""
 
     host: str
-    gateway_port: int
+    modbus_gateway_port: int
     """Modbus TCP gateway: the Deye and the SDM630 behind it."""
     meter_rtu_port: int
     """The SDM630 alone, as RTU over TCP."""
@@ -130,9 +130,9 @@ class SiteEndpoints:
     def services(self) -> list[Service]:
         """What runs where, one row per way in."""
         rows = [
-            Service("Deye hybrid inverter", "Modbus TCP", self.host, self.gateway_port,
+            Service("Deye hybrid inverter", "Modbus TCP", self.host, self.modbus_gateway_port,
                     self.deye_unit, deye.MAP_ID),
-            Service("SDM630 grid meter", "Modbus TCP", self.host, self.gateway_port,
+            Service("SDM630 grid meter", "Modbus TCP", self.host, self.modbus_gateway_port,
                     self.meter_unit, meter.MAP_ID),
             Service("SDM630 grid meter", "RTU over TCP", self.host, self.meter_rtu_port,
                     self.meter_unit, meter.MAP_ID),
@@ -236,7 +236,7 @@ class SimulatedSite:
         self.deye_image: UnitImage | None = None
         self.meter_image: UnitImage | None = None
         self.sunspec: SunSpecInverter | None = None
-        self.gateway: ModbusSimServer | None = None
+        self.modbus_gateway: ModbusSimServer | None = None
         """The Modbus TCP gateway with the Deye and the SDM630 behind it."""
         self.meter_rtu: ModbusSimServer | None = None
         self.sunspec_server: ModbusSimServer | None = None
@@ -274,7 +274,7 @@ class SimulatedSite:
         ends, config = self.endpoints, self.config
         devices: list[dict[str, Any]] = [
             {"id": "deye", "name": "Deye hybrid inverter", "kind": "modbus",
-             "point_map": deye.MAP_ID, "host": ends.host, "port": ends.gateway_port,
+             "point_map": deye.MAP_ID, "host": ends.host, "port": ends.modbus_gateway_port,
              "unit_id": ends.deye_unit},
             {"id": "meter", "name": "SDM630 grid meter", "kind": "modbus",
              "point_map": meter.MAP_ID, "transport": "rtu_over_tcp", "host": ends.host,
@@ -374,7 +374,7 @@ class SimulatedSite:
         if self.plant.sunspec is not None:
             self.sunspec = await SunSpecInverter.create(self.plant, monotonic=self._monotonic)
         self.step()
-        endpoints = await self._start_gateway()
+        endpoints = await self._start_modbus_gateway()
         endpoints = await self._start_sunspec(endpoints)
         endpoints = await self._start_ev_charger(endpoints)
         endpoints = await self._start_heat_pump(endpoints)
@@ -385,16 +385,18 @@ class SimulatedSite:
         self._endpoints = endpoints
         self._ticker = asyncio.create_task(self._tick(), name="edge-ems sim site")
 
-    async def _start_gateway(self) -> SiteEndpoints:
+    async def _start_modbus_gateway(self) -> SiteEndpoints:
         """The RS-485 gateway with the Deye and the SDM630, and the SDM630 as RTU over TCP."""
         assert self.deye_image is not None
         assert self.meter_image is not None
         config, host = self.config, self._host
         units = {config.deye.unit_id: self.deye_image, config.meter_unit_id: self.meter_image}
-        self.gateway = await self._stack.enter_async_context(
-            ModbusSimServer(units, on_write=self._gateway_write)
+        self.modbus_gateway = await self._stack.enter_async_context(
+            ModbusSimServer(units, on_write=self._modbus_gateway_write)
         )
-        _, gateway_port = await self.gateway.start_tcp(host, self._port("gateway"))
+        _, modbus_gateway_port = await self.modbus_gateway.start_tcp(
+            host, self._port("modbus_gateway")
+        )
         self.meter_rtu = await self._stack.enter_async_context(
             ModbusSimServer({config.meter_unit_id: self.meter_image}, on_write=self._meter_write)
         )
@@ -402,7 +404,7 @@ class SimulatedSite:
             host, self._port("meter_rtu"), rtu_framing=True
         )
         return SiteEndpoints(
-            host, gateway_port, rtu_port, config.deye.unit_id, config.meter_unit_id
+            host, modbus_gateway_port, rtu_port, config.deye.unit_id, config.meter_unit_id
         )
 
     async def _start_sunspec(self, endpoints: SiteEndpoints) -> SiteEndpoints:
@@ -582,7 +584,7 @@ class SimulatedSite:
             await asyncio.sleep(self.config.tick)
             self.step()
 
-    def _gateway_write(self, unit: int, address: int, values: list[int]) -> None:
+    def _modbus_gateway_write(self, unit: int, address: int, values: list[int]) -> None:
         if unit == self.config.deye.unit_id:
             assert self.deye_image is not None
             assert self.deye_map is not None

@@ -33,7 +33,7 @@ from ..opcua.mirror import OpcUaTelemetryWriter
 from ..pointmap import PointMap, load_point_map
 from ..pointmap import catalog_paths as point_map_paths
 from ..pointmap.loader import load_bundled
-from ..resilience import CircuitBreaker
+from ..resilience import Backoff, CircuitBreaker
 from ..sim.bess import SimulatedBess
 from ..sim.physics import Battery
 from ..sunspec import LinkUnit, SunSpecDevice
@@ -104,6 +104,10 @@ class BuildContext:
     clock: Callable[[], float] = time.time
     link_settings: LinkSettings | None = None
     """How the site's Modbus links are run; ``None`` takes a link as it is (a probe)."""
+
+    def backoff(self) -> Backoff:
+        """Reconnection pacing that never waits longer than one poll."""
+        return Backoff(base=min(1.0, self.poll_interval), cap=max(self.poll_interval, 0.05))
 
     def breaker(self, name: str) -> CircuitBreaker:
         """A circuit breaker that never waits longer than one poll before trying again."""
@@ -219,6 +223,7 @@ def _opcua(spec: DeviceSpec, context: BuildContext) -> Device:
         security=security,
         username=settings.get(keys.USERNAME) or None,
         password=settings.get(keys.PASSWORD) or None,
+        backoff=context.backoff(),
         breaker=context.breaker(spec.name),
         clock=context.clock,
         **extra,

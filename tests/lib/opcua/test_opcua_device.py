@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -275,6 +276,30 @@ async def test_reconnects_and_resubscribes_after_a_server_restart(
     await device.write("battery_power_setpoint_w", 1200)  # the new subscription shows it
     readings = await eventually(device.read, lambda r: number(r, "battery_power_w") == 1200.0)
     assert readings["battery_power_w"].quality is Quality.GOOD
+
+
+async def test_asyncua_says_nothing_of_a_connected_device_but_in_debug(
+    bess: OpcUaBessSimulator, device: OpcUaDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await device.connect()  # asyncua warns that the session timeout was revised
+    await eventually(device.read, complete)
+    await bess.stop()  # a traceback from the publish loop, warnings on closing
+    await eventually(lambda: health_of(device), lambda health: not health.connected)
+    with pytest.raises(DeviceError):
+        await device.read()
+    await device.close()
+    loud = [
+        r
+        for r in caplog.records
+        if r.name.startswith("asyncua.client") and r.levelno >= logging.INFO
+    ]
+    assert loud == []
+    moved = [r.getMessage() for r in caplog.records if r.name == "edge_ems.opcua.device"]
+    assert any(line.startswith("asyncua.client") for line in moved)
+    # A closed device's filter is gone: asyncua speaks again of what it does for others.
+    for name in ("asyncua", "asyncua.client.client"):
+        assert logging.getLogger(name).filters == []
 
 
 async def test_an_unreachable_server_is_a_connection_error() -> None:

@@ -22,7 +22,7 @@ WRITES = frozenset({5, 6, 15, 16})
 @pytest.fixture
 async def gateway(site: SimulatedSite) -> AsyncIterator[ModbusLink]:
     """One link to the gateway port, as an integration keeps it for every unit behind it."""
-    link = ModbusLink(TcpEndpoint(site.endpoints.host, site.endpoints.gateway_port), PATIENT)
+    link = ModbusLink(TcpEndpoint(site.endpoints.host, site.endpoints.modbus_gateway_port), PATIENT)
     yield link
     await link.close()
 
@@ -117,13 +117,13 @@ async def test_the_meter_reads_the_grid_power_of_the_physics(
 async def test_the_sdm630_and_the_deye_share_one_gateway_port(
     site: SimulatedSite, gateway: ModbusLink, deye: ModbusDevice, sdm630: ModbusDevice
 ) -> None:
-    assert site.gateway is not None
-    site.gateway.reset_traffic()
+    assert site.modbus_gateway is not None
+    site.modbus_gateway.reset_traffic()
     identities = [await deye.connect(), await sdm630.connect()]
     assert [identity.manufacturer for identity in identities] == ["Deye", "Eastron"]
     await values(deye)
     await values(sdm630)
-    assert {request.unit for request in site.gateway.requests} == {
+    assert {request.unit for request in site.modbus_gateway.requests} == {
         site.endpoints.deye_unit,
         site.endpoints.meter_unit,
     }
