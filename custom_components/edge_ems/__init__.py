@@ -19,6 +19,7 @@ from edge_ems.site.keys import PARITIES
 from .audit import AuditLog
 from .const import CONF_PARITY, CONF_SECURITY, DOMAIN
 from .coordinator import EdgeEmsCoordinator
+from .hub import HubWatch
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 from .services import async_setup_services
 from .site import (
@@ -107,6 +108,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
         await site.stop(release=False)
         raise
     _async_check_dry_run(hass, entry)
+    HubWatch(hass, entry, site).async_start()
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -15,14 +15,20 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from custom_components.edge_ems import hub as hub_module
 from custom_components.edge_ems.const import DOMAIN
+from custom_components.edge_ems.hub import CHECK_EVERY, issue_id
 from custom_components.edge_ems.site import hub_settings
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import free_port
@@ -96,6 +102,42 @@ async def get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
             return await response.json()
     except aiohttp.ClientConnectionError:
         return None
+
+
+async def test_a_hub_out_of_reach_is_said_once_and_repaired_on_reconnect(
+    hass: HomeAssistant,
+    sim_site: SimulatedSite,
+    hub: tuple[StartHub, str, str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start_hub, _, gateway = hub
+    entry = await setup_battery_site(
+        hass, sim_site, options={**LIVE, "hub": gateway, "hub_token": AGENT_TOKEN}
+    )
+    agent = entry.runtime_data.site.agent
+    assert agent is not None
+    # Nothing listens yet: the agent tries, and tries again, and says so once.
+    async with asyncio.timeout(PATIENCE):
+        while agent.down_since is None or time.time() - agent.down_since < 3:  # noqa: ASYNC110 - a few attempts
+            await asyncio.sleep(0.2)
+    said = [r for r in caplog.records if r.name == "edge_ems.agent.client" and r.levelno >= 30]
+    assert len(said) == 1
+    assert "trying again" in said[0].getMessage()
+    issues = ir.async_get(hass)
+    assert issues.async_get_issue(DOMAIN, issue_id(entry.entry_id)) is None  # not for a blip
+    monkeypatch.setattr(hub_module, "UNREACHABLE_AFTER", timedelta(0))
+    async_fire_time_changed(hass, dt_util.utcnow() + CHECK_EVERY)
+    await hass.async_block_till_done()
+    issue = issues.async_get_issue(DOMAIN, issue_id(entry.entry_id))
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["hub"] == gateway
+    await start_hub()
+    async with asyncio.timeout(PATIENCE):
+        await agent.wait_connected()
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id(entry.entry_id)) is None
 
 
 def test_hub_settings_need_an_address_and_a_token() -> None:

@@ -141,6 +141,11 @@ class Agent:
         self._connected = asyncio.Event()
         self._hub: str | None = None
         self._reregister = asyncio.Event()
+        self.down_since: float | None = None
+        """When the agent last found the hub out of reach (its clock); ``None`` while
+        registered, and before the first attempt."""
+        self.last_error: str | None = None
+        """Why the last attempt to reach the hub ended."""
         self._session_id: str | None = None
         self._durable_seq = 0
         self._sessions = 0
@@ -267,26 +272,40 @@ class Agent:
         while True:
             address = hubs[index % len(hubs)]
             registered = False
+            problem: str | None = None
             try:
                 registered = await self._session(address)
             except AuthenticationError as err:
-                _LOGGER.error("Hub %s refused agent %s: %s", address, self.config.agent_id, err)
+                problem = f"hub {address} refused agent {self.config.agent_id}: {err}"
             except (GatewayError, grpc.aio.AioRpcError, TimeoutError) as err:
-                _LOGGER.info("Link to hub %s ended: %s", address, _describe(err))
+                problem = f"link to hub {address} ended: {_describe(err)}"
             except asyncio.InvalidStateError:
-                _LOGGER.info("Link to hub %s ended while sending", address)
+                problem = f"link to hub {address} ended while sending"
             except Exception:
                 # Whatever went wrong, the agent must not stop trying: log it and reconnect.
                 _LOGGER.exception("Unexpected failure of the link to hub %s", address)
+                problem = f"link to hub {address} failed unexpectedly"
             finally:
                 self._set_disconnected()
             if self._stopping.is_set():
                 return
+            if problem is not None:
+                self._note_problem(problem, registered=registered)
             if registered:
                 backoff.reset()  # the same hub first: it was fine until now
             else:
                 index += 1
             await asyncio.sleep(backoff.delay())
+
+    def _note_problem(self, problem: str, *, registered: bool) -> None:
+        """Say once that the hub cannot be reached (and once it is again, on registering);
+        the attempts in between are debug."""
+        self.last_error = problem
+        if registered or self.down_since is None:
+            self.down_since = self._clock()
+            _LOGGER.warning("Agent %s: %s; trying again", self.config.agent_id, problem)
+        else:
+            _LOGGER.debug("Agent %s: %s", self.config.agent_id, problem)
 
     async def _session(self, address: str) -> bool:
         """One stream to one hub; returns (or raises) when it ends. True once registered."""
@@ -471,6 +490,7 @@ class Agent:
 
     def _set_connected(self, address: str, session_id: str) -> None:
         self._hub, self._session_id = address, session_id
+        self.down_since = self.last_error = None
         self._sessions += 1
         self._connected.set()
         self._wake.set()
