@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from functools import partial
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
 
@@ -31,6 +34,8 @@ from .site import (
     site_description,
 )
 
+_LOGGER = logging.getLogger(__name__)
+
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -41,6 +46,10 @@ PLATFORMS = [
     Platform.SWITCH,
 ]
 DRY_RUN_ISSUE = "control_in_dry_run"
+RELOAD_COOLDOWN = 1.0
+"""Seconds of quiet after a change of the site's options or devices before it reloads."""
+FIRST_READ_WAIT = 5.0
+"""Seconds the site waits for its devices' first reads before its entities are added."""
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -74,6 +83,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
     A device that does not answer keeps none of the others from loading: its entities are
     there (from what it reported before) but unavailable until it answers again.
     """
+    # First of all: a device added while this setup runs must set the site up again. The
+    # first change reloads at once; more within the cooldown make one more reload.
+    reload = Debouncer(
+        hass,
+        _LOGGER,
+        cooldown=RELOAD_COOLDOWN,
+        immediate=True,
+        function=partial(hass.config_entries.async_schedule_reload, entry.entry_id),
+    )
+    entry.async_on_unload(reload.async_shutdown)
+    entry.async_on_unload(entry.add_update_listener(lambda _hass, _entry: reload.async_call()))
     catalog = await async_get_catalog(hass)
     audit = AuditLog(hass, entry.entry_id)
     await audit.async_load()
@@ -99,17 +119,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
         coordinator = EdgeEmsCoordinator(hass, entry, site=site, member=member)
         data.devices[device_id] = EdgeEmsDevice(member, coordinator)
     entry.runtime_data = data
-    try:
-        # Every device gets its first read at once; a failure marks only that device.
-        await asyncio.gather(
-            *(device.coordinator.async_refresh() for device in data.devices.values())
+    # Every device gets its first read at once; a failure marks only that device, and one
+    # that is slow to answer (a timeout, a long RTU line) reads on after the site is up.
+    first_reads = [
+        entry.async_create_background_task(
+            hass, device.coordinator.async_refresh(), f"edge_ems first read {device.name}"
         )
-    except BaseException:
-        await site.stop(release=False)
-        raise
+        for device in data.devices.values()
+    ]
+    if first_reads:
+        await asyncio.wait(first_reads, timeout=FIRST_READ_WAIT)
     _async_check_dry_run(hass, entry)
     HubWatch(hass, entry, site).async_start()
-    entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -138,11 +159,6 @@ async def async_remove_config_entry_device(
         identifier[0] == DOMAIN and identifier[1] in entry.subentries
         for identifier in device.identifiers
     )
-
-
-async def _async_reload(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> None:
-    """Options or devices changed: set the site up again."""
-    hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 def _async_check_dry_run(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> None:

@@ -3,6 +3,7 @@ readings."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -52,6 +53,16 @@ async def test_diagnostics(
     )  # fmt: skip
     for member in entry.runtime_data.devices.values():
         await member.coordinator.async_refresh()
+    can = entry.runtime_data.devices["can"].coordinator
+
+    async def heard() -> bool:
+        # The battery's frames come every second: what it learned is steady once heard.
+        await can.async_refresh()
+        return bool(can.data) and "device_manufacturer" in can.data
+
+    async with asyncio.timeout(30):
+        while not await heard():  # noqa: ASYNC110 - the frames come on their own clock
+            await asyncio.sleep(0.2)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     assert diagnostics == snapshot(exclude=_excluded)
     devices: dict[str, Any] = diagnostics["devices"]  # type: ignore[assignment]

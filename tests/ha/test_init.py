@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
+from types import MappingProxyType
 
 import pytest
 from custom_components.edge_ems import async_remove_config_entry_device
 from custom_components.edge_ems import coordinator as coordinator_module
 from custom_components.edge_ems.const import DOMAIN
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -237,3 +239,40 @@ async def test_a_busy_device_is_asked_again_later(
     site.modbus_gateway.clear_faults()
     await coordinator.async_refresh()
     assert coordinator.last_update_success
+
+
+async def test_devices_added_in_quick_succession_all_join(
+    hass: HomeAssistant, start_site: StartSite
+) -> None:
+    site = await start_site(SUNSPEC_ONLY)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes every request, answers none
+
+    # A device that never answers keeps each setup busy for seconds: the devices below are
+    # added while the site is being set up again for the one before.
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    mute = {**deye(site), "port": server.sockets[0].getsockname()[1]}
+    try:
+        entry = await setup_site(hass, [subentry("modbus", mute, subentry_id="mute")])
+        added = [
+            ("deye", "modbus", deye(site)),
+            ("meter", "modbus", meter(site)),
+            ("meter_rtu", "modbus", meter(site, rtu_over_tcp=True)),
+            ("hybrid", "sunspec", sunspec(site)),
+        ]
+        for key, kind, data in added:
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(data=MappingProxyType(data), subentry_type=kind, title=key,
+                               unique_id=key),
+            )  # fmt: skip
+            await asyncio.sleep(0.1)  # about as fast as a person clicks through the flows
+        await hass.async_block_till_done()
+        await eventually(
+            lambda: entry.state is ConfigEntryState.LOADED
+            and set(entry.runtime_data.devices) == set(entry.subentries)
+        )
+        assert len(entry.runtime_data.devices) == 5
+    finally:
+        server.close()

@@ -81,8 +81,12 @@ def test_every_probe_error_is_explained(english: dict[str, Any]) -> None:
 
 def test_repairs_name_their_placeholders(english: dict[str, Any]) -> None:
     issues = english["issues"]
-    assert set(issues) == {"device_unreachable", "map_mismatch", "control_in_dry_run"}
+    assert set(issues) == {
+        "device_unreachable", "map_mismatch", "control_in_dry_run", "hub_unreachable",
+    }  # fmt: skip
     assert "{since}" in issues["device_unreachable"]["description"]
+    hub = issues["hub_unreachable"]["description"]
+    assert {"hub", "since", "error"} <= set(PLACEHOLDER.findall(hub))
     assert "{error}" in issues["map_mismatch"]["description"]
     assert "{site}" in issues["control_in_dry_run"]["title"]
 
@@ -197,7 +201,9 @@ def _used_keys() -> dict[str, dict[str, set[str] | None]]:
 def test_every_literal_key_has_its_text(english: dict[str, Any]) -> None:
     used = _used_keys()
     assert {"update_failed", "device_busy", "device_unlike_map"} <= set(used["exceptions"])
-    assert set(used["issues"]) == {"device_unreachable", "map_mismatch", "control_in_dry_run"}
+    assert set(used["issues"]) == {
+        "device_unreachable", "map_mismatch", "control_in_dry_run", "hub_unreachable",
+    }  # fmt: skip
     for section, keys in used.items():
         for key, given in keys.items():
             assert key in english[section], f"{section}.{key}"
