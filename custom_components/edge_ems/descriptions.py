@@ -145,12 +145,15 @@ def _on_off(metric: Metric, command: Command | None) -> bool:
     )
 
 
+_BINARY_CLASSES = {member.value for member in BinarySensorDeviceClass}
+
+
 def _binary_sensor(metric: Metric) -> EdgeEmsBinarySensorDescription:
-    alarm = metric.kind in (MetricKind.FLAG, MetricKind.FLAGS)
+    device_class = metric.device_class if metric.device_class in _BINARY_CLASSES else None
     return EdgeEmsBinarySensorDescription(
         key=metric.name,
         translation_key=metric.name,
-        device_class=BinarySensorDeviceClass.PROBLEM if alarm else None,
+        device_class=BinarySensorDeviceClass(device_class) if device_class else None,
         entity_category=_category(metric),
         entity_registry_enabled_default=not metric.noisy,
         value_fn=_value_of(metric.name),

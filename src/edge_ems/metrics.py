@@ -136,11 +136,15 @@ _power, _energy, _voltage, _current, _temperature, _duration, _state = (
 def _setting(
     name: str, description: str, category: Category, unit: str | None, device_class: str | None
 ) -> Metric:
-    return Metric(name, description, _M.SETTING, category, unit, device_class)
+    """A value the device is told; shown, it is a measurement like any other with a unit."""
+    state_class = "measurement" if unit is not None else None
+    return Metric(name, description, _M.SETTING, category, unit, device_class, state_class)
 
 
-def _flags(name: str, description: str, category: Category) -> Metric:
-    return Metric(name, description, _M.FLAGS, category, diagnostic=True)
+def _flags(name: str, description: str, category: Category, *, problem: bool = True) -> Metric:
+    """A bitfield; on (any bit set) is a problem unless it only reports status."""
+    device_class = "problem" if problem else None
+    return Metric(name, description, _M.FLAGS, category, device_class=device_class, diagnostic=True)
 
 
 def _identity(name: str, description: str) -> Metric:
@@ -219,7 +223,7 @@ def _battery() -> Iterable[Metric]:
     )  # fmt: skip
     yield Metric(
         "battery_capacity_ah", "Battery capacity", _M.MEASUREMENT, _C.BATTERY, "Ah", None,
-        None, diagnostic=True,
+        "measurement", diagnostic=True,
     )  # fmt: skip
     yield _current(
         "battery_charge_current_limit_a", "Charge current the BMS allows", _C.BATTERY,
@@ -255,7 +259,7 @@ def _battery() -> Iterable[Metric]:
     )  # fmt: skip
     yield _flags("bms_alarms", "BMS protection alarms", _C.BATTERY)
     yield _flags("bms_warnings", "BMS warnings", _C.BATTERY)
-    yield _flags("bms_requests", "BMS charge and discharge requests", _C.BATTERY)
+    yield _flags("bms_requests", "BMS charge and discharge requests", _C.BATTERY, problem=False)
     yield _state("battery_state", "Battery operating state", _C.BATTERY)
     yield _setting(
         BATTERY_POWER, "Commanded battery power (+ discharge, - charge)",
@@ -277,11 +281,17 @@ def _battery() -> Iterable[Metric]:
         "battery_grid_charge_enabled", "Battery may charge from the grid", _C.BATTERY, None, None
     )
     yield _setting(
-        "soc_min_pct", "Discharge stops below this state of charge", _C.BATTERY, "%", None
+        "soc_min_pct", "Discharge stops below this state of charge", _C.BATTERY, "%", "battery"
     )
-    yield _setting("soc_max_pct", "Charge stops above this state of charge", _C.BATTERY, "%", None)
     yield _setting(
-        "soc_target_pct", "State of charge to reach in the current period", _C.BATTERY, "%", None
+        "soc_max_pct", "Charge stops above this state of charge", _C.BATTERY, "%", "battery"
+    )
+    yield _setting(
+        "soc_target_pct",
+        "State of charge to reach in the current period",
+        _C.BATTERY,
+        "%",
+        "battery",
     )
 
 
@@ -363,7 +373,7 @@ def _inverter_controls() -> Iterable[Metric]:
     )  # fmt: skip
     yield _setting(
         "tou_slot1_soc_pct", "State of charge to hold in time-of-use slot 1", _C.BATTERY, "%",
-        None,
+        "battery",
     )  # fmt: skip
     yield _setting(
         "tou_slot1_grid_charge", "Charge source allowed in time-of-use slot 1", _C.BATTERY, None,
@@ -526,7 +536,7 @@ def _device() -> Iterable[Metric]:
     )  # fmt: skip
     yield Metric(
         "rated_power_w", "Rated (nameplate) power", _M.MEASUREMENT, _C.DEVICE, "W", "power",
-        None, diagnostic=True,
+        "measurement", diagnostic=True,
     )  # fmt: skip
     yield _state("device_state", "Operating state the device reports", _C.DEVICE)
     yield _flags("device_alarms", "Alarms and faults the device reports", _C.DEVICE)
@@ -539,10 +549,6 @@ def _device() -> Iterable[Metric]:
         "device_temperature_c", "Device internal temperature", _C.DEVICE, diagnostic=True
     )
     yield _temperature("heatsink_temperature_c", "Heatsink temperature", _C.DEVICE, diagnostic=True)
-    yield Metric(
-        "device_clock", "Device clock, seconds since the epoch", _M.MEASUREMENT, _C.DEVICE,
-        "s", None, None, diagnostic=True, noisy=True,
-    )  # fmt: skip
     yield Metric(
         "uptime_s", "Time since the device started", _M.MEASUREMENT, _C.DEVICE, "s", "duration",
         "measurement", diagnostic=True, noisy=True,

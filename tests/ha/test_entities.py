@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from custom_components.edge_ems.descriptions import _sensor, platform_of
+from homeassistant.components.sensor import DEVICE_CLASS_UNITS
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from edge_ems.device import Command
+from edge_ems.metrics import BATTERY_POWER, METRICS
+from edge_ems.sim.bess import SimulatedBess
+from edge_ems.site import load_catalog
+from edge_ems.sunspec.mapping import READ_POINTS
 from tests.lib.bms.support import Mosquitto
 
 from .support import (
@@ -104,3 +112,40 @@ async def test_entities_per_device_kind(
         lambda device: device is not None and device.manufacturer == "PYLON",
     )
     assert entities_of(hass, entry) == snapshot
+
+
+def _catalog_metrics() -> set[str]:
+    """Every metric a bundled map (point, topic, node) or the SunSpec mapping can report."""
+    catalog = load_catalog()
+    metrics = {metric for point_map in catalog.point_maps.values() for metric in point_map.points}
+    metrics |= {metric for topic in catalog.topic_maps.values() for metric in topic.points}
+    metrics |= {metric for node in catalog.node_maps.values() for metric in node.points}
+    metrics |= {point.metric for point in READ_POINTS} | {BATTERY_POWER}
+    metrics |= SimulatedBess("b").declared_metrics
+    return metrics
+
+
+NO_DEVICE_CLASS = {"%", "Ah", "°"}
+"""Units Home Assistant has no device class for here: state of health, an active power limit
+(%), a charge in ampere-hours, angles."""
+
+
+class _Named:
+    """A device naming a state or two, as every enum sensor's device does."""
+
+    def state_options(self, metric: str) -> tuple[str, ...]:
+        return ("one", "two")
+
+
+@pytest.mark.parametrize("name", sorted(_catalog_metrics()))
+def test_every_sensor_with_a_unit_has_its_classes(name: str) -> None:
+    metric = METRICS[name]
+    writable = Command(name, 0, 100, allow_write=True)
+    for command in (None, writable):
+        if platform_of(metric, command) is not Platform.SENSOR or metric.unit is None:
+            continue
+        described = _sensor(_Named(), metric)  # type: ignore[arg-type]
+        assert described.state_class is not None, name
+        if metric.unit not in NO_DEVICE_CLASS:
+            assert described.device_class is not None, name
+            assert metric.unit in DEVICE_CLASS_UNITS[described.device_class], name

@@ -32,7 +32,11 @@ from edge_ems.dispatch import Outcome, Reason, dispatcher
 from edge_ems.metrics import LEASED_METRICS, METRICS, MetricKind
 from edge_ems.opcua.nodemap import catalog_paths as node_map_paths
 from edge_ems.pointmap import catalog_paths
+from edge_ems.sim.bess import BATTERY_STATES
+from edge_ems.site import load_catalog
+from edge_ems.sunspec.mapping import READ_POINTS
 from edge_ems.sunspec.models import SUPPORTED_MODELS
+from edge_ems.sunspec.readout import reading_states
 
 EN = Path(config_flow.__file__).parent / "translations" / "en.json"
 SERVICES = EN.parents[1] / "services.yaml"
@@ -320,3 +324,37 @@ def test_every_exception_text_is_used(english: dict[str, Any]) -> None:
     used |= {f"{Outcome.REFUSED}_{reason}" for reason in _refusal_reasons()}
     used |= {f"{Outcome.FAILED}_{reason}" for reason in _failure_reasons()}
     assert sorted(set(english["exceptions"]) - used) == []
+
+
+def _states() -> dict[tuple[Platform, str], set[str]]:
+    """Every state an enum entity of any device can show, by platform and metric: the
+    catalog's point maps (selects for modes the user may set), every SunSpec model's enum
+    points, the simulated BESS."""
+    states: dict[tuple[Platform, str], set[str]] = {}
+    for point_map in load_catalog().point_maps.values():
+        for point in point_map.points.values():
+            if not point.options or point.bits or METRICS[point.metric].kind is MetricKind.IDENTITY:
+                continue
+            write = point.write
+            command = None
+            if write is not None:
+                command = Command(
+                    point.metric, options=point.options, allow_write=write.allow_write,
+                    lease=write.lease,
+                )  # fmt: skip
+            platform = platform_of(METRICS[point.metric], command)
+            assert platform is not None
+            states.setdefault((platform, point.metric), set()).update(point.options.values())
+    for reading in READ_POINTS:
+        if (names := reading_states(reading)) is not None:
+            states.setdefault((Platform.SENSOR, reading.metric), set()).update(names)
+    states.setdefault((Platform.SENSOR, "battery_state"), set()).update(BATTERY_STATES)
+    return states
+
+
+def test_every_state_a_device_can_show_has_its_text(english: dict[str, Any]) -> None:
+    missing = []
+    for (platform, metric), names in sorted(_states().items()):
+        shown = english["entity"][platform.value].get(metric, {}).get("state", {})
+        missing += [f"{platform.value}.{metric}.{name}" for name in sorted(names - set(shown))]
+    assert missing == []

@@ -42,6 +42,18 @@ def state_names(binding: Binding) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(option_name(label) for label in binding.symbols.values()))
 
 
+def reading_states(reading: ReadingPoint) -> tuple[str, ...] | None:
+    """Every state a mapped point can read as, by its model's definition (blocking, cached);
+    ``None`` for a point that is no enum: what a device of any chain may report."""
+    group = model_definition(reading.model).group
+    if reading.group is not None:
+        group = next((sub for sub in group.groups if sub.name == reading.group), group)
+    point = group.point(reading.point)
+    if point is None or point.type not in ENUM_TYPES or is_flag(point) or reading.any_bit:
+        return None
+    return tuple(dict.fromkeys(option_name(label) for label in _symbols(reading, point).values()))
+
+
 def label_models(readings: Iterable[ReadingPoint]) -> set[int]:
     """Models whose definitions name other models' enum values."""
     return {reading.symbols_from for reading in readings if reading.symbols_from is not None}
