@@ -125,6 +125,18 @@ def _choice(options: list[str], key: str | None = None) -> selector.SelectSelect
     return selector.SelectSelector(config)
 
 
+def _maps(makers: Mapping[str, tuple[str, str]]) -> selector.SelectSelector:
+    """A picker of bundled maps, each shown by the maker and model it describes."""
+    options = sorted(
+        (selector.SelectOptionDict(value=key, label=f"{maker} {model}")
+         for key, (maker, model) in makers.items()),
+        key=lambda option: option["label"].casefold(),
+    )  # fmt: skip
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(options=options, mode=selector.SelectSelectorMode.DROPDOWN)
+    )
+
+
 def _number(low: float, high: float, unit: str | None = None) -> selector.NumberSelector:
     config = selector.NumberSelectorConfig(min=low, max=high, mode=selector.NumberSelectorMode.BOX)
     if unit is not None:
@@ -514,8 +526,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         for other in self.hass.config_entries.async_entries(DOMAIN):
             if any(sub.unique_id == unique_id for sub in other.subentries.values()):
                 return self.async_abort(reason="already_configured")
-        title = " ".join(part for part in (identity.manufacturer, identity.model) if part)
-        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+        return self.async_create_entry(title=identity.short_name(), data=data, unique_id=unique_id)
 
     async def _probe_or_show(
         self,
@@ -594,7 +605,9 @@ class ModbusSubentryFlow(DeviceSubentryFlow):
         catalog = await async_get_catalog(self.hass)
         schema = vol.Schema(
             {
-                vol.Required(CONF_POINT_MAP): _choice(sorted(catalog.point_maps)),
+                vol.Required(CONF_POINT_MAP): _maps(
+                    {key: (m.device.maker, m.device.model) for key, m in catalog.point_maps.items()}
+                ),
                 vol.Required(CONF_TRANSPORT, default=TRANSPORT_TCP): _choice(
                     [TRANSPORT_TCP, TRANSPORT_RTU_OVER_TCP, TRANSPORT_RTU], CONF_TRANSPORT
                 ),
@@ -663,7 +676,8 @@ class MqttBmsSubentryFlow(DeviceSubentryFlow):
             self._topic_map = user_input[CONF_TOPIC_MAP]
             return await self.async_step_topics()
         catalog = await async_get_catalog(self.hass)
-        schema = vol.Schema({vol.Required(CONF_TOPIC_MAP): _choice(sorted(catalog.topic_maps))})
+        makers = {key: (m.bridge.maker, m.bridge.model) for key, m in catalog.topic_maps.items()}
+        schema = vol.Schema({vol.Required(CONF_TOPIC_MAP): _maps(makers)})
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, self._current()),
@@ -731,7 +745,9 @@ class OpcUaSubentryFlow(DeviceSubentryFlow):
         schema = vol.Schema(
             {
                 vol.Required(CONF_URL): _TEXT,
-                vol.Required(CONF_NODE_MAP): _choice(sorted(catalog.node_maps)),
+                vol.Required(CONF_NODE_MAP): _maps(
+                    {key: (m.device.maker, m.device.model) for key, m in catalog.node_maps.items()}
+                ),
                 vol.Optional(CONF_USERNAME): _TEXT,
                 vol.Optional(CONF_PASSWORD): _PASSWORD,
                 vol.Required(CONF_SECURITY, default=SECURITY_NONE): _choice(

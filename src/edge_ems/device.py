@@ -7,6 +7,7 @@ limits and ``allow_write``, then reads back), and reports its health.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 from .exceptions import DeviceError
 from .readings import Readings, Value
 from .resilience import BreakerState, CircuitBreaker
+
+SHORT_NAME = 40
+"""Characters a device's default name keeps at most."""
+_ASIDE = re.compile(r"\s*\([^)]*\)")
+_VARIANT = re.compile(r",| via | with | / ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,23 @@ class DeviceIdentity:
     serial: str | None = None
     firmware: str | None = None
     hardware: str | None = None
+
+    def short_name(self, limit: int = SHORT_NAME) -> str:
+        """Maker and model as a device's name: asides in parentheses, variants after a
+        comma, "via", "with" or " / " left out, cut at a word within ``limit`` characters.
+        (Entity ids are made from it: "JK-BMS", not "JK (Jikong) JK-BMS via ESPHome ...".)"""
+        maker = _ASIDE.sub("", self.manufacturer).strip()
+        model = _VARIANT.split(_ASIDE.sub("", self.model))[0].strip()
+        # A model that starts with the maker's name ("JK-BMS" by "JK") says it already.
+        named = re.split(r"[\s-]", model, maxsplit=1)[0].casefold() == maker.casefold()
+        name = model if named else f"{maker} {model}"
+        name = " ".join(name.split())
+        # Whole words only, and at least the model's first.
+        least = len(maker) + 1 + len(model.split(" ", 1)[0]) if model else 0
+        cut = max(limit, least)
+        if len(name) > cut:
+            name = name[: cut + 1].rsplit(" ", 1)[0]
+        return name or self.manufacturer
 
 
 @dataclass(frozen=True, slots=True)

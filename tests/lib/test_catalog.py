@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from edge_ems.device import DeviceIdentity
 from edge_ems.metrics import METRICS, MetricKind
 from edge_ems.pointmap import (
     Access,
@@ -236,3 +237,31 @@ def test_victron_flips_the_ess_setpoint_and_current_to_the_site_convention() -> 
     assert _value(victron, "soc_pct", [875]) == pytest.approx(87.5)
     assert _value(victron, "inverter_state", [252]) == "external_control"
     assert _value(victron, "work_mode", [1]) == "charger_only"
+
+
+@pytest.mark.parametrize(
+    ("maker", "model", "name"),
+    [
+        ("JK (Jikong)", "JK-BMS via ESPHome (syssi/esphome-jk-bms, jk_bms component)", "JK-BMS"),
+        ("PYLON", "Pylontech-compatible CAN BMS", "PYLON Pylontech-compatible CAN BMS"),
+        ("Alfen", "Eve Single / Eve Double Pro-line (NG9xx platform), socket 1",
+         "Alfen Eve Single"),
+        ("Stiebel Eltron", "WPM heat pump manager with ISG web (Modbus TCP/IP)",
+         "Stiebel Eltron WPM heat pump manager"),
+        ("Victron Energy", "Venus OS battery service (e.g. dbus-serialbattery)",
+         "Victron Energy Venus OS battery service"),
+        ("Deye", "SUN-5/6/8/10/12/15/20/25K-SG01HP3-EU-AM2 (HV three-phase hybrid)",
+         "Deye SUN-5/6/8/10/12/15/20/25K-SG01HP3-EU-AM2"),
+        ("Edge EMS", "Simulated hybrid inverter with a very long tail of words",
+         "Edge EMS Simulated hybrid inverter"),
+    ],
+)  # fmt: skip
+def test_devices_get_short_names(maker: str, model: str, name: str) -> None:
+    assert DeviceIdentity(maker, model).short_name() == name
+
+
+def test_every_catalog_device_gets_a_short_name() -> None:
+    for point_map in CATALOG.values():
+        name = DeviceIdentity(point_map.device.maker, point_map.device.model).short_name()
+        assert name.startswith(point_map.device.maker.split(" ")[0]), name
+        assert "(" not in name
