@@ -61,7 +61,7 @@ def _limits(power_w: float, capacity_wh: float) -> dict[str, float]:
 def site_devices(endpoints: SiteEndpoints) -> list[Device]:
     """The devices of the simulated site the demo adds, each as a person would in the UI."""
     host, sunspec, bess = endpoints.host, SITE.sunspec, SITE.bess
-    gateway = endpoints.gateway_port
+    gateway = endpoints.modbus_gateway_port
     devices = [
         _modbus("deye_sun_sg_hybrid", host, gateway, endpoints.deye_unit),
         _modbus("eastron_sdm630", host, gateway, endpoints.meter_unit),
