@@ -14,7 +14,7 @@ from ..exceptions import EdgeEmsError
 # Each module offers ``register(subparsers)``, which adds its subcommand and sets ``handler``.
 SUBCOMMANDS = (
     "pointmap", "site", "agent", "launcher", "sim", "scan", "demo",
-    "health", "export", "diagnostics", "replay",
+    "health", "export", "diagnostics", "replay", "plan",
 )  # fmt: skip
 
 

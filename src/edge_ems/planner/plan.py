@@ -139,6 +139,9 @@ class Plan:
     solve_ms: float = 0.0
     mip_gap: float = 0.0
     objective: float = math.nan
+    """What the solver minimised: cost, wear and the price of every shortfall."""
+    bound: float = -math.inf
+    """A proven lower bound on ``objective``: no plan of this problem does better."""
     decisions: dict[tuple[str, str, int], float] = field(default_factory=dict)
     """The integer decisions by (kind, asset, step start in epoch seconds): the next
     re-plan starts from them."""
@@ -260,6 +263,7 @@ def assemble(
     solve_ms: float = 0.0,
     mip_gap: float = 0.0,
     objective: float = math.nan,
+    bound: float = -math.inf,
     keys: dict[tuple[str, str, int], float] | None = None,
 ) -> Plan:
     """The plan that ``decisions`` make on ``problem``'s site."""
@@ -339,6 +343,7 @@ def assemble(
         solve_ms=solve_ms,
         mip_gap=mip_gap,
         objective=objective,
+        bound=bound,
         decisions=keys or {},
     )
 

@@ -303,7 +303,9 @@ class _Reader:
             )
         hours = data.get("horizon_hours")
         if hours is not None and not math.isclose(hours, n * step / timedelta(hours=1)):
-            raise self.fail("horizon_hours", f"{hours} h is not {n} steps of {step}")
+            raise self.fail(
+                "horizon_hours", f"{hours:g} h is not {n} steps of {data['step_minutes']} minutes"
+            )
         timestamps: list[datetime] = data["timestamps"]
         if len(timestamps) != n:
             raise self.fail("timestamps", f"{len(timestamps)} values for {n} steps")
@@ -532,3 +534,114 @@ def _mw(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dty
 
 def _list(values: np.ndarray[Any, np.dtype[np.float64]] | Sequence[float]) -> list[float]:
     return [float(v) for v in values]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleScore:
+    """A schedule scored against its scenario, as the format's README scores it."""
+
+    cost: float
+    """Import paid minus export earned, in the scenario's currency."""
+    violations: tuple[str, ...]
+    """Every rule broken beyond the tolerances (1 W, 1 Wh, 1e-4 SOC), in words."""
+
+
+def score(scenario: Scenario, document: Mapping[str, Any]) -> ScheduleScore:
+    """Recompute cost and SOC from a schedule's powers and check every rule of the format.
+
+    For scenarios with one battery (the benchmark format); a schedule from any planner
+    (EMHASS's included) is scored the same way.
+    """
+    problem = scenario.problem
+    n, dt = problem.horizon.n_steps, problem.horizon.step_hours
+    violations: list[str] = []
+
+    def array(key: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+        values = np.asarray(document.get(key, []), dtype=np.float64)
+        if values.shape != (n,):
+            violations.append(f"{key}: {values.size} values for {n} steps")
+            return np.zeros(n)
+        if np.any(values < -1e-6):
+            violations.append(f"{key}: negative in step {int(np.flatnonzero(values < -1e-6)[0])}")
+        return values
+
+    imports, exports = array("grid_import_w"), array("grid_export_w")
+    charge, discharge = array("battery_charge_w"), array("battery_discharge_w")
+    loads = [np.asarray(v, dtype=np.float64) for v in document.get("deferrable_w", [])]
+    if len(loads) != len(problem.deferrables):
+        violations.append(f"deferrable_w: {len(loads)} loads for {len(problem.deferrables)}")
+        loads = [np.zeros(n) for _ in problem.deferrables]
+    import_max, export_max = problem.grid.limits(n)
+    _over(violations, "grid_import_w", imports, import_max)
+    _over(violations, "grid_export_w", exports, export_max)
+    balance = problem.pv.forecast_w + imports - exports + discharge - charge - problem.load_w
+    balance -= sum(loads, np.zeros(n))
+    _over(violations, "balance", np.abs(balance), np.zeros(n))
+    surplus = np.maximum(0.0, problem.pv.forecast_w - problem.load_w)
+    if not problem.grid.simultaneous_import_export_allowed:
+        _over(violations, "simultaneous import and export", np.minimum(imports, exports), 0)
+    for battery in problem.batteries[:1]:
+        _over(violations, "battery_charge_w", charge, np.full(n, battery.charge_max_w))
+        _over(violations, "battery_discharge_w", discharge, np.full(n, battery.discharge_max_w))
+        if not problem.simultaneous_charge_discharge_allowed:
+            both = np.minimum(charge, discharge)
+            _over(violations, "simultaneous charge and discharge", both, 0)
+        if not battery.export_allowed:
+            _over(violations, "export beyond PV surplus", exports, surplus)
+        if not battery.grid_charge_allowed:
+            _over(violations, "charge beyond PV surplus", charge, surplus)
+        energy = battery.soc_initial * battery.capacity_wh + np.cumsum(
+            (charge * battery.charge_efficiency - discharge / battery.discharge_efficiency) * dt
+        )
+        soc = energy / battery.capacity_wh
+        low = min(battery.soc_min, battery.soc_initial) - 1e-4
+        high = max(battery.soc_max, battery.soc_initial) + 1e-4
+        if np.any(soc < low) or np.any(soc > high):
+            step = int(np.flatnonzero((soc < low) | (soc > high))[0])
+            violations.append(f"soc: {soc[step]:.5f} outside the window in step {step}")
+        if battery.soc_final is not None:
+            off = soc[-1] - battery.soc_final
+            if off < -1e-4 or (battery.final_rule == "equal" and off > 1e-4):
+                violations.append(f"soc: ends at {soc[-1]:.5f}, not {battery.soc_final:.5f}")
+        stated = document.get("soc")
+        if stated is not None and np.max(np.abs(np.asarray(stated) - soc)) > 1e-4:
+            violations.append("soc: the stated SOC is not what the powers give")
+    for load, power in zip(problem.deferrables, loads, strict=True):
+        _deferrable_rules(violations, load, power, n)
+    cost = float(np.sum(imports * problem.import_price - exports * problem.export_price)) * dt
+    return ScheduleScore(cost / 1000.0, tuple(violations))
+
+
+def _over(
+    violations: list[str],
+    name: str,
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    limit: np.ndarray[Any, np.dtype[np.float64]] | float,
+    tolerance: float = 1.0,
+) -> None:
+    excess = values - limit - tolerance
+    if np.any(excess > 0):
+        step = int(np.flatnonzero(excess > 0)[0])
+        violations.append(f"{name}: {values[step]:.3f} W beyond the limit in step {step}")
+
+
+def _deferrable_rules(
+    violations: list[str], load: Deferrable, power: np.ndarray[Any, np.dtype[np.float64]], n: int
+) -> None:
+    where = f"deferrable {load.id}"
+    if power.shape != (n,):
+        violations.append(f"{where}: {power.size} values for {n} steps")
+        return
+    first, last = load.window(n)
+    outside = np.ones(n, dtype=bool)
+    outside[first:last] = False
+    if np.any(power[outside] > 1.0):
+        violations.append(f"{where}: runs outside its window")
+    on = power > 1.0
+    if load.on_off and np.any(on & (np.abs(power - load.power_w) > 1.0)):
+        violations.append(f"{where}: neither off nor at {load.power_w} W")
+    ran = float(power.sum()) / load.power_w
+    if abs(ran - load.required_steps) > 1e-3:
+        violations.append(f"{where}: runs {ran:.3f} steps, not {load.required_steps}")
+    if load.single_block and np.count_nonzero(np.diff(np.r_[0, on.astype(int), 0]) == 1) > 1:
+        violations.append(f"{where}: runs in more than one block")

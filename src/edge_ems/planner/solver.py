@@ -14,8 +14,10 @@ rounding away and most decisions are settled by the relaxation alone:
    each EV or heat-pump step is on when the relaxation runs it at half its minimum or more,
    a load with minimum on/off times gets the runs closest to the relaxation that keep them)
    and solve the LP with those decisions fixed: a plan, and an upper bound;
-3. if the two are within ``polish_gap`` (0.1 %), that is the plan;
-4. otherwise every binary whose reduced cost exceeds the gap keeps its relaxed value (no
+3. move single steps of on/off loads (or a block's start) where the reduced costs promise a
+   saving and the LP confirms it, a few times;
+4. if the plan and the bound are within ``polish_gap`` (0.1 %), that is the plan;
+5. otherwise every binary whose reduced cost exceeds the gap keeps its relaxed value (no
    better plan can differ there: reduced-cost fixing, exact), and HiGHS branches on the few
    decisions left open, from the rounded plan: until the plan is proven within
    ``mip_rel_gap`` (1 %) and then for at most ``polish_time_s`` towards ``polish_gap``.
@@ -36,9 +38,9 @@ import time
 from dataclasses import dataclass, field
 
 import highspy
-from highspy._core import _Highs
 import numpy as np
 import numpy.typing as npt
+from highspy._core import _Highs
 
 from .model import (
     CONTINUOUS,
@@ -63,6 +65,10 @@ SIMULTANEOUS_KW = 1e-4
 MAX_ROUNDS = 3
 """Rounds of adding exclusion binaries before they go into every step."""
 IMPROVEMENT = 1e-9
+SWAPS = 2
+"""Improving moves tried per on/off load or block after rounding (each an LP or four)."""
+SWAP_CANDIDATES = 3
+SWAP_TRIALS = 4
 _POLISH_OPTIONS = (
     "mip_heuristic_run_feasibility_jump",
     "mip_heuristic_run_rins",
@@ -123,6 +129,7 @@ def solve(
         solve_ms=(time.perf_counter() - began) * 1000.0,
         mip_gap=outcome.gap,
         objective=outcome.objective,
+        bound=outcome.bound,
         keys=keys,
     )
 
@@ -131,8 +138,12 @@ def solve(
 class _Outcome:
     values: Values
     objective: float
-    gap: float
+    bound: float
     status: PlanStatus
+
+    @property
+    def gap(self) -> float:
+        return _gap(self.objective, self.bound)
 
 
 class _Session:
@@ -218,7 +229,7 @@ class _Session:
             found = self._run()
             if found is None:
                 return None
-            return _Outcome(found[0], found[1], 0.0, PlanStatus.OPTIMAL)
+            return _Outcome(found[0], found[1], found[1], PlanStatus.OPTIMAL)
         options = self.options
         if not options.heuristic:
             if previous is not None:
@@ -244,7 +255,7 @@ class _Session:
             gap = _gap(best[1], bound)
             target = min(options.mip_rel_gap, options.polish_gap)
             if gap <= target or best[1] - bound <= options.mip_abs_gap:
-                return _Outcome(best[0], best[1], gap, PlanStatus.OPTIMAL)
+                return _Outcome(best[0], best[1], bound, PlanStatus.OPTIMAL)
             # Decisions the relaxation prices out of reach of the plan in hand are settled:
             # only the open ones are left to branch on (reduced-cost fixing, exact).
             self._settle(integer, relaxed[0], reduced, best[1] - bound)
@@ -254,10 +265,7 @@ class _Session:
                 )
                 if outcome is None or outcome.gap <= target:
                     return outcome
-                best, bound = (
-                    (outcome.values, outcome.objective),
-                    outcome.objective / (1 + outcome.gap),
-                )
+                best, bound = (outcome.values, outcome.objective), outcome.bound
             seconds = min(options.polish_time_s, self.remaining_s())
             return self._branch(integer, best, bound, target, seconds)
         return self._branch(integer, best, bound, options.mip_rel_gap, self.remaining_s())
@@ -285,9 +293,11 @@ class _Session:
         """HiGHS's branch and bound, from ``best`` if there is one."""
         highs = self.highs
         if best is not None:
-            highs.setSolution(
-                int(integer.size), integer, np.round(best[0][integer]).astype(np.float64)
-            )
+            start = best[0].copy()
+            binary = integer[self.kind[integer] == INTEGER]
+            start[binary] = np.round(start[binary])
+            everything = np.arange(start.size, dtype=np.int32)
+            highs.setSolution(int(start.size), everything, start)
             # A good plan is in hand: spend the time on the bound, not on finding plans.
             for name in _POLISH_OPTIONS:
                 highs.setOptionValue(name, False)
@@ -297,7 +307,7 @@ class _Session:
         if found is None:
             if best is None:
                 return None
-            return _Outcome(best[0], best[1], _gap(best[1], bound), PlanStatus.TIME_LIMIT)
+            return _Outcome(best[0], best[1], bound, PlanStatus.TIME_LIMIT)
         values, objective = found
         if best is not None and best[1] < objective - IMPROVEMENT:
             values, objective = best
@@ -308,7 +318,7 @@ class _Session:
         gap = _gap(objective, lower)
         proven = gap <= self.options.mip_rel_gap or objective - lower <= self.options.mip_abs_gap
         return _Outcome(
-            values, objective, gap, PlanStatus.OPTIMAL if proven else PlanStatus.TIME_LIMIT
+            values, objective, lower, PlanStatus.OPTIMAL if proven else PlanStatus.TIME_LIMIT
         )
 
     def _run(self) -> tuple[Values, float] | None:
@@ -328,8 +338,12 @@ class _Session:
             self.highs.changeColsBounds(int(semi.size), semi, np.zeros(semi.size), self.upper[semi])
 
     def _restore(self, integer: Columns) -> None:
-        self.highs.changeColsIntegrality(int(integer.size), integer, self.kind[integer].astype(np.uint8))
-        self.fix(integer, self.lower[integer], self.upper[integer])
+        """Integrality back, and every bound (rounding fixes continuous columns too)."""
+        self.highs.changeColsIntegrality(
+            int(integer.size), integer, self.kind[integer].astype(np.uint8)
+        )
+        everything = np.arange(self.lower.size, dtype=np.int32)
+        self.fix(everything, self.lower, self.upper)
 
     def fix(self, columns: Columns, lower: Values, upper: Values) -> None:
         if columns.size:
@@ -347,6 +361,8 @@ class _Rounding:
 
     def __init__(self, session: _Session) -> None:
         self.session = session
+        self.groups: list[tuple[Columns, int]] = []
+        """Binaries of which a fixed number are 1: a load's steps, a block's starts."""
         self.columns: list[npt.NDArray[np.int64]] = []
         self.lower: list[Values] = []
         self.upper: list[Values] = []
@@ -407,6 +423,7 @@ class _Rounding:
             else:
                 on = np.zeros(window.size)
                 on[np.argsort(-x, kind="stable")[:chosen]] = 1.0
+                self.groups.append((window.astype(np.int32), chosen))
             self._set(window, on, on)
         elif columns.start_columns is not None:
             y = values[columns.start_columns]
@@ -414,26 +431,39 @@ class _Rounding:
             if y.sum() >= 0.5:
                 on[int(np.argmax(y))] = 1.0
             self._set(columns.start_columns, on, on)
+            self.groups.append((columns.start_columns.astype(np.int32), int(on.sum())))
 
     def _ev(self, ev: Ev, columns: EvColumns, values: Values) -> None:
+        """Steps the relaxation charges at half the minimum or more charge, in the mode it
+        uses most, the strongest first and only as many as the car can take at their
+        minimum current."""
         present = columns.currents[0] != NO_COLUMN
         if not present.any():
             return
-        power = np.zeros(present.sum())
-        per_mode = []
-        for factor, currents in zip(columns.kw_per_a, columns.currents, strict=True):
-            kw = values[currents[present]] * factor
-            per_mode.append(kw)
-            power = np.maximum(power, kw)
-        best = np.argmax(np.vstack(per_mode), axis=0)
-        for index, (mode, currents) in enumerate(zip(ev.modes, columns.currents, strict=True)):
-            cols = currents[present]
-            on = (best == index) & (values[cols] >= mode.min_current_a / 2)
-            self._set(cols, np.where(on, mode.min_current_a, 0.0),
-                      np.where(on, mode.max_current_a, 0.0))  # fmt: skip
+        per_mode = np.vstack(
+            [values[currents[present]] * factor
+             for factor, currents in zip(columns.kw_per_a, columns.currents, strict=True)]
+        )  # fmt: skip
+        mode = np.argmax(per_mode, axis=0)
+        power = per_mode.max(axis=0)
+        floors = np.array(
+            [m.min_current_a * f for m, f in zip(ev.modes, columns.kw_per_a, strict=True)]
+        )
+        floor = floors[mode]
+        wanted = power >= floor / 2
+        room = (ev.energy_max_wh if ev.energy_max_wh is not None else ev.energy_needed_wh) / KW
+        minimum = floor * self.session.problem.horizon.step_hours * ev.efficiency
+        on = np.zeros(power.size, dtype=bool)
+        for step in np.argsort(-power, kind="stable"):
+            if wanted[step] and minimum[step] <= room + 1e-9:
+                on[step] = True
+                room -= minimum[step]
+        for index, (spec, currents) in enumerate(zip(ev.modes, columns.currents, strict=True)):
+            chosen = on & (mode == index)
+            self._set(currents[present], np.where(chosen, spec.min_current_a, 0.0),
+                      np.where(chosen, spec.max_current_a, 0.0))  # fmt: skip
             if columns.mode_binaries is not None:
-                binaries = columns.mode_binaries[index][present]
-                self._set(binaries, on, on)
+                self._set(columns.mode_binaries[index][present], chosen, chosen)
 
     def fixed_plan(self) -> tuple[Values, float] | None:
         """Fix the decisions and solve the LP: the plan and its objective, or ``None`` if the
@@ -441,7 +471,43 @@ class _Rounding:
         session = self.session
         columns = np.concatenate(self.columns).astype(np.int32)
         session.fix(columns, np.concatenate(self.lower), np.concatenate(self.upper))
-        return session.run_fixed()
+        found = session.run_fixed()
+        if found is None:
+            return found
+        return self._swaps(found)
+
+    def _swaps(self, found: tuple[Values, float]) -> tuple[Values, float]:
+        """Move a step of an on/off load (or a block's start) while that pays: the moves the
+        reduced costs rank best are tried by solving the LP, the first that pays is kept."""
+        session = self.session
+        values, objective = found
+        reduced = session.reduced_costs()
+        groups = [(c, k) for c, k in self.groups if 0 < k < c.size]
+        for _ in range(SWAPS * max(1, len(groups))):
+            moves = []
+            for columns, _chosen in groups:
+                state = values[columns] > 0.5
+                on, off = columns[state], columns[~state]
+                leave = on[np.argsort(-reduced[on], kind="stable")[:SWAP_CANDIDATES]]
+                enter = off[np.argsort(reduced[off], kind="stable")[:SWAP_CANDIDATES]]
+                moves += [(reduced[e] - reduced[o], int(o), int(e)) for o in leave for e in enter]
+            moves.sort()
+            improved = False
+            for estimate, leaving, entering in moves[:SWAP_TRIALS]:
+                if estimate >= -IMPROVEMENT:
+                    break
+                pair = np.array([leaving, entering], dtype=np.int32)
+                session.fix(pair, np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+                trial = session.run_fixed()
+                if trial is not None and trial[1] < objective - IMPROVEMENT:
+                    values, objective = trial
+                    reduced = session.reduced_costs()
+                    improved = True
+                    break
+                session.fix(pair, np.array([1.0, 0.0]), np.array([1.0, 0.0]))
+            if not improved:
+                break
+        return values, objective
 
 
 def runs(score: Values, required: int, up: int, down: int, was_on: bool, forced: Values) -> Values:
