@@ -12,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from .model import KW, surplus_kw
-from .plan import Plan, ShortfallKind
+from .plan import POWER_TOLERANCE_W, SOC_TOLERANCE, Plan, ShortfallKind
 from .problem import Battery, Deferrable, Ev, HeatPump, Problem, Series
 
-WATT = 1.0
-"""Tolerance on powers."""
-SOC = 1e-4
-"""Tolerance on state of charge."""
+WATT = POWER_TOLERANCE_W
+SOC = SOC_TOLERANCE
 
 
 def violations(problem: Problem, plan: Plan) -> list[str]:

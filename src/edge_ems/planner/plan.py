@@ -23,7 +23,11 @@ from .problem import Horizon, Problem, Series
 
 ENERGY_TOLERANCE_WH = 1.0
 """Shortfalls smaller than this are rounding, not shortfalls."""
+POWER_TOLERANCE_W = 1.0
+"""A step's balance this close to zero is balanced (the schedule format's tolerance)."""
 KELVIN_TOLERANCE = 0.01
+SOC_TOLERANCE = 1e-4
+"""A battery's state of charge this close to a target or floor meets it."""
 
 
 class PlanStatus(StrEnum):
@@ -369,7 +373,7 @@ def _energy_shortfall(
     what: str,
 ) -> None:
     energy = float(power_w.sum()) * dt
-    if energy > ENERGY_TOLERANCE_WH:
+    if float(power_w.max(initial=0.0)) > POWER_TOLERANCE_W or energy > ENERGY_TOLERANCE_WH:
         first = int(np.flatnonzero(power_w > 0)[0])
         message = f"{energy:.0f} Wh of {what}, from step {first}"
         shortfalls.append(Shortfall(kind, asset, energy, "Wh", message, first))
@@ -393,7 +397,7 @@ def _battery_plan(
         missing = (battery.soc_final - soc[-1]) * capacity
         if battery.final_rule == "equal":
             missing = abs(missing)
-        if missing > ENERGY_TOLERANCE_WH:
+        if missing > SOC_TOLERANCE * capacity:
             relation = "at" if battery.final_rule == "equal" else "at or above"
             message = (
                 f"ends at SOC {soc[-1]:.3f}, not {relation} {battery.soc_final:.3f} "
@@ -403,15 +407,16 @@ def _battery_plan(
                 Shortfall(ShortfallKind.SOC_FINAL, battery.id, missing, "Wh", message, len(soc) - 1)
             )
     below = np.maximum(0.0, battery.soc_min * capacity - energy)
-    if battery.soc_initial < battery.soc_min and float(below.max()) > ENERGY_TOLERANCE_WH:
-        steps = int(np.count_nonzero(below > ENERGY_TOLERANCE_WH))
+    tolerance = SOC_TOLERANCE * capacity
+    if battery.soc_initial < battery.soc_min and float(below.max()) > tolerance:
+        steps = int(np.count_nonzero(below > tolerance))
         message = (
             f"below its SOC floor {battery.soc_min:.3f} for {steps} steps "
             f"(it starts at {battery.soc_initial:.3f})"
         )
         shortfalls.append(
             Shortfall(ShortfallKind.SOC_FLOOR, battery.id, float(below.sum() * dt), "Wh·h",
-                      message, int(np.flatnonzero(below > ENERGY_TOLERANCE_WH)[0]))
+                      message, int(np.flatnonzero(below > tolerance)[0]))
         )  # fmt: skip
     return BatteryPlan(battery.id, charge, discharge, soc)
 

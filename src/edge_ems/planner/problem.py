@@ -347,6 +347,10 @@ class Deferrable:
         _check(self.min_off_steps >= 1, f"{where}: min_off_steps must be 1 or more")
         _check(self.running_steps >= 0, f"{where}: running_steps must be 0 or more")
         _check(
+            self.running_steps == 0 or self.earliest_step == 0,
+            f"{where}: it is running, so its window must be open now (earliest_step 0)",
+        )
+        _check(
             not self.single_block or self.on_off,
             f"{where}: a single block needs on_off (a block of varying power is not one run)",
         )

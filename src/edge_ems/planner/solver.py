@@ -470,7 +470,14 @@ class _Rounding:
         fixed LP has no solution."""
         session = self.session
         columns = np.concatenate(self.columns).astype(np.int32)
-        session.fix(columns, np.concatenate(self.lower), np.concatenate(self.upper))
+        lower, upper = np.concatenate(self.lower), np.concatenate(self.upper)
+        # Never past a column's own bounds (a semi-continuous column's lower bound is its
+        # threshold, not a bound: off is 0 below it).
+        plain = session.kind[columns] != SEMI_CONTINUOUS
+        low, high = session.lower[columns[plain]], session.upper[columns[plain]]
+        lower[plain] = np.clip(lower[plain], low, high)
+        upper[plain] = np.clip(upper[plain], low, high)
+        session.fix(columns, lower, upper)
         found = session.run_fixed()
         if found is None:
             return found

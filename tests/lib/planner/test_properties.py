@@ -75,7 +75,7 @@ def deferrables(draw: st.DrawFn, index: int, n: int) -> Deferrable:
         single_block=single,
         min_on_steps=draw(st.integers(1, 3)) if timed else 1,
         min_off_steps=draw(st.integers(1, 3)) if timed else 1,
-        running_steps=draw(st.integers(0, 2)) if on_off else 0,
+        running_steps=draw(st.integers(0, 2)) if on_off and earliest == 0 else 0,
     )
 
 
