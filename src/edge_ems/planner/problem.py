@@ -106,7 +106,8 @@ class Horizon:
     def step_at(self, moment: datetime) -> int:
         """The step ``moment`` falls in (may be before 0 or after the last)."""
         _check(moment.tzinfo is not None, f"{moment.isoformat()} has no time zone")
-        return math.floor((moment - self.start) / self.step)
+        # In UTC: two times in one zone subtract as wall clocks, an hour off across DST.
+        return math.floor((moment.astimezone(UTC) - self.start.astimezone(UTC)) / self.step)
 
 
 @dataclass(frozen=True, slots=True)

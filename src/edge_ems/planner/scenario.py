@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -397,14 +397,16 @@ class _Reader:
                     f"({horizon.start.isoformat()})",
                 )
             # The car is gone from the step its departure falls in.
-            depart_step = math.floor((departure - horizon.start) / horizon.step)
+            depart_step = horizon.step_at(departure)
         elif "depart_step" in spec:
             depart_step = spec["depart_step"]
         else:
             raise self.fail(where, "needs departure (a time) or depart_step")
         arrive_step = spec.get("arrive_step", 0)
         if "arrival" in spec:
-            arrive_step = max(0, math.ceil((spec["arrival"] - horizon.start) / horizon.step))
+            arrival: datetime = spec["arrival"]
+            late = arrival.astimezone(UTC) - horizon.start.astimezone(UTC)
+            arrive_step = max(0, math.ceil(late / horizon.step))
         phases = spec["phases"] if isinstance(spec["phases"], list) else [spec["phases"]]
         try:
             modes = tuple(
