@@ -266,10 +266,11 @@ def _cat(parts: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
 
 
 def price_scale(problem: Problem) -> float:
-    """The largest absolute price or wear cost, at least 0.01 per kWh."""
+    """The largest absolute price, wear cost or terminal value, at least 0.01 per kWh."""
     prices = np.concatenate([np.abs(problem.import_price), np.abs(problem.export_price)])
     wear = [battery.cycle_cost_per_kwh for battery in problem.batteries]
-    return max(float(prices.max(initial=0.0)), *wear, 0.01)
+    kept = [abs(battery.terminal_value_per_kwh) for battery in problem.batteries]
+    return max(float(prices.max(initial=0.0)), *wear, *kept, 0.01)
 
 
 def surplus_kw(problem: Problem) -> Series:
@@ -390,7 +391,10 @@ class _ModelBuilder:
         wear = (battery.cycle_cost_per_kwh + self.penalties.throughput * self.scale) * dt
         charge = b.columns(n, 0.0, battery.charge_max_w / KW, wear)
         discharge = b.columns(n, 0.0, battery.discharge_max_w / KW, wear)
-        energy = b.columns(n, min(floor, e0), max(ceiling, e0))
+        # Stored energy at the end is worth its terminal value (a credit, hence negative).
+        energy_cost = np.zeros(n)
+        energy_cost[-1] = -battery.terminal_value_per_kwh
+        energy = b.columns(n, min(floor, e0), max(ceiling, e0), energy_cost)
         # e_t - e_{t-1} - dt·η_c·charge_t + dt/η_d·discharge_t = 0 (e_{-1} = e0 on the right)
         rows = b.rows(n, np.r_[e0, np.zeros(n - 1)], np.r_[e0, np.zeros(n - 1)])
         b.add(rows, energy, 1.0)

@@ -135,6 +135,9 @@ class Battery:
     """``equal``: end exactly at ``soc_final``; ``at_least``: at it or above."""
     cycle_cost_per_kwh: float = 0.0
     """Wear: cost of each kWh charged plus each kWh discharged (AC side)."""
+    terminal_value_per_kwh: float = 0.0
+    """What a kWh still stored when the horizon ends is worth: a rolling plan that sees
+    only until its prices end should not empty the battery just because the horizon does."""
     grid_charge_allowed: bool = True
     """``False``: charge only from PV surplus (``charge ≤ max(0, pv - load)``)."""
     export_allowed: bool = True
@@ -159,6 +162,10 @@ class Battery:
             f"{where}: final_rule must be 'equal' or 'at_least', got {self.final_rule!r}",
         )
         _nonnegative(self.cycle_cost_per_kwh, f"{where}: cycle_cost_per_kwh")
+        _check(
+            math.isfinite(self.terminal_value_per_kwh),
+            f"{where}: terminal_value_per_kwh is not a number",
+        )
 
 
 @dataclass(frozen=True, slots=True)
