@@ -95,6 +95,8 @@ _DEFERRABLE = vol.Schema(
     }
 )
 
+_POWER_PAIR = "min_power_w and max_power_w go together"
+
 _EV = vol.Schema(
     {
         vol.Required("name"): _TEXT,
@@ -109,6 +111,8 @@ _EV = vol.Schema(
         ),
         vol.Optional("min_current_a", default=6.0): vol.All(number, vol.Range(min=0)),
         vol.Optional("max_current_a", default=16.0): vol.All(number, vol.Range(min=0)),
+        vol.Inclusive("min_power_w", "power", msg=_POWER_PAIR): vol.All(number, vol.Range(min=0)),
+        vol.Inclusive("max_power_w", "power", msg=_POWER_PAIR): vol.All(number, vol.Range(min=0)),
         vol.Optional("voltage_v", default=230.0): vol.All(number, vol.Range(min=1)),
         vol.Optional("current_step_a", default=1.0): vol.All(
             number, vol.Range(min=0, min_included=False)
@@ -408,12 +412,17 @@ class _Reader:
             late = arrival.astimezone(UTC) - horizon.start.astimezone(UTC)
             arrive_step = max(0, math.ceil(late / horizon.step))
         phases = spec["phases"] if isinstance(spec["phases"], list) else [spec["phases"]]
+        low, high = spec["min_current_a"], spec["max_current_a"]
+        if "min_power_w" in spec:
+            # A charger set by power: its range as the current it would draw on those phases.
+            if len(phases) > 1:
+                raise self.fail(where, "a power range and several phase modes do not mix")
+            volts = spec["voltage_v"] * phases[0]
+            low, high = spec["min_power_w"] / volts, spec["max_power_w"] / volts
         try:
             modes = tuple(
-                ChargeMode(phases=p, min_current_a=spec["min_current_a"],
-                           max_current_a=spec["max_current_a"])
-                for p in phases
-            )  # fmt: skip
+                ChargeMode(phases=p, min_current_a=low, max_current_a=high) for p in phases
+            )
             return Ev(
                 id=spec["name"],
                 energy_needed_wh=spec["energy_needed_wh"],

@@ -197,3 +197,18 @@ def test_a_heat_pump_with_a_cop_curve_and_an_ev_by_step() -> None:
     document["heat_pump"]["cop_curve"] = [[10, 2.0], [-10, 4.0]]
     with pytest.raises(PlanInputError, match="COP curve temperatures must rise"):
         parse(document)
+
+
+def test_an_ev_by_power_range() -> None:
+    document = extended()
+    ev = document["ev"]
+    del ev["min_current_a"], ev["max_current_a"]
+    ev.update({"phases": 3, "min_power_w": 4140.0, "max_power_w": 11040.0})
+    [mode] = parse(document).problem.evs[0].modes
+    assert (mode.min_current_a, mode.max_current_a) == pytest.approx((6.0, 16.0))
+    ev["phases"] = [1, 3]
+    with pytest.raises(PlanInputError, match="a power range and several phase modes"):
+        parse(document)
+    del ev["max_power_w"]
+    with pytest.raises(PlanInputError, match="min_power_w"):
+        parse(document)
