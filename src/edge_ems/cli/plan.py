@@ -43,9 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The solver and numpy load only for this command.
-    from ..planner.scenario import load_scenario, schedule
-    from ..planner.solver import SolveOptions, solve
+    # The solver and numpy load only for this command, and only with the hub extra.
+    try:
+        from ..planner.scenario import load_scenario, schedule
+        from ..planner.solver import SolveOptions, solve
+    except ImportError as err:
+        raise ConfigError(f"edge-ems plan needs pip install 'edge-ems[hub]' ({err})") from err
 
     if not 0 < args.gap < 1:
         raise ConfigError(f"--gap must be between 0 and 1, got {args.gap}")
