@@ -220,6 +220,43 @@ class _Builder:
     def column(self, lower: float, upper: float, cost: float = 0.0, kind: int = CONTINUOUS) -> int:
         return int(self.columns(1, lower, upper, cost, kind)[0])
 
+    def update(
+        self,
+        columns: Index,
+        *,
+        lower: npt.ArrayLike | None = None,
+        upper: npt.ArrayLike | None = None,
+        cost: npt.ArrayLike | None = None,
+    ) -> None:
+        """Change the bounds or costs of some columns of one earlier block."""
+        if columns.size == 0:
+            return
+        first = int(columns.min())
+        offset = 0
+        for position, block in enumerate(self._lower):
+            if offset <= first < offset + block.size:
+                local = columns - offset
+                for values, store in (
+                    (lower, self._lower),
+                    (upper, self._upper),
+                    (cost, self._cost),
+                ):
+                    if values is not None:
+                        changed = store[position].copy()
+                        changed[local] = values
+                        store[position] = changed
+                return
+            offset += block.size
+        raise AssertionError("column block not found")
+
+    def upper_of(self, columns: Index) -> npt.NDArray[np.float64]:
+        """The upper bounds of some columns."""
+        return np.concatenate(self._upper)[columns]
+
+    def lower_of(self, columns: Index) -> npt.NDArray[np.float64]:
+        """The lower bounds of some columns."""
+        return np.concatenate(self._lower)[columns]
+
     def rows(self, n: int, lower: float | npt.ArrayLike, upper: float | npt.ArrayLike) -> Index:
         index = np.arange(self.n_row, self.n_row + n, dtype=np.int64)
         self.n_row += n
@@ -330,12 +367,65 @@ class _ModelBuilder:
         deferrables = tuple(self._deferrable(load) for load in p.deferrables)
         evs = tuple(self._ev(ev) for ev in p.evs)
         heat_pumps = tuple(self._heat_pump(heat_pump) for heat_pump in p.heat_pumps)
+        self._holds(batteries, deferrables, evs, heat_pumps)
         grid_binaries, grid_steps = self._grid_exclusion(grid_import, grid_export)
         layout = Layout(
             grid_import, grid_export, curtailed, unserved, excess, batteries, deferrables, evs,
             heat_pumps, grid_binaries, grid_steps,
         )  # fmt: skip
         return b.finish(layout, self.scale, self.keys)
+
+    def _holds(
+        self,
+        batteries: tuple[BatteryColumns, ...],
+        deferrables: tuple[DeferrableColumns, ...],
+        evs: tuple[EvColumns, ...],
+        heat_pumps: tuple[HeatPumpColumns, ...],
+    ) -> None:
+        """Overrides: in held steps an asset may do at most what it is held at, and every kWh
+        of it earns the requirement penalty, so it does all of it unless it cannot."""
+        p, b, dt = self.problem, self.b, self.dt
+        if not p.holds:
+            return
+        reward = -self.penalties.requirement * self.scale * dt
+        for battery, columns in zip(p.batteries, batteries, strict=True):
+            held = p.held(battery.id) / KW
+            steps = np.flatnonzero(np.isfinite(held))
+            out, into = steps[held[steps] >= 0], steps[held[steps] < 0]
+            for active, idle, power in ((columns.discharge, columns.charge, held),
+                                        (columns.charge, columns.discharge, -held)):  # fmt: skip
+                chosen = out if active is columns.discharge else into
+                cap = np.minimum(b.upper_of(active[chosen]), power[chosen])
+                b.update(active[chosen], upper=cap, cost=reward)
+                b.update(idle[chosen], upper=0.0)
+        for ev, ev_columns in zip(p.evs, evs, strict=True):
+            held = -p.held(ev.id) / KW
+            for mode, factor, currents in zip(
+                ev.modes, ev_columns.kw_per_a, ev_columns.currents, strict=True
+            ):
+                steps = np.flatnonzero(np.isfinite(held) & (currents != NO_COLUMN))
+                amps = np.minimum(mode.max_current_a, np.maximum(held[steps], 0.0) / factor)
+                blocked = amps < mode.min_current_a
+                b.update(currents[steps], upper=np.where(blocked, 0.0, amps),
+                         lower=np.where(blocked, 0.0, b.lower_of(currents[steps])),
+                         cost=reward * ev.efficiency * factor)  # fmt: skip
+        for heat_pump, hp_columns in zip(p.heat_pumps, heat_pumps, strict=True):
+            held = -p.held(heat_pump.id) / KW
+            steps = np.flatnonzero(np.isfinite(held))
+            cap = np.minimum(heat_pump.max_power_w / KW, np.maximum(held[steps], 0.0))
+            blocked = cap < heat_pump.min_power_w / KW
+            b.update(hp_columns.power[steps], upper=np.where(blocked, 0.0, cap),
+                     lower=np.where(blocked, 0.0, b.lower_of(hp_columns.power[steps])),
+                     cost=reward)  # fmt: skip
+        for load, load_columns in zip(p.deferrables, deferrables, strict=True):
+            if load_columns.steps is None:
+                continue
+            held = -p.held(load.id)
+            steps = np.flatnonzero(np.isfinite(held) & (load_columns.steps != NO_COLUMN))
+            on = held[steps] >= load.power_w / 2
+            # Held off wins over a minimum on time still running.
+            b.update(load_columns.steps[steps[~on]], lower=0.0, upper=0.0)
+            b.update(load_columns.steps[steps[on]], cost=reward * load.power_w / KW)
 
     def _key(self, column: int, kind: str, asset: str, step: int) -> None:
         self.keys[column] = (kind, asset, int(self.step_epoch[step]))
@@ -367,8 +457,8 @@ class _ModelBuilder:
         if steps.size == 0:
             return np.zeros(0, np.int64), steps
         z = b.columns(steps.size, 0.0, 1.0, 0.0, INTEGER)
-        cap_import = self._upper_of(grid_import[steps])
-        cap_export = self._upper_of(grid_export[steps])
+        cap_import = self.b.upper_of(grid_import[steps])
+        cap_export = self.b.upper_of(grid_export[steps])
         rows = b.rows(steps.size, -INF, 0.0)
         b.add(rows, grid_import[steps], 1.0)
         b.add(rows, z, -cap_import)
@@ -378,10 +468,6 @@ class _ModelBuilder:
         for column, step in zip(z, steps, strict=True):
             self._key(int(column), "grid_import", "grid", int(step))
         return z, steps
-
-    def _upper_of(self, columns: Index) -> Series:
-        upper = np.concatenate(self.b._upper)
-        return upper[columns]
 
     def _battery(self, battery: Battery) -> BatteryColumns:
         b, n, dt = self.b, self.n, self.dt
@@ -429,9 +515,7 @@ class _ModelBuilder:
         exporting = [c for s, c in zip(p.batteries, batteries, strict=True) if s.export_allowed]
         if len(exporting) < len(batteries):
             if not exporting:
-                upper = np.concatenate(b._upper)
-                tightened = np.minimum(upper[grid_export], surplus)
-                self._set_upper(grid_export, tightened)
+                b.update(grid_export, upper=np.minimum(b.upper_of(grid_export), surplus))
             else:
                 rows = b.rows(self.n, -INF, surplus)
                 b.add(rows, grid_export, 1.0)
@@ -441,25 +525,12 @@ class _ModelBuilder:
             c for s, c in zip(p.batteries, batteries, strict=True) if not s.grid_charge_allowed
         ]
         if len(barred) == 1:
-            upper = np.concatenate(b._upper)
-            self._set_upper(barred[0].charge, np.minimum(upper[barred[0].charge], surplus))
+            charge = barred[0].charge
+            b.update(charge, upper=np.minimum(b.upper_of(charge), surplus))
         elif barred:
             rows = b.rows(self.n, -INF, surplus)
             for columns in barred:
                 b.add(rows, columns.charge, 1.0)
-
-    def _set_upper(self, columns: Index, values: Series) -> None:
-        """Tighten the upper bounds of a block of columns added earlier."""
-        first = int(columns[0])
-        offset = 0
-        for position, block in enumerate(self.b._upper):
-            if offset <= first < offset + block.size:
-                changed = block.copy()
-                changed[first - offset : first - offset + columns.size] = values
-                self.b._upper[position] = changed
-                return
-            offset += block.size
-        raise AssertionError("column block not found")
 
     def _deferrable(self, load: Deferrable) -> DeferrableColumns:
         b, n, dt = self.b, self.n, self.dt

@@ -374,6 +374,26 @@ class Deferrable:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """An override: an asset held at ``power_w`` (site sign: a battery discharging +, an EV
+    or heat pump consuming -) in steps ``[first_step, last_step)``. The plan follows it as
+    far as the asset can (a battery stops at its SOC limits, an EV at its minimum current or
+    when full) and plans everything else around it. A single-block load cannot be held."""
+
+    asset_id: str
+    first_step: int
+    last_step: int
+    power_w: float
+
+    def __post_init__(self) -> None:
+        _check(
+            0 <= self.first_step < self.last_step,
+            f"hold on {self.asset_id!r}: the steps [{self.first_step}, {self.last_step}) are empty",
+        )
+        _check(math.isfinite(self.power_w), f"hold on {self.asset_id!r}: power is not a number")
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One planning problem: forecasts, prices and assets over a horizon.
 
@@ -393,6 +413,8 @@ class Problem:
     deferrables: tuple[Deferrable, ...] = ()
     simultaneous_charge_discharge_allowed: bool = False
     currency: str = "EUR"
+    holds: tuple[Hold, ...] = ()
+    """Overrides the plan must follow (see :class:`Hold`)."""
 
     def __post_init__(self) -> None:
         n = self.horizon.n_steps
@@ -409,6 +431,10 @@ class Problem:
         ids = [asset.id for group in self._assets() for asset in group]
         duplicates = sorted({name for name in ids if ids.count(name) > 1})
         _check(not duplicates, f"asset ids must be unique; repeated: {', '.join(duplicates)}")
+        holdable = {asset.id for group in self._assets() for asset in group}
+        holdable -= {load.id for load in self.deferrables if load.single_block}
+        for hold in self.holds:
+            _check(hold.asset_id in holdable, f"hold on {hold.asset_id!r}: no such asset to hold")
         for heat_pump in self.heat_pumps:
             for name in ("cop", "outdoor_temp_c", "comfort_min_c", "comfort_max_c"):
                 _check(
@@ -418,3 +444,11 @@ class Problem:
 
     def _assets(self) -> tuple[Sequence[Battery | Ev | HeatPump | Deferrable], ...]:
         return (self.batteries, self.evs, self.heat_pumps, self.deferrables)
+
+    def held(self, asset_id: str) -> Series:
+        """The power ``asset_id`` is held at in each step (NaN where it is free)."""
+        values = np.full(self.horizon.n_steps, np.nan)
+        for hold in self.holds:
+            if hold.asset_id == asset_id:
+                values[hold.first_step : hold.last_step] = hold.power_w
+        return values

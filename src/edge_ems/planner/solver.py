@@ -417,9 +417,9 @@ class _Rounding:
             x = values[window]
             chosen = min(round(float(x.sum())), window.size)
             if columns.up_down:
-                lower = self.session.lower[window]
+                lower, upper = self.session.lower[window], self.session.upper[window]
                 was_on = load.running_steps > 0 and load.earliest_step == 0
-                on = runs(x, chosen, load.min_on_steps, load.min_off_steps, was_on, lower)
+                on = runs(x, chosen, load.min_on_steps, load.min_off_steps, was_on, lower, upper)
             else:
                 on = np.zeros(window.size)
                 on[np.argsort(-x, kind="stable")[:chosen]] = 1.0
@@ -477,6 +477,9 @@ class _Rounding:
         low, high = session.lower[columns[plain]], session.upper[columns[plain]]
         lower[plain] = np.clip(lower[plain], low, high)
         upper[plain] = np.clip(upper[plain], low, high)
+        semi = ~plain
+        upper[semi] = np.minimum(upper[semi], session.upper[columns[semi]])
+        lower[semi] = np.minimum(lower[semi], upper[semi])
         session.fix(columns, lower, upper)
         found = session.run_fixed()
         if found is None:
@@ -495,6 +498,10 @@ class _Rounding:
             for columns, _chosen in groups:
                 state = values[columns] > 0.5
                 on, off = columns[state], columns[~state]
+                # Only moves the columns' own bounds allow (a hold may pin a step).
+                on, off = on[session.lower[on] <= 0.0], off[session.upper[off] >= 1.0]
+                if on.size == 0 or off.size == 0:
+                    continue
                 leave = on[np.argsort(-reduced[on], kind="stable")[:SWAP_CANDIDATES]]
                 enter = off[np.argsort(reduced[off], kind="stable")[:SWAP_CANDIDATES]]
                 moves += [(reduced[e] - reduced[o], int(o), int(e)) for o in leave for e in enter]
@@ -517,16 +524,26 @@ class _Rounding:
         return values, objective
 
 
-def runs(score: Values, required: int, up: int, down: int, was_on: bool, forced: Values) -> Values:
+def runs(
+    score: Values,
+    required: int,
+    up: int,
+    down: int,
+    was_on: bool,
+    forced: Values,
+    allowed: Values | None = None,
+) -> Values:
     """The on/off steps (1/0) of a load with minimum on and off times that run as close to
     ``required`` steps as the times allow, the highest total ``score`` among them.
 
     A dynamic programme over (steps on so far, state), the state being the current run's
     length (1 .. ``up``, the last meaning long enough to stop) or the current rest's
     (1 .. ``down``, the last meaning long enough to start again). A run may only start where
-    it fits before the window closes; ``forced`` steps (1) must be on. ``was_on``: a run long
-    enough to stop is going on as the window opens.
+    it fits before the window closes; ``forced`` steps (1) must be on, steps ``allowed`` 0
+    (held off) must be off. ``was_on``: a run long enough to stop is going on as the window
+    opens.
     """
+    permitted = np.ones(score.size, dtype=bool) if allowed is None else allowed >= 0.5
     length, counts = score.size, required + 1
     rest = up  # index of a rest of one step; ``up - 1`` is a run long enough to stop
     last = up + down - 1  # a rest long enough to start again
@@ -552,18 +569,19 @@ def runs(score: Values, required: int, up: int, down: int, was_on: bool, forced:
         nxt = np.full_like(value, -np.inf)
         back = came[t]
         gain = float(score[t])
-        for run in range(up):
-            move(nxt, back, run, min(run + 1, up - 1), True, gain)
-        if t <= length - up:
-            move(nxt, back, last, 0, True, gain)
+        if permitted[t]:
+            for run in range(up):
+                move(nxt, back, run, min(run + 1, up - 1), True, gain)
+            if t <= length - up:
+                move(nxt, back, last, 0, True, gain)
         if forced[t] < 0.5:
             move(nxt, back, up - 1, rest if down > 1 else last, False, 0.0)
             for pause in range(rest, last + 1):
                 move(nxt, back, pause, min(pause + 1, last), False, 0.0)
         value = nxt
     feasible = [c for c in range(required, -1, -1) if np.isfinite(value[c]).any()]
-    if not feasible:  # only when more steps are forced than required: run just those
-        return (forced >= 0.5).astype(np.float64)
+    if not feasible:  # the forced steps cannot all be kept: run those that are allowed
+        return ((forced >= 0.5) & permitted).astype(np.float64)
     count = feasible[0]
     state = int(np.argmax(value[count]))
     on = np.zeros(length)

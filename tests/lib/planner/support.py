@@ -15,6 +15,7 @@ from edge_ems.planner.problem import (
     Ev,
     Grid,
     HeatPump,
+    Hold,
     Horizon,
     Problem,
     Pv,
@@ -42,6 +43,7 @@ def problem(
     evs: Sequence[Ev] = (),
     heat_pumps: Sequence[HeatPump] = (),
     simultaneous: bool = False,
+    holds: Sequence[Hold] = (),
 ) -> Problem:
     """A problem over ``n`` steps from :data:`START`; scalars repeat."""
     return Problem(
@@ -56,6 +58,7 @@ def problem(
         evs=tuple(evs),
         heat_pumps=tuple(heat_pumps),
         simultaneous_charge_discharge_allowed=simultaneous,
+        holds=tuple(holds),
     )
 
 

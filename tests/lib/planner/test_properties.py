@@ -19,6 +19,7 @@ from edge_ems.planner.problem import (
     Ev,
     Grid,
     HeatPump,
+    Hold,
     Horizon,
     Problem,
     Pv,
@@ -128,6 +129,15 @@ def problems(draw: st.DrawFn) -> Problem:
         "evs": (draw(evs(n)),) if draw(st.booleans()) else (),
         "heat_pumps": (draw(heat_pumps(n)),) if draw(st.booleans()) else (),
     }
+    holdable = [a.id for group in kwargs.values() for a in group
+                if not getattr(a, "single_block", False)]  # fmt: skip
+    holds = []
+    for asset in holdable:
+        if draw(st.booleans()):
+            first = draw(st.integers(0, n - 1))
+            last = draw(st.integers(first + 1, n))
+            holds.append(Hold(asset, first, last, draw(st.floats(-8000, 8000))))
+    kwargs["holds"] = tuple(holds)
     return Problem(
         horizon=Horizon(START, step, n),
         load_w=series(draw(arrays(n, POWER)), n, "load"),

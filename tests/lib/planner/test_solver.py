@@ -252,3 +252,37 @@ def test_shortfall_kinds_have_stable_keys() -> None:
         "unserved_load", "excess_generation", "soc_final", "soc_floor", "ev_energy",
         "run_time", "comfort",
     }  # fmt: skip
+
+
+def test_holds_win_and_the_plan_goes_around_them() -> None:
+    from edge_ems.planner.problem import Hold
+
+    dear_then_cheap = [0.5] * 4 + [0.1] * 4
+    ev = Ev("car", energy_needed_wh=4000.0, depart_step=8, modes=(ChargeMode(1, 6, 16),))
+    washer = Deferrable("washer", 1000.0, required_steps=2)
+    # What the battery is made to store is worth keeping: the car charges from the grid.
+    stored = battery(terminal_value_per_kwh=0.4)
+    case = problem(
+        buy=dear_then_cheap, batteries=[stored], evs=[ev], deferrables=[washer],
+        holds=(
+            Hold("battery", 0, 2, -2000.0),  # charge 2 kW now, dear or not
+            Hold("car", 4, 6, 0.0),  # the car may not charge in steps 4 and 5
+            Hold("washer", 1, 2, -1000.0),  # run the washer in step 1
+        ),
+    )  # fmt: skip
+    plan = solve(case)
+    assert plan.batteries[0].charge_w[:2] == pytest.approx([2000.0, 2000.0])
+    assert plan.evs[0].power_w[4:6] == pytest.approx([0.0, 0.0])
+    assert plan.evs[0].power_w[6:].sum() > 0  # charges in the cheap steps it may use
+    assert on_steps(plan.deferrables[0].power_w)[0] == 1
+    assert violations(case, plan) == []
+
+
+def test_a_hold_the_battery_cannot_keep_is_kept_as_far_as_it_can() -> None:
+    from edge_ems.planner.problem import Hold
+
+    empty = battery(soc_initial=0.1, soc_min=0.1)
+    plan = solve(problem(batteries=[empty], holds=(Hold("battery", 0, 4, 2000.0),)))
+    assert plan.batteries[0].discharge_w == pytest.approx([0.0] * 8, abs=1e-6)
+    with pytest.raises(PlanInputError, match="no such asset to hold"):
+        problem(holds=(Hold("nothing", 0, 1, 0.0),))
