@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..dispatch import BATTERY_POWER, AuditRecord, Dispatcher
+from ..dispatch import AuditRecord, Dispatcher
+from ..metrics import BATTERY_POWER
 from .plan import Plan
 
 REQUESTED_BY = "planner"

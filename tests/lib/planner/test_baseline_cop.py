@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from edge_ems.gateway.model import SeriesSamples, TelemetryBatch
 from edge_ems.hub.store import Retention, StoreSettings, open_store
-from edge_ems.hub.telemetry import SeriesSamples, TelemetryBatch
 from edge_ems.planner.baseline import BaselineSpec, Term, build_baseline
 from edge_ems.planner.cop import DATASHEET_AIR_WATER_35, CopCurve, cop_curve, fit_cop
 from edge_ems.planner.errors import PlanInputError

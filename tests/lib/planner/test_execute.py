@@ -7,7 +7,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from edge_ems.dispatch import BATTERY_POWER, AuditRecord, ControlPolicy, Dispatcher, Outcome
+from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher, Outcome
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.planner.execute import PlanExecutor, dither, setpoints
 from edge_ems.planner.problem import ChargeMode, Ev, HeatPump, series
 from edge_ems.planner.solver import solve
