@@ -38,7 +38,7 @@ from edge_ems.exceptions import (
 )
 from edge_ems.gateway.transport import parse_addresses
 from edge_ems.metrics import BATTERY_POWER
-from edge_ems.modbus import LinkRegistry
+from edge_ems.modbus import LinkRegistry, TcpEndpoint
 from edge_ems.site import (
     DEFAULT_POLL_INTERVAL,
     SECURITY_CHOICES,
@@ -47,6 +47,8 @@ from edge_ems.site import (
     build_device,
 )
 from edge_ems.site import keys as site_keys
+from edge_ems.sunspec import LinkUnit
+from edge_ems.sunspec.survey import ChainDevice, survey
 
 from .const import (
     CONF_APPLICATION_URI,
@@ -56,6 +58,7 @@ from .const import (
     CONF_CAPACITY_WH,
     CONF_CERTIFICATE,
     CONF_CHANNEL,
+    CONF_DEVICE_INDEX,
     CONF_DRY_RUN,
     CONF_EEPROM_DAILY_WRITES,
     CONF_ENABLE_CONTROL,
@@ -226,7 +229,8 @@ def _unique_id(kind: str, data: Mapping[str, Any], identity: DeviceIdentity) -> 
     if kind == SUBENTRY_OPCUA:
         return f"opcua_{data[CONF_URL]}"
     place = data.get(CONF_SERIAL_PORT) or f"{data.get(CONF_HOST)}:{data.get(CONF_PORT)}"
-    return f"modbus_{place}_{data[CONF_UNIT_ID]}"
+    index = data.get(CONF_DEVICE_INDEX) or 0  # a chain's second device and on
+    return f"modbus_{place}_{data[CONF_UNIT_ID]}" + (f"_{index}" if index else "")
 
 
 class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -561,21 +565,17 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
 
 
 class SunSpecSubentryFlow(DeviceSubentryFlow):
-    """A SunSpec inverter, meter or battery over Modbus TCP."""
+    """A SunSpec inverter, meter or battery over Modbus TCP; a chain with several devices (an
+    inverter and the meters wired to it) offers each."""
 
     kind = SUBENTRY_SUNSPEC
 
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._chain: tuple[ChainDevice, ...] = ()
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Where the device answers; the SunSpec base address is found unless given."""
-        data: dict[str, Any] | None = None
-        if user_input is not None:
-            data = {
-                CONF_HOST: user_input[CONF_HOST],
-                CONF_PORT: user_input[CONF_PORT],
-                CONF_UNIT_ID: user_input[CONF_UNIT_ID],
-            }
-            if user_input.get(CONF_BASE_ADDRESS) is not None:
-                data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
         schema = vol.Schema(
             {
                 vol.Required(CONF_HOST): _TEXT,
@@ -584,7 +584,90 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
                 vol.Optional(CONF_BASE_ADDRESS): vol.All(_number(0, 65535), vol.Coerce(int)),
             }
         )
-        return await self._probe_or_show("user", schema, user_input, data)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {key: user_input[key] for key in (CONF_HOST, CONF_PORT, CONF_UNIT_ID)}
+            if user_input.get(CONF_BASE_ADDRESS) is not None:
+                data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
+            try:
+                self._chain = await survey_chain(self.hass, self._get_entry(), data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                self._data = data
+                if len(self._chain) > 1:
+                    return await self.async_step_chain()
+                finished = await self._finish({**data, CONF_DEVICE_INDEX: 0}, errors)
+                if finished is not None:
+                    return finished
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
+            errors=errors,
+        )
+
+    async def async_step_chain(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Which device of the chain: each is added on its own."""
+        choices = [
+            selector.SelectOptionDict(value=str(device.index), label=_chain_label(device))
+            for device in self._chain
+        ]
+        data = None
+        if user_input is not None:
+            data = {**self._data, CONF_DEVICE_INDEX: int(user_input[CONF_DEVICE_INDEX])}
+        current = self._current().get(CONF_DEVICE_INDEX, 0)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_DEVICE_INDEX, default=str(current)): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=choices)
+                )
+            }
+        )
+        return await self._probe_or_show(
+            "chain",
+            schema,
+            user_input,
+            data,
+            suggested={},
+            placeholders={"count": str(len(choices))},
+        )
+
+
+def _chain_label(device: ChainDevice) -> str:
+    """A device of a chain as the picker shows it: who it is and which models it has."""
+    models = ", ".join(str(model.id) for model in device.models)
+    identity = device.identity
+    if identity is None:
+        return f"Device {device.index + 1} (models {models})"
+    serial = f", serial …{identity.serial[-4:]}" if identity.serial else ""
+    return f"{identity.short_name()}{serial} (models {models})"
+
+
+async def survey_chain(
+    hass: HomeAssistant, entry: ConfigEntry, data: Mapping[str, Any]
+) -> tuple[ChainDevice, ...]:
+    """Every device of the SunSpec chain ``data`` points at (read only)."""
+    shared = entry.state is ConfigEntryState.LOADED
+    links: LinkRegistry = entry.runtime_data.site.links if shared else LinkRegistry()
+    link = links.link(TcpEndpoint(data[CONF_HOST], int(data[CONF_PORT])))
+    unit = LinkUnit(link, int(data[CONF_UNIT_ID]), name="survey")
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _, devices = await survey(unit, data.get(CONF_BASE_ADDRESS))
+    except IdentificationError as err:
+        _LOGGER.debug("no SunSpec chain: %s", err)
+        raise ProbeError("not_sunspec") from err
+    except (TimeoutError, DeviceTimeoutError) as err:
+        raise ProbeError("timeout") from err
+    except DeviceError as err:
+        _LOGGER.debug("cannot survey: %s", err)
+        raise ProbeError("cannot_connect") from err
+    finally:
+        if not shared:
+            await links.close()
+    return devices
 
 
 class ModbusSubentryFlow(DeviceSubentryFlow):

@@ -17,9 +17,14 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from edge_ems.device import DeviceIdentity
+from edge_ems.sim.modbus_server import ModbusSimServer
 from edge_ems.sim.opcua_server import APPLICATION_URI, OpcUaBessSimulator, ServerSecurity
+from edge_ems.sim.sunspec_dump import dump_image, read_dump
+from edge_ems.sunspec.discovery import FoundModel
+from edge_ems.sunspec.survey import ChainDevice
 from tests.lib.bms.support import Mosquitto, free_port
 from tests.lib.opcua.pki import CLIENT_URI, make_key_pair
+from tests.lib.sunspec.conftest import DUMPS
 
 from .support import (
     CAN_ONLY,
@@ -132,27 +137,66 @@ async def test_sunspec_device_is_identified_and_added(
     ends = site.endpoints
     result = await _start(hass, site_entry, "sunspec")
     assert result["type"] is FlowResultType.FORM
-    result = await _submit(
-        hass, result, {"host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit}
-    )
+    where = {"host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit}
+    result = await _submit(hass, result, where)
+    # The chain holds the inverter and, after it, its grid meter: the flow offers each.
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "chain")
+    [field] = result["data_schema"].schema.values()
+    labels = [option["label"] for option in field.config["options"]]
+    assert labels == [
+        "Edge EMS Simulated hybrid inverter, serial …0001 (models 1, 103, 120, 121, 122, 123, "
+        "124, 160, 802)",
+        "Edge EMS Simulated grid meter, serial …0002 (models 1, 203)",
+    ]
+    result = await _submit(hass, result, {"device_index": "0"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Edge EMS Simulated hybrid inverter"
     (added,) = site_entry.subentries.values()
     assert added.unique_id == "edge_ems_SIM-0001"
+    assert added.data["device_index"] == 0
     # Adding the device reloads the site with it.
     await hass.async_block_till_done()
     assert site_entry.state is ConfigEntryState.LOADED
     assert added.subentry_id in site_entry.runtime_data.devices
 
+    meter = await _start(hass, site_entry, "sunspec")
+    meter = await _submit(hass, meter, where)
+    meter = await _submit(hass, meter, {"device_index": "1"})
+    assert (meter["type"], meter["title"]) == (
+        FlowResultType.CREATE_ENTRY,
+        "Edge EMS Simulated grid meter",
+    )
+    await hass.async_block_till_done()
+    [metered] = [s for s in site_entry.subentries.values() if s.unique_id == "edge_ems_SIM-0002"]
+    readings = site_entry.runtime_data.devices[metered.subentry_id].coordinator.data
+    assert "grid_power_w" in readings
+
     again = await _start(hass, site_entry, "sunspec")
-    again = await _submit(
-        hass,
-        again,
-        {"host": ends.host, "port": ends.sunspec_port, "unit_id": ends.sunspec_unit,
-         "base_address": 40000},
-    )  # fmt: skip
+    again = await _submit(hass, again, {**where, "base_address": 40000})
+    again = await _submit(hass, again, {"device_index": "0"})
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
+
+
+async def test_a_sunspec_device_alone_in_its_chain_is_added_at_once(
+    hass: HomeAssistant, site_entry: MockConfigEntry
+) -> None:
+    # A real SolarEdge inverter's registers, as it answered them.
+    registers = await hass.async_add_executor_job(read_dump, DUMPS / "solaredge_20191001.txt")
+    async with ModbusSimServer({1: dump_image(registers)}) as server:
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        result = await _start(hass, site_entry, "sunspec")
+        result = await _submit(hass, result, {"host": "127.0.0.1", "port": port, "unit_id": 1})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["title"].startswith("SolarEdge")
+        assert result["data"]["device_index"] == 0
+        await hass.async_block_till_done()
+
+
+def test_a_chain_device_that_does_not_say_who_it_is_is_shown_by_its_models() -> None:
+    models = (FoundModel(1, 40002, 66), FoundModel(203, 40070, 105))
+    device = ChainDevice(index=1, models=models, identity=None)
+    assert config_flow._chain_label(device) == "Device 2 (models 1, 203)"
 
 
 async def test_sunspec_errors(
