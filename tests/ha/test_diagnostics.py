@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
+import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -17,6 +19,8 @@ from syrupy.filters import paths, props
 
 from edge_ems.device import Device
 from edge_ems.modbus import LinkRegistry, ModbusDevice, TcpEndpoint
+from edge_ems.modbus.dump import REDACTED
+from edge_ems.pointmap import PointType, load_catalog
 from edge_ems.sim.modbus_server import ModbusSimServer, UnitImage
 from edge_ems.sunspec import LinkUnit, SunSpecDevice
 
@@ -35,6 +39,9 @@ _moving, _timed = props(*MOVING), paths(*TIMED)
 
 def _excluded(prop: Any, path: Any) -> bool:
     return bool(_moving(prop=prop, path=path) or _timed(prop=prop, path=path))
+
+
+CATALOG = load_catalog()
 
 
 async def test_diagnostics(
@@ -103,3 +110,40 @@ async def _replay(original: Device, diagnostics: dict[str, Any]) -> dict[str, An
             await device.close()
             await links.close()
     return {metric: reading.value for metric, reading in readings.items()}
+
+
+SERIAL_TEXT = "SN1234567890"
+SERIAL_NUMBER = 987654321
+"""Serial numbers the simulated devices below carry: they must appear nowhere."""
+
+
+@pytest.mark.parametrize("map_id", sorted(CATALOG))
+async def test_no_catalog_map_lets_a_private_register_out(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, map_id: str
+) -> None:
+    point_map = CATALOG[map_id]
+    private = [point for point in point_map.points.values() if point.private]
+    values = {
+        point.metric: SERIAL_TEXT[: point.registers * 2] if point.type is PointType.STRING
+        else SERIAL_NUMBER
+        for point in private
+    }  # fmt: skip
+    image = UnitImage.from_point_map(point_map, values)
+    unit = point_map.device.default_unit_id
+    async with ModbusSimServer({unit: image}) as server:
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        data = {"point_map": map_id, "transport": "tcp", "host": "127.0.0.1", "port": port,
+                "unit_id": unit}  # fmt: skip
+        entry = await setup_site(hass, [subentry("modbus", data, subentry_id="device")])
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        await hass.config_entries.async_unload(entry.entry_id)
+    text = json.dumps(diagnostics)
+    assert SERIAL_TEXT[:4] not in text
+    assert str(SERIAL_NUMBER) not in text
+    dump = diagnostics["devices"]["device"]["registers"]  # type: ignore[index]
+    for point in private:
+        space = dump["spaces"][str(point.space)]
+        for address in range(point.address, point.end + 1):
+            assert space[str(address)] == REDACTED, (point.metric, address)
+    redacted = dump.get("redacted", {})
+    assert set(redacted) == {str(point.space) for point in private}

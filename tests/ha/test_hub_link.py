@@ -10,6 +10,7 @@ Home Assistant's audit log and in the hub's ``/audit``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -29,6 +30,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import free_port
@@ -110,6 +115,7 @@ async def test_a_hub_out_of_reach_is_said_once_and_repaired_on_reconnect(
     hub: tuple[StartHub, str, str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    hass_client: ClientSessionGenerator,
 ) -> None:
     start_hub, _, gateway = hub
     entry = await setup_battery_site(
@@ -133,6 +139,10 @@ async def test_a_hub_out_of_reach_is_said_once_and_repaired_on_reconnect(
     assert issue is not None
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["hub"] == gateway
+    # Diagnostics keep where the hub is and the token to themselves.
+    shown = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, entry))
+    assert gateway not in shown
+    assert AGENT_TOKEN not in shown
     await start_hub()
     async with asyncio.timeout(PATIENCE):
         await agent.wait_connected()
