@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> int:
                     print(await try_dispatch(api, names), flush=True)
                     print(await try_hub_dispatch(hub_api, names), flush=True)
                     print(await try_measurements(hub_api, hub, batteries[0]), flush=True)
-                    print(f"repairs: {', '.join(await api.repairs()) or 'none'}", flush=True)
+                    print(f"repairs: {repairs_line(await api.repairs())}", flush=True)
                 if args.screenshot is not None:
                     await screenshot(hass.url, args.screenshot)
                     print(f"screenshot saved to {args.screenshot}", flush=True)
@@ -141,6 +141,17 @@ async def run(args: argparse.Namespace) -> int:
                 await hub_api.close()
     print("stopped", flush=True)
     return 0
+
+
+HA_NOTICES = {"homeassistant: deprecated_method": "Home Assistant's notice that a Python "
+              "venv installation (Core) is deprecated, not Edge EMS's"}  # fmt: skip
+"""Repairs Home Assistant raises about how it is installed, whatever integrations run."""
+
+
+def repairs_line(repairs: list[str]) -> str:
+    """The repairs shown, each of Home Assistant's own notices said to be one."""
+    shown = [f"{r} ({HA_NOTICES[r]})" if r in HA_NOTICES else r for r in repairs]
+    return ", ".join(shown) or "none"
 
 
 async def until_stopped(hass: HomeAssistantProcess, hub: HubProcess) -> None:

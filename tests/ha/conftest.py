@@ -11,7 +11,7 @@ here makes sure it is the one from this checkout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import custom_components.edge_ems  # noqa: F401 - HA's loader imports it from here
@@ -20,6 +20,7 @@ import pytest_socket
 from homeassistant import block_async_io
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 
 from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
@@ -36,6 +37,32 @@ block_async_io.enable()
 def _custom_integrations(enable_custom_integrations: None) -> None:
     """Load the integration from custom_components; let tests reach the loopback servers."""
     pytest_socket.enable_socket()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_deprecated(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail a test in which the integration used something Home Assistant deprecates (HA
+    reports it as "Detected that custom integration 'edge_ems' ...") or made Home Assistant
+    raise a repair of its own about it."""
+    yield
+    reported = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if "integration 'edge_ems'" in record.getMessage() and "Detected" in record.getMessage()
+    ]
+    assert reported == [], reported
+    if "hass" not in request.fixturenames:
+        return
+    hass: HomeAssistant = request.getfixturevalue("hass")
+    theirs = [
+        f"{domain}: {issue_id}"
+        for (domain, issue_id), issue in ir.async_get(hass).issues.items()
+        if domain != DOMAIN
+        and (DOMAIN in issue_id or DOMAIN in str(issue.translation_placeholders))
+    ]
+    assert theirs == [], theirs
 
 
 @pytest.fixture(scope="session")

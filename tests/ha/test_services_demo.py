@@ -49,6 +49,9 @@ async def test_the_demo_shows_live_entities_and_takes_dispatches_here_and_throug
     assert "applied -300.0 W (read back -300.0)" in out
     assert "applied -1200.0 W (read back -1200.0)" in out
     assert out.rstrip().endswith("stopped")
+    # Edge EMS raised no repair (Home Assistant's own about its installation may be there).
+    [repairs] = printed(out, "repairs: ")
+    assert "edge_ems" not in repairs
     # The integration was set up through the flows and its stored state is real HA storage.
     entries = config_dir / ".storage" / "core.config_entries"
     assert await asyncio.to_thread(entries.is_file)
