@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import custom_components.edge_ems  # noqa: F401 - HA's loader imports it from here
+import grpc
 import pytest
 import pytest_socket
 from homeassistant import block_async_io
@@ -37,6 +38,22 @@ block_async_io.enable()
 def _custom_integrations(enable_custom_integrations: None) -> None:
     """Load the integration from custom_components; let tests reach the loopback servers."""
     pytest_socket.enable_socket()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _grpc_poller() -> Iterator[None]:
+    """grpc's asyncio poller thread, kept for the whole session: grpc starts it with a
+    process's first open channel and ends it with the last, which Home Assistant's harness
+    would take for a thread left behind by every test that links a site to a hub. One channel
+    held open (never used) keeps the one thread for every test."""
+    held: list[grpc.aio.Channel] = []
+
+    async def open_a_channel() -> None:
+        held.append(grpc.aio.insecure_channel("127.0.0.1:1"))
+
+    asyncio.run(open_a_channel())
+    yield
+    held.clear()
 
 
 @pytest.fixture(autouse=True)

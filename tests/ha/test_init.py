@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from custom_components.edge_ems import async_remove_config_entry_device
@@ -276,3 +278,22 @@ async def test_devices_added_in_quick_succession_all_join(
         assert len(entry.runtime_data.devices) == 5
     finally:
         server.close()
+
+
+async def test_removing_the_site_removes_its_files(
+    hass: HomeAssistant, start_site: StartSite, hass_storage: dict[str, Any]
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    hub = {"hub": f"127.0.0.1:{free_port()}", "hub_token": "t" * 24}  # nothing listens
+    entry = await setup_site(
+        hass, [subentry("modbus", deye(site), subentry_id="deye")], options=hub
+    )
+    folder = Path(hass.config.path(".storage", DOMAIN, entry.entry_id))
+    learned = f"{DOMAIN}.learned.{entry.entry_id}"
+    assert await hass.async_add_executor_job(folder.is_dir)
+    await hass.config_entries.async_unload(entry.entry_id)  # keeps what was learned
+    assert "deye" in hass_storage[learned]["data"]
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert not await hass.async_add_executor_job(folder.exists)
+    assert learned not in hass_storage
