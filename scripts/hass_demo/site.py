@@ -67,9 +67,15 @@ def site_devices(endpoints: SiteEndpoints) -> list[Device]:
         _modbus("eastron_sdm630", host, gateway, endpoints.meter_unit),
     ]
     if endpoints.sunspec_port is not None and sunspec is not None:
-        steps = {"user": {"host": host, "port": endpoints.sunspec_port,
-                          "unit_id": endpoints.sunspec_unit}}  # fmt: skip
-        devices.append(Device("sunspec", steps, _limits(sunspec.max_power_w, sunspec.capacity_wh)))
+        where: dict[str, Any] = {
+            "host": host, "port": endpoints.sunspec_port, "unit_id": endpoints.sunspec_unit,
+        }  # fmt: skip
+        # The chain holds the hybrid inverter and, after it, its grid meter: both are added.
+        inverter: dict[str, Answer] = {"user": where, "chain": {"device_index": "0"}}
+        devices.append(
+            Device("sunspec", inverter, _limits(sunspec.max_power_w, sunspec.capacity_wh))
+        )
+        devices.append(Device("sunspec", {"user": where, "chain": {"device_index": "1"}}))
     if endpoints.opcua_url is not None and bess is not None:
         steps = {"user": {"url": endpoints.opcua_url, "node_map": "sim_bess"}}
         devices.append(Device("opcua", steps, _limits(bess.max_power_w, bess.capacity_wh)))

@@ -11,6 +11,7 @@ here makes sure it is the one from this checkout.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -56,30 +57,40 @@ def _grpc_poller() -> Iterator[None]:
     held.clear()
 
 
-@pytest.fixture(autouse=True)
-def _nothing_deprecated(
-    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
+class _Reports(logging.Handler):
+    """Home Assistant's reports of deprecated use by this integration."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Detected" in message and "integration 'edge_ems'" in message:
+            self.found.append(message)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Fail a test in which the integration used something Home Assistant deprecates (HA
     reports it as "Detected that custom integration 'edge_ems' ...") or made Home Assistant
-    raise a repair of its own about it."""
-    yield
-    reported = [
-        record.getMessage()
-        for record in caplog.get_records("call")
-        if "integration 'edge_ems'" in record.getMessage() and "Detected" in record.getMessage()
-    ]
-    assert reported == [], reported
-    if "hass" not in request.fixturenames:
-        return
-    hass: HomeAssistant = request.getfixturevalue("hass")
-    theirs = [
-        f"{domain}: {issue_id}"
-        for (domain, issue_id), issue in ir.async_get(hass).issues.items()
-        if domain != DOMAIN
-        and (DOMAIN in issue_id or DOMAIN in str(issue.translation_placeholders))
-    ]
-    assert theirs == [], theirs
+    raise a repair of its own about it. Checked after the test, while its hass still runs."""
+    reports = _Reports()
+    logging.getLogger().addHandler(reports)
+    try:
+        result = yield
+    finally:
+        logging.getLogger().removeHandler(reports)
+    assert reports.found == [], reports.found
+    hass = getattr(item, "funcargs", {}).get("hass")
+    if isinstance(hass, HomeAssistant):
+        theirs = [
+            f"{domain}: {issue_id}"
+            for (domain, issue_id), issue in ir.async_get(hass).issues.items()
+            if domain != DOMAIN and DOMAIN in f"{issue_id} {issue.translation_placeholders}"
+        ]
+        assert theirs == [], theirs
+    return result
 
 
 @pytest.fixture(scope="session")
