@@ -31,9 +31,24 @@ import grpc
 from .. import __version__
 from ..dispatch import AuditRecord, Dispatcher
 from ..exceptions import ConfigError, EdgeEmsError
-from ..gateway.convert import audit_to_proto, batch_to_proto, registration_to_proto
+from ..gateway.convert import (
+    audit_to_proto,
+    batch_to_proto,
+    plan_inputs_to_proto,
+    plan_request_to_proto,
+    plan_update_from_proto,
+    registration_to_proto,
+    value_from_proto,
+)
 from ..gateway.errors import AuthenticationError, GatewayError, ProtocolViolationError
-from ..gateway.model import AssetInfo, Registration, TelemetryBatch
+from ..gateway.model import (
+    AssetInfo,
+    PlanInputs,
+    PlanRequest,
+    PlanUpdate,
+    Registration,
+    TelemetryBatch,
+)
 from ..gateway.proto import gateway_pb2 as pb
 from ..gateway.proto.gateway_pb2_grpc import GatewayStub
 from ..gateway.tls import ClientTls
@@ -49,6 +64,8 @@ HUB_SOURCE = "hub"
 """The ``source`` of audit records caused by the hub's setpoints (they travel in the ack)."""
 
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+PLAN_ANSWER_TIMEOUT = 30.0
+"""Seconds the hub's planner has to answer a request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +124,7 @@ class Agent:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         on_change: Callable[[], None] | None = None,
+        on_plan: Callable[[PlanUpdate], None] | None = None,
     ) -> None:
         if not config.hubs:
             raise ConfigError("an agent needs at least one hub address")
@@ -127,6 +145,10 @@ class Agent:
         if rng is not None:
             self._backoff.rng = rng
         self._on_change = on_change
+        self._on_plan = on_plan
+        self._plan: PlanUpdate | None = None
+        self._plan_requests: dict[str, asyncio.Future[str]] = {}
+        self._inputs: dict[str, PlanInputs] = {}
         self._columns = SampleColumns()
         self._outbox: deque[pb.AgentMessage] = deque()
         self._audits_waiting = 0
@@ -243,6 +265,50 @@ class Agent:
         """Queue many samples of one metric at once (recorded or replayed data)."""
         self._columns.add_series(asset_id, metric, timestamps_ms, values)
         self._check_batch_size()
+
+    @property
+    def plan(self) -> PlanUpdate | None:
+        """The site's latest plan from the hub's planner, if it sent one."""
+        return self._plan
+
+    async def request_plan(self, request: PlanRequest) -> None:
+        """Ask the hub's planner (replan, override, clear an override) and wait for its
+        answer, at most :data:`PLAN_ANSWER_TIMEOUT`; :class:`GatewayError` says why it was
+        not taken."""
+        if not self.connected:
+            raise GatewayError("not linked to the hub: the planner cannot be asked")
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._plan_requests[request.request_id] = answer
+        self._send(pb.AgentMessage(plan_request=plan_request_to_proto(request)))
+        try:
+            async with asyncio.timeout(PLAN_ANSWER_TIMEOUT):
+                error = await answer
+        except TimeoutError:
+            raise GatewayError("the hub's planner did not answer in time") from None
+        finally:
+            self._plan_requests.pop(request.request_id, None)
+        if error:
+            raise GatewayError(error)
+
+    def send_plan_inputs(self, inputs: PlanInputs) -> None:
+        """Give the hub's planner a series for this site (sent once the link is up)."""
+        self._inputs[inputs.kind] = inputs  # only the newest of a kind matters
+        if self.connected:
+            self._send(pb.AgentMessage(plan_inputs=plan_inputs_to_proto(inputs)))
+
+    def _take_plan(self, message: pb.PlanUpdate) -> None:
+        try:
+            update = plan_update_from_proto(message)
+        except ProtocolViolationError as err:
+            _LOGGER.warning(
+                "Agent %s: a plan from the hub was refused: %s", self.config.agent_id, err
+            )
+            return
+        if self._plan is not None and update.version < self._plan.version:
+            return  # an older plan overtaken on the way
+        self._plan = update
+        if self._on_plan is not None:
+            self._on_plan(update)
 
     def report_audit(self, record: AuditRecord) -> None:
         """Send an audit record of something done at the site (a Home Assistant action, a
@@ -367,6 +433,13 @@ class Agent:
                 task.add_done_callback(self._executing.discard)
             elif kind == "ping":
                 self._send(pb.AgentMessage(heartbeat=self._heartbeat(message.ping.nonce)))
+            elif kind == "plan":
+                self._take_plan(message.plan)
+            elif kind == "plan_request_ack":
+                ack = message.plan_request_ack
+                waiting = self._plan_requests.pop(ack.request_id, None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(ack.error)
             else:
                 _LOGGER.debug("Ignoring hub message %s", kind)
 
@@ -435,12 +508,26 @@ class Agent:
         site_id = setpoint.site_id or None
         issued_by = setpoint.issued_by or HUB_SOURCE
         try:
+            ttl = setpoint.ttl_s if setpoint.ttl_s > 0 else None
             if setpoint.release:
                 if asset_id is None and site_id not in (None, self._dispatcher.site_id):
                     raise GatewayError(f"site {site_id!r} is not {self._dispatcher.site_id!r}")
                 records = await self._dispatcher.release(
                     requested_by=issued_by, source=HUB_SOURCE, asset_id=asset_id
                 )
+            elif setpoint.command:
+                if asset_id is None:
+                    raise GatewayError(f"{setpoint.command} needs the asset it is for")
+                records = [
+                    await self._dispatcher.write(
+                        asset_id,
+                        setpoint.command,
+                        value_from_proto(setpoint.value),
+                        requested_by=issued_by,
+                        source=HUB_SOURCE,
+                        ttl=ttl,
+                    )
+                ]
             else:
                 records = await self._dispatcher.dispatch(
                     setpoint.power_w,
@@ -448,7 +535,7 @@ class Agent:
                     source=HUB_SOURCE,
                     asset_id=asset_id,
                     site_id=site_id,
-                    ttl=setpoint.ttl_s if setpoint.ttl_s > 0 else None,
+                    ttl=ttl,
                 )
         except EdgeEmsError as err:
             return pb.SetpointAck(command_id=setpoint.command_id, error=str(err))
@@ -491,6 +578,8 @@ class Agent:
     def _set_connected(self, address: str, session_id: str) -> None:
         self._hub, self._session_id = address, session_id
         self.down_since = self.last_error = None
+        for inputs in self._inputs.values():  # a hub that restarted knows none of them
+            self._send(pb.AgentMessage(plan_inputs=plan_inputs_to_proto(inputs)))
         self._sessions += 1
         self._connected.set()
         self._wake.set()

@@ -7,12 +7,23 @@ hub's policy, not decoding's.
 
 from __future__ import annotations
 
+import json
 import math
 
 from ..dispatch import AuditRecord, Outcome, Reason
 from ..readings import Quality, Reading, Value
 from .errors import ProtocolViolationError
-from .model import AssetInfo, Registration, SeriesSamples, TelemetryBatch, TextSample
+from .model import (
+    PLAN_INPUTS,
+    AssetInfo,
+    PlanInputs,
+    PlanRequest,
+    PlanUpdate,
+    Registration,
+    SeriesSamples,
+    TelemetryBatch,
+    TextSample,
+)
 from .proto import gateway_pb2 as pb
 
 _INT64 = range(-(2**63), 2**63)
@@ -214,3 +225,89 @@ def reading_sample(reading: Reading) -> float | str | None:
         return value
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def plan_request_to_proto(request: PlanRequest) -> pb.PlanRequest:
+    """Encode a request to the planner."""
+    message = pb.PlanRequest(request_id=request.request_id, requested_by=request.requested_by)
+    if request.kind == "replan":
+        message.replan.CopyFrom(pb.Replan(reason=request.reason))
+    elif request.kind == "override":
+        message.override.CopyFrom(
+            pb.Override(
+                asset_id=request.asset_id,
+                command=request.command,
+                value=value_to_proto(request.value),
+                start_ms=request.start_ms,
+                end_ms=request.end_ms,
+            )
+        )
+    elif request.kind == "clear_override":
+        message.clear_override.CopyFrom(pb.ClearOverride(asset_id=request.asset_id))
+    else:
+        raise ValueError(f"not a plan request: {request.kind!r}")
+    return message
+
+
+def plan_request_from_proto(message: pb.PlanRequest) -> PlanRequest:
+    """Decode a request to the planner; an override needs its asset, command and end."""
+    kind = message.WhichOneof("kind")
+    if not message.request_id or kind is None:
+        raise ProtocolViolationError("a PlanRequest needs a request_id and a kind")
+    if kind == "replan":
+        return PlanRequest(
+            message.request_id, kind, message.requested_by, reason=message.replan.reason
+        )
+    if kind == "override":
+        held = message.override
+        if not held.asset_id or not held.command or held.end_ms <= held.start_ms:
+            raise ProtocolViolationError("an Override needs an asset, a command and its end")
+        return PlanRequest(
+            message.request_id, kind, message.requested_by, asset_id=held.asset_id,
+            command=held.command, value=value_from_proto(held.value),
+            start_ms=held.start_ms, end_ms=held.end_ms,
+        )  # fmt: skip
+    return PlanRequest(
+        message.request_id, kind, message.requested_by, asset_id=message.clear_override.asset_id
+    )
+
+
+def plan_inputs_to_proto(inputs: PlanInputs) -> pb.PlanInputs:
+    """Encode a series for the planner."""
+    return pb.PlanInputs(
+        kind=inputs.kind, start_ms=inputs.start_ms, step_s=inputs.step_s,
+        values=list(inputs.values), unit=inputs.unit, source=inputs.source,
+    )  # fmt: skip
+
+
+def plan_inputs_from_proto(message: pb.PlanInputs) -> PlanInputs:
+    """Decode a series for the planner: a known kind, a step, finite values."""
+    if message.kind not in PLAN_INPUTS:
+        raise ProtocolViolationError(f"PlanInputs: unknown kind {message.kind!r}")
+    if message.step_s <= 0 or not message.values:
+        raise ProtocolViolationError("PlanInputs needs a step and values")
+    if not all(math.isfinite(value) for value in message.values):
+        raise ProtocolViolationError("PlanInputs values must be finite")
+    return PlanInputs(
+        message.kind, message.start_ms, message.step_s, tuple(message.values),
+        message.unit, message.source,
+    )  # fmt: skip
+
+
+def plan_update_to_proto(update: PlanUpdate) -> pb.PlanUpdate:
+    """Encode a plan for the site."""
+    return pb.PlanUpdate(
+        version=update.version, made_at_ms=update.made_at_ms,
+        plan_json=json.dumps(update.plan, separators=(",", ":"), allow_nan=False),
+    )  # fmt: skip
+
+
+def plan_update_from_proto(message: pb.PlanUpdate) -> PlanUpdate:
+    """Decode a plan; its JSON must be an object."""
+    try:
+        plan = json.loads(message.plan_json)
+    except ValueError as err:
+        raise ProtocolViolationError(f"PlanUpdate: the plan is not JSON: {err}") from None
+    if not isinstance(plan, dict):
+        raise ProtocolViolationError("PlanUpdate: the plan is not a JSON object")
+    return PlanUpdate(message.version, message.made_at_ms, plan)

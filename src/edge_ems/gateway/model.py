@@ -3,10 +3,12 @@ series, in numbered batches) and what a setpoint came back with."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..dispatch import AssetLimits, AuditRecord
+from ..readings import Value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +95,50 @@ class TelemetryBatch:
     def points(self) -> int:
         """Samples in the batch."""
         return sum(len(series.values) for series in self.series) + len(self.texts)
+
+
+PLAN_REQUESTS = ("replan", "override", "clear_override")
+"""What a site may ask the hub's planner."""
+PLAN_INPUTS = ("spot_price", "import_price", "export_price", "pv_forecast")
+"""The series a site may give the hub's planner."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """A site asks the hub's planner: plan again, hold an asset at a value, or let it go."""
+
+    request_id: str
+    kind: str
+    """One of :data:`PLAN_REQUESTS`."""
+    requested_by: str = ""
+    reason: str = ""
+    """Why a replan is asked for."""
+    asset_id: str = ""
+    """The asset an override holds (or lets go; empty: every one of the site)."""
+    command: str = ""
+    value: Value = None
+    start_ms: int = 0
+    """When the override starts, ms since the epoch; 0 means now."""
+    end_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """A series the planner should use for the site instead of its own source."""
+
+    kind: str
+    """One of :data:`PLAN_INPUTS`."""
+    start_ms: int
+    step_s: int
+    values: tuple[float, ...]
+    unit: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdate:
+    """A site's current plan, as the planner made it (``Plan.as_dict()`` and its prices)."""
+
+    version: int
+    made_at_ms: int
+    plan: Mapping[str, Any]

@@ -25,7 +25,8 @@ from ..agent import Agent, AgentConfig, TelemetryBuffer
 from ..device import Device, DeviceIdentity
 from ..dispatch import AuditRecord, AuditSink, Dispatcher
 from ..exceptions import DeviceConnectionError, DeviceError, IdentificationError
-from ..gateway.model import AssetInfo
+from ..gateway.errors import GatewayError
+from ..gateway.model import AssetInfo, PlanInputs, PlanRequest, PlanUpdate
 from ..metrics import BATTERY_POWER
 from ..modbus import LinkRegistry
 from ..opcua.mirror import OpcUaTelemetryWriter
@@ -133,6 +134,7 @@ class Site:
         self.agent: Agent | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._hub_listeners: list[Callable[[], None]] = []
+        self._plan_listeners: list[Callable[[PlanUpdate], None]] = []
 
     @property
     def site_id(self) -> str:
@@ -282,6 +284,36 @@ class Site:
             )
         return assets
 
+    # The hub's planner.
+
+    @property
+    def plan(self) -> PlanUpdate | None:
+        """The site's latest plan from the hub's planner, if it sent one."""
+        return None if self.agent is None else self.agent.plan
+
+    def on_plan(self, listener: Callable[[PlanUpdate], None]) -> Callable[[], None]:
+        """Call ``listener`` with every new plan the hub's planner sends."""
+        self._plan_listeners.append(listener)
+        return lambda: self._plan_listeners.remove(listener)
+
+    async def ask_planner(self, request: PlanRequest) -> None:
+        """Ask the hub's planner to plan again, hold an asset or let it go; raises
+        :class:`GatewayError` when the site has no hub, the link is down, or the planner
+        refuses."""
+        if self.agent is None:
+            raise GatewayError(f"site {self.site_id} is linked to no hub, which plans")
+        await self.agent.request_plan(request)
+
+    def give_planner(self, inputs: PlanInputs) -> None:
+        """Hand the hub's planner a series this site knows better (Home Assistant's prices,
+        its solar forecast); nothing happens without a hub."""
+        if self.agent is not None:
+            self.agent.send_plan_inputs(inputs)
+
+    def _plan_changed(self, update: PlanUpdate) -> None:
+        for listener in list(self._plan_listeners):
+            listener(update)
+
     def on_hub_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` when the link to the hub comes up or goes down."""
         self._hub_listeners.append(listener)
@@ -310,6 +342,7 @@ class Site:
             buffer=buffer,
             clock=self._clock,
             on_change=self._hub_changed,
+            on_plan=self._plan_changed,
         )
         await agent.start()
         self.agent = agent

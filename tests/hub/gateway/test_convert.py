@@ -13,13 +13,26 @@ from edge_ems.gateway.convert import (
     audit_to_proto,
     batch_from_proto,
     batch_to_proto,
+    plan_inputs_from_proto,
+    plan_inputs_to_proto,
+    plan_request_from_proto,
+    plan_request_to_proto,
+    plan_update_from_proto,
+    plan_update_to_proto,
     reading_sample,
     registration_from_proto,
     registration_to_proto,
     value_from_proto,
     value_to_proto,
 )
-from edge_ems.gateway.model import SeriesSamples, TelemetryBatch, TextSample
+from edge_ems.gateway.model import (
+    PlanInputs,
+    PlanRequest,
+    PlanUpdate,
+    SeriesSamples,
+    TelemetryBatch,
+    TextSample,
+)
 from edge_ems.gateway.proto import gateway_pb2 as pb
 from edge_ems.readings import Quality, Reading, Value
 
@@ -158,3 +171,61 @@ def test_broken_batches_are_refused(telemetry: pb.Telemetry) -> None:
 )
 def test_only_good_readings_become_samples(reading: Reading, sample: float | str | None) -> None:
     assert reading_sample(reading) == sample
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PlanRequest("r-1", "replan", "user:ops", reason="the forecast changed"),
+        PlanRequest("r-2", "override", "ha", asset_id="bess", command="battery_power_setpoint_w",
+                    value=-2500.0, start_ms=1_000, end_ms=3_601_000),
+        PlanRequest("r-3", "clear_override", "ha", asset_id="bess"),
+        PlanRequest("r-4", "clear_override", "ha"),
+    ],
+)  # fmt: skip
+def test_plan_requests_round_trip(request_: PlanRequest) -> None:
+    assert plan_request_from_proto(plan_request_to_proto(request_)) == request_
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (pb.PlanRequest(replan=pb.Replan()), "request_id"),
+        (pb.PlanRequest(request_id="r"), "kind"),
+        (pb.PlanRequest(request_id="r", override=pb.Override(command="x", end_ms=5)), "asset"),
+        (pb.PlanRequest(request_id="r", override=pb.Override(asset_id="a", command="x",
+                                                              start_ms=9, end_ms=5)), "end"),
+    ],
+)  # fmt: skip
+def test_bad_plan_requests_are_refused(message: pb.PlanRequest, error: str) -> None:
+    with pytest.raises(ProtocolViolationError, match=error):
+        plan_request_from_proto(message)
+
+
+def test_plan_inputs_and_updates_round_trip() -> None:
+    prices = PlanInputs("import_price", 1_000, 900, (0.1, -0.02, 0.3), "EUR/kWh", "sensor.x")
+    assert plan_inputs_from_proto(plan_inputs_to_proto(prices)) == prices
+    update = PlanUpdate(7, 1_700_000_000_000, {"n_steps": 2, "batteries": [{"id": "b"}]})
+    assert plan_update_from_proto(plan_update_to_proto(update)) == update
+    with pytest.raises(ValueError, match="(?i)out of range float"):
+        plan_update_to_proto(PlanUpdate(1, 0, {"cost": math.nan}))
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (pb.PlanInputs(kind="weather", step_s=900, values=[1.0]), "unknown kind"),
+        (pb.PlanInputs(kind="pv_forecast", step_s=0, values=[1.0]), "step"),
+        (pb.PlanInputs(kind="pv_forecast", step_s=900), "values"),
+        (pb.PlanInputs(kind="pv_forecast", step_s=900, values=[math.inf]), "finite"),
+    ],
+)
+def test_bad_plan_inputs_are_refused(message: pb.PlanInputs, error: str) -> None:
+    with pytest.raises(ProtocolViolationError, match=error):
+        plan_inputs_from_proto(message)
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", "null"])
+def test_a_plan_that_is_no_json_object_is_refused(text: str) -> None:
+    with pytest.raises(ProtocolViolationError, match="plan"):
+        plan_update_from_proto(pb.PlanUpdate(version=1, plan_json=text))

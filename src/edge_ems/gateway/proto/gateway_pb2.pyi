@@ -40,6 +40,8 @@ class AgentMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     SETPOINT_ACK_FIELD_NUMBER: _builtins.int
     AUDIT_FIELD_NUMBER: _builtins.int
+    PLAN_REQUEST_FIELD_NUMBER: _builtins.int
+    PLAN_INPUTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___Register:
         """first message of every stream, and only then"""
@@ -54,6 +56,14 @@ class AgentMessage(_message.Message):
     def audit(self) -> Global___AuditRecord:
         """an action taken at the site (Home Assistant, a lease lapsing)"""
 
+    @_builtins.property
+    def plan_request(self) -> Global___PlanRequest:
+        """someone at the site asks the hub's planner"""
+
+    @_builtins.property
+    def plan_inputs(self) -> Global___PlanInputs:
+        """a series the site knows (Home Assistant's prices, say)"""
+
     def __init__(
         self,
         *,
@@ -62,12 +72,14 @@ class AgentMessage(_message.Message):
         heartbeat: Global___Heartbeat | None = ...,
         setpoint_ack: Global___SetpointAck | None = ...,
         audit: Global___AuditRecord | None = ...,
+        plan_request: Global___PlanRequest | None = ...,
+        plan_inputs: Global___PlanInputs | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "body", b"body", "heartbeat", b"heartbeat", "register", b"register", "setpoint_ack", b"setpoint_ack", "telemetry", b"telemetry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "body", b"body", "heartbeat", b"heartbeat", "plan_inputs", b"plan_inputs", "plan_request", b"plan_request", "register", b"register", "setpoint_ack", b"setpoint_ack", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "body", b"body", "heartbeat", b"heartbeat", "register", b"register", "setpoint_ack", b"setpoint_ack", "telemetry", b"telemetry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "body", b"body", "heartbeat", b"heartbeat", "plan_inputs", b"plan_inputs", "plan_request", b"plan_request", "register", b"register", "setpoint_ack", b"setpoint_ack", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register", "telemetry", "heartbeat", "setpoint_ack", "audit"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register", "telemetry", "heartbeat", "setpoint_ack", "audit", "plan_request", "plan_inputs"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -388,6 +400,161 @@ class AuditRecord(_message.Message):
 Global___AuditRecord: _TypeAlias = AuditRecord  # noqa: Y015
 
 @_typing.final
+class PlanRequest(_message.Message):
+    """Ask the hub's planner: plan again now, hold an asset at a value for a while (the plan is
+    made around it), or let it go again. Answered with a PlanRequestAck.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REPLAN_FIELD_NUMBER: _builtins.int
+    OVERRIDE_FIELD_NUMBER: _builtins.int
+    CLEAR_OVERRIDE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    requested_by: _builtins.str
+    @_builtins.property
+    def replan(self) -> Global___Replan: ...
+    @_builtins.property
+    def override(self) -> Global___Override: ...
+    @_builtins.property
+    def clear_override(self) -> Global___ClearOverride: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+        replan: Global___Replan | None = ...,
+        override: Global___Override | None = ...,
+        clear_override: Global___ClearOverride | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["clear_override", b"clear_override", "kind", b"kind", "override", b"override", "replan", b"replan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_override", b"clear_override", "kind", b"kind", "override", b"override", "replan", b"replan", "request_id", b"request_id", "requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["replan", "override", "clear_override"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___PlanRequest: _TypeAlias = PlanRequest  # noqa: Y015
+
+@_typing.final
+class Replan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Replan: _TypeAlias = Replan  # noqa: Y015
+
+@_typing.final
+class Override(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    asset_id: _builtins.str
+    command: _builtins.str
+    """battery_power_setpoint_w, ev_current_limit_a, ..."""
+    start_ms: _builtins.int
+    """0 means now"""
+    end_ms: _builtins.int
+    @_builtins.property
+    def value(self) -> Global___Value: ...
+    def __init__(
+        self,
+        *,
+        asset_id: _builtins.str = ...,
+        command: _builtins.str = ...,
+        value: Global___Value | None = ...,
+        start_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "command", b"command", "end_ms", b"end_ms", "start_ms", b"start_ms", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Override: _TypeAlias = Override  # noqa: Y015
+
+@_typing.final
+class ClearOverride(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_ID_FIELD_NUMBER: _builtins.int
+    asset_id: _builtins.str
+    """empty: every override of the site"""
+    def __init__(
+        self,
+        *,
+        asset_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearOverride: _TypeAlias = ClearOverride  # noqa: Y015
+
+@_typing.final
+class PlanInputs(_message.Message):
+    """A series the planner should use for this site instead of its own source: prices from a
+    Home Assistant integration, its solar forecast. Values pair up with start_ms + i * step_s.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    STEP_S_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"spot_price", "import_price", "export_price", "pv_forecast" """
+    start_ms: _builtins.int
+    step_s: _builtins.int
+    unit: _builtins.str
+    """"EUR/kWh", "W" """
+    source: _builtins.str
+    """where the site took it from, for the plan's audit"""
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        start_ms: _builtins.int = ...,
+        step_s: _builtins.int = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+        unit: _builtins.str = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "source", b"source", "start_ms", b"start_ms", "step_s", b"step_s", "unit", b"unit", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanInputs: _TypeAlias = PlanInputs  # noqa: Y015
+
+@_typing.final
 class Value(_message.Message):
     """A decoded value; no kind set means none (the device does not implement the point)."""
 
@@ -429,6 +596,8 @@ class HubMessage(_message.Message):
     TELEMETRY_ACK_FIELD_NUMBER: _builtins.int
     SETPOINT_FIELD_NUMBER: _builtins.int
     PING_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    PLAN_REQUEST_ACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register_ack(self) -> Global___RegisterAck: ...
     @_builtins.property
@@ -437,6 +606,12 @@ class HubMessage(_message.Message):
     def setpoint(self) -> Global___Setpoint: ...
     @_builtins.property
     def ping(self) -> Global___Ping: ...
+    @_builtins.property
+    def plan(self) -> Global___PlanUpdate:
+        """the site's plan, whenever the planner makes one"""
+
+    @_builtins.property
+    def plan_request_ack(self) -> Global___PlanRequestAck: ...
     def __init__(
         self,
         *,
@@ -444,12 +619,14 @@ class HubMessage(_message.Message):
         telemetry_ack: Global___TelemetryAck | None = ...,
         setpoint: Global___Setpoint | None = ...,
         ping: Global___Ping | None = ...,
+        plan: Global___PlanUpdate | None = ...,
+        plan_request_ack: Global___PlanRequestAck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "ping", b"ping", "register_ack", b"register_ack", "setpoint", b"setpoint", "telemetry_ack", b"telemetry_ack"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "ping", b"ping", "plan", b"plan", "plan_request_ack", b"plan_request_ack", "register_ack", b"register_ack", "setpoint", b"setpoint", "telemetry_ack", b"telemetry_ack"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "ping", b"ping", "register_ack", b"register_ack", "setpoint", b"setpoint", "telemetry_ack", b"telemetry_ack"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "ping", b"ping", "plan", b"plan", "plan_request_ack", b"plan_request_ack", "register_ack", b"register_ack", "setpoint", b"setpoint", "telemetry_ack", b"telemetry_ack"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register_ack", "telemetry_ack", "setpoint", "ping"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register_ack", "telemetry_ack", "setpoint", "ping", "plan", "plan_request_ack"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -503,7 +680,9 @@ Global___TelemetryAck: _TypeAlias = TelemetryAck  # noqa: Y015
 
 @_typing.final
 class Setpoint(_message.Message):
-    """A battery power command. asset_id wins over site_id: with both set it is per asset."""
+    """A battery power command, or (with command set) a named command of one asset, written as
+    a lease. asset_id wins over site_id: with both set it is per asset.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -514,6 +693,8 @@ class Setpoint(_message.Message):
     TTL_S_FIELD_NUMBER: _builtins.int
     ISSUED_BY_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     """unique; a repeated id is answered, not executed again"""
     asset_id: _builtins.str
@@ -525,6 +706,10 @@ class Setpoint(_message.Message):
     issued_by: _builtins.str
     release: _builtins.bool
     """return the target to its safe mode instead (power_w is ignored)"""
+    command: _builtins.str
+    """a named command (ev_current_limit_a, ...) of asset_id: value, not power_w"""
+    @_builtins.property
+    def value(self) -> Global___Value: ...
     def __init__(
         self,
         *,
@@ -535,14 +720,68 @@ class Setpoint(_message.Message):
         ttl_s: _builtins.float = ...,
         issued_by: _builtins.str = ...,
         release: _builtins.bool = ...,
+        command: _builtins.str = ...,
+        value: Global___Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "command_id", b"command_id", "issued_by", b"issued_by", "power_w", b"power_w", "release", b"release", "site_id", b"site_id", "ttl_s", b"ttl_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "command", b"command", "command_id", b"command_id", "issued_by", b"issued_by", "power_w", b"power_w", "release", b"release", "site_id", b"site_id", "ttl_s", b"ttl_s", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Setpoint: _TypeAlias = Setpoint  # noqa: Y015
+
+@_typing.final
+class PlanUpdate(_message.Message):
+    """The site's current plan. plan_json is edge_ems.planner's plan (Plan.as_dict()) with the
+    prices it was made with; a newer version replaces an older one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    MADE_AT_MS_FIELD_NUMBER: _builtins.int
+    PLAN_JSON_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    made_at_ms: _builtins.int
+    plan_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        made_at_ms: _builtins.int = ...,
+        plan_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["made_at_ms", b"made_at_ms", "plan_json", b"plan_json", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanUpdate: _TypeAlias = PlanUpdate  # noqa: Y015
+
+@_typing.final
+class PlanRequestAck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    error: _builtins.str
+    """empty when the planner took the request"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanRequestAck: _TypeAlias = PlanRequestAck  # noqa: Y015
 
 @_typing.final
 class Ping(_message.Message):
