@@ -184,6 +184,7 @@ class Plan:
             "grid_export_w": _w(self.grid_export_w),
             "pv_w": _w(self.pv_w),
             "curtailed_w": _w(self.curtailed_w),
+            "load_w": _w(self.load_w),
             "batteries": [
                 {
                     "id": b.id,
