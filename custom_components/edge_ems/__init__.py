@@ -24,6 +24,8 @@ from .const import CONF_PARITY, CONF_SECURITY, DOMAIN
 from .coordinator import EdgeEmsCoordinator
 from .hub import HubWatch
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
+from .plan import PlanCoordinator
+from .plan_inputs import PlanInputsFeed
 from .services import async_setup_services
 from .site import (
     HaLearnedStore,
@@ -118,6 +120,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
     for device_id, member in site.devices.items():
         coordinator = EdgeEmsCoordinator(hass, entry, site=site, member=member)
         data.devices[device_id] = EdgeEmsDevice(member, coordinator)
+    if site.description.hub is not None:
+        data.plan = PlanCoordinator(hass, entry, site)
+        data.plan.async_start()
+        PlanInputsFeed(hass, entry, site).async_start()
     entry.runtime_data = data
     # Every device gets its first read at once; a failure marks only that device, and one
     # that is slow to answer (a timeout, a long RTU line) reads on after the site is up.

@@ -72,11 +72,14 @@ from .const import (
     CONF_NODE_MAP,
     CONF_PARITY,
     CONF_POINT_MAP,
+    CONF_PRICE_ENTITY,
+    CONF_PRICE_KIND,
     CONF_PRIVATE_KEY,
     CONF_SECURITY,
     CONF_SERIAL_PORT,
     CONF_SITE_ID,
     CONF_SITE_NAME,
+    CONF_SOLAR_FORECAST,
     CONF_TOPIC_MAP,
     CONF_TRANSPORT,
     CONF_UNIT_ID,
@@ -88,6 +91,8 @@ from .const import (
     DEFAULT_HUB_AGENT_ID,
     DEFAULT_LEASE_TTL,
     DOMAIN,
+    PRICE_KIND_IMPORT,
+    PRICE_KIND_SPOT,
     SECURITY_NONE,
     SUBENTRY_CAN_BMS,
     SUBENTRY_MODBUS,
@@ -424,7 +429,7 @@ class EdgeEmsOptionsFlow(OptionsFlow):
             errors = _hub_errors(user_input)
         if user_input is not None and not errors:
             self._options = {**self.config_entry.options, **user_input}
-            for key in (CONF_HUB, CONF_HUB_TOKEN):
+            for key in (CONF_HUB, CONF_HUB_TOKEN, CONF_PRICE_ENTITY):
                 if not user_input.get(key):  # cleared: the site unlinks
                     self._options.pop(key, None)
             self._options[CONF_BATTERIES] = dict(self._options.get(CONF_BATTERIES, {}))
@@ -438,6 +443,16 @@ class EdgeEmsOptionsFlow(OptionsFlow):
                 vol.Required(CONF_EEPROM_DAILY_WRITES): vol.All(_number(0, 10000), vol.Coerce(int)),
                 vol.Optional(CONF_HUB): _TEXT,
                 vol.Optional(CONF_HUB_TOKEN): _PASSWORD,
+                vol.Optional(CONF_PRICE_ENTITY): selector.EntitySelector(
+                    selector.EntitySelectorConfig(domain=["sensor", "event"])
+                ),
+                vol.Required(CONF_PRICE_KIND, default=PRICE_KIND_SPOT): selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=[PRICE_KIND_SPOT, PRICE_KIND_IMPORT],
+                        translation_key=CONF_PRICE_KIND,
+                    )
+                ),
+                vol.Required(CONF_SOLAR_FORECAST, default=False): selector.BooleanSelector(),
             }
         )
         return self.async_show_form(

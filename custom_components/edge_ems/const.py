@@ -32,6 +32,17 @@ CONF_HUB_AGENT_ID: Final = "hub_agent_id"
 DEFAULT_HUB_AGENT_ID: Final = "homeassistant"
 """The agent the app creates a token for and announces through discovery."""
 
+# Site entry options: what Home Assistant gives the hub's planner (see plan_inputs.py).
+CONF_PRICE_ENTITY: Final = "price_entity"
+"""A sensor (or event) of another integration whose attributes list the day's prices."""
+CONF_PRICE_KIND: Final = "price_kind"
+PRICE_KIND_SPOT: Final = "spot"
+"""The market price: the hub adds the site's tariff to it."""
+PRICE_KIND_IMPORT: Final = "import"
+"""What the home pays already (Tibber, Octopus): used as it is."""
+CONF_SOLAR_FORECAST: Final = "solar_forecast"
+"""Send the Energy dashboard's solar forecast."""
+
 DEFAULT_ENABLE_CONTROL: Final = False
 DEFAULT_DRY_RUN: Final = True
 DEFAULT_LEASE_TTL: Final = 60.0

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .audit import AuditLog
     from .coordinator import EdgeEmsCoordinator
+    from .plan import PlanCoordinator
     from .site import HaLearnedStore
 
 
@@ -65,6 +66,8 @@ class EdgeEmsData:
     learned: HaLearnedStore
     devices: dict[str, EdgeEmsDevice] = field(default_factory=dict)
     """By device id."""
+    plan: PlanCoordinator | None = None
+    """The site's plan, when a hub plans it."""
 
     @property
     def site_id(self) -> str:

@@ -1,13 +1,19 @@
-"""The Edge EMS actions: dispatch, write_point and release, all through the site's Dispatcher.
+"""The Edge EMS actions.
 
-Every call is audited by the library's guarded path, refused ones included; the audit
-records come back as response data. A call the guards refuse, or that fails at the device,
-raises a translated error after it has been audited, so automations see it fail.
+``dispatch``, ``write_point`` and ``release`` go through the site's Dispatcher: every call
+is audited by the library's guarded path, refused ones included; the audit records come
+back as response data. A call the guards refuse, or that fails at the device, raises a
+translated error after it has been audited, so automations see it fail.
+
+``replan``, ``get_plan``, ``override`` and ``clear_override`` talk to the hub's planner
+through the site's link; the hub audits what it is asked.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from datetime import timedelta
 from typing import Any, cast
 
 import probatio
@@ -21,30 +27,46 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service import async_get_config_entry
 from homeassistant.helpers.trace import trace_id_get
 from homeassistant.helpers.typing import VolDictType
+from homeassistant.util import dt as dt_util
 
 from edge_ems.dispatch import AuditRecord, Outcome
+from edge_ems.gateway.errors import GatewayError
+from edge_ems.gateway.model import PlanRequest
+from edge_ems.metrics import BATTERY_POWER
 from edge_ems.readings import Value
 
 from .audit import SOURCE_HA_ACTION, call_context, record_dict, stopped_error
 from .const import DOMAIN
 from .models import EdgeEmsConfigEntry
+from .plan import PlanCoordinator
 
 SERVICE_DISPATCH = "dispatch"
 SERVICE_WRITE_POINT = "write_point"
 SERVICE_RELEASE = "release"
+SERVICE_REPLAN = "replan"
+SERVICE_GET_PLAN = "get_plan"
+SERVICE_OVERRIDE = "override"
+SERVICE_CLEAR_OVERRIDE = "clear_override"
 
 ATTR_POWER_W = "power_w"
 ATTR_TTL = "ttl"
 ATTR_COMMAND = "command"
 ATTR_VALUE = "value"
 ATTR_RECORDS = "records"
+ATTR_REASON = "reason"
+ATTR_START = "start"
+ATTR_END = "end"
+ATTR_DURATION = "duration"
+
+MAX_OVERRIDE = timedelta(days=7)
+"""The longest hold: past a week the planner's horizon has long moved on."""
 
 MAX_POWER_W = 1_000_000.0
 """Far beyond any home or small site; anything larger is a typo, not a setpoint."""
@@ -75,6 +97,28 @@ WRITE_POINT_SCHEMA = probatio.Schema(
     }
 )
 RELEASE_SCHEMA = probatio.Schema(_TARGET)
+REPLAN_SCHEMA = probatio.Schema(
+    {
+        probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        probatio.Optional(ATTR_REASON): probatio.All(cv.string, probatio.Length(max=200)),
+    }
+)
+GET_PLAN_SCHEMA = probatio.Schema({probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+OVERRIDE_SCHEMA = probatio.All(
+    probatio.Schema(
+        {
+            probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+            probatio.Required(ATTR_DEVICE_ID): cv.string,
+            probatio.Optional(ATTR_COMMAND, default=BATTERY_POWER): cv.string,
+            probatio.Required(ATTR_VALUE): probatio.Any(bool, int, float, cv.string),
+            probatio.Optional(ATTR_START): cv.datetime,
+            probatio.Exclusive(ATTR_END, "until"): cv.datetime,
+            probatio.Exclusive(ATTR_DURATION, "until"): cv.positive_time_period,
+        }
+    ),
+    cv.has_at_least_one_key(ATTR_END, ATTR_DURATION),
+)
+CLEAR_OVERRIDE_SCHEMA = probatio.Schema(_TARGET)
 
 _FAILED = frozenset({Outcome.REFUSED, Outcome.FAILED})
 
@@ -119,6 +163,67 @@ def async_setup_services(hass: HomeAssistant) -> None:
             )
         return _response(entry, records)
 
+    async def replan(call: ServiceCall) -> None:
+        entry, _ = _target(hass, call)
+        await _ask_planner(
+            entry,
+            PlanRequest(
+                request_id=uuid.uuid4().hex,
+                kind="replan",
+                requested_by=await _requested_by(hass, call.context),
+                reason=call.data.get(ATTR_REASON, ""),
+            ),
+        )
+
+    async def get_plan(call: ServiceCall) -> ServiceResponse:
+        entry, _ = _target(hass, call)
+        plan = _planner(entry).data
+        if plan is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="no_plan",
+                translation_placeholders={"site": entry.title},
+            )
+        return cast(ServiceResponse, dict(plan.document))
+
+    async def override(call: ServiceCall) -> None:
+        entry, device_id = _target(hass, call)
+        assert device_id is not None  # the schema requires a device
+        # A time without a zone is the home's local time (HA's as_utc takes it so).
+        start = dt_util.as_utc(call.data.get(ATTR_START) or dt_util.utcnow())
+        end = dt_util.as_utc(call.data.get(ATTR_END) or start + call.data[ATTR_DURATION])
+        if not start < end <= start + MAX_OVERRIDE or end <= dt_util.utcnow():
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="override_window",
+                translation_placeholders={"days": str(MAX_OVERRIDE.days)},
+            )
+        await _ask_planner(
+            entry,
+            PlanRequest(
+                request_id=uuid.uuid4().hex,
+                kind="override",
+                requested_by=await _requested_by(hass, call.context),
+                asset_id=device_id,
+                command=call.data[ATTR_COMMAND],
+                value=_value(call.data[ATTR_VALUE]),
+                start_ms=int(start.timestamp() * 1000),
+                end_ms=int(end.timestamp() * 1000),
+            ),
+        )
+
+    async def clear_override(call: ServiceCall) -> None:
+        entry, device_id = _target(hass, call)
+        await _ask_planner(
+            entry,
+            PlanRequest(
+                request_id=uuid.uuid4().hex,
+                kind="clear_override",
+                requested_by=await _requested_by(hass, call.context),
+                asset_id=device_id or "",
+            ),
+        )
+
     for name, handler, schema in (
         (SERVICE_DISPATCH, dispatch, DISPATCH_SCHEMA),
         (SERVICE_WRITE_POINT, write_point, WRITE_POINT_SCHEMA),
@@ -127,6 +232,43 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL
         )
+    hass.services.async_register(DOMAIN, SERVICE_REPLAN, replan, schema=REPLAN_SCHEMA)
+    hass.services.async_register(DOMAIN, SERVICE_OVERRIDE, override, schema=OVERRIDE_SCHEMA)
+    hass.services.async_register(
+        DOMAIN, SERVICE_CLEAR_OVERRIDE, clear_override, schema=CLEAR_OVERRIDE_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_PLAN,
+        get_plan,
+        schema=GET_PLAN_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+
+
+def _planner(entry: EdgeEmsConfigEntry) -> PlanCoordinator:
+    """The site's plan; a site without a hub has none, and only the hub plans."""
+    if (plan := entry.runtime_data.plan) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_planner",
+            translation_placeholders={"site": entry.title},
+        )
+    return plan
+
+
+async def _ask_planner(entry: EdgeEmsConfigEntry, request: PlanRequest) -> None:
+    """Ask the hub's planner; a site without a hub, a link that is down or a refusal is an
+    error the caller sees."""
+    _planner(entry)
+    try:
+        await entry.runtime_data.site.ask_planner(request)
+    except GatewayError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="planner_refused",
+            translation_placeholders={"site": entry.title, "error": str(err)},
+        ) from err
 
 
 def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[EdgeEmsConfigEntry, str | None]:

@@ -17,10 +17,18 @@ from custom_components.edge_ems import config_flow
 from custom_components.edge_ems.const import DOMAIN
 from custom_components.edge_ems.descriptions import platform_of
 from custom_components.edge_ems.services import (
+    CLEAR_OVERRIDE_SCHEMA,
     DISPATCH_SCHEMA,
+    GET_PLAN_SCHEMA,
+    OVERRIDE_SCHEMA,
     RELEASE_SCHEMA,
+    REPLAN_SCHEMA,
+    SERVICE_CLEAR_OVERRIDE,
     SERVICE_DISPATCH,
+    SERVICE_GET_PLAN,
+    SERVICE_OVERRIDE,
     SERVICE_RELEASE,
+    SERVICE_REPLAN,
     SERVICE_WRITE_POINT,
     WRITE_POINT_SCHEMA,
 )
@@ -311,6 +319,10 @@ def test_the_docs_examples_call_the_actions_as_their_schemas_take_them(docs: str
         SERVICE_DISPATCH: DISPATCH_SCHEMA,
         SERVICE_WRITE_POINT: WRITE_POINT_SCHEMA,
         SERVICE_RELEASE: RELEASE_SCHEMA,
+        SERVICE_REPLAN: REPLAN_SCHEMA,
+        SERVICE_GET_PLAN: GET_PLAN_SCHEMA,
+        SERVICE_OVERRIDE: OVERRIDE_SCHEMA,
+        SERVICE_CLEAR_OVERRIDE: CLEAR_OVERRIDE_SCHEMA,
     }
     blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
     calls = [call for block in blocks for call in _edge_ems_calls(yaml.safe_load(block))]
