@@ -324,10 +324,13 @@ async def _requested_by(hass: HomeAssistant, context: Context) -> str:
 
 
 def _value(raw: Any) -> Value:
-    """A value as typed in the UI: numbers from their text, option names as they are."""
+    """A value as typed in the UI: numbers and true/false from their text, option names as
+    they are."""
     if not isinstance(raw, str):
         return cast(Value, raw)
     text = raw.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for number in (int, float):
         try:
             parsed = number(text)

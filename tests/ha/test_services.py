@@ -113,6 +113,18 @@ async def test_values_beyond_the_limits_are_clamped(
     assert deye_register(sim_site, EXPORT_LIMIT_ADDRESS) == 15_600
 
 
+async def test_true_and_false_typed_as_text_are_on_and_off(
+    hass: HomeAssistant, sim_site: SimulatedSite
+) -> None:
+    entry = await setup_battery_site(hass, sim_site, options=LIVE)
+    device_id = ha_device_id(hass, entry, DEYE)
+    for text, value in (("False", False), (" true ", True)):
+        response = await call(hass, "write_point", device_id=device_id,
+                              command="grid_export_enabled", value=text)  # fmt: skip
+        (record,) = response[ATTR_RECORDS]
+        assert (record["outcome"], record["applied"]) == ("applied", value)
+
+
 @pytest.mark.parametrize(
     ("command", "value", "key"),
     [

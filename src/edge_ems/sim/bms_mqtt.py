@@ -70,7 +70,7 @@ def bms_values(battery: Battery) -> dict[str, Value]:
             battery.max_discharge_w / battery.nominal_voltage_v, 1
         ),
         "battery_module_count": 1,
-        "bms_alarms": 0,
+        "bms_alarms": battery.alarms,
         "bms_warnings": 0,
         "bms_requests": requests,
     }

@@ -96,6 +96,9 @@ class Battery:
     charge_energy_wh: float = 0.0
     discharge_energy_wh: float = 0.0
     temperature_c: float = 22.0
+    alarms: int = 0
+    """BMS protection alarm bits (Pylontech's layout: bit 3 over-temperature...) that its
+    BMS reports; a test or a demo sets them to see the alarm travel."""
     _last: float | None = field(default=None)
 
     def command(self, power_w: float) -> float:
