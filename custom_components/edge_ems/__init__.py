@@ -22,6 +22,7 @@ from edge_ems.site.keys import PARITIES
 from .audit import AuditLog
 from .const import CONF_PARITY, CONF_SECURITY, DOMAIN
 from .coordinator import EdgeEmsCoordinator
+from .follow import FollowWatch
 from .hub import HubWatch
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 from .plan import PlanCoordinator
@@ -137,6 +138,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> b
         await asyncio.wait(first_reads, timeout=FIRST_READ_WAIT)
     _async_check_dry_run(hass, entry)
     HubWatch(hass, entry, site).async_start()
+    FollowWatch(hass, entry, site).async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

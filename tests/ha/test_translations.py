@@ -95,6 +95,7 @@ def test_repairs_name_their_placeholders(english: dict[str, Any]) -> None:
     issues = english["issues"]
     assert set(issues) == {
         "device_unreachable", "map_mismatch", "control_in_dry_run", "hub_unreachable",
+        "device_not_following",
     }  # fmt: skip
     assert "{since}" in issues["device_unreachable"]["description"]
     hub = issues["hub_unreachable"]["description"]
@@ -215,6 +216,7 @@ def test_every_literal_key_has_its_text(english: dict[str, Any]) -> None:
     assert {"update_failed", "device_busy", "device_unlike_map"} <= set(used["exceptions"])
     assert set(used["issues"]) == {
         "device_unreachable", "map_mismatch", "control_in_dry_run", "hub_unreachable",
+        "device_not_following",
     }  # fmt: skip
     for section, keys in used.items():
         for key, given in keys.items():

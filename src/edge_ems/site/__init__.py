@@ -17,6 +17,7 @@ from .factory import (
     opcua_security,
 )
 from .file import HubFileSettings, SiteFile, load_site_file, parse_site_file
+from .follow import Deviation
 from .keys import DeviceKind
 from .learned import JsonFileStore, Learned, LearnedStore
 from .site import Site, SiteDevice, Spawn
@@ -27,6 +28,7 @@ __all__ = [
     "SECURITY_CHOICES",
     "BuildContext",
     "Catalog",
+    "Deviation",
     "DeviceFactory",
     "DeviceKind",
     "DeviceSpec",

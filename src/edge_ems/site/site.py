@@ -41,6 +41,7 @@ from .factory import (
     build_mirror,
     link_settings,
 )
+from .follow import Deviation, deviations
 from .learned import Learned, LearnedStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -245,6 +246,13 @@ class Site:
             await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
 
     # Audit.
+
+    def deviations(self) -> list[Deviation]:
+        """Leased commands the devices' latest reads show at another value than leased."""
+        return deviations(
+            self.dispatcher.all_leases(),
+            {device_id: member.readings for device_id, member in self.devices.items()},
+        )
 
     def add_audit_sink(self, sink: AuditSink) -> Callable[[], None]:
         """Hand every audit record to ``sink`` too; returns a function that stops it."""
