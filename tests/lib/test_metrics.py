@@ -77,8 +77,8 @@ def _home_assistant_tables() -> tuple[dict[str, set[str | None]], dict[str, set[
 def test_metric_is_a_sensor_home_assistant_accepts(item: Metric) -> None:
     """Checked against Home Assistant's own tables (skipped where it is not installed; the
     table above, taken from them, checks the same on Python 3.13)."""
-    if item.kind is MetricKind.FLAG or item.device_class in (None, "enum"):
-        return
+    if item.kind in {MetricKind.FLAG, MetricKind.FLAGS} or item.device_class in (None, "enum"):
+        return  # binary sensors and enums: checked by the rules below
     units, state_classes = _home_assistant_tables()
     assert item.device_class in units, item.device_class
     assert item.unit in units[item.device_class]
@@ -100,7 +100,8 @@ def test_metric_is_well_formed(item: Metric) -> None:
 
 @pytest.mark.parametrize("item", ALL, ids=lambda item: item.name)
 def test_metric_follows_home_assistant_rules(item: Metric) -> None:
-    if item.kind is MetricKind.FLAG:
+    if item.kind in {MetricKind.FLAG, MetricKind.FLAGS}:
+        # Shown as binary sensors: a flag, or an alarm bitfield that is on while any bit is.
         assert item.device_class is None or item.device_class in BINARY_SENSOR_CLASSES
         assert item.unit is None
         assert item.state_class is None
@@ -113,10 +114,13 @@ def test_metric_follows_home_assistant_rules(item: Metric) -> None:
         assert item.state_class in {"total", "total_increasing"}
     if item.state_class == "measurement_angle":
         assert item.device_class == "wind_direction"
-    if item.device_class == "enum" or item.kind in {MetricKind.STATE, MetricKind.FLAGS}:
+    if item.device_class == "enum" or item.kind is MetricKind.STATE:
         assert item.unit is None
         assert item.state_class is None
-    if item.kind in {MetricKind.SETTING, MetricKind.IDENTITY, MetricKind.TEXT}:
+    if item.kind is MetricKind.SETTING:
+        # A setting shown as a sensor is a measurement like any other with a unit.
+        assert item.state_class == ("measurement" if item.unit is not None else None)
+    if item.kind in {MetricKind.IDENTITY, MetricKind.TEXT}:
         assert item.state_class is None
     if item.kind is MetricKind.IDENTITY:
         assert item.unit is None

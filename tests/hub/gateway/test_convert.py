@@ -207,7 +207,7 @@ def test_plan_inputs_and_updates_round_trip() -> None:
     assert plan_inputs_from_proto(plan_inputs_to_proto(prices)) == prices
     update = PlanUpdate(7, 1_700_000_000_000, {"n_steps": 2, "batteries": [{"id": "b"}]})
     assert plan_update_from_proto(plan_update_to_proto(update)) == update
-    with pytest.raises(ValueError, match="(?i)out of range float"):
+    with pytest.raises(ValueError, match=r"(?i)out of range float"):
         plan_update_to_proto(PlanUpdate(1, 0, {"cost": math.nan}))
 
 
