@@ -66,6 +66,9 @@ class Command:
     """The register is backed by EEPROM/flash: write only on change, within a budget."""
     lease: bool = False
     """Written only as a lease with a time to live; when it lapses, the device's safe mode."""
+    target: str | None = None
+    """What carries the command when the device drives something else (another integration's
+    entity); audit messages name it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,8 +285,9 @@ class Dispatcher:
         records = []
         for metric, value in asset.device.safe_mode.items():
             step = _Request(request.device_id, metric, value, request.requested_by, request.source)
-            shown = _named(asset.device.commands.get(metric), value)
-            message = f"dry run: would return to safe mode with {metric} = {shown}"
+            command = asset.device.commands.get(metric)
+            shown = _named(command, value)
+            message = f"dry run: would return to safe mode with {metric} = {shown}{_on(command)}"
             records.append(
                 self._emit(self._record(step, Outcome.DRY_RUN, Reason.DRY_RUN, message, shown))
             )
@@ -324,7 +325,7 @@ class Dispatcher:
         except ValueError as err:
             return self._refuse(request, Reason.INVALID_VALUE, str(err))
         if self._policy.dry_run:
-            message = f"dry run: would write {applied}"
+            message = f"dry run: would write {applied}{_on(command)}"
             return self._record(request, Outcome.DRY_RUN, Reason.DRY_RUN, message, applied)
         return asset, command, applied, clamped
 
@@ -362,6 +363,7 @@ class Dispatcher:
                 await self._arm_revert_timer(asset, request.ttl)
         reason = Reason.CLAMPED if clamped else Reason.WRITTEN
         message = f"clamped {request.value} to {applied}" if clamped else f"wrote {applied}"
+        message += _on(command)
         return self._record(request, Outcome.APPLIED, reason, message, applied, outcome.read_back)
 
     async def _write(
@@ -483,7 +485,8 @@ class Dispatcher:
                 step = _Request(
                     request.device_id, metric, value, request.requested_by, request.source
                 )
-                shown = _named(asset.device.commands.get(metric), value)
+                command = asset.device.commands.get(metric)
+                shown = _named(command, value)
                 try:
                     written = await asset.device.write(metric, value)
                 except (DeviceError, WriteRefusedError) as err:
@@ -495,7 +498,7 @@ class Dispatcher:
                         step,
                         Outcome.RELEASED,
                         reason,
-                        "returned to safe mode",
+                        f"returned to safe mode{_on(command)}",
                         shown,
                         written.read_back,
                     )
@@ -582,6 +585,11 @@ def _named(command: Command | None, value: Value) -> Value:
     if isinstance(value, int | float) and float(value).is_integer():
         return command.options.get(int(value), value)
     return value
+
+
+def _on(command: Command | None) -> str:
+    """Where the command goes, when it drives something other than the device itself."""
+    return "" if command is None or command.target is None else f" on {command.target}"
 
 
 def _same(known: Value, wanted: Value) -> bool:

@@ -424,3 +424,23 @@ async def test_leases_are_per_device_and_command() -> None:
     released = await dispatcher.release(asset_id="hybrid", requested_by="t", source="t")
     assert [r.command for r in released] == [BATTERY_POWER, "heat_pump_sg_ready"]
     assert dispatcher.all_leases() == {}
+
+
+async def test_messages_name_what_a_command_drives_when_it_is_not_the_device() -> None:
+    """A command carried by another integration's entity says which, in every message."""
+    relay = Command("load_enabled", 0, 1, allow_write=True, eeprom=False, target="switch.boiler")
+    commands = {"load_enabled": relay}
+    dispatcher, _, _ = make(ControlPolicy(enable_control=True), commands=commands,
+                            safe_mode={"load_enabled": 0})  # fmt: skip
+    assert (await write(dispatcher, "load_enabled", 1)).message == (
+        "dry run: would write 1 on switch.boiler"
+    )
+    [dry] = await dispatcher.release(requested_by="t", source="t", asset_id="battery")
+    assert dry.message == (
+        "dry run: would return to safe mode with load_enabled = 0 on switch.boiler"
+    )
+    await dispatcher.set_policy(LIVE)
+    assert (await write(dispatcher, "load_enabled", 1)).message == "wrote 1 on switch.boiler"
+    assert (await write(dispatcher, "load_enabled", 7)).message == "clamped 7 to 1 on switch.boiler"
+    [released] = await dispatcher.release(requested_by="t", source="t", asset_id="battery")
+    assert released.message == "returned to safe mode on switch.boiler"
