@@ -323,6 +323,7 @@ def _load() -> Iterable[Metric]:
         "measurement",
     )  # fmt: skip
     yield _energy("load_energy_wh", "Energy consumed by the site load, lifetime", _C.LOAD)
+    yield _setting("load_enabled", "A switchable load may run", _C.LOAD, None, None)
 
 
 def _inverter_controls() -> Iterable[Metric]:
