@@ -55,6 +55,8 @@ SUBENTRY_MODBUS: Final = DeviceKind.MODBUS.value
 SUBENTRY_MQTT_BMS: Final = DeviceKind.MQTT_BMS.value
 SUBENTRY_CAN_BMS: Final = DeviceKind.CAN_BMS.value
 SUBENTRY_OPCUA: Final = DeviceKind.OPCUA.value
+SUBENTRY_ACTUATOR: Final = "actuator"
+"""Entities of another integration as one device (Home Assistant only: see actuator.py)."""
 
 CONF_SERIAL: Final = "serial"
 CONF_UNIT_ID: Final = keys.UNIT_ID

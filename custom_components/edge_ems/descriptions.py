@@ -31,6 +31,8 @@ from edge_ems.metrics import METRICS, Metric, MetricKind
 from edge_ems.readings import Readings, Value
 from edge_ems.site import SiteDevice
 
+from .const import SUBENTRY_ACTUATOR
+
 type ValueFn = Callable[[Readings], Value]
 
 
@@ -205,6 +207,10 @@ def _switch(metric: Metric) -> EdgeEmsSwitchDescription:
 def describe(member: SiteDevice) -> DeviceDescriptions:
     """The entities of one device: the metrics it reports (or, before it first answered,
     those it declares) and its allowed commands."""
+    if member.spec.kind == SUBENTRY_ACTUATOR:
+        # Its values are another integration's entities already: shown twice they would only
+        # be duplicates. Its commands are written through the actions.
+        return DeviceDescriptions()
     device = member.device
     commands = device.commands
     sensors, binary_sensors, numbers, selects, switches = [], [], [], [], []

@@ -36,6 +36,7 @@ from edge_ems.site import (
 )
 from edge_ems.site import keys as site_keys
 
+from .actuator import actuator_factory
 from .const import (
     CONF_BATTERIES,
     CONF_CAPACITY_WH,
@@ -56,6 +57,7 @@ from .const import (
     DEFAULT_HUB_AGENT_ID,
     DEFAULT_LEASE_TTL,
     DOMAIN,
+    SUBENTRY_ACTUATOR,
 )
 from .models import EdgeEmsConfigEntry
 from .mqtt_bms import HaMqttBmsDevice
@@ -142,7 +144,8 @@ def site_description(hass: HomeAssistant, entry: EdgeEmsConfigEntry) -> SiteDesc
 
 
 def device_factories(hass: HomeAssistant) -> Mapping[str, DeviceFactory]:
-    """The library's factories, with MQTT batteries read through Home Assistant's MQTT."""
+    """The library's factories, with MQTT batteries read through Home Assistant's MQTT, and
+    the entities of other integrations that make up an actuator."""
 
     def mqtt_bms(spec: DeviceSpec, context: BuildContext) -> Device:
         topic_map = context.catalog.topic_maps.get(spec.settings[site_keys.TOPIC_MAP])
@@ -151,7 +154,7 @@ def device_factories(hass: HomeAssistant) -> Mapping[str, DeviceFactory]:
         variables = dict(spec.settings.get(site_keys.VARIABLES) or {})
         return HaMqttBmsDevice(hass, spec.name, TopicMapDecoder(topic_map, variables))
 
-    return {**FACTORIES, DeviceKind.MQTT_BMS: mqtt_bms}
+    return {**FACTORIES, DeviceKind.MQTT_BMS: mqtt_bms, SUBENTRY_ACTUATOR: actuator_factory(hass)}
 
 
 class HaLearnedStore:
