@@ -50,6 +50,7 @@ from edge_ems.site import keys as site_keys
 from edge_ems.sunspec import LinkUnit
 from edge_ems.sunspec.survey import ChainDevice, survey
 
+from .actuator_flow import ActuatorSubentryFlow
 from .const import (
     CONF_APPLICATION_URI,
     CONF_BASE_ADDRESS,
@@ -94,6 +95,7 @@ from .const import (
     PRICE_KIND_IMPORT,
     PRICE_KIND_SPOT,
     SECURITY_NONE,
+    SUBENTRY_ACTUATOR,
     SUBENTRY_CAN_BMS,
     SUBENTRY_MODBUS,
     SUBENTRY_MQTT_BMS,
@@ -258,6 +260,7 @@ class EdgeEmsConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_MQTT_BMS: MqttBmsSubentryFlow,
             SUBENTRY_CAN_BMS: CanBmsSubentryFlow,
             SUBENTRY_OPCUA: OpcUaSubentryFlow,
+            SUBENTRY_ACTUATOR: ActuatorSubentryFlow,
         }
 
     @staticmethod
