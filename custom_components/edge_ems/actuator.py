@@ -517,7 +517,6 @@ class HaActuatorDevice:
         *,
         breaker: CircuitBreaker,
         clock: Callable[[], float] = time.time,
-        read_back_timeout: float | None = None,
     ) -> None:
         self._hass = hass
         self._name = name
@@ -525,7 +524,6 @@ class HaActuatorDevice:
         self._targets = {binding.metric: _Target(hass, binding) for binding in bindings}
         self._health = HealthTracker(breaker, wall_clock=clock)
         self._clock = clock
-        self._read_back_timeout = read_back_timeout
         self._identity: DeviceIdentity | None = None
 
     @property
@@ -681,9 +679,8 @@ class HaActuatorDevice:
         try:
             await self._call(target, call)
             if not target.follows(self._hass.states.get(target.entity_id), call):
-                timeout = self._read_back_timeout or READ_BACK_TIMEOUT
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout(READ_BACK_TIMEOUT):
                         await followed.wait()
         finally:
             unsubscribe()
