@@ -33,7 +33,8 @@ class Setpoint:
 
 def setpoints(plan: Plan, step: int) -> list[Setpoint]:
     """The commands of ``step``: each battery's power (+ discharge, - charge), each EV's
-    current, phases and permission to charge, each heat pump's power limit."""
+    current, phases and permission to charge, each heat pump's power limit, whether each
+    deferrable load runs."""
     found = [
         Setpoint(battery.id, BATTERY_POWER, round(float(battery.power_w[step]), 1))
         for battery in plan.batteries
@@ -47,6 +48,8 @@ def setpoints(plan: Plan, step: int) -> list[Setpoint]:
     for heat_pump in plan.heat_pumps:
         power = round(float(heat_pump.power_w[step]), 1)
         found.append(Setpoint(heat_pump.id, "heat_pump_power_limit_w", power))
+    for load in plan.deferrables:
+        found.append(Setpoint(load.id, "load_enabled", bool(load.power_w[step] > 0)))
     return found
 
 

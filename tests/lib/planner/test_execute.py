@@ -10,7 +10,7 @@ import pytest
 from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher, Outcome
 from edge_ems.metrics import BATTERY_POWER
 from edge_ems.planner.execute import PlanExecutor, dither, setpoints
-from edge_ems.planner.problem import ChargeMode, Ev, HeatPump, series
+from edge_ems.planner.problem import ChargeMode, Deferrable, Ev, HeatPump, series
 from edge_ems.planner.solver import solve
 from edge_ems.sim.bess import SimulatedBess
 from edge_ems.sim.physics import Battery as PhysicalBattery
@@ -63,8 +63,13 @@ def test_setpoints_name_commands_of_the_vocabulary() -> None:
     ev = Ev("car", energy_needed_wh=5000.0, depart_step=4, modes=(ChargeMode(3, 6, 16),))
     hp = HeatPump("hp", 2000.0, series(3.0, n, "cop"), series(5.0, n, "t"), series(20.0, n, "lo"),
                   series(22.0, n, "hi"), indoor_temp_c=19.0)  # fmt: skip
-    plan = solve(problem(n=n, buy=[0.1, 0.5, 0.5, 0.5], evs=[ev], heat_pumps=[hp]))
+    boiler = Deferrable("boiler", 2000.0, required_steps=1, single_block=True)
+    plan = solve(
+        problem(n=n, buy=[0.1, 0.5, 0.5, 0.5], evs=[ev], heat_pumps=[hp], deferrables=[boiler])
+    )
     commands = {(s.asset_id, s.command): s.value for s in setpoints(plan, 0)}
+    assert commands[("boiler", "load_enabled")] is True  # the cheap hour
+    assert {s.value for s in setpoints(plan, 1) if s.asset_id == "boiler"} == {False}
     assert commands[("car", "ev_charging_enabled")] is True
     assert commands[("car", "ev_phases")] == 3
     assert 6 <= float(commands[("car", "ev_current_limit_a")]) <= 16
