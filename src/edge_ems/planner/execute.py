@@ -48,8 +48,9 @@ def setpoints(plan: Plan, step: int) -> list[Setpoint]:
     for heat_pump in plan.heat_pumps:
         power = round(float(heat_pump.power_w[step]), 1)
         found.append(Setpoint(heat_pump.id, "heat_pump_power_limit_w", power))
-    for load in plan.deferrables:
-        found.append(Setpoint(load.id, "load_enabled", bool(load.power_w[step] > 0)))
+    found.extend(
+        Setpoint(load.id, "load_enabled", bool(load.power_w[step] > 0)) for load in plan.deferrables
+    )
     return found
 
 
