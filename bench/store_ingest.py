@@ -109,7 +109,8 @@ def minute_batch(seq: int, minute: int, per_minute: int, rng: random.Random) -> 
 
 async def store_day(path: Path, clock: Clock, raw: Raw) -> dict[str, float]:
     rng = random.Random(1)
-    settings = StoreSettings(max_open_rows=10**7)
+    # The clock moves after each hour is fed: allow samples an hour and more ahead of it.
+    settings = StoreSettings(max_open_rows=10**7, max_future=7 * 86_400)
     flush_time = fold_time = 0.0
     rows = 0
     async with open_store(path, settings, clock=clock) as store:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge_ems.exceptions import ConfigError
-from edge_ems.hub.store import MinuteStore, open_store
+from edge_ems.hub.store import MinuteStore, StoreSettings, open_store
 from edge_ems.hub.uplink import (
     WINDOW_MS,
     Uplink,
@@ -33,7 +33,7 @@ from edge_ems.hub.uplink import (
     idempotency_key,
 )
 
-from .store.conftest import MINUTE, T0, Clock, batch
+from .store.conftest import MINUTE, T0, YEAR_S, Clock, batch
 
 TOKEN = "uplink-token"
 WAIT = 60.0
@@ -113,7 +113,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[MinuteStore]:
-    async with open_store(tmp_path / "store.db", clock=clock) as opened:
+    settings = StoreSettings(max_future=YEAR_S)  # the feed runs an hour ahead of the clock
+    async with open_store(tmp_path / "store.db", settings, clock=clock) as opened:
         yield opened
 
 

@@ -476,6 +476,8 @@ class GatewayServer:
         lock = self._ingest.get(agent_id)
         if lock is None:
             lock = self._ingest[agent_id] = asyncio.Lock()
+        if telemetry.seq == 0:  # not a resend of anything: refused before the duplicate check
+            raise ProtocolViolationError("telemetry seq starts at 1")
         async with lock:  # an agent's replaced stream may still be handing over its last batch
             if telemetry.seq <= self._accepted.get(agent_id, 0):
                 self._stats.duplicate_batches += 1

@@ -4,6 +4,7 @@ the same agent, silent agents."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -366,3 +367,16 @@ def test_client_tls_needs_certificate_and_key_together() -> None:
 async def test_a_taken_address_is_reported(hub: Hub) -> None:
     with pytest.raises(GatewayError, match="cannot listen"):
         await GatewayServer(MemorySink(), {}).start(hub.address)
+
+
+async def test_seq_zero_is_invalid_not_a_duplicate(hub: Hub, raw: list[RawAgent]) -> None:
+    client = RawAgent(hub.address)
+    raw.append(client)
+    await client.register(assets=("a",))
+    series = pb.Series(asset_id="a", metric="soc_pct", timestamps_ms=[1], values=[50.0])
+    await client.send(pb.AgentMessage(telemetry=pb.Telemetry(seq=0, series=[series])))
+    async with asyncio.timeout(10):
+        code, details = await client.status()
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "seq starts at 1" in details
+    assert hub.server.stats().duplicate_batches == 0

@@ -3,6 +3,7 @@ TimescaleDB started once per session (a fresh database per test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from .postgres import fresh_database, postgres_server
 T0 = int(datetime(2026, 12, 6, tzinfo=UTC).timestamp() * 1000)
 """Midnight of a test day, ms."""
 MINUTE = 60_000
+YEAR_S = 365 * 86_400.0
+"""The future allowance of the tests' stores: their clock stands still while batches reach
+ahead of it (the allowance itself has its own test)."""
 
 _databases = itertools.count(1)
 
@@ -60,7 +64,8 @@ async def stores(database: str | Path, clock: Clock) -> AsyncIterator[Callable[.
     """Make stores on the test's database (reopen it as a restarted hub would)."""
     made: list[MinuteStore] = []
 
-    def make(settings: StoreSettings | None = None) -> MinuteStore:
+    def make(settings: StoreSettings | None = None, *, max_future: float = YEAR_S) -> MinuteStore:
+        settings = dataclasses.replace(settings or StoreSettings(), max_future=max_future)
         store = open_store(database, settings, clock=clock)
         made.append(store)
         return store

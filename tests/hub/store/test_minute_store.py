@@ -219,6 +219,25 @@ async def test_unusable_samples_are_counted_not_stored(store: MinuteStore, clock
     assert found.points == [(T0, 4.0, 4.0, 4.0, 4.0, 1)]
 
 
+async def test_samples_from_the_future_are_dropped_counted_and_hold_no_ack(
+    stores: Callable[..., MinuteStore], clock: Clock
+) -> None:
+    store = stores(max_future=300.0)
+    await store.open()
+    durable: list[int] = []
+    store.subscribe(lambda agent, seq: durable.append(seq))
+    ahead = T0 + 300_000  # exactly the allowance past the clock: refused
+    series = {POWER: [(T0 - MINUTE, 1.0), (T0 + 299_999, 2.0), (ahead, 3.0), (2**62, 9.0)]}
+    await store.accept(batch(1, series, texts=[("bess-1", "mode", 2**62, "x")]))
+    assert (store.status().future_samples, store.status().dropped_samples) == (3, 3)
+    assert [latest.value for latest in await store.latest()] == [2.0]
+    closed_at(clock, T0 + 299_999)
+    await store.flush()
+    assert durable == [1]
+    [found] = await store.query(SeriesFilter(), T0 - MINUTE, 2**62)
+    assert [point.samples for point in found.points] == [1, 1]
+
+
 async def test_status_reports_what_waits_and_what_was_written(
     store: MinuteStore, clock: Clock
 ) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_ems.hub.store import MinuteStore, Resolution, SeriesFilter, open_store
+from edge_ems.hub.store import MinuteStore, Resolution, SeriesFilter, StoreSettings, open_store
 
-from .conftest import MINUTE, T0, Clock, batch
+from .conftest import MINUTE, T0, YEAR_S, Clock, batch
 
 SPAN = 150
 """Minutes the samples fall in."""
@@ -42,7 +42,7 @@ steps = st.lists(
 async def _run(plan: list[tuple[str, object]], directory: Path) -> None:
     clock = Clock(T0 - 5 * MINUTE)
     path = directory / "store.db"
-    store: MinuteStore = open_store(path, clock=clock)
+    store: MinuteStore = open_store(path, StoreSettings(max_future=YEAR_S), clock=clock)
     await store.open()
     sent: list[dict[tuple[str, str], list[tuple[int, float]]]] = []
     seen: set[tuple[int, tuple[str, str]]] = set()
@@ -67,7 +67,7 @@ async def _run(plan: list[tuple[str, object]], directory: Path) -> None:
                     await store.backend.close()  # open minutes and buckets are lost
                 else:
                     await store.close()
-                store = open_store(path, clock=clock)
+                store = open_store(path, StoreSettings(max_future=YEAR_S), clock=clock)
                 await store.open()
                 # The agent resends what is not durable.
                 for seq in range(store.durable_seq("agent-1") + 1, len(sent) + 1):

@@ -26,7 +26,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _COUNTERS = frozenset(
     {
         "sessions", "batches", "points", "duplicate_batches", "refused_series",
-        "flushes", "flush_failures", "rows_written", "dropped_samples",
+        "flushes", "flush_failures", "rows_written", "dropped_samples", "future_samples",
+        "resent_samples",
         "written", "dropped", "files_written",
         "sent_batches", "rejected_batches", "dropped_batches", "failed_attempts",
     }

@@ -86,9 +86,12 @@ class Folded:
 
     samples: int
     dropped: int
-    """Samples refused: not finite, or older than ``horizon``."""
+    """Samples refused: not finite, older than ``horizon`` or stamped from ``until_ms`` on."""
     last_minute: int | None
     """The newest minute the batch touched (``None`` if it brought nothing)."""
+    future: int = 0
+    """Of the dropped, those stamped from ``until_ms`` on (a clock far ahead, a corrupt
+    stamp): kept, one would be its series' latest value for good."""
 
 
 class MinuteAggregator:
@@ -107,21 +110,27 @@ class MinuteAggregator:
         """Open aggregates held."""
         return self._rows
 
-    def add(self, batch: TelemetryBatch, *, horizon: int) -> Folded:
-        """Fold ``batch`` in; samples of minutes before ``horizon`` are dropped."""
-        samples = dropped = 0
+    def add(self, batch: TelemetryBatch, *, horizon: int, until_ms: int | None = None) -> Folded:
+        """Fold ``batch`` in; samples of minutes before ``horizon``, and those stamped at or
+        after ``until_ms``, are dropped."""
+        samples = dropped = future = 0
         newest = -1
+        limit = _NO_LIMIT if until_ms is None else until_ms
         for series in batch.series:
             key = SeriesKey(batch.site_id, series.asset_id, series.metric)
             key = self._keys.setdefault(key, key)
-            folded, refused, last = self._fold(key, series.timestamps_ms, series.values, horizon)
+            folded, refused, ahead, last = self._fold(
+                key, series.timestamps_ms, series.values, horizon, limit
+            )
             samples += folded
             dropped += refused
+            future += ahead
             newest = max(newest, last)
         for text in batch.texts:
             minute = text.timestamp_ms // MINUTE_MS
-            if minute < horizon:
+            if minute < horizon or text.timestamp_ms >= limit:
                 dropped += 1
+                future += text.timestamp_ms >= limit
                 continue
             key = SeriesKey(batch.site_id, text.asset_id, text.metric)
             held = self._texts.get(key)
@@ -129,11 +138,16 @@ class MinuteAggregator:
                 self._texts[key] = TextValue(text.timestamp_ms, text.value)
             samples += 1
             newest = max(newest, minute)
-        return Folded(samples, dropped, newest if newest >= 0 else None)
+        return Folded(samples, dropped, newest if newest >= 0 else None, future)
 
     def _fold(
-        self, key: SeriesKey, stamps: Sequence[int], readings: Sequence[float], horizon: int
-    ) -> tuple[int, int, int]:
+        self,
+        key: SeriesKey,
+        stamps: Sequence[int],
+        readings: Sequence[float],
+        horizon: int,
+        limit: int,
+    ) -> tuple[int, int, int, int]:
         timestamps, values = list(stamps), list(readings)
         if timestamps != sorted(timestamps):  # the contract says oldest first; do not rely on it
             pairs = sorted(zip(timestamps, values, strict=True))
@@ -142,6 +156,9 @@ class MinuteAggregator:
         folded = 0
         newest = -1
         end = len(timestamps)
+        if timestamps and timestamps[-1] >= limit:
+            end = bisect_left(timestamps, limit, start)
+        ahead = len(timestamps) - end
         while start < end:
             minute = timestamps[start] // MINUTE_MS
             stop = bisect_left(timestamps, (minute + 1) * MINUTE_MS, start, end)
@@ -159,7 +176,7 @@ class MinuteAggregator:
                 folded += len(run)
                 newest = minute
             start = stop
-        return folded, len(timestamps) - folded, newest
+        return folded, len(timestamps) - folded, ahead, newest
 
     def _merge(self, key: SeriesKey, minute: int, aggregate: MinuteAggregate) -> None:
         series = self._minutes.get(minute)
@@ -200,6 +217,10 @@ class MinuteAggregator:
             yield key, aggregate.last_ms, aggregate.last
         for key, text in self._texts.items():
             yield key, text.timestamp_ms, text.value
+
+
+_NO_LIMIT = 2**63
+"""Later than any int64 timestamp the protocol carries."""
 
 
 def _last_finite(timestamps: Sequence[int], values: Sequence[float], start: int, stop: int) -> int:

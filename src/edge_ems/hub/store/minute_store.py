@@ -90,6 +90,10 @@ class StoreSettings:
     every 5 s, so their last batch of the minute is in by then)."""
     max_ack_delay: float = 150.0
     """A batch not durable after this many seconds gets open minutes flushed too."""
+    max_future: float = 300.0
+    """Samples stamped more than this many seconds past the hub's clock are dropped (and
+    counted): a clock far ahead, or a corrupt stamp, would otherwise stay its series'
+    latest value for good and hold the agent's acknowledgements back."""
     max_open_rows: int = 200_000
     """Past this many open aggregates (a long replay), closed minutes are flushed at once."""
     maintenance_interval: float = 3600.0
@@ -97,10 +101,11 @@ class StoreSettings:
     retention: Retention = field(default_factory=Retention)
 
     def __post_init__(self) -> None:
-        timings = (self.flush_interval, self.flush_grace, self.max_ack_delay)
+        timings = (self.flush_interval, self.flush_grace, self.max_ack_delay, self.max_future)
         if not all(math.isfinite(t) and t > 0 for t in timings) or self.flush_grace >= 60:
             raise ConfigError(
-                "store flush interval, grace (under 60 s) and ack delay must be positive seconds"
+                "store flush interval, grace (under 60 s), ack delay and future allowance must "
+                "be positive seconds"
             )
         if self.max_open_rows < 1 or not self.maintenance_interval > 0:
             raise ConfigError("store max_open_rows and maintenance_interval must be positive")
@@ -124,7 +129,9 @@ class StoreStatus:
     rows_written: int
     duplicate_batches: int
     dropped_samples: int
-    """Samples refused: not finite, or older than the minute retention."""
+    """Samples refused: not finite, older than the minute retention, or from the future."""
+    future_samples: int = 0
+    """Of the dropped, those stamped more than ``max_future`` past the hub's clock."""
     resent_samples: int = 0
     """Samples of batches resent after a restart that the earlier run had stored, skipped."""
 
@@ -171,7 +178,7 @@ class MinuteStore:
         self._last_flush: float | None = None
         self._last_error: str | None = None
         self._flush_count = self._failures = self._rows_written = 0
-        self._duplicates = self._dropped = self._already_stored = 0
+        self._duplicates = self._dropped = self._already_stored = self._future = 0
         self._written: dict[str, int] = {}
         self._resent: tuple[dict[str, int], int | None] = ({}, None)
         """What the last run wrote (per agent its written seq, and the closed mark then):
@@ -281,9 +288,12 @@ class MinuteStore:
             # Accepted by an earlier run and not durable then, but whatever of it fell in
             # minutes its last flush closed was written: only the rest is new.
             horizon, resent = max(horizon, before), True
-        folded = self._aggregator.add(batch, horizon=horizon)
+        until_ms = math.floor((now + self.settings.max_future) * 1000)
+        folded = self._aggregator.add(batch, horizon=horizon, until_ms=until_ms)
+        self._future += folded.future
         if resent:
-            self._already_stored += folded.dropped
+            self._already_stored += folded.dropped - folded.future
+            self._dropped += folded.future
         else:
             self._dropped += folded.dropped
         self._accepted[agent] = batch.seq
@@ -478,5 +488,6 @@ class MinuteStore:
             rows_written=self._rows_written,
             duplicate_batches=self._duplicates,
             dropped_samples=self._dropped,
+            future_samples=self._future,
             resent_samples=self._already_stored,
         )
