@@ -167,6 +167,8 @@ assets:
         assert hub_code == 0, (tmp_path / "hub.log").read_text()
         lines = [json.loads(line) for line in (tmp_path / "hub.log").read_text().splitlines()]
         assert any(line["msg"].startswith("Hub ready") for line in lines)
+        store_line = next(line for line in lines if line["msg"].startswith("Store: "))
+        assert store_line["msg"] == f"Store: SQLite in WAL mode at {tmp_path / 'store.db'}"
         assert lines[-1]["msg"] == "Hub stopped"
 
         # The stop flushed the open minutes: a new hub on the same store serves them.

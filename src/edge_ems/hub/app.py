@@ -56,6 +56,8 @@ class Hub:
         database: str | Path = config.database_url or Path(config.store_path)
         self.store = open_store(database)
         await self.store.open()
+        backend = self.store.backend
+        _LOGGER.info("Store: %s", backend.where, extra={"store": backend.name})
         self.store.start()
         self.audit = AuditTrail(self.store.backend)
         self.audit.start()

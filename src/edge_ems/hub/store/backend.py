@@ -93,6 +93,10 @@ class Backend(Protocol):
     def name(self) -> str:
         """``sqlite`` or ``timescaledb``."""
 
+    @property
+    def where(self) -> str:
+        """What the database is and where, for the log (never with credentials)."""
+
     async def open(self) -> Stored:
         """Create or check the schema; return the agents' durable marks."""
 

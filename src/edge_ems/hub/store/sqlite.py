@@ -220,6 +220,11 @@ class SqliteBackend:
         return "sqlite"
 
     @property
+    def where(self) -> str:
+        """The database file."""
+        return f"SQLite in WAL mode at {self._path}"
+
+    @property
     def path(self) -> Path:
         """The database file."""
         return self._path

@@ -25,6 +25,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from ...dispatch.audit import AuditRecord
+from ..redact import display_url, without_userinfo
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
@@ -200,6 +201,11 @@ class TimescaleBackend:
     def name(self) -> str:
         return "timescaledb"
 
+    @property
+    def where(self) -> str:
+        """The server and database, without credentials."""
+        return f"PostgreSQL with TimescaleDB at {display_url(self._url)}"
+
     # Connections.
 
     async def _use[T](
@@ -214,7 +220,7 @@ class TimescaleBackend:
             try:
                 return await self._attempt(role, work)
             except _ConnectionLostError as lost:
-                raise StoreError(f"PostgreSQL: {lost.__cause__}") from lost.__cause__
+                raise StoreError(_message(lost.__cause__)) from lost.__cause__
 
     async def _attempt[T](self, role: str, work: Callable[[Connection], Awaitable[T]]) -> T:
         db = self._connections.get(role)
@@ -231,7 +237,7 @@ class TimescaleBackend:
                 await db.close()
             raise _ConnectionLostError from err
         except psycopg.Error as err:
-            raise StoreError(f"PostgreSQL: {err}") from err
+            raise StoreError(_message(err)) from err
 
     async def _write[T](self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async def in_transaction(db: Connection) -> T:
@@ -488,6 +494,11 @@ class TimescaleBackend:
             await db.execute(_SET_MARK, (name, value))
 
         await self._write(run)
+
+
+def _message(err: BaseException | None) -> str:
+    # A malformed URL comes back in psycopg's message whole, password included.
+    return without_userinfo(f"PostgreSQL: {err}")
 
 
 async def _mark(db: Connection, name: str) -> int | None:
