@@ -14,11 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from edge_ems.hub.parquet import MARK, ExportError, ParquetExporter, partition_path
-from edge_ems.hub.store import MinuteStore, open_store
+from edge_ems.hub.store import MinuteStore, StoreSettings, open_store
 
-from .store.conftest import MINUTE, T0, Clock, batch
+from .store.conftest import MINUTE, T0, YEAR_S, Clock, batch
 
 HOUR = 60 * MINUTE
+SETTINGS = StoreSettings(max_future=YEAR_S)
+"""fill() runs hours ahead of the clock."""
 DAY = date(2026, 12, 6)
 
 
@@ -29,7 +31,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[MinuteStore]:
-    async with open_store(tmp_path / "store.db", clock=clock) as opened:
+    async with open_store(tmp_path / "store.db", SETTINGS, clock=clock) as opened:
         yield opened
 
 
@@ -107,7 +109,7 @@ async def test_pending_hours_are_exported_once_and_the_mark_survives(
     tmp_path: Path, clock: Clock
 ) -> None:
     path = tmp_path / "store.db"
-    async with open_store(path, clock=clock) as store:
+    async with open_store(path, SETTINGS, clock=clock) as store:
         await fill(store, clock, hours=3)
         exporter = ParquetExporter(store, tmp_path / "out", grace=120, clock=clock)
         # Hour 2 ended 11 s ago: within the grace, not exported yet.
@@ -116,7 +118,7 @@ async def test_pending_hours_are_exported_once_and_the_mark_survives(
         assert exporter.status().files_written == 4
         clock.at(T0 + 3 * HOUR + 200_000)
         assert await exporter.export_pending() == 1
-    async with open_store(path, clock=clock) as store:
+    async with open_store(path, SETTINGS, clock=clock) as store:
         assert await store.backend.get_mark(MARK) == T0 + 3 * HOUR
         assert await ParquetExporter(store, tmp_path / "out", clock=clock).export_pending() == 0
     hours = sorted(p.name for p in (tmp_path / "out" / "site=farm" / "date=2026-12-06").iterdir())

@@ -8,11 +8,9 @@ last flush: agents keep and resend whatever was not yet acknowledged as durable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Coroutine
+import secrets
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -22,17 +20,29 @@ from .api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
 from .api.services import StatusSource
 from .config import HubConfig
 from .gateway import GatewayServer, GatewaySettings
+from .redact import display_url
 from .session_log import SessionLog
 from .store import MinuteStore, open_store
+from .tasks import Supervisor
 
 _LOGGER = logging.getLogger(__name__)
 
+HUB_ID = "hub_id"
+"""The store setting holding the hub id made on first start."""
+
 
 class Hub:
-    """One hub: start it, serve until told to stop, stop it."""
+    """One hub: start it, serve until told to stop, stop it.
 
-    def __init__(self, config: HubConfig) -> None:
+    ``restart_backoff`` is the base and cap (seconds) of the waits before a failed
+    background task (Parquet export, uplink) is started again.
+    """
+
+    def __init__(
+        self, config: HubConfig, *, restart_backoff: tuple[float, float] = (1.0, 300.0)
+    ) -> None:
         self.config = config
+        self.hub_id: str | None = None
         self.store: MinuteStore | None = None
         self.audit: AuditTrail | None = None
         self.gateway: GatewayServer | None = None
@@ -40,7 +50,7 @@ class Hub:
         self.api: ApiServer | None = None
         self.api_port: int | None = None
         self.grpc_port: int | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.tasks = Supervisor(backoff_base=restart_backoff[0], backoff_cap=restart_backoff[1])
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -58,6 +68,9 @@ class Hub:
         await self.store.open()
         backend = self.store.backend
         _LOGGER.info("Store: %s", backend.where, extra={"store": backend.name})
+        self.hub_id = config.hub_id or await backend.keep_first(
+            HUB_ID, f"hub-{secrets.token_hex(8)}"
+        )
         self.store.start()
         self.audit = AuditTrail(self.store.backend)
         self.audit.start()
@@ -82,6 +95,7 @@ class Hub:
             registermaps=maps,
             parquet=self._parquet(),
             uplink=self._uplink(),
+            tasks=self.tasks,
         )
         settings = ApiSettings(
             token=config.api_token,
@@ -108,7 +122,7 @@ class Hub:
 
         assert self.store is not None
         exporter = ParquetExporter(self.store, Path(self.config.parquet_dir))
-        self._spawn(exporter.run(), "parquet export")
+        self.tasks.spawn("parquet", exporter.run)
         return exporter
 
     def _uplink(self) -> StatusSource | None:
@@ -117,34 +131,26 @@ class Hub:
         from .uplink import Uplink, UplinkSettings
 
         assert self.store is not None
+        assert self.hub_id is not None
         settings = UplinkSettings(
             url=self.config.uplink_url,
             token=self.config.uplink_token,
-            hub_id=self.config.hub_id,
+            hub_id=self.hub_id,
             ca_file=self.config.uplink_ca_file,
             budget_bytes=round(self.config.uplink_budget_mb * 1024 * 1024),
         )
         self._session = aiohttp.ClientSession()
         uplink = Uplink(self.store, settings, self._session)
-        self._spawn(uplink.run(), "uplink")
+        self.tasks.spawn("uplink", uplink.run)
+        _LOGGER.info("Uplink to %s as hub %s", display_url(settings.url), settings.hub_id)
         return uplink
-
-    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=f"edge_ems {name}")
-        task.add_done_callback(_report_end)
-        self._tasks.append(task)
 
     async def stop(self) -> None:
         """Stop taking requests and agents, then flush the store and close it."""
         if self.api is not None:
             await self.api.stop()
             self.api = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self.tasks.stop()
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None
@@ -167,8 +173,3 @@ def _server_tls(config: HubConfig) -> ServerTls | None:
     if not config.tls_certfile or not config.tls_keyfile:
         return None
     return ServerTls.from_files(config.tls_certfile, config.tls_keyfile, config.tls_client_ca)
-
-
-def _report_end(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        _LOGGER.error("%s stopped", task.get_name(), exc_info=task.exception())

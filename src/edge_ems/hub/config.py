@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 import yaml
 
 from ..exceptions import ConfigError
+from .redact import has_userinfo
 from .sessions import InventoryAsset, load_inventory, parse_inventory
 
 ADDON_OPTIONS = Path("/data/options.json")
@@ -72,7 +74,7 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("uplink_token"): vol.Any(None, str),
     vol.Optional("uplink_budget_mb", default=100.0): _POSITIVE,
     vol.Optional("uplink_ca_file"): vol.Any(None, str),
-    vol.Optional("hub_id", default="edge-ems-hub"): vol.All(str, vol.Length(min=1, max=128)),
+    vol.Optional("hub_id"): vol.Any(None, vol.All(str, vol.Length(max=128))),
     vol.Optional("tls_certfile"): vol.Any(None, str),
     vol.Optional("tls_keyfile"): vol.Any(None, str),
     vol.Optional("tls_client_ca"): vol.Any(None, str),
@@ -119,8 +121,9 @@ class HubConfig:
     uplink_token: str | None = None
     uplink_budget_mb: float = 100.0
     uplink_ca_file: str | None = None
-    hub_id: str = "edge-ems-hub"
-    """Names this hub upstream (part of every uplink batch's idempotency key)."""
+    hub_id: str | None = None
+    """Names this hub upstream (part of every uplink batch's idempotency key); unset, a
+    random one is made on first start and kept in the store."""
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
     tls_client_ca: str | None = None
@@ -163,12 +166,28 @@ def parse_config(data: Any, *, source: str = "<config>") -> HubConfig:
         raise ConfigError(f"{source}: assets: an asset id is configured twice")
     if bool(valid.get("tls_certfile")) != bool(valid.get("tls_keyfile")):
         raise ConfigError(f"{source}: tls_certfile and tls_keyfile go together")
+    _check_uplink(valid, source)
     scalars = {
         key: valid[key]
         for key in SCALAR_KEYS
         if key != "inventory_file" and valid.get(key) not in (None, "")
     }
     return HubConfig(**scalars, agents=agents, inventory=inventory)
+
+
+def _check_uplink(valid: Mapping[str, Any], source: str) -> None:
+    url = valid.get("uplink_url")
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{source}: uplink_url: expected an http(s) URL")
+    if has_userinfo(url) and valid.get("uplink_token"):
+        # aiohttp refuses to send both, so the uplink would fail on every batch.
+        raise ConfigError(
+            f"{source}: uplink_url carries a user and password and uplink_token is set too: "
+            "give one of them (the token is sent as a bearer token)"
+        )
 
 
 def read_file(path: Path) -> Any:

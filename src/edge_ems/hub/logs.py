@@ -1,7 +1,8 @@
 """JSON logs: one object per line, which the Supervisor's log view and log shippers both read.
 
 Fields: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, ``exc`` when there is a
-traceback, and whatever a call passes in ``extra=``.
+traceback, and whatever a call passes in ``extra=``. Either format drops any URL's userinfo
+(``user:password@``) from what it writes, whichever library's message carried it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import sys
 from typing import Any, ClassVar, TextIO
+
+from .redact import without_userinfo
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,16 +32,27 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": without_userinfo(record.getMessage()),
         }
         entry |= {
-            key: value
+            key: without_userinfo(value) if isinstance(value, str) else value
             for key, value in vars(record).items()
             if key not in self._STANDARD and not key.startswith("_")
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = without_userinfo(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """One plain line per record (tracebacks follow it), without userinfo."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, with any URL's ``user:password@`` removed."""
+        return without_userinfo(super().format(record))
 
 
 def setup_logging(
@@ -49,7 +63,7 @@ def setup_logging(
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

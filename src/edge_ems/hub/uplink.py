@@ -40,6 +40,7 @@ import aiohttp
 
 from ..exceptions import ConfigError
 from ..resilience import Backoff
+from .redact import display_url, has_userinfo, without_userinfo
 from .store import MinuteStore, OutboxBatch, SeriesFilter, StoreError
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class UplinkSettings:
     """Where and how the uplink sends."""
 
     url: str
+    """May carry ``user:password@`` (sent as basic auth) instead of a token; it is never
+    shown with them."""
     token: str | None = None
     """Sent as ``Authorization: Bearer``."""
     hub_id: str = "edge-ems-hub"
@@ -79,7 +82,9 @@ class UplinkSettings:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"uplink url must be an http(s) URL, not {self.url!r}")
+            raise ConfigError(f"uplink url must be an http(s) URL, not {display_url(self.url)!r}")
+        if self.token and has_userinfo(self.url):
+            raise ConfigError("uplink url carries a user and password: give no token with it")
         numbers = (
             self.interval,
             self.request_timeout,
@@ -97,6 +102,7 @@ class UplinkStatus:
     """The uplink for ``/health`` and ``/metrics``."""
 
     url: str
+    """The endpoint without userinfo, query or fragment."""
     next_window_ms: int | None
     """The first window not yet queued."""
     queued_batches: int
@@ -266,7 +272,7 @@ class Uplink:
                 status = response.status
                 await response.read()
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise UplinkError(f"{type(err).__name__}: {err}") from err
+            raise UplinkError(without_userinfo(f"{type(err).__name__}: {err}")) from err
         if 200 <= status < 300 or status == 409:
             self._counters.sent += 1
             self._counters.last_success = self._clock()
@@ -302,7 +308,7 @@ class Uplink:
                 await self.deliver()
             except (UplinkError, StoreError) as err:
                 counters.failed += 1
-                counters.last_error = str(err)
+                counters.last_error = without_userinfo(str(err))
                 delay = counters.backoff.delay()
                 _LOGGER.warning("Uplink: %s; retrying in %.1f s", err, delay)
                 await asyncio.sleep(delay)
@@ -315,7 +321,7 @@ class Uplink:
         """State and counters (outbox figures as of the last queue or delivery)."""
         counters = self._counters
         return UplinkStatus(
-            url=self.settings.url,
+            url=display_url(self.settings.url),
             next_window_ms=counters.next_window,
             queued_batches=counters.queued,
             queued_bytes=counters.queued_bytes,

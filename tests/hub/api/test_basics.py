@@ -6,12 +6,20 @@ import asyncio
 
 import pytest
 
+from edge_ems import __version__
+
 from ..gateway.conftest import SiteFactory, eventually
 from .conftest import API_TOKEN, HubMaker, LiveHub
 
 
-async def test_health_needs_no_token_and_reports_every_part(live: LiveHub) -> None:
+async def test_health_without_a_token_is_its_status_and_version_only(live: LiveHub) -> None:
     response = await live.get("/health", auth=False)
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "version": __version__}
+
+
+async def test_health_with_the_token_reports_every_part(live: LiveHub) -> None:
+    response = await live.get("/health")
     assert response.status == 200
     health = await response.json()
     assert health["status"] == "ok"
@@ -63,6 +71,16 @@ async def test_rate_limit_answers_429_with_retry_after(hub_maker: HubMaker) -> N
     assert (await limited.json())["error"]["code"] == "rate_limited"
     # Unauthenticated guessing is limited as well.
     assert (await hub.get("/assets", auth=False)).status == 429
+
+
+async def test_health_answers_while_unauthenticated_requests_are_limited(
+    hub_maker: HubMaker,
+) -> None:
+    hub = await hub_maker(rate_limit=0.01, rate_burst=20)
+    guesses = [(await hub.get("/assets", auth=False)).status for _ in range(200)]
+    assert (guesses.count(401), guesses.count(429)) == (20, 180)
+    checks = [(await hub.get("/health", auth=False)).status for _ in range(20)]
+    assert checks == [200] * 20  # monitoring has an allowance of its own
 
 
 async def test_assets_and_agents_show_configured_and_connected_assets(

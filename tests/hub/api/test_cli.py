@@ -46,12 +46,14 @@ async def _recorded_hour(live: LiveHub, site_factory: SiteFactory) -> int:
 
 
 async def test_health_prints_a_summary_and_exits_by_status(live: LiveHub) -> None:
-    code, out, _ = await edge_ems("health", "--url", live.url)
+    code, out, _ = await edge_ems("health", "--url", live.url, "--token", API_TOKEN)
     assert code == 0
     assert out.startswith("status      ok")
     assert f"port {live.grpc_port}" in out
-    code, out, _ = await edge_ems("health", "--url", live.url, "--json")
+    code, out, _ = await edge_ems("health", "--url", live.url, "--token", API_TOKEN, "--json")
     assert json.loads(out)["store"]["backend"] == "sqlite"
+    code, out, _ = await edge_ems("health", "--url", live.url, "--json")  # no token
+    assert (code, set(json.loads(out))) == (0, {"status", "version"})
     code, out, _ = await edge_ems("health", "--url", f"http://127.0.0.1:{free_port()}")
     assert code == 2
     assert "cannot reach the hub" in out

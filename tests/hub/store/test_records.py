@@ -136,6 +136,27 @@ async def test_marks(store: MinuteStore) -> None:
     assert await store.backend.get_mark("parquet") == 7
 
 
+async def test_a_setting_keeps_its_first_value(store: MinuteStore) -> None:
+    assert await store.backend.keep_first("hub_id", "hub-a") == "hub-a"
+    assert await store.backend.keep_first("hub_id", "hub-b") == "hub-a"
+
+
+async def test_a_version_1_file_gains_the_tables_of_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    async with open_store(path) as store:
+        await store.backend.set_mark("kept", 7)
+    with sqlite3.connect(path) as db:  # what version 1 wrote
+        db.execute("DROP TABLE settings")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    async with open_store(path) as store:
+        assert await store.backend.get_mark("kept") == 7
+        assert await store.backend.keep_first("hub_id", "hub-a") == "hub-a"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()
+
+
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with sqlite3.connect(path) as db:

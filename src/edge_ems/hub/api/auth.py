@@ -1,10 +1,14 @@
 """Who may call the API: a bearer token, or Home Assistant's ingress proxy.
 
 Every route but ``/health`` needs ``Authorization: Bearer <token>``, compared in constant
-time. With ``trust_ingress`` (the app sets it) a request is also let in when it comes from
-the Supervisor's ingress proxy as the Supervisor documents it: from ``172.30.32.2`` and
-carrying ``X-Ingress-Path``. Home Assistant authenticated the user before proxying, and no
-other container can send from that address.
+time; ``/health`` answers anyone, with its details only to those who could call the rest
+(:data:`AUTHENTICATED` tells the handler). With ``trust_ingress`` (the app sets it) a request
+is also let in when it comes from the Supervisor's ingress proxy as the Supervisor documents
+it: from ``172.30.32.2`` and carrying ``X-Ingress-Path``. Home Assistant authenticated the
+user before proxying, and no other container can send from that address.
+
+Rate limits are per client address; ``/health`` has buckets of its own, so monitoring still
+gets answers while the same address is being limited for guessing at the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from .ratelimit import RateLimiter, retry_after
 INGRESS_PROXY = "172.30.32.2"
 INGRESS_HEADER = "X-Ingress-Path"
 PUBLIC_PATHS = frozenset({"/health"})
+AUTHENTICATED = web.RequestKey("authenticated", bool)
+"""Set on every request the auth middleware lets through: whether it showed the token (or
+came through ingress), which public routes use to decide how much they tell."""
 
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="edge-ems"'}
 
@@ -44,25 +51,33 @@ def auth_middleware(
     """A middleware refusing requests without the token (or ingress, when trusted)."""
     expected = token.encode()
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in public or (trust_ingress and from_ingress(request)):
-            return await handler(request)
+    def valid(request: web.Request) -> bool:
+        if trust_ingress and from_ingress(request):
+            return True
         given = bearer(request.headers.get("Authorization", ""))
         # compare_digest takes as long for any wrong token of a given length.
-        if given is None or not hmac.compare_digest(expected, given.encode()):
+        return given is not None and hmac.compare_digest(expected, given.encode())
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[AUTHENTICATED] = valid(request)
+        if not request[AUTHENTICATED] and request.path not in public:
             raise ApiError(401, "a valid bearer token is required", headers=_UNAUTHORIZED)
         return await handler(request)
 
     return authenticate
 
 
-def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
-    """A middleware answering 429 with ``Retry-After`` once a client exceeds its rate."""
+def rate_limit_middleware(
+    limiter: RateLimiter, public: RateLimiter, public_paths: Collection[str] = PUBLIC_PATHS
+) -> Middleware:
+    """A middleware answering 429 with ``Retry-After`` once a client exceeds its rate;
+    requests for ``public_paths`` draw on the ``public`` limiter's buckets instead."""
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        wait = limiter.take(request.remote or "unknown")
+        buckets = public if request.path in public_paths else limiter
+        wait = buckets.take(request.remote or "unknown")
         if wait > 0:
             raise ApiError(
                 429,

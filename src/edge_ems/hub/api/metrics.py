@@ -52,6 +52,32 @@ class HubCollector(Collector):
             "audit", {"written": services.audit.written, "dropped": services.audit.dropped}
         )
         yield _gauge("uptime_seconds", time.time() - services.started)
+        yield from _tasks(services)
+
+
+def _tasks(services: HubServices) -> Iterator[Metric]:
+    """Per background task: whether it runs, fails, and how often it failed and restarted."""
+    tasks = services.tasks.status() if services.tasks is not None else {}
+    running = GaugeMetricFamily(
+        "edge_ems_task_running", "background task is running", labels=["task"]
+    )
+    failing = GaugeMetricFamily(
+        "edge_ems_task_failing",
+        "background task failed and is not yet running well again",
+        labels=["task"],
+    )
+    failures = CounterMetricFamily(
+        "edge_ems_task_failures", "background task failures", labels=["task"]
+    )
+    restarts = CounterMetricFamily(
+        "edge_ems_task_restarts", "background task restarts", labels=["task"]
+    )
+    for name, task in tasks.items():
+        running.add_metric([name], float(task.running))
+        failing.add_metric([name], float(task.failing))
+        failures.add_metric([name], task.failures)
+        restarts.add_metric([name], task.restarts)
+    yield from (running, failing, failures, restarts)
 
 
 def _gauge(name: str, value: float) -> GaugeMetricFamily:

@@ -39,6 +39,7 @@ _INTEGER = {"type": "integer"}
 _BOOLEAN = {"type": "boolean"}
 _VALUE = {"type": ["number", "string", "boolean", "null"]}
 _STATUS = {"type": ["object", "null"], "additionalProperties": True}
+_HEALTH_STATUS = {"enum": ["ok", "degraded"]}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -53,9 +54,10 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["error"],
         "additionalProperties": False,
     },
+    "HealthSummary": _object({"status": _HEALTH_STATUS, "version": _TEXT}),
     "Health": _object(
         {
-            "status": {"enum": ["ok", "degraded"]},
+            "status": _HEALTH_STATUS,
             "problems": {"type": "array", "items": _TEXT},
             "version": _TEXT,
             "uptime_s": _NUMBER,
@@ -64,6 +66,12 @@ SCHEMAS: dict[str, Schema] = {
             "audit": {"type": "object", "additionalProperties": True},
             "parquet": _STATUS,
             "uplink": _STATUS,
+            "tasks": {
+                "type": "object",
+                "description": "Background tasks by name: running, failing, failures, "
+                "restarts, last_error, last_failure.",
+                "additionalProperties": {"type": "object", "additionalProperties": True},
+            },
         }
     ),
     "Asset": _object(
@@ -327,9 +335,20 @@ PATHS: dict[str, Schema] = {
     "/ui.js": _static("The page's script", "text/javascript"),
     "/health": {
         "get": {
-            "summary": "State of the store, gateway, Parquet export and uplink (no token needed)",
-            "security": [],
-            "responses": {"200": _answer("The hub's state", "Health"), **_errors(429)},
+            "summary": "The hub's status and version to anyone; with the token, the state of "
+            "the store, gateway, Parquet export, uplink and background tasks",
+            "security": [{}, {"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "The hub's state",
+                    "content": {
+                        "application/json": {
+                            "schema": {"anyOf": [_ref("HealthSummary"), _ref("Health")]}
+                        }
+                    },
+                },
+                **_errors(429),
+            },
         }
     },
     "/metrics": {

@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ... import __version__
 from ...dispatch import AuditRecord, Outcome, Reason
 from ...gateway.errors import GatewayError, RoutingError, SetpointTimeoutError
 from ...metrics import BATTERY_POWER, METRICS
@@ -21,6 +20,7 @@ from ...pointmap import PointMap
 from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError
 from ..store.model import Latest, SeriesFilter
+from .auth import AUTHENTICATED
 from .errors import ApiError, dumps
 from .measurements import check_points, count_points, encode
 from .params import (
@@ -31,7 +31,7 @@ from .params import (
     measurement_query,
     only_known,
 )
-from .services import HubServices, plain_status, status_dict
+from .services import HubServices, health_report
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,39 +91,11 @@ def _store_failed(err: StoreError) -> ApiError:
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    """Each part's state; ``status`` is ``ok`` when the store flushes and nothing failed."""
-    services = request.app[SERVICES]
-    store = status_dict(services.store)
-    gateway = services.gateway.stats()
-    parquet, uplink = status_dict(services.parquet), status_dict(services.uplink)
-    problems = [
-        name
-        for name, part in (("store", store), ("parquet", parquet), ("uplink", uplink))
-        if part is not None and part.get("last_error")
-    ]
-    if services.audit.last_error:
-        problems.append("audit")
-    return _json(
-        {
-            "status": "degraded" if problems else "ok",
-            "problems": problems,
-            "version": __version__,
-            "uptime_s": round(time.time() - services.started, 3),
-            "store": store,
-            "gateway": {
-                "port": services.grpc_port,
-                "connected_agents": len(services.gateway.connected_agents()),
-                **plain_status(gateway),
-            },
-            "audit": {
-                "written": services.audit.written,
-                "dropped": services.audit.dropped,
-                "last_error": services.audit.last_error,
-            },
-            "parquet": parquet,
-            "uplink": uplink,
-        }
-    )
+    """The hub's state: to anyone its status and version, with the token every part's."""
+    report = health_report(request.app[SERVICES])
+    if not request[AUTHENTICATED]:
+        return _json({"status": report["status"], "version": report["version"]})
+    return _json(report)
 
 
 @routes.get("/assets")

@@ -45,7 +45,10 @@ def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
         middlewares=[
             metrics.middleware(),
             error_middleware,
-            rate_limit_middleware(RateLimiter(settings.rate_limit, settings.rate_burst)),
+            rate_limit_middleware(
+                RateLimiter(settings.rate_limit, settings.rate_burst),
+                RateLimiter(settings.rate_limit, settings.rate_burst),
+            ),
             auth_middleware(settings.token, trust_ingress=settings.trust_ingress),
         ],
     )

@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ... import __version__
 from ...pointmap import PointMap
 from ..gateway import GatewayServer
 from ..store.minute_store import MinuteStore
+from ..tasks import TaskStatus
 from .audit_trail import AuditTrail
 
 
@@ -20,6 +22,13 @@ class StatusSource(Protocol):
 
     def status(self) -> Any:
         """A dataclass (or mapping) of plain values."""
+
+
+class TaskSource(Protocol):
+    """The hub's background tasks (:class:`~edge_ems.hub.tasks.Supervisor`)."""
+
+    def status(self) -> Mapping[str, TaskStatus]:
+        """Each task's state, by name."""
 
 
 @dataclass(slots=True)
@@ -33,7 +42,47 @@ class HubServices:
     registermaps: Sequence[PointMap] = ()
     parquet: StatusSource | None = None
     uplink: StatusSource | None = None
+    tasks: TaskSource | None = None
     started: float = field(default_factory=time.time)
+
+
+def health_report(services: HubServices) -> dict[str, Any]:
+    """Every part's state; ``status`` is ``degraded`` while any part reports an error or a
+    background task is failing (the parts named in ``problems``)."""
+    store = status_dict(services.store)
+    parquet, uplink = status_dict(services.parquet), status_dict(services.uplink)
+    tasks = {
+        name: plain_status(task)
+        for name, task in (services.tasks.status() if services.tasks else {}).items()
+    }
+    problems = [
+        name
+        for name, part in (("store", store), ("parquet", parquet), ("uplink", uplink))
+        if part is not None and part.get("last_error")
+    ]
+    if services.audit.last_error:
+        problems.append("audit")
+    problems += [name for name, task in tasks.items() if task["failing"] and name not in problems]
+    return {
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
+        "version": __version__,
+        "uptime_s": round(time.time() - services.started, 3),
+        "store": store,
+        "gateway": {
+            "port": services.grpc_port,
+            "connected_agents": len(services.gateway.connected_agents()),
+            **plain_status(services.gateway.stats()),
+        },
+        "audit": {
+            "written": services.audit.written,
+            "dropped": services.audit.dropped,
+            "last_error": services.audit.last_error,
+        },
+        "parquet": parquet,
+        "uplink": uplink,
+        "tasks": tasks,
+    }
 
 
 def status_dict(source: StatusSource | None) -> dict[str, Any] | None:

@@ -173,6 +173,10 @@ class Backend(Protocol):
     async def set_mark(self, name: str, value: int) -> None:
         """Set a named integer."""
 
+    async def keep_first(self, name: str, value: str) -> str:
+        """Store ``value`` as setting ``name`` unless one is stored already (by this or another
+        hub on the same database); return the one stored."""
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesCatalog:

@@ -68,7 +68,7 @@ from .model import (
 
 type Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OUTBOX_DROPPED = "outbox_dropped"
 SEEK_SHARE = 20
 """Seek minute by minute when fewer than one series in this many is wanted (see above)."""
@@ -94,6 +94,10 @@ _BUCKETS = """(
   last_at INTEGER NOT NULL,
   PRIMARY KEY (start, series_id)
 ) WITHOUT ROWID"""
+_VERSION_2 = """
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+"""What version 2 added (a version 1 file gets it when opened)."""
 _SCHEMA = f"""
 CREATE TABLE series (
   id INTEGER PRIMARY KEY,
@@ -149,7 +153,7 @@ CREATE TABLE outbox (
   size INTEGER NOT NULL,
   body BLOB NOT NULL
 );
-PRAGMA user_version = {SCHEMA_VERSION};
+{_VERSION_2}
 """
 
 _UPSERT_BUCKETS = """
@@ -264,11 +268,13 @@ class SqliteBackend:
                     f"{self._path}: schema version {version} is newer than this version's "
                     f"{SCHEMA_VERSION}"
                 )
-            if version == 0:
+            if version < SCHEMA_VERSION:
+                script = _SCHEMA if version == 0 else _VERSION_2
                 with _transaction(db):
-                    for statement in _SCHEMA.split(";"):
+                    for statement in script.split(";"):
                         if statement.strip():
                             db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         except BaseException:
             db.close()
             raise
@@ -465,6 +471,17 @@ class SqliteBackend:
 
     async def get_mark(self, name: str) -> int | None:
         return await self._read(lambda db: _mark(db, name))
+
+    async def keep_first(self, name: str, value: str) -> str:
+        def run(db: sqlite3.Connection) -> str:
+            with _transaction(db):
+                db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, value))
+                stored: str = db.execute(
+                    "SELECT value FROM settings WHERE name = ?", (name,)
+                ).fetchone()[0]
+            return stored
+
+        return await self._write(run)
 
     async def set_mark(self, name: str, value: int) -> None:
         await self._write(lambda db: db.execute(_SET_MARK, (name, value)).close())

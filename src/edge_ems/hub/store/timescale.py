@@ -63,7 +63,7 @@ _LOGGER = logging.getLogger(__name__)
 
 type Connection = AsyncConnection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_MARK = "schema_version"
 OUTBOX_DROPPED = "outbox_dropped"
 CHUNK_MINUTES = 7 * 24 * 60
@@ -122,6 +122,8 @@ _SCHEMA = [
       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key TEXT NOT NULL UNIQUE,
       window_start BIGINT NOT NULL, created DOUBLE PRECISION NOT NULL, size INTEGER NOT NULL,
       body BYTEA NOT NULL)""",
+    # Version 2.
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 _COMPRESSION = [
     statement
@@ -488,6 +490,19 @@ class TimescaleBackend:
 
     async def get_mark(self, name: str) -> int | None:
         return await self._read(lambda db: _mark(db, name))
+
+    async def keep_first(self, name: str, value: str) -> str:
+        async def run(db: Connection) -> str:
+            await db.execute(
+                "INSERT INTO settings VALUES (%s, %s) ON CONFLICT (name) DO NOTHING", (name, value)
+            )
+            row = await (
+                await db.execute("SELECT value FROM settings WHERE name = %s", (name,))
+            ).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return await self._write(run)
 
     async def set_mark(self, name: str, value: int) -> None:
         async def run(db: Connection) -> None:
