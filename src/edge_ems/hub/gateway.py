@@ -2,10 +2,13 @@
 
 Each agent holds one ``Connect`` stream. The gateway
 
-- authenticates it: the ``x-edge-ems-agent`` metadata names the agent, ``authorization:
-  Bearer <token>`` must be that agent's token (compared in constant time), and the Register
-  that opens the stream must name the same agent; an agent ``<id>/<name>`` holds agent
-  ``<id>``'s token, so one credential serves the several sites of one Home Assistant;
+- authenticates it from its metadata alone, before any message is read: the
+  ``x-edge-ems-agent`` metadata names the agent, ``authorization: Bearer <token>`` must be
+  that agent's token (compared in constant time), and the Register that opens the stream
+  must name the same agent; an agent ``<id>/<name>`` holds agent ``<id>``'s token, so one
+  credential serves the several sites of one Home Assistant. A refused stream is ended
+  UNAUTHENTICATED once its client stops sending (its messages discarded undecoded), and
+  refusals are logged once a minute per address;
 - refuses malformed or oversized messages by ending that one stream, while every other
   agent carries on;
 - replaces an agent's older stream when the same agent connects again;
@@ -30,8 +33,10 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NoReturn, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -65,6 +70,9 @@ type AuditCallback = Callable[[str, AuditRecord], None]
 """Called with (agent id, record) for every audit record an agent reports."""
 
 _NO_TOKEN = b"\0" * 32  # compared against when the agent is unknown, so timing tells nothing
+_UNAUTHENTICATED = (grpc.StatusCode.UNAUTHENTICATED, "unknown agent or wrong token")
+
+type Metadata = Iterable[tuple[str, str | bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,14 @@ class GatewaySettings:
     liveness_timeout: float = 120.0
     """A session without any message for this long is ended."""
     register_timeout: float = 15.0
+    refusal_quiet: float = 0.1
+    """A refused stream ends once its client has sent nothing for this long (or half-closed):
+    ending it while the client still writes makes grpcio's asyncio client report its own
+    INTERNAL instead of the hub's status (grpc/grpc#36066)."""
+    refusal_drain: float = 2.0
+    """...and at the latest this many seconds after it opened; what it sent is never decoded."""
+    refusal_log_interval: float = 60.0
+    """Refusals are logged once per client address and interval, with a count of the rest."""
     setpoint_timeout: float = 10.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     stop_grace: float = 2.0
@@ -94,6 +110,8 @@ class GatewayStats:
     """Resent batches the sink already had, dropped."""
     refused_series: int = 0
     """Series of assets the agent did not register, or of unknown metrics, dropped."""
+    refused_streams: int = 0
+    """Streams refused for their credentials."""
 
 
 @dataclass(eq=False, slots=True)
@@ -151,13 +169,17 @@ class GatewayServer:
         self._unsubscribe: Callable[[], None] | None = None
         self._nonces = itertools.count(1)
         self._stats = GatewayStats()
+        self._refusals = RefusalLog(self.settings.refusal_log_interval)
 
     # Lifecycle.
 
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Listen on ``address`` (``host:port``; port 0 picks one); return the port."""
         self._loop = asyncio.get_running_loop()
-        server = grpc.aio.server(options=server_options(self.settings.max_message_bytes))
+        server = grpc.aio.server(
+            options=server_options(self.settings.max_message_bytes),
+            interceptors=[_Gatekeeper(self)],
+        )
         add_GatewayServicer_to_server(_Servicer(self), server)
         try:
             if self._tls is None:
@@ -291,8 +313,10 @@ class GatewayServer:
         requests: AsyncIterator[pb.AgentMessage],
         context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
     ) -> AsyncIterator[pb.HubMessage]:
-        """Serve one agent's stream."""
-        agent_id = await self._authenticate(context)
+        """Serve one agent's stream (its credentials were checked before it got here)."""
+        agent_id = self.credential_holder(context.invocation_metadata())
+        if agent_id is None:  # only when served without the gatekeeper
+            await self._refuse(requests, context, *_UNAUTHENTICATED)
         registration = await self._registration(agent_id, requests, context)
         session = self._open(registration, context.peer())
         handler = asyncio.current_task()
@@ -322,24 +346,45 @@ class GatewayServer:
         if code is not grpc.StatusCode.OK:
             await context.abort(code, reason)
 
-    async def _authenticate(
-        self, context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage]
-    ) -> str:
-        metadata = {
-            key: value
-            for key, value in context.invocation_metadata() or ()
-            if isinstance(value, str)
-        }
-        agent_id = metadata.get(AGENT_ID, "")
-        token = bearer_token(metadata.get(AUTHORIZATION, "")) or ""
+    def credential_holder(self, metadata: Metadata | None) -> str | None:
+        """The agent id the metadata names, if its bearer token is that agent's (or, for a
+        sub-agent ``a/b``, agent ``a``'s); ``None`` otherwise."""
+        agent_id = token = ""
+        for key, value in metadata or ():
+            if key == AGENT_ID and isinstance(value, str):
+                agent_id = value
+            elif key == AUTHORIZATION and isinstance(value, str):
+                token = bearer_token(value) or ""
         expected = self._tokens.get(_credential_owner(agent_id))
         matches = hmac.compare_digest(expected or _NO_TOKEN, token.encode())
-        if expected is None or not matches:
-            _LOGGER.warning(
-                "Refused agent %r from %s: unknown agent or wrong token", agent_id, context.peer()
-            )
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown agent or wrong token")
-        return agent_id
+        return agent_id if expected is not None and matches else None
+
+    async def refuse_unauthenticated(
+        self,
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, bytes],
+    ) -> None:
+        """End a stream whose credentials failed; what it sends is discarded undecoded."""
+        self._stats.refused_streams += 1
+        self._refusals.note(context.peer(), "unknown agent or wrong token")
+        await self._refuse(requests, context, *_UNAUTHENTICATED)
+
+    async def _refuse(
+        self,
+        requests: AsyncIterator[object],
+        context: grpc.aio.ServicerContext[Any, Any],
+        code: grpc.StatusCode,
+        details: str,
+    ) -> NoReturn:
+        """End the stream with ``code`` once its client stops sending (see
+        :attr:`GatewaySettings.refusal_quiet`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.refusal_drain
+        with contextlib.suppress(TimeoutError, StopAsyncIteration, grpc.RpcError, DecodeError):
+            while (left := deadline - loop.time()) > 0:
+                async with asyncio.timeout(min(self.settings.refusal_quiet, left)):
+                    await anext(requests)
+        await context.abort(code, details)
 
     async def _registration(
         self,
@@ -347,27 +392,26 @@ class GatewayServer:
         requests: AsyncIterator[pb.AgentMessage],
         context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
     ) -> Registration:
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
         try:
             async with asyncio.timeout(self.settings.register_timeout):
                 first = await anext(requests)
         except DecodeError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"DecodeError: {err}")
+            await self._refuse(requests, context, invalid, f"DecodeError: {err}")
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Register in time")
         except StopAsyncIteration:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before Register"
-            )
+            await context.abort(invalid, "the stream ended before Register")
         if first.WhichOneof("body") != "register":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Register"
-            )
+            await self._refuse(requests, context, invalid, "the first message must be Register")
         try:
             registration = registration_from_proto(first.register)
         except ProtocolViolationError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            await self._refuse(requests, context, invalid, str(err))
         if registration.agent_id != agent_id:
-            await context.abort(
+            await self._refuse(
+                requests,
+                context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"the token is agent {agent_id!r}'s, not {registration.agent_id!r}'s",
             )
@@ -593,6 +637,68 @@ class _Servicer(GatewayServicer):
         # gRPC tells streaming handlers by their being async generator functions.
         async for message in self._gateway.connect(request_iterator, context):
             yield message
+
+
+class _Gatekeeper(grpc.aio.ServerInterceptor):
+    """Checks a stream's credentials from its metadata, before any message is read: a
+    stream that fails goes to a handler that refuses it without decoding what it sends."""
+
+    def __init__(self, gateway: GatewayServer) -> None:
+        self._gateway = gateway
+        # No deserializer: what a refused stream sends stays bytes, never decoded.
+        self._refusal: grpc.RpcMethodHandler[bytes, bytes] = grpc.stream_stream_rpc_method_handler(
+            gateway.refuse_unauthenticated
+        )
+
+    async def intercept_service[Request, Response](
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Request, Response] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Request, Response] | None:
+        if self._gateway.credential_holder(handler_call_details.invocation_metadata) is None:
+            return cast("grpc.RpcMethodHandler[Request, Response]", self._refusal)
+        return await continuation(handler_call_details)
+
+
+class RefusalLog:
+    """Logs refused streams at most once per client address and ``interval`` seconds, with
+    how many more there were since, so a flood of bad streams cannot flood the log."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        max_addresses: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = interval
+        self._max = max_addresses
+        self._clock = clock
+        self._seen: OrderedDict[str, list[float]] = OrderedDict()
+        """Per address: when it was last logged, and the refusals not logged since."""
+
+    def note(self, peer: str, reason: str) -> None:
+        """Count a refusal of a stream from ``peer`` (gRPC's ``ipv4:host:port``)."""
+        address = peer.rpartition(":")[0] or peer  # every stream has its own port
+        now = self._clock()
+        entry = self._seen.pop(address, None)
+        if entry is not None and now - entry[0] < self._interval:
+            entry[1] += 1
+            self._seen[address] = entry
+            return
+        more = int(entry[1]) if entry is not None else 0
+        self._seen[address] = [now, 0]
+        while len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+        _LOGGER.warning(
+            "Refused a stream from %s: %s%s",
+            address,
+            reason,
+            f" (and {more} more since the last such line)" if more else "",
+            extra={"peer": address, "refused_since": more},
+        )
 
 
 def _credential_owner(agent_id: str) -> str:

@@ -5,7 +5,9 @@ the same agent, silent agents."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -22,7 +24,7 @@ from edge_ems.gateway.transport import (
     client_options,
     server_options,
 )
-from edge_ems.hub.gateway import GatewayServer, GatewaySettings
+from edge_ems.hub.gateway import GatewayServer, GatewaySettings, RefusalLog
 from edge_ems.readings import Reading
 
 from .certs import Authority
@@ -380,3 +382,76 @@ async def test_seq_zero_is_invalid_not_a_duplicate(hub: Hub, raw: list[RawAgent]
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "seq starts at 1" in details
     assert hub.server.stats().duplicate_batches == 0
+
+
+async def test_a_flood_of_bad_streams_is_refused_unauthenticated_and_logged_sparingly(
+    hub: Hub, site_factory: SiteFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each stream writes as fast as it can (Register, then telemetry) while it is refused:
+    every one must end UNAUTHENTICATED, never INTERNAL, and the log must not flood."""
+    caplog.set_level(logging.WARNING, logger="edge_ems.hub.gateway")
+    register = pb.AgentMessage(register=pb.Register(agent_id="agent-1", site_id="lab"))
+    telemetry = [
+        pb.AgentMessage(
+            telemetry=pb.Telemetry(
+                seq=seq,
+                series=[
+                    pb.Series(
+                        asset_id="a", metric="soc_pct", timestamps_ms=range(200), values=[1.0] * 200
+                    )
+                ],
+            )
+        ).SerializeToString()
+        for seq in range(1, 20)
+    ]
+    channels = [grpc.aio.insecure_channel(hub.address, options=client_options()) for _ in range(10)]
+
+    async def refused(stream: int) -> tuple[grpc.StatusCode, str]:
+        connect = channels[stream % len(channels)].stream_stream(
+            SERVICE_METHOD,
+            request_serializer=lambda raw: raw,
+            response_deserializer=pb.HubMessage.FromString,
+        )
+        call = connect(metadata=auth_metadata("agent-1", f"wrong-token-{stream}"))
+        for message in [register.SerializeToString(), *telemetry]:
+            try:
+                await call.write(message)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                break
+        try:
+            while isinstance(await call.read(), pb.HubMessage):
+                pass
+        except grpc.aio.AioRpcError as err:
+            return err.code(), err.details() or ""
+        return await call.code(), await call.details()
+
+    try:
+        async with asyncio.timeout(120):
+            ended = await asyncio.gather(*(refused(stream) for stream in range(500)))
+    finally:
+        for channel in channels:
+            await channel.close(None)
+    assert collections.Counter(code for code, _ in ended) == {grpc.StatusCode.UNAUTHENTICATED: 500}
+    assert {details for _, details in ended} == {"unknown agent or wrong token"}
+    refusals = [r for r in caplog.records if r.getMessage().startswith("Refused")]
+    assert 1 <= len(refusals) <= 2  # one peer: one line, and a count in the next
+    await assert_carries_on(hub, site_factory)
+
+
+def test_refusals_are_logged_once_per_address_and_interval_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edge_ems.hub.gateway")
+    now = [0.0]
+    log = RefusalLog(60.0, max_addresses=2, clock=lambda: now[0])
+    for port in range(100):
+        log.note(f"ipv4:10.0.0.1:{40000 + port}", "wrong token")
+    log.note("ipv6:[::1]:5000", "wrong token")
+    now[0] = 61.0
+    log.note("ipv4:10.0.0.1:50000", "wrong token")
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "Refused a stream from ipv4:10.0.0.1: wrong token",
+        "Refused a stream from ipv6:[::1]: wrong token",
+        "Refused a stream from ipv4:10.0.0.1: wrong token (and 99 more since the last such line)",
+    ]

@@ -25,7 +25,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Status fields that only ever grow are counters; every other number is a gauge.
 _COUNTERS = frozenset(
     {
-        "sessions", "batches", "points", "duplicate_batches", "refused_series",
+        "sessions", "batches", "points", "duplicate_batches", "refused_series", "refused_streams",
         "flushes", "flush_failures", "rows_written", "dropped_samples", "future_samples",
         "resent_samples",
         "written", "dropped", "files_written",
