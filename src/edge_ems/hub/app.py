@@ -80,8 +80,11 @@ class Hub:
             config.agents,
             inventory=config.inventory,
             tls=tls,
-            settings=GatewaySettings(setpoint_timeout=config.setpoint_timeout),
+            settings=GatewaySettings(
+                setpoint_timeout=config.setpoint_timeout, max_sub_agents=config.max_sub_agents
+            ),
             on_audit=self.audit.report,
+            claims=self.store.backend,
         )
         self.grpc_port = await self.gateway.start(f"{config.grpc_host}:{config.grpc_port}")
         self.sessions = SessionLog(self.gateway.registry, self.store.backend)

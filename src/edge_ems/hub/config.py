@@ -85,6 +85,7 @@ _SCALARS: dict[Any, Any] = {
         vol.Coerce(int), vol.Range(min=1)
     ),
     vol.Optional("setpoint_timeout", default=10.0): _POSITIVE,
+    vol.Optional("max_sub_agents", default=64): vol.All(vol.Coerce(int), vol.Range(min=0)),
     vol.Optional("log_level", default="info"): vol.All(
         vol.Lower, vol.In(["debug", "info", "warning", "error"])
     ),
@@ -134,6 +135,8 @@ class HubConfig:
     max_measurement_points: int = MAX_MEASUREMENT_POINTS
     """Most buckets one ``/measurements`` answer may hold; larger requests are refused."""
     setpoint_timeout: float = 10.0
+    max_sub_agents: int = 64
+    """Sub-agents (``<id>/<name>``) one agent's token may have connected at once."""
     log_level: str = "info"
     log_format: str = "json"
 

@@ -41,7 +41,7 @@ from typing import Any, NoReturn, cast
 import grpc
 from google.protobuf.message import DecodeError
 
-from ..dispatch import AuditRecord
+from ..dispatch import AuditRecord, Outcome, Reason
 from ..gateway.convert import audit_from_proto, batch_from_proto, registration_from_proto
 from ..gateway.errors import (
     GatewayError,
@@ -61,7 +61,9 @@ from ..gateway.transport import (
     server_options,
 )
 from ..metrics import METRICS
+from .claims import ClaimKind, ClaimStore, MemoryClaims, credential_of
 from .sessions import InventoryAsset, SessionRecord, SessionRegistry
+from .store.errors import StoreError
 from .telemetry import TelemetrySink
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ type AuditCallback = Callable[[str, AuditRecord], None]
 
 _NO_TOKEN = b"\0" * 32  # compared against when the agent is unknown, so timing tells nothing
 _UNAUTHENTICATED = (grpc.StatusCode.UNAUTHENTICATED, "unknown agent or wrong token")
+REGISTER = "register"
+"""The command of the audit record of a refused registration."""
 
 type Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -94,6 +98,10 @@ class GatewaySettings:
     """...and at the latest this many seconds after it opened; what it sent is never decoded."""
     refusal_log_interval: float = 60.0
     """Refusals are logged once per client address and interval, with a count of the rest."""
+    refusal_audit_interval: float = 600.0
+    """A refused registration is audited once per agent, reason and interval."""
+    max_sub_agents: int = 64
+    """Sub-agents (``<id>/<name>``) one credential may have connected at once."""
     setpoint_timeout: float = 10.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     stop_grace: float = 2.0
@@ -112,6 +120,9 @@ class GatewayStats:
     """Series of assets the agent did not register, or of unknown metrics, dropped."""
     refused_streams: int = 0
     """Streams refused for their credentials."""
+    refused_registrations: int = 0
+    """Registrations refused: a claim on what another credential holds, on an asset the
+    inventory places elsewhere, or a sub-agent past its credential's allowance."""
 
 
 @dataclass(eq=False, slots=True)
@@ -149,9 +160,11 @@ class GatewayServer:
         tls: ServerTls | None = None,
         settings: GatewaySettings | None = None,
         on_audit: AuditCallback | None = None,
+        claims: ClaimStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
+        self._claims: ClaimStore = claims if claims is not None else MemoryClaims()
         self._tokens = {agent_id: token.encode() for agent_id, token in tokens.items()}
         self._tls = tls
         self.settings = settings or GatewaySettings()
@@ -170,6 +183,8 @@ class GatewayServer:
         self._nonces = itertools.count(1)
         self._stats = GatewayStats()
         self._refusals = RefusalLog(self.settings.refusal_log_interval)
+        self._audited: OrderedDict[tuple[str, str], float] = OrderedDict()
+        """Refused registrations recently audited, by agent and reason: when."""
 
     # Lifecycle.
 
@@ -318,6 +333,9 @@ class GatewayServer:
         if agent_id is None:  # only when served without the gatekeeper
             await self._refuse(requests, context, *_UNAUTHENTICATED)
         registration = await self._registration(agent_id, requests, context)
+        refusal = await self._admit_registration(registration, context.peer())
+        if refusal is not None:
+            await self._refuse(requests, context, *refusal)
         session = self._open(registration, context.peer())
         handler = asyncio.current_task()
         assert handler is not None
@@ -355,7 +373,7 @@ class GatewayServer:
                 agent_id = value
             elif key == AUTHORIZATION and isinstance(value, str):
                 token = bearer_token(value) or ""
-        expected = self._tokens.get(_credential_owner(agent_id))
+        expected = self._tokens.get(credential_of(agent_id))
         matches = hmac.compare_digest(expected or _NO_TOKEN, token.encode())
         return agent_id if expected is not None and matches else None
 
@@ -416,6 +434,112 @@ class GatewayServer:
                 f"the token is agent {agent_id!r}'s, not {registration.agent_id!r}'s",
             )
         return registration
+
+    async def _admit_registration(
+        self, registration: Registration, peer: str
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """Refuse a registration that claims what another credential holds, what the
+        inventory places elsewhere or gives another agent, or a sub-agent past its
+        credential's allowance.
+
+        The inventory decides first: an asset configured at a site is registered there
+        only, and by its configured agent if it names one; a site whose configured assets
+        name agents is open to those agents only (several credentials may serve one site
+        that way). Everything else belongs to the credential that registered it first.
+        """
+        agent_id = registration.agent_id
+        credential = credential_of(agent_id)
+        for asset in registration.assets:
+            configured = self.registry.configured(asset.asset_id)
+            if configured is None:
+                continue
+            if configured.site_id != registration.site_id:
+                reason = (
+                    f"asset {asset.asset_id!r} belongs to site {configured.site_id!r} in "
+                    "the hub's inventory"
+                )
+                return self._refused(registration, peer, asset.asset_id, reason, reason)
+            if configured.agent_id and configured.agent_id != credential:
+                reason = f"asset {asset.asset_id!r} is configured for another agent"
+                audit = f"asset {asset.asset_id!r} is configured for agent {configured.agent_id!r}"
+                return self._refused(registration, peer, asset.asset_id, reason, audit)
+        if agent_id != credential and not self._room_for(agent_id, credential):
+            limit = self.settings.max_sub_agents
+            reason = f"agent {credential!r} has {limit} sub-agents connected, the most allowed"
+            self._refused(registration, peer, None, reason, reason)
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, reason
+        wanted = [(ClaimKind.ASSET, asset_id) for asset_id in sorted(registration.asset_ids)]
+        site_agents = self.registry.configured_site_agents(registration.site_id)
+        if not site_agents:
+            wanted.insert(0, (ClaimKind.SITE, registration.site_id))
+        elif credential not in site_agents:
+            reason = f"site {registration.site_id!r} is configured for other agents"
+            audit = f"site {registration.site_id!r} is configured for {', '.join(site_agents)}"
+            return self._refused(registration, peer, None, reason, audit)
+        try:
+            held = await self._claims.claim(wanted, credential, self._clock())
+        except StoreError as err:
+            _LOGGER.error("Cannot check the claims of agent %s: %s", agent_id, err)
+            return grpc.StatusCode.UNAVAILABLE, "the hub cannot check registrations now"
+        for (kind, claim_id), holder in held.items():
+            if holder != credential:
+                reason = f"{kind} {claim_id!r} is held by another credential"
+                audit = f"{kind} {claim_id!r} is held by agent {holder!r}'s credential"
+                device = claim_id if kind is ClaimKind.ASSET else None
+                return self._refused(registration, peer, device, reason, audit)
+        return None
+
+    def _room_for(self, agent_id: str, credential: str) -> bool:
+        """Whether sub-agent ``agent_id`` may register: fewer than ``max_sub_agents`` others
+        of its credential are connected. The registry keeps at most that many of them,
+        forgetting the one disconnected longest to make room."""
+        if agent_id in self.registry.agent_ids():
+            return True
+        others = [
+            known
+            for known in self.registry.agent_ids()
+            if known != credential and credential_of(known) == credential
+        ]
+        if len(others) < self.settings.max_sub_agents:
+            return True
+        idle = [known for known in others if known not in self._sessions]
+        if not idle:
+            return False
+        self.registry.forget(min(idle, key=lambda known: self.registry.last_seen(known) or 0.0))
+        return True
+
+    def _refused(
+        self, registration: Registration, peer: str, device_id: str | None, reason: str, audit: str
+    ) -> tuple[grpc.StatusCode, str]:
+        """Count, log (rate-limited) and audit (once in a while) a refused registration."""
+        agent_id = registration.agent_id
+        self._stats.refused_registrations += 1
+        self._refusals.note(peer, f"agent {agent_id!r}: {audit}")
+        now = time.monotonic()
+        key = (agent_id, audit)
+        if now - self._audited.pop(key, -math.inf) >= self.settings.refusal_audit_interval:
+            self._audit(
+                agent_id,
+                AuditRecord(
+                    site_id=registration.site_id,
+                    device_id=device_id,
+                    command=REGISTER,
+                    requested=agent_id,
+                    applied=None,
+                    outcome=Outcome.REFUSED,
+                    reason=Reason.NOT_ALLOWED,
+                    message=f"registration refused: {audit}",
+                    requested_by=agent_id,
+                    source="gateway",
+                    timestamp=self._clock(),
+                ),
+            )
+            self._audited[key] = now
+        else:
+            self._audited[key] = self._audited.get(key, now)
+        while len(self._audited) > 1024:
+            self._audited.popitem(last=False)
+        return grpc.StatusCode.PERMISSION_DENIED, reason
 
     def _open(self, registration: Registration, peer: str) -> _Session:
         agent_id = registration.agent_id
@@ -701,7 +825,3 @@ class RefusalLog:
         )
 
 
-def _credential_owner(agent_id: str) -> str:
-    """The configured agent whose token ``agent_id`` must show: ``a/b`` and ``a`` show ``a``'s."""
-    owner, _, name = agent_id.partition("/")
-    return owner if name else agent_id

@@ -35,6 +35,9 @@ class InventoryAsset:
     capacity_wh: float = 0.0
     max_charge_w: float = 0.0
     max_discharge_w: float = 0.0
+    agent_id: str = ""
+    """The configured agent (a token's owner) whose agents alone may register the asset;
+    empty: whichever credential registers it first."""
 
 
 _LIMIT = vol.All(vol.Coerce(float), vol.Range(min=0))
@@ -48,6 +51,7 @@ _ASSET = vol.Schema(
         vol.Optional("capacity_wh", default=0.0): _LIMIT,
         vol.Optional("max_charge_w", default=0.0): _LIMIT,
         vol.Optional("max_discharge_w", default=0.0): _LIMIT,
+        vol.Optional("agent_id", default=""): str,
     }
 )
 _INVENTORY = vol.Schema({vol.Required("assets"): [_ASSET]})
@@ -207,6 +211,38 @@ class SessionRegistry:
         agent.last_seen = self._clock()
         if buffered_batches is not None:
             agent.buffered_batches, agent.dropped_points = buffered_batches, dropped
+
+    def forget(self, agent_id: str) -> None:
+        """Drop a disconnected agent and its assets' rows (they come back if it registers)."""
+        agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return
+        for asset_id in agent.registration.asset_ids:
+            if self._owners.get(asset_id) == agent_id:
+                del self._owners[asset_id]
+
+    def agent_ids(self) -> list[str]:
+        """Every agent that registered since the hub started, sorted."""
+        return sorted(self._agents)
+
+    def last_seen(self, agent_id: str) -> float | None:
+        """When ``agent_id`` last sent anything (seconds since the epoch)."""
+        agent = self._agents.get(agent_id)
+        return None if agent is None else agent.last_seen
+
+    def configured(self, asset_id: str) -> InventoryAsset | None:
+        """The inventory's entry of ``asset_id``."""
+        return self._inventory.get(asset_id)
+
+    def configured_site_agents(self, site_id: str) -> list[str]:
+        """The agents the inventory names for assets of ``site_id``, sorted."""
+        return sorted(
+            {
+                asset.agent_id
+                for asset in self._inventory.values()
+                if asset.site_id == site_id and asset.agent_id
+            }
+        )
 
     def registration(self, agent_id: str) -> Registration | None:
         """What ``agent_id`` registered last."""

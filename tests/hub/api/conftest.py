@@ -88,6 +88,7 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
         setpoint_timeout: float = 10.0,
         trust_ingress: bool = False,
         max_points: int = 200_000,
+        max_sub_agents: int = 64,
     ) -> LiveHub:
         store = open_store(tmp_path / f"store-{len(started)}.db")
         await store.open()
@@ -97,8 +98,11 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
             store,
             {f"agent-{i}": AGENT_TOKEN for i in range(1, 4)},
             inventory=INVENTORY,
-            settings=GatewaySettings(setpoint_timeout=setpoint_timeout),
+            settings=GatewaySettings(
+                setpoint_timeout=setpoint_timeout, max_sub_agents=max_sub_agents
+            ),
             on_audit=audit.report,
+            claims=store.backend,
         )
         grpc_port = await gateway.start("127.0.0.1:0")
         services = HubServices(

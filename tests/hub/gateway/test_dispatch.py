@@ -165,8 +165,14 @@ async def test_setpoints_to_many_agents_run_concurrently(
 
 
 async def test_two_agents_of_one_site_need_asset_targets(
-    hub: Hub, site_factory: SiteFactory
+    hub_factory: HubFactory, site_factory: SiteFactory
 ) -> None:
+    # Two credentials share a site only where the inventory says so.
+    inventory = [
+        InventoryAsset("bess-1", "farm", agent_id="agent-1"),
+        InventoryAsset("bess-2", "farm", agent_id="agent-2"),
+    ]
+    hub = await hub_factory(inventory=inventory)
     await site_factory(hub.address, agent_id="agent-1", devices=batteries(1), gateway_id="")
     second = {"bess-2": batteries(2)["bess-2"]}
     await site_factory(hub.address, agent_id="agent-2", devices=second, gateway_id="")

@@ -25,6 +25,7 @@ from edge_ems.gateway.transport import (
     server_options,
 )
 from edge_ems.hub.gateway import GatewayServer, GatewaySettings, RefusalLog
+from edge_ems.hub.sessions import InventoryAsset
 from edge_ems.readings import Reading
 
 from .certs import Authority
@@ -455,3 +456,40 @@ def test_refusals_are_logged_once_per_address_and_interval_with_a_count(
         "Refused a stream from ipv6:[::1]: wrong token",
         "Refused a stream from ipv4:10.0.0.1: wrong token (and 99 more since the last such line)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "site", "asset", "refused"),
+    [
+        ("agent-1", "far", "bess-9", "asset 'bess-9' is configured for another agent"),
+        ("agent-1/x", "far", "mine", "site 'far' is configured for other agents"),
+        ("agent-2/x", "far", "mine", None),
+        (
+            "agent-2",
+            "near",
+            "bess-9",
+            "asset 'bess-9' belongs to site 'far' in the hub's inventory",
+        ),
+    ],
+)
+async def test_the_inventory_binds_assets_and_sites_to_agents(
+    hub_factory: HubFactory, agent_id: str, site: str, asset: str, refused: str | None
+) -> None:
+    hub = await hub_factory(inventory=[InventoryAsset("bess-9", "far", agent_id="agent-2")])
+    client = RawAgent(hub.address, agent_id)
+    try:
+        register = pb.Register(agent_id=agent_id, site_id=site, assets=[pb.Asset(asset_id=asset)])
+        await client.offer(pb.AgentMessage(register=register))
+        if refused is None:
+            assert (await client.read()).WhichOneof("body") == "register_ack"
+            return
+        code, details = await client.status()
+        assert (code, details) == (grpc.StatusCode.PERMISSION_DENIED, refused)
+        [(_, record)] = hub.audits
+        assert (record.command, record.outcome, record.requested_by) == (
+            "register",
+            "refused",
+            agent_id,
+        )
+    finally:
+        await client.close()

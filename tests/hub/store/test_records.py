@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_ems.dispatch.audit import AuditRecord, Outcome, Reason
+from edge_ems.hub.claims import ClaimKind
 from edge_ems.hub.sessions import SessionRecord
 from edge_ems.hub.store import (
     AuditQuery,
@@ -136,6 +137,28 @@ async def test_marks(store: MinuteStore) -> None:
     assert await store.backend.get_mark("parquet") == 7
 
 
+async def test_claims_bind_to_the_first_credential_all_or_nothing(
+    stores: Callable[..., MinuteStore],
+) -> None:
+    farm, barn = (ClaimKind.SITE, "farm"), (ClaimKind.SITE, "barn")
+    bess = (ClaimKind.ASSET, "bess-1")
+    store = stores()
+    await store.open()
+    backend = store.backend
+    assert await backend.claim([farm, bess], "agent-1", 1.0) == {farm: "agent-1", bess: "agent-1"}
+    assert await backend.claim([farm, bess], "agent-1", 2.0) == {farm: "agent-1", bess: "agent-1"}
+    # A conflict on one claim binds none of the others.
+    assert await backend.claim([barn, bess], "agent-2", 3.0) == {barn: "agent-2", bess: "agent-1"}
+    assert await backend.claim([barn], "agent-3", 4.0) == {barn: "agent-3"}
+    await store.close()
+    reopened = stores()
+    await reopened.open()
+    assert await reopened.backend.claim([farm, barn], "agent-2", 5.0) == {
+        farm: "agent-1",
+        barn: "agent-3",
+    }
+
+
 async def test_a_setting_keeps_its_first_value(store: MinuteStore) -> None:
     assert await store.backend.keep_first("hub_id", "hub-a") == "hub-a"
     assert await store.backend.keep_first("hub_id", "hub-b") == "hub-a"
@@ -146,12 +169,16 @@ async def test_a_version_1_file_gains_the_tables_of_version_2(tmp_path: Path) ->
     async with open_store(path) as store:
         await store.backend.set_mark("kept", 7)
     with sqlite3.connect(path) as db:  # what version 1 wrote
-        db.execute("DROP TABLE settings")
+        for table in ("settings", "claims"):
+            db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 1")
     db.close()
     async with open_store(path) as store:
         assert await store.backend.get_mark("kept") == 7
         assert await store.backend.keep_first("hub_id", "hub-a") == "hub-a"
+        assert await store.backend.claim([(ClaimKind.SITE, "farm")], "a", 1.0) == {
+            (ClaimKind.SITE, "farm"): "a"
+        }
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()

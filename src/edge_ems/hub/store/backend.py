@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from ...dispatch.audit import AuditRecord
+from ..claims import Claim
 from ..sessions import SessionRecord
 from .aggregate import MinuteAggregate, Minutes, TextValue, newest_by_series
 from .errors import QueryError
@@ -172,6 +173,10 @@ class Backend(Protocol):
 
     async def set_mark(self, name: str, value: int) -> None:
         """Set a named integer."""
+
+    async def claim(self, claims: Sequence[Claim], credential: str, at: float) -> dict[Claim, str]:
+        """Bind every unheld claim to ``credential``, unless one is held by another
+        credential (then bind none); return each claim's holder (:mod:`..claims`)."""
 
     async def keep_first(self, name: str, value: str) -> str:
         """Store ``value`` as setting ``name`` unless one is stored already (by this or another

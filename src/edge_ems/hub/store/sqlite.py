@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...dispatch.audit import AuditRecord
+from ..claims import Claim
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
@@ -96,6 +97,13 @@ _BUCKETS = """(
 ) WITHOUT ROWID"""
 _VERSION_2 = """
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE claims (
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  credential TEXT NOT NULL,
+  claimed REAL NOT NULL,
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
 """
 """What version 2 added (a version 1 file gets it when opened)."""
 _SCHEMA = f"""
@@ -471,6 +479,27 @@ class SqliteBackend:
 
     async def get_mark(self, name: str) -> int | None:
         return await self._read(lambda db: _mark(db, name))
+
+    async def claim(self, claims: Sequence[Claim], credential: str, at: float) -> dict[Claim, str]:
+        def run(db: sqlite3.Connection) -> dict[Claim, str]:
+            with _transaction(db):
+                held = {
+                    claim: row[0] if row else None
+                    for claim in claims
+                    for row in [
+                        db.execute(
+                            "SELECT credential FROM claims WHERE kind = ? AND id = ?", claim
+                        ).fetchone()
+                    ]
+                }
+                if all(holder in (None, credential) for holder in held.values()):
+                    db.executemany(
+                        "INSERT INTO claims VALUES (?, ?, ?, ?)",
+                        [(*claim, credential, at) for claim, holder in held.items() if not holder],
+                    )
+            return {claim: holder or credential for claim, holder in held.items()}
+
+        return await self._write(run)
 
     async def keep_first(self, name: str, value: str) -> str:
         def run(db: sqlite3.Connection) -> str:

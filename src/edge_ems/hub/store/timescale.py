@@ -25,6 +25,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from ...dispatch.audit import AuditRecord
+from ..claims import Claim
 from ..redact import display_url, without_userinfo
 from ..sessions import SessionRecord
 from .aggregate import Minutes
@@ -124,6 +125,9 @@ _SCHEMA = [
       body BYTEA NOT NULL)""",
     # Version 2.
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS claims (
+      kind TEXT NOT NULL, id TEXT NOT NULL, credential TEXT NOT NULL,
+      claimed DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, id))""",
 ]
 _COMPRESSION = [
     statement
@@ -183,6 +187,14 @@ _COLUMNS = "series_id, start, total, samples, low, high, last"
 
 class _ConnectionLostError(Exception):
     """A connection failed; its cause is psycopg's error."""
+
+
+class _Conflict(Exception):  # noqa: N818 - an outcome, not an error: it rolls a claim back
+    """A claim held by another credential: raised to roll the transaction back."""
+
+    def __init__(self, held: dict[Claim, str]) -> None:
+        super().__init__("claimed by another credential")
+        self.held = held
 
 
 class TimescaleBackend:
@@ -490,6 +502,35 @@ class TimescaleBackend:
 
     async def get_mark(self, name: str) -> int | None:
         return await self._read(lambda db: _mark(db, name))
+
+    async def claim(self, claims: Sequence[Claim], credential: str, at: float) -> dict[Claim, str]:
+        rows = [(kind.value, claim_id, credential, at) for kind, claim_id in claims]
+
+        async def run(db: Connection) -> dict[Claim, str]:
+            # Insert, then read who holds each: a claim another hub made meanwhile is seen
+            # (the insert waits for its commit), and any conflict rolls back all of these.
+            async with db.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO claims VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", rows
+                )
+            held: dict[Claim, str] = {}
+            for kind, claim_id in claims:
+                row = await (
+                    await db.execute(
+                        "SELECT credential FROM claims WHERE kind = %s AND id = %s",
+                        (kind.value, claim_id),
+                    )
+                ).fetchone()
+                assert row is not None
+                held[kind, claim_id] = str(row[0])
+            if any(holder != credential for holder in held.values()):
+                raise _Conflict(held)
+            return held
+
+        try:
+            return await self._write(run)
+        except _Conflict as conflict:
+            return conflict.held
 
     async def keep_first(self, name: str, value: str) -> str:
         async def run(db: Connection) -> str:
