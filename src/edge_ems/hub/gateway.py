@@ -62,6 +62,7 @@ from ..gateway.transport import (
 )
 from ..metrics import METRICS
 from .claims import ClaimKind, ClaimStore, MemoryClaims, credential_of
+from .logs import RefusalLog
 from .sessions import InventoryAsset, SessionRecord, SessionRegistry
 from .store.errors import StoreError
 from .telemetry import TelemetrySink
@@ -182,7 +183,7 @@ class GatewayServer:
         self._unsubscribe: Callable[[], None] | None = None
         self._nonces = itertools.count(1)
         self._stats = GatewayStats()
-        self._refusals = RefusalLog(self.settings.refusal_log_interval)
+        self._refusals = RefusalLog(_LOGGER, "a stream", self.settings.refusal_log_interval)
         self._audited: OrderedDict[tuple[str, str], float] = OrderedDict()
         """Refused registrations recently audited, by agent and reason: when."""
 
@@ -384,7 +385,7 @@ class GatewayServer:
     ) -> None:
         """End a stream whose credentials failed; what it sends is discarded undecoded."""
         self._stats.refused_streams += 1
-        self._refusals.note(context.peer(), "unknown agent or wrong token")
+        self._refusals.note(_address(context.peer()), "unknown agent or wrong token")
         await self._refuse(requests, context, *_UNAUTHENTICATED)
 
     async def _refuse(
@@ -514,7 +515,7 @@ class GatewayServer:
         """Count, log (rate-limited) and audit (once in a while) a refused registration."""
         agent_id = registration.agent_id
         self._stats.refused_registrations += 1
-        self._refusals.note(peer, f"agent {agent_id!r}: {audit}")
+        self._refusals.note(_address(peer), f"agent {agent_id!r}: {audit}")
         now = time.monotonic()
         key = (agent_id, audit)
         if now - self._audited.pop(key, -math.inf) >= self.settings.refusal_audit_interval:
@@ -786,42 +787,6 @@ class _Gatekeeper(grpc.aio.ServerInterceptor):
         return await continuation(handler_call_details)
 
 
-class RefusalLog:
-    """Logs refused streams at most once per client address and ``interval`` seconds, with
-    how many more there were since, so a flood of bad streams cannot flood the log."""
-
-    def __init__(
-        self,
-        interval: float,
-        *,
-        max_addresses: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._interval = interval
-        self._max = max_addresses
-        self._clock = clock
-        self._seen: OrderedDict[str, list[float]] = OrderedDict()
-        """Per address: when it was last logged, and the refusals not logged since."""
-
-    def note(self, peer: str, reason: str) -> None:
-        """Count a refusal of a stream from ``peer`` (gRPC's ``ipv4:host:port``)."""
-        address = peer.rpartition(":")[0] or peer  # every stream has its own port
-        now = self._clock()
-        entry = self._seen.pop(address, None)
-        if entry is not None and now - entry[0] < self._interval:
-            entry[1] += 1
-            self._seen[address] = entry
-            return
-        more = int(entry[1]) if entry is not None else 0
-        self._seen[address] = [now, 0]
-        while len(self._seen) > self._max:
-            self._seen.popitem(last=False)
-        _LOGGER.warning(
-            "Refused a stream from %s: %s%s",
-            address,
-            reason,
-            f" (and {more} more since the last such line)" if more else "",
-            extra={"peer": address, "refused_since": more},
-        )
-
-
+def _address(peer: str) -> str:
+    """A gRPC peer (``ipv4:host:port``) without its port: every stream has its own."""
+    return peer.rpartition(":")[0] or peer

@@ -11,6 +11,9 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar, TextIO
 
 from .redact import without_userinfo
@@ -71,3 +74,45 @@ def setup_logging(
     root.setLevel(level.upper())
     # aiohttp's access log says nothing the request metrics do not, at a line per request.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class RefusalLog:
+    """Logs refusals at most once per client address and ``interval`` seconds, with how many
+    more there were since, so a flood of bad requests cannot flood the log."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        interval: float = 60.0,
+        *,
+        max_addresses: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._what = what
+        self._interval = interval
+        self._max = max_addresses
+        self._clock = clock
+        self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        """Per address: when it was last logged, and the refusals not logged since."""
+
+    def note(self, address: str, reason: str) -> None:
+        """Count a refusal of something from ``address``; log it unless one was lately."""
+        now = self._clock()
+        entry = self._seen.pop(address, None)
+        if entry is not None and now - entry[0] < self._interval:
+            self._seen[address] = (entry[0], entry[1] + 1)
+            return
+        more = entry[1] if entry is not None else 0
+        self._seen[address] = (now, 0)
+        while len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+        self._logger.warning(
+            "Refused %s from %s: %s%s",
+            self._what,
+            address,
+            reason,
+            f" (and {more} more since the last such line)" if more else "",
+            extra={"peer": address, "refused_since": more},
+        )

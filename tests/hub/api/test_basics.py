@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -211,3 +212,51 @@ async def test_the_page_and_its_script_use_relative_urls(live: LiveHub) -> None:
     for path in ('get("health")', 'get("agents")', 'get("export/snapshot")'):
         assert path in text  # relative: the ingress prefix stays in front
     assert 'get("/' not in text
+
+
+async def _raw(live: LiveHub, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.api_port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+async def test_requests_the_server_cannot_parse_get_400_and_one_log_line(
+    live: LiveHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = "Bearer " + "s3cret" * 2000
+    malformed = [
+        b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        b"GET /assets HTTP/1.1\r\nHost: x\r\nAuthorization: " + token.encode() + b"\r\n\r\n",
+    ]
+    for request in malformed:
+        head, _, _ = (await _raw(live, request)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 400 Bad Request")
+        assert b"Content-Type: text/plain" in head  # as the OpenAPI document says
+    assert not [r for r in caplog.records if r.exc_info]
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        "Refused a malformed HTTP request from 127.0.0.1: Got more than 8190 bytes when reading"
+    ]
+    assert "s3cret" not in caplog.text
+    document = await live.json("/openapi.json")
+    assert "text/plain" in document["info"]["description"]
+
+
+async def test_the_openapi_document_states_what_the_routes_refuse(live: LiveHub) -> None:
+    document = await live.json("/openapi.json")
+    parameters = {
+        (path, parameter["name"]): parameter["schema"]
+        for path in ("/audit", "/measurements")
+        for parameter in document["paths"][path]["get"]["parameters"]
+    }
+    for key in [("/audit", "since"), ("/audit", "until"), ("/measurements", "from")]:
+        assert all(choice["minLength"] == 1 for choice in parameters[key]["anyOf"]), key
+    dispatch = document["components"]["schemas"]["DispatchRequest"]
+    power = next(rule for rule in dispatch["allOf"] if "anyOf" in rule and len(rule["anyOf"]) == 3)
+    assert [choice["required"] for choice in power["anyOf"]] == [["power_w"], ["mw"], ["release"]]

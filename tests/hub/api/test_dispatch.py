@@ -103,6 +103,8 @@ async def test_hostile_bodies_are_refused_with_4xx(live: LiveHub) -> None:
         ({"asset_id": "bess-1", "power_w": "100"}, 400),
         ({"asset_id": "bess-1", "power_w": 1e300}, 400),
         ({"asset_id": "bess-1", "power_w": 1, "mw": 1}, 400),
+        ({"asset_id": "bess-1", "power_w": 1, "mw": None}, 400),
+        ({"asset_id": None, "site_id": "farm", "release": True}, 400),
         ({"asset_id": "bess-1", "power_w": 1, "ttl_s": -1}, 400),
         ({"asset_id": "bess-1", "power_w": 1, "surprise": 1}, 400),
         ({"asset_id": "", "power_w": 1}, 400),

@@ -24,7 +24,8 @@ from edge_ems.gateway.transport import (
     client_options,
     server_options,
 )
-from edge_ems.hub.gateway import GatewayServer, GatewaySettings, RefusalLog
+from edge_ems.hub.gateway import GatewayServer, GatewaySettings
+from edge_ems.hub.logs import RefusalLog
 from edge_ems.hub.sessions import InventoryAsset
 from edge_ems.readings import Reading
 
@@ -444,12 +445,14 @@ def test_refusals_are_logged_once_per_address_and_interval_with_a_count(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="edge_ems.hub.gateway")
     now = [0.0]
-    log = RefusalLog(60.0, max_addresses=2, clock=lambda: now[0])
-    for port in range(100):
-        log.note(f"ipv4:10.0.0.1:{40000 + port}", "wrong token")
-    log.note("ipv6:[::1]:5000", "wrong token")
+    log = RefusalLog(
+        logging.getLogger("edge_ems.hub.gateway"), "a stream", max_addresses=2, clock=lambda: now[0]
+    )
+    for _ in range(100):
+        log.note("ipv4:10.0.0.1", "wrong token")
+    log.note("ipv6:[::1]", "wrong token")
     now[0] = 61.0
-    log.note("ipv4:10.0.0.1:50000", "wrong token")
+    log.note("ipv4:10.0.0.1", "wrong token")
     lines = [record.getMessage() for record in caplog.records]
     assert lines == [
         "Refused a stream from ipv4:10.0.0.1: wrong token",

@@ -11,7 +11,7 @@ from typing import Any
 from ... import __version__
 from ...dispatch.audit import Outcome, Reason
 from ..config import MAX_MEASUREMENT_POINTS
-from .params import MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
+from .params import CURSOR_PATTERN, MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
 
 type Schema = dict[str, Any]
 
@@ -239,8 +239,8 @@ SCHEMAS: dict[str, Schema] = {
     "DispatchRequest": {
         "type": "object",
         "description": "A battery power setpoint (positive discharges, negative charges) for "
-        "an asset or a whole site; asset_id wins over site_id. Give power_w or mw, or "
-        "release: true to return the target to its safe mode.",
+        "an asset or a whole site; asset_id wins over site_id. Give power_w or mw (not "
+        "both), or release: true to return the target to its safe mode.",
         "properties": {
             "asset_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
             "site_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
@@ -250,7 +250,17 @@ SCHEMAS: dict[str, Schema] = {
             "release": _BOOLEAN,
             "requested_by": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
         },
-        "anyOf": [{"required": ["asset_id"]}, {"required": ["site_id"]}],
+        "allOf": [
+            {"anyOf": [{"required": ["asset_id"]}, {"required": ["site_id"]}]},
+            {
+                "anyOf": [
+                    {"required": ["power_w"]},
+                    {"required": ["mw"]},
+                    {"required": ["release"], "properties": {"release": {"const": True}}},
+                ]
+            },
+            {"not": {"required": ["power_w", "mw"]}},
+        ],
         "additionalProperties": False,
     },
     "DispatchResult": _object(
@@ -302,7 +312,21 @@ def _query(name: str, description: str, schema: Schema, *, repeat: bool = False)
 
 
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
-_TIME = {"type": "string", "description": "ISO 8601 (UTC if no offset) or ms since the epoch"}
+_TIME = {
+    "description": "An RFC 3339 date-time (ISO 8601; UTC if it has no offset) or ms since the "
+    "epoch",
+    "anyOf": [
+        {"type": "string", "minLength": 1, "pattern": "^[0-9]{1,14}$"},
+        {"type": "string", "minLength": 1, "format": "date-time"},
+    ],
+}
+_IDS = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID,
+    "description": "One id, or several separated by commas",
+    "pattern": r"^[^,]*[^,\s][^,]*(,[^,]*[^,\s][^,]*)*$",
+}
 
 
 def _get(summary: str, schema: str, *, extra: tuple[int, ...] = (), **more: Any) -> Schema:
@@ -393,7 +417,21 @@ PATHS: dict[str, Schema] = {
             "summary": "Send a battery setpoint to the agent serving an asset or site",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("DispatchRequest")}},
+                "content": {
+                    "application/json": {
+                        "schema": _ref("DispatchRequest"),
+                        "examples": {
+                            "charge": {
+                                "summary": "Charge one battery at 3 kW for ten minutes",
+                                "value": {"asset_id": "bess-1", "power_w": -3000, "ttl_s": 600},
+                            },
+                            "release": {
+                                "summary": "Return a site's batteries to their safe mode",
+                                "value": {"site_id": "farm", "release": True},
+                            },
+                        },
+                    }
+                },
             },
             "responses": {
                 "200": _answer("The agent's answer with its audit records", "DispatchResult"),
@@ -416,7 +454,12 @@ PATHS: dict[str, Schema] = {
             _query(
                 "cursor",
                 "next_cursor of the previous page",
-                {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CURSOR,
+                    "pattern": CURSOR_PATTERN,
+                },
             ),
         ],
     ),
@@ -439,9 +482,9 @@ def _measurements(max_points: int) -> Schema:
         "too_many_points, the points it asked for in points and the cap in max_points: ask "
         "for a coarser resolution, fewer series or a shorter range, or split the range.",
         parameters=[
-            _query("site", "Site ids (repeat or comma-separate)", _ID, repeat=True),
-            _query("asset", "Asset ids", _ID, repeat=True),
-            _query("metric", "Metric names", _ID, repeat=True),
+            _query("site", "Site ids (repeat or comma-separate)", _IDS, repeat=True),
+            _query("asset", "Asset ids (repeat or comma-separate)", _IDS, repeat=True),
+            _query("metric", "Metric names (repeat or comma-separate)", _IDS, repeat=True),
             _query("from", "Start (inclusive); default one hour before to", _TIME),
             _query("to", "End (exclusive); default now", _TIME),
             _query("resolution", "Bucket size", {"enum": sorted(RESOLUTIONS)}),
@@ -457,7 +500,11 @@ def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
             "title": "Edge EMS hub",
             "version": __version__,
             "description": "Telemetry, measurements, exports and guarded dispatch of the hub. "
-            "Every route but /health needs `Authorization: Bearer <api_token>`.",
+            "Every route but /health needs `Authorization: Bearer <api_token>`. Every error "
+            "the API gives is JSON (`Error`), with one exception: a request the HTTP server "
+            "cannot parse at all (a request line or a header line over 8190 bytes, a "
+            "malformed header) is answered `400 Bad Request` in `text/plain` before it "
+            "reaches any route.",
         },
         "security": [{"bearer": []}],
         "paths": PATHS | {"/measurements": _measurements(max_points)},

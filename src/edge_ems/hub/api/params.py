@@ -18,7 +18,11 @@ from .errors import ApiError
 
 MAX_ID = 128
 MAX_CURSOR = 256
-MAX_RANGE_DAYS = 400
+FIRST_MS = round(dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+LAST_MS = round(dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp() * 1000)
+CURSOR_PATTERN = r"^-?[0-9]{1,200}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,2})?~.+$"
+"""What :func:`..store.backend.encode_cursor` makes: a (finite) timestamp, ``~``, a record
+id."""
 MAX_POWER_W = 1e9
 MAX_TTL_S = 86_400.0
 
@@ -69,13 +73,15 @@ def timestamp_ms(value: str, name: str) -> int:
         if text.lstrip("-").isdigit():
             number = int(text)
         else:
-            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if text[-1:] in ("Z", "z"):  # RFC 3339 UTC, either case
+                text = text[:-1] + "+00:00"
+            moment = dt.datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt.UTC)
             number = round(moment.timestamp() * 1000)
     except (ValueError, OverflowError):
         raise _bad(f"{name}: expected ISO 8601 or milliseconds since the epoch") from None
-    if not 0 <= number <= 253_402_300_799_000:  # year 1970 to 9999
+    if not FIRST_MS <= number <= LAST_MS:  # the years 1 to 9999
         raise _bad(f"{name}: out of range")
     return number
 
@@ -105,8 +111,6 @@ def measurement_query(query: MultiMapping[str], now_ms: int) -> MeasurementQuery
     start = timestamp_ms(given_from, "from") if given_from is not None else end - 3_600_000
     if start >= end:
         raise _bad("from must be before to")
-    if end - start > MAX_RANGE_DAYS * 86_400_000:
-        raise _bad(f"the range may span at most {MAX_RANGE_DAYS} days")
     name = single(query, "resolution") or "minute"
     resolution = RESOLUTIONS.get(name.strip().lower())
     if resolution is None:
@@ -176,9 +180,9 @@ async def json_body(request: web.Request) -> Any:
 
 
 def _number(body: Mapping[str, Any], name: str, limit: float) -> float | None:
-    value = body.get(name)
-    if value is None:
+    if name not in body:
         return None
+    value = body[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(f"{name}: expected a number")
     number = float(value)
@@ -188,9 +192,9 @@ def _number(body: Mapping[str, Any], name: str, limit: float) -> float | None:
 
 
 def _text(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
+    if name not in body:
         return None
+    value = body[name]
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
         raise _bad(f"{name}: a string of 1 to {MAX_ID} characters")
     return value

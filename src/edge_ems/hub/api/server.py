@@ -1,4 +1,10 @@
-"""The aiohttp application and the server that listens for it."""
+"""The aiohttp application and the server that listens for it.
+
+A request aiohttp cannot parse (a request line or header over 8 KiB, a malformed header) is
+answered by aiohttp itself, before any route or middleware: ``400`` in ``text/plain``, as
+the OpenAPI document says. aiohttp logs each with a traceback; here each becomes one
+warning line per client address and minute, without the request's bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ...exceptions import ConfigError
 from ..config import MAX_MEASUREMENT_POINTS
+from ..logs import RefusalLog
 from .auth import auth_middleware, rate_limit_middleware
 from .errors import error_middleware
 from .metrics import ApiMetrics
@@ -60,21 +68,43 @@ def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
     return app
 
 
+class _MalformedRequests(logging.Filter):
+    """Turns aiohttp's traceback for a request it could not parse into a throttled line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._log = RefusalLog(_LOGGER, "a malformed HTTP request")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError) or not 400 <= error.code < 500:
+            return True
+        # The first words only: the rest quotes the request's bytes (a token, perhaps).
+        reason = (
+            error.message.splitlines()[0].split(": ", 1)[0].rstrip(":") if error.message else ""
+        )
+        address = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        self._log.note(str(address or "an unknown address"), reason or type(error).__name__)
+        return False
+
+
 class ApiServer:
     """Serves the API on a TCP port until stopped."""
 
     def __init__(self, app: web.Application) -> None:
+        self._malformed = _MalformedRequests()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port: int | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 picks a port); return the port."""
         await self._runner.setup()
+        logging.getLogger("aiohttp.server").addFilter(self._malformed)
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
             await site.start()
         except OSError as err:
-            await self._runner.cleanup()
+            await self.stop()
             raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
         self.port = int(self._runner.addresses[0][1])
         _LOGGER.info("REST API listening on %s:%d", host, self.port)
@@ -83,3 +113,4 @@ class ApiServer:
     async def stop(self) -> None:
         """Finish answering and stop listening."""
         await self._runner.cleanup()
+        logging.getLogger("aiohttp.server").removeFilter(self._malformed)
