@@ -4,6 +4,7 @@ services and scripts; the AppArmor profile; icons; the repository file."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,9 +15,21 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from edge_ems.hub.config import SCALAR_KEYS, parse_config
+from edge_ems.exceptions import ConfigError
+from edge_ems.hub.config import (
+    APP_SELF_SIGNED_DIR,
+    APP_TLS_OPTIONS,
+    SCALAR_KEYS,
+    TOKEN_PATTERN,
+    app_config,
+    load_config,
+)
 from edge_ems.hub.sessions import InventoryAsset
+
+from .supervisor_options import SCHEMA_ELEMENT, OptionError, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDON = ROOT / "addon"
@@ -26,32 +39,6 @@ S6 = ADDON / "rootfs/etc/s6-overlay"
 def manifest() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((ADDON / "config.yaml").read_text())
     return data
-
-
-# The Supervisor's option schema language, enough to check our defaults against it.
-_TYPES = re.compile(r"^(str|password|url|bool|email|port|int|float|match|list)(\((.*)\))?(\?)?$")
-
-
-def conforms(value: Any, rule: str) -> bool:
-    found = _TYPES.match(rule)
-    assert found, f"unknown schema type {rule!r}"
-    kind, argument, optional = found.group(1), found.group(3), found.group(4)
-    if value in ("", None):
-        return optional is not None or kind in {"str", "password"}
-    if kind in {"str", "password", "url", "email"}:
-        return isinstance(value, str)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "match":
-        return isinstance(value, str) and re.fullmatch(argument, value) is not None
-    if kind == "list":
-        return value in argument.split("|")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    if kind == "int" and not isinstance(value, int):
-        return False
-    low, _, high = (argument or ",").partition(",")
-    return (not low or value >= float(low)) and (not high or value <= float(high))
 
 
 def test_manifest_asks_for_a_good_security_rating() -> None:
@@ -73,16 +60,68 @@ def test_manifest_asks_for_a_good_security_rating() -> None:
     assert not (ADDON / "build.json").exists()
 
 
-def test_every_option_has_a_schema_and_its_default_conforms() -> None:
+def _schema_types(schema: Any) -> list[str]:
+    if isinstance(schema, list):
+        return [kind for item in schema for kind in _schema_types(item)]
+    if isinstance(schema, dict):
+        return [kind for item in schema.values() for kind in _schema_types(item)]
+    return [schema]
+
+
+def test_every_default_passes_the_supervisor_s_option_rules() -> None:
     config = manifest()
-    options, schema = config["options"], config["schema"]
-    assert set(options) == set(schema)
-    for key, value in options.items():
-        rule = schema[key]
-        if isinstance(rule, list):
-            assert value == [], key
-            continue
-        assert conforms(value, rule), (key, value, rule)
+    for kind in _schema_types(config["schema"]):
+        assert SCHEMA_ELEMENT.match(kind), kind
+    assert set(config["options"]) <= set(config["schema"])
+    validate(config["schema"], config["options"])  # what the Supervisor runs before a start
+    token = f"match({TOKEN_PATTERN})"  # the hub's own rule, matched as the Supervisor does
+    assert config["schema"]["agents"][0]["token"] == token
+    assert config["schema"]["api_token"] == token + "?"
+
+
+def _options(**changes: Any) -> dict[str, Any]:
+    return {**manifest()["options"], **changes}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        _options(agents=[{"id": "remote", "token": "t" * 15}]),
+        _options(api_token="t" * 15),
+        _options(agents=[{"id": "remote/site", "token": "t" * 16}]),  # "/" is for sub-agents
+        _options(uplink_url=""),
+        _options(hub_id=None),
+        _options(assets=[{"asset_id": "b", "site_id": "s", "agent_id": ""}]),
+    ],
+)
+def test_the_schema_refuses_what_the_hub_would_stop_on(options: dict[str, Any]) -> None:
+    with pytest.raises(OptionError):
+        validate(manifest()["schema"], options)
+
+
+@given(
+    token=st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=40),
+    api=st.booleans(),
+)
+def test_a_token_the_supervisor_accepts_the_hub_accepts_and_no_other(token: str, api: bool) -> None:
+    options = (
+        _options(api_token=token)
+        if api
+        else _options(api_token="a" * 20, agents=[{"id": "remote", "token": token}])
+    )
+    try:
+        saved = validate(manifest()["schema"], options)
+    except OptionError:
+        supervisor = False
+    else:
+        supervisor = True
+    try:
+        app_config(saved if supervisor else options, {})
+    except ConfigError:
+        hub = False
+    else:
+        hub = True
+    assert supervisor == hub, (token, api)
 
 
 def test_options_are_hub_configuration_keys() -> None:
@@ -90,17 +129,19 @@ def test_options_are_hub_configuration_keys() -> None:
     options = dict(config["options"], api_token="x" * 32)
     options["agents"] = [{"id": "remote", "token": "r" * 20}]
     options["assets"] = [{"asset_id": "bess-1", "site_id": "farm", "capacity_wh": 10.0}]
-    hub = parse_config(options, source="addon/config.yaml")
+    hub = app_config(validate(config["schema"], options), {})
     assert dict(hub.agents) == {"remote": "r" * 20}
     asset_fields = set(InventoryAsset.__dataclass_fields__)
     assert set(config["schema"]["assets"][0]) <= asset_fields
     assert set(config["schema"]["agents"][0]) == {"id", "token"}
+    scalars = set(SCALAR_KEYS) | {"agents", "assets", "tls_names"}
+    assert set(config["schema"]) - scalars == set(APP_TLS_OPTIONS)
 
 
 def test_translations_name_every_option_and_port() -> None:
     config = manifest()
     english = yaml.safe_load((ADDON / "translations/en.yaml").read_text())
-    assert set(english["configuration"]) == set(config["options"])
+    assert set(english["configuration"]) == set(config["schema"])
     for key, text in english["configuration"].items():
         assert text["name"], key
         assert text["description"], key
@@ -162,7 +203,7 @@ def test_run_script_sets_only_hub_settings() -> None:
     for name in exported:
         key = name.removeprefix("EDGE_EMS_").lower()
         assert key in SCALAR_KEYS or key == "agents", name
-    assert "exec python3 -m edge_ems.hub" in run
+    assert "exec python3 -m edge_ems.hub --app" in run
 
 
 def test_discovery_announces_host_port_and_token() -> None:
@@ -170,7 +211,7 @@ def test_discovery_announces_host_port_and_token() -> None:
     assert 'bashio::discovery "edge_ems"' in script
     for field in ("host", "port", "api_port", "agent_id", "token", "api_token"):
         assert re.search(rf"^\s+{field} ", script, re.MULTILINE), field
-    assert '"^50051"' in script  # a number in the JSON, not a string
+    assert '"^50052"' in script  # the internal plaintext port; a number in the JSON
 
 
 def _apparmor_rules(text: str) -> tuple[str, list[str]]:
@@ -223,16 +264,13 @@ def test_icon_logo_docs_and_repository() -> None:
 
 
 def test_default_options_with_the_run_scripts_environment_load(tmp_path: Path) -> None:
-    import json
-
-    from edge_ems.hub.config import load_config
-
     options = tmp_path / "options.json"
-    options.write_text(json.dumps(manifest()["options"]))  # what the Supervisor writes
+    saved = validate(manifest()["schema"], manifest()["options"])
+    options.write_text(json.dumps(saved))  # what the Supervisor writes
     run = (S6 / "s6-rc.d/edge-ems/run").read_text()
     env = dict(re.findall(r"^export (EDGE_EMS_[A-Z_]+)=(\S+)$", run, re.MULTILINE))
     env |= {"EDGE_EMS_API_TOKEN": "g" * 43, "EDGE_EMS_AGENTS": "homeassistant=" + "h" * 43}
-    config = load_config(options, env)
+    config = load_config(options, env, app=True)
     assert (config.api_host, config.api_port, config.grpc_port) == ("0.0.0.0", 8099, 50051)
     assert config.trust_ingress is True
     assert dict(config.agents) == {"homeassistant": "h" * 43}
@@ -240,4 +278,14 @@ def test_default_options_with_the_run_scripts_environment_load(tmp_path: Path) -
         "/data/edge_ems.db",
         "/share/edge_ems/parquet",
     )
-    assert config.uplink_url is None  # the empty default turns the uplink off
+    assert config.uplink_url is None  # no uplink unless one is set
+    assert config.hub_id is None  # made on first start and kept in the store
+    assert (config.grpc_internal_port, config.tls_certfile) == (50052, None)
+    assert config.tls_self_signed_dir == APP_SELF_SIGNED_DIR
+    options.write_text(json.dumps(saved | {"ssl": True}))
+    with_ssl = load_config(options, env, app=True)
+    assert (with_ssl.tls_certfile, with_ssl.tls_keyfile, with_ssl.tls_self_signed_dir) == (
+        "/ssl/fullchain.pem",
+        "/ssl/privkey.pem",
+        None,
+    )

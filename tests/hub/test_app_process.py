@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edge_ems import __version__
 from tests.lib.bms.support import free_port
 
 from .gateway.conftest import WAIT
@@ -47,8 +48,11 @@ Launch = Callable[..., Awaitable[asyncio.subprocess.Process]]
 async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def start(*args: str, log: str) -> asyncio.subprocess.Process:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_EMS_")}
+    async def start(
+        *args: str, log: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_EMS_")}
+        env = clean | (env or {})
         with (tmp_path / log).open("ab") as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, *args, stdout=asyncio.subprocess.DEVNULL, stderr=stderr, env=env
@@ -228,3 +232,59 @@ async def test_bad_configuration_and_taken_ports_end_with_a_clear_message(
     message = (tmp_path / "taken.log").read_text()
     assert f"cannot listen on 127.0.0.1:{port}" in message
     assert "Traceback" not in message
+
+
+async def test_the_app_shows_a_configuration_error_in_health_and_stays_up(
+    launch: Launch, tmp_path: Path
+) -> None:
+    """The uplink's URL carries a password and a token is set too: refused at start, with a
+    clear reason in /health (the password nowhere), and the process keeps answering, so the
+    Supervisor's watchdog does not restart the app over and over."""
+    api_port = free_port()
+    options = tmp_path / "options.json"
+    options.write_text(
+        json.dumps(
+            {
+                "agents": [],
+                "assets": [],
+                "uplink_url": "https://hub:s3cret-pass@uplink.example/ingest",
+                "uplink_token": "uplink-token-0123456789",
+                "log_level": "info",
+            }
+        )
+    )
+    env = {"EDGE_EMS_API_TOKEN": API_TOKEN, "EDGE_EMS_API_PORT": str(api_port),
+           "EDGE_EMS_GRPC_PORT": str(free_port()), "EDGE_EMS_STORE_PATH": str(tmp_path / "s.db"),
+           "EDGE_EMS_TLS_SELF_SIGNED_DIR": str(tmp_path / "tls"),
+           "EDGE_EMS_TLS_CERTIFICATE_COPY": str(tmp_path / "gateway.crt")}  # fmt: skip
+    process = await launch(
+        "-m", "edge_ems.hub", "--app", "--config", str(options), log="app.log", env=env
+    )
+    url = f"http://127.0.0.1:{api_port}"
+    async with aiohttp.ClientSession() as http:
+        await Api(http, api_port).up()
+        async with http.get(url + "/health") as response:
+            assert (response.status, await response.json()) == (
+                200,
+                {"status": "error", "version": __version__},
+            )
+        async with http.get(url + "/health", headers=AUTH) as response:
+            health = await response.json()
+        async with http.get(url + "/assets", headers=AUTH) as response:
+            assert response.status == 503
+            assert (await response.json())["error"]["code"] == "hub_not_running"
+    assert health["problems"] == ["configuration"]
+    assert "uplink_url" in health["error"]
+    assert "uplink_token" in health["error"]
+    assert process.returncode is None  # still up
+    assert await stop(process) == 0
+    log = (tmp_path / "app.log").read_text()
+    assert "The hub cannot run" in log
+    for text in (log, json.dumps(health)):
+        assert "s3cret-pass" not in text
+
+    # Without --app, the same configuration ends the process with a clear message.
+    process = await launch("-m", "edge_ems.hub", "--config", str(options), log="cli.log", env=env)
+    async with asyncio.timeout(WAIT):
+        assert await process.wait() == 2
+    assert "uplink_token" in (tmp_path / "cli.log").read_text()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ..exceptions import ConfigError
 from ..gateway.tls import ServerTls
 from ..pointmap import PointMap, load_catalog
 from .api import ApiServer, ApiSettings, AuditTrail, HubServices, create_app
@@ -24,6 +25,7 @@ from .redact import display_url
 from .session_log import SessionLog
 from .store import MinuteStore, open_store
 from .tasks import Supervisor
+from .tls import GatewayCertificate, describe, self_signed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,19 +76,23 @@ class Hub:
         self.store.start()
         self.audit = AuditTrail(self.store.backend)
         self.audit.start()
-        tls = await asyncio.to_thread(_server_tls, config)
+        certificate = await asyncio.to_thread(gateway_certificate, config)
         self.gateway = GatewayServer(
             self.store,
             config.agents,
             inventory=config.inventory,
-            tls=tls,
+            tls=None if certificate is None else certificate.tls,
             settings=GatewaySettings(
                 setpoint_timeout=config.setpoint_timeout, max_sub_agents=config.max_sub_agents
             ),
             on_audit=self.audit.report,
             claims=self.store.backend,
         )
-        self.grpc_port = await self.gateway.start(f"{config.grpc_host}:{config.grpc_port}")
+        internal = config.grpc_internal_port
+        self.grpc_port = await self.gateway.start(
+            f"{config.grpc_host}:{config.grpc_port}",
+            internal=None if internal is None else f"{config.grpc_host}:{internal}",
+        )
         self.sessions = SessionLog(self.gateway.registry, self.store.backend)
         self.sessions.start()
         maps: list[PointMap] = list((await asyncio.to_thread(load_catalog)).values())
@@ -99,6 +105,7 @@ class Hub:
             parquet=self._parquet(),
             uplink=self._uplink(),
             tasks=self.tasks,
+            gateway_tls=certificate,
         )
         settings = ApiSettings(
             token=config.api_token,
@@ -172,7 +179,44 @@ class Hub:
         _LOGGER.info("Hub stopped")
 
 
-def _server_tls(config: HubConfig) -> ServerTls | None:
-    if not config.tls_certfile or not config.tls_keyfile:
+def gateway_certificate(config: HubConfig) -> GatewayCertificate | None:
+    """The certificate the gateway serves: the configured one, or the one the hub keeps
+    (made on first start), or none (blocking: reads and writes files)."""
+    if config.tls_certfile and config.tls_keyfile:
+        tls = ServerTls.from_files(config.tls_certfile, config.tls_keyfile, config.tls_client_ca)
+        certificate = describe(tls)
+        where = f"certificate {config.tls_certfile}"
+    elif config.tls_self_signed_dir:
+        client_ca = None
+        if config.tls_client_ca:
+            try:
+                client_ca = Path(config.tls_client_ca).read_bytes()
+            except OSError as err:
+                raise ConfigError(
+                    f"cannot read the client CA {config.tls_client_ca}: {err}"
+                ) from None
+        certificate = self_signed(config.tls_self_signed_dir, config.tls_names, client_ca=client_ca)
+        where = f"self-signed certificate the hub made, in {config.tls_self_signed_dir}"
+        if config.tls_certificate_copy:
+            where += f" (a copy for agents to trust: {config.tls_certificate_copy})"
+            _copy(certificate.tls.certificate_chain, Path(config.tls_certificate_copy))
+    else:
         return None
-    return ServerTls.from_files(config.tls_certfile, config.tls_keyfile, config.tls_client_ca)
+    _LOGGER.info(
+        "Gateway TLS: %s, SHA-256 fingerprint %s, for %s",
+        where,
+        certificate.fingerprint,
+        ", ".join(certificate.names) or "no names",
+        extra={"tls_fingerprint": certificate.fingerprint},
+    )
+    return certificate
+
+
+def _copy(certificate: bytes, target: Path) -> None:
+    try:
+        if target.exists() and target.read_bytes() == certificate:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(certificate)
+    except OSError as err:
+        raise ConfigError(f"cannot write the gateway's certificate to {target}: {err}") from None

@@ -5,6 +5,10 @@ The environment overrides any scalar key as ``EDGE_EMS_<KEY>`` (``EDGE_EMS_API_P
 ``DATABASE_URL`` selects PostgreSQL, and ``EDGE_EMS_AGENTS`` (``id=token,id=token``) adds
 agents, which is how containers pass secrets. Loading reads files: call it before the event
 loop runs.
+
+The app's options spell the gateway's TLS as Home Assistant's own apps do (``ssl``,
+``certfile`` and ``keyfile`` in ``/ssl``); :func:`app_config` turns them into the hub's keys:
+with ``ssl`` the certificate from ``/ssl``, without it one the hub makes and keeps.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ ADDON_OPTIONS = Path("/data/options.json")
 
 ENV_PREFIX = "EDGE_EMS_"
 MIN_TOKEN_LENGTH = 16
+TOKEN_PATTERN = "^[!-~]{16,}$"  # noqa: S105 - a pattern, not a secret
+"""A token: 16 or more visible ASCII characters, as HTTP and gRPC headers carry them. The
+app's options schema uses the same pattern, and both match it as the Supervisor does
+(:func:`re.match`, so a trailing newline passes, and is dropped)."""
+APP_TLS_OPTIONS = ("ssl", "certfile", "keyfile")
+"""The app's TLS options (Home Assistant's spelling); see :func:`app_config`."""
+APP_SSL_DIR = "/ssl"
+APP_SELF_SIGNED_DIR = "/data/gateway-tls"
+APP_CERTIFICATE_COPY = "/share/edge_ems/gateway.crt"
 MAX_MEASUREMENT_POINTS = 200_000
 """Default for the most buckets (series times buckets in the range) one ``/measurements``
 request may return: about 20 MB of JSON. 24 h of 500 series is 720,000 at minute resolution,
@@ -37,7 +50,11 @@ request may return: about 20 MB of JSON. 24 h of 500 series is 720,000 at minute
 _PORT = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
 _TOKEN = vol.All(
     str,
-    vol.Length(min=MIN_TOKEN_LENGTH, msg=f"a token needs at least {MIN_TOKEN_LENGTH} characters"),
+    vol.Match(
+        TOKEN_PATTERN,
+        msg=f"a token needs at least {MIN_TOKEN_LENGTH} characters, all visible ASCII (no spaces)",
+    ),
+    lambda token: token.rstrip("\n"),
 )
 _PATH = vol.All(str, vol.Length(min=1))
 _POSITIVE = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
@@ -55,7 +72,16 @@ def _boolean(value: Any) -> bool:
 
 
 _AGENT = vol.Schema(
-    {vol.Required("id"): vol.All(str, vol.Length(min=1)), vol.Required("token"): _TOKEN}
+    {
+        vol.Required("id"): vol.All(
+            str,
+            vol.Match(
+                r"^[^/\s]+$",
+                msg="an agent id has no '/' or spaces (its token serves <id>/<name> sub-agents)",
+            ),
+        ),
+        vol.Required("token"): _TOKEN,
+    }
 )
 
 # Keys whose value is a single scalar: these are the ones the environment can override.
@@ -66,6 +92,7 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("trust_ingress", default=False): _boolean,
     vol.Optional("grpc_host", default="127.0.0.1"): _PATH,
     vol.Optional("grpc_port", default=50051): _PORT,
+    vol.Optional("grpc_internal_port"): vol.Any(None, _PORT),
     vol.Optional("store_path", default="edge_ems.sqlite"): _PATH,
     vol.Optional("database_url"): vol.Any(None, str),
     vol.Optional("inventory_file"): vol.Any(None, str),
@@ -78,6 +105,8 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("tls_certfile"): vol.Any(None, str),
     vol.Optional("tls_keyfile"): vol.Any(None, str),
     vol.Optional("tls_client_ca"): vol.Any(None, str),
+    vol.Optional("tls_self_signed_dir"): vol.Any(None, str),
+    vol.Optional("tls_certificate_copy"): vol.Any(None, str),
     vol.Optional("rate_limit", default=20.0): _POSITIVE,
     vol.Optional("rate_burst", default=40): vol.All(vol.Coerce(int), vol.Range(min=1)),
     vol.Optional("max_body_kib", default=64): vol.All(vol.Coerce(int), vol.Range(min=1, max=4096)),
@@ -96,6 +125,7 @@ _SCHEMA = vol.Schema(
         **_SCALARS,
         vol.Optional("agents", default=[]): [_AGENT],
         vol.Optional("assets", default=[]): list,
+        vol.Optional("tls_names", default=[]): [vol.All(str, vol.Length(min=1, max=253))],
     }
 )
 SCALAR_KEYS = tuple(str(key) for key in _SCALARS)
@@ -112,6 +142,9 @@ class HubConfig:
     """Trust requests the Supervisor's ingress proxy forwards (the app sets it)."""
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
+    grpc_internal_port: int | None = None
+    """A second, plaintext gateway port on ``grpc_host`` for agents on a trusted network (the
+    app: Home Assistant over the Supervisor's internal network), when the main one has TLS."""
     agents: Mapping[str, str] = field(default_factory=dict)
     """Agent id to its token."""
     inventory: tuple[InventoryAsset, ...] = ()
@@ -128,6 +161,12 @@ class HubConfig:
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
     tls_client_ca: str | None = None
+    tls_self_signed_dir: str | None = None
+    """Without ``tls_certfile``: serve TLS with a certificate the hub makes (and keeps) here."""
+    tls_names: tuple[str, ...] = ()
+    """Host names and addresses agents dial, put in that certificate besides the usual ones."""
+    tls_certificate_copy: str | None = None
+    """Where to write a copy of that certificate, for agents to trust."""
     rate_limit: float = 20.0
     """Requests per second each client may make, on average."""
     rate_burst: int = 40
@@ -169,13 +208,19 @@ def parse_config(data: Any, *, source: str = "<config>") -> HubConfig:
         raise ConfigError(f"{source}: assets: an asset id is configured twice")
     if bool(valid.get("tls_certfile")) != bool(valid.get("tls_keyfile")):
         raise ConfigError(f"{source}: tls_certfile and tls_keyfile go together")
+    if valid.get("tls_client_ca") and not (
+        valid.get("tls_certfile") or valid.get("tls_self_signed_dir")
+    ):
+        raise ConfigError(f"{source}: tls_client_ca needs the gateway to serve TLS")
     _check_uplink(valid, source)
     scalars = {
         key: valid[key]
         for key in SCALAR_KEYS
         if key != "inventory_file" and valid.get(key) not in (None, "")
     }
-    return HubConfig(**scalars, agents=agents, inventory=inventory)
+    return HubConfig(
+        **scalars, agents=agents, inventory=inventory, tls_names=tuple(valid["tls_names"])
+    )
 
 
 def _check_uplink(valid: Mapping[str, Any], source: str) -> None:
@@ -207,9 +252,7 @@ def read_file(path: Path) -> Any:
 
 def environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """The options the environment sets."""
-    found: dict[str, Any] = {
-        key: env[ENV_PREFIX + key.upper()] for key in SCALAR_KEYS if ENV_PREFIX + key.upper() in env
-    }
+    found = _scalar_overrides(env)
     if env.get("DATABASE_URL"):
         found.setdefault("database_url", env["DATABASE_URL"])
     agents = env.get(ENV_PREFIX + "AGENTS", "")
@@ -224,9 +267,12 @@ def environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> HubConfig:
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, *, app: bool = False
+) -> HubConfig:
     """The configuration from ``path`` (else the app's options file, if there is one), with
-    the environment's overrides on top."""
+    the environment's overrides on top; with ``app``, ``path`` holds the app's options
+    (see :func:`app_config`)."""
     env = os.environ if env is None else env
     source = Path(path) if path is not None else ADDON_OPTIONS
     data: Any = {}
@@ -238,6 +284,77 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of options")
+    if app:
+        return app_config(data, env, source=name)
+    return _with_environment(data, env, name)
+
+
+def app_config(
+    options: Mapping[str, Any], env: Mapping[str, str], *, source: str = "the app's options"
+) -> HubConfig:
+    """The hub's configuration from the app's options (and the environment its run script
+    sets): ``ssl`` with ``certfile`` and ``keyfile`` in ``/ssl`` give the gateway that
+    certificate; without ``ssl`` the hub makes one, keeps it in ``/data`` and copies it to
+    ``/share/edge_ems/gateway.crt`` for agents to trust."""
+    data = {key: value for key, value in options.items() if key not in APP_TLS_OPTIONS}
+    if options.get("ssl"):
+        for option, key in (("certfile", "tls_certfile"), ("keyfile", "tls_keyfile")):
+            name = options.get(option)
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{source}: ssl: {option} names no file in {APP_SSL_DIR}")
+            data[key] = str(Path(APP_SSL_DIR) / name)
+    else:
+        data["tls_self_signed_dir"] = APP_SELF_SIGNED_DIR
+        data["tls_certificate_copy"] = APP_CERTIFICATE_COPY
+    return _with_environment(data, env, source)
+
+
+def _with_environment(data: Mapping[str, Any], env: Mapping[str, str], source: str) -> HubConfig:
     overrides = environment_overrides(env)
     agents = list(data.get("agents") or []) + overrides.pop("agents", [])
-    return parse_config({**data, **overrides, "agents": agents}, source=name)
+    return parse_config({**data, **overrides, "agents": agents}, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFallback:
+    """What the API needs to report a configuration error, from whatever of it is valid."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8099
+    api_token: str | None = None
+    trust_ingress: bool = False
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    log_level: str = "info"
+    log_format: str = "json"
+
+
+def api_fallback(path: str | Path | None, env: Mapping[str, str] | None = None) -> ApiFallback:
+    """The API's own settings from a configuration that failed as a whole: each taken when
+    it is valid by itself, its default otherwise."""
+    env = os.environ if env is None else env
+    data: Any = {}
+    if path is not None:
+        try:
+            data = read_file(Path(path))
+        except ConfigError:
+            data = {}
+    if not isinstance(data, Mapping):
+        data = {}
+    merged = {**data, **_scalar_overrides(env)}  # agents left out: they may be what is broken
+    found: dict[str, Any] = {}
+    for field_name in ApiFallback.__dataclass_fields__:
+        marker = next(key for key in _SCALARS if str(key) == field_name)
+        if field_name not in merged:
+            continue
+        try:
+            found[field_name] = _SCALARS[marker](merged[field_name])
+        except vol.Invalid:
+            continue
+    return ApiFallback(**found)
+
+
+def _scalar_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        key: env[ENV_PREFIX + key.upper()] for key in SCALAR_KEYS if ENV_PREFIX + key.upper() in env
+    }

@@ -166,6 +166,8 @@ class GatewayServer:
     ) -> None:
         self._sink = sink
         self._claims: ClaimStore = claims if claims is not None else MemoryClaims()
+        self.internal_port: int | None = None
+        """The plaintext port for trusted agents, when one was asked for (see :meth:`start`)."""
         self._tokens = {agent_id: token.encode() for agent_id, token in tokens.items()}
         self._tls = tls
         self.settings = settings or GatewaySettings()
@@ -189,27 +191,39 @@ class GatewayServer:
 
     # Lifecycle.
 
-    async def start(self, address: str = "127.0.0.1:0") -> int:
-        """Listen on ``address`` (``host:port``; port 0 picks one); return the port."""
+    async def start(self, address: str = "127.0.0.1:0", *, internal: str | None = None) -> int:
+        """Listen on ``address`` (``host:port``; port 0 picks one); return the port. With TLS,
+        ``internal`` is a second address served in plaintext, for agents on a network the
+        hub trusts (its port is then :attr:`internal_port`)."""
         self._loop = asyncio.get_running_loop()
         server = grpc.aio.server(
             options=server_options(self.settings.max_message_bytes),
             interceptors=[_Gatekeeper(self)],
         )
         add_GatewayServicer_to_server(_Servicer(self), server)
-        try:
-            if self._tls is None:
-                port = server.add_insecure_port(address)
-            else:
-                port = server.add_secure_port(address, self._tls.credentials())
-        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
-            raise GatewayError(f"cannot listen on {address}: {err}") from None
+        port = self._listen(server, address, tls=True)
+        if internal is not None:
+            self.internal_port = self._listen(server, internal, tls=False)
         await server.start()
         self._server = server
         self._unsubscribe = self._sink.subscribe(self._on_durable)
         self._tasks = [self._loop.create_task(self._watch(), name="edge_ems gateway pings")]
         _LOGGER.info("Gateway listening on %s (port %d, %s)", address, port, self._mode())
+        if internal is not None:
+            _LOGGER.info(
+                "Gateway listening on %s (port %d, plaintext, internal)",
+                internal,
+                self.internal_port,
+            )
         return port
+
+    def _listen(self, server: grpc.aio.Server, address: str, *, tls: bool) -> int:
+        try:
+            if self._tls is None or not tls:
+                return server.add_insecure_port(address)
+            return server.add_secure_port(address, self._tls.credentials())
+        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
+            raise GatewayError(f"cannot listen on {address}: {err}") from None
 
     async def stop(self) -> None:
         """End every session and stop listening."""

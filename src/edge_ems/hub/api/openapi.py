@@ -39,7 +39,7 @@ _INTEGER = {"type": "integer"}
 _BOOLEAN = {"type": "boolean"}
 _VALUE = {"type": ["number", "string", "boolean", "null"]}
 _STATUS = {"type": ["object", "null"], "additionalProperties": True}
-_HEALTH_STATUS = {"enum": ["ok", "degraded"]}
+_HEALTH_STATUS = {"enum": ["ok", "degraded", "error"]}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -55,6 +55,15 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
     },
     "HealthSummary": _object({"status": _HEALTH_STATUS, "version": _TEXT}),
+    "HealthError": _object(
+        {
+            "status": {"const": "error"},
+            "version": _TEXT,
+            "problems": {"type": "array", "items": _TEXT},
+            "error": {"type": "string", "description": "Why the hub is not running"},
+            "uptime_s": _NUMBER,
+        }
+    ),
     "Health": _object(
         {
             "status": _HEALTH_STATUS,
@@ -360,14 +369,21 @@ PATHS: dict[str, Schema] = {
     "/health": {
         "get": {
             "summary": "The hub's status and version to anyone; with the token, the state of "
-            "the store, gateway, Parquet export, uplink and background tasks",
+            "the store, gateway, Parquet export, uplink and background tasks, or (status "
+            "error) why the hub is not running",
             "security": [{}, {"bearer": []}],
             "responses": {
                 "200": {
                     "description": "The hub's state",
                     "content": {
                         "application/json": {
-                            "schema": {"anyOf": [_ref("HealthSummary"), _ref("Health")]}
+                            "schema": {
+                                "anyOf": [
+                                    _ref("HealthSummary"),
+                                    _ref("Health"),
+                                    _ref("HealthError"),
+                                ]
+                            }
                         }
                     },
                 },

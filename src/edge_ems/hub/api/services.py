@@ -14,6 +14,7 @@ from ...pointmap import PointMap
 from ..gateway import GatewayServer
 from ..store.minute_store import MinuteStore
 from ..tasks import TaskStatus
+from ..tls import GatewayCertificate
 from .audit_trail import AuditTrail
 
 
@@ -43,6 +44,7 @@ class HubServices:
     parquet: StatusSource | None = None
     uplink: StatusSource | None = None
     tasks: TaskSource | None = None
+    gateway_tls: GatewayCertificate | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -71,6 +73,8 @@ def health_report(services: HubServices) -> dict[str, Any]:
         "store": store,
         "gateway": {
             "port": services.grpc_port,
+            "internal_port": services.gateway.internal_port,
+            "tls": _tls(services.gateway_tls),
             "connected_agents": len(services.gateway.connected_agents()),
             **plain_status(services.gateway.stats()),
         },
@@ -82,6 +86,18 @@ def health_report(services: HubServices) -> dict[str, Any]:
         "parquet": parquet,
         "uplink": uplink,
         "tasks": tasks,
+    }
+
+
+def _tls(certificate: GatewayCertificate | None) -> dict[str, Any] | None:
+    if certificate is None:
+        return None
+    return {
+        "self_signed": certificate.self_signed,
+        "fingerprint_sha256": certificate.fingerprint,
+        "names": list(certificate.names),
+        "not_after": certificate.not_after,
+        "client_certificates": certificate.tls.client_ca is not None,
     }
 
 

@@ -2,13 +2,15 @@
 # shellcheck shell=bash
 # ==============================================================================
 # Announce the hub to Home Assistant: the integration then offers to link to it,
-# as the agent "homeassistant", without anything typed by hand.
+# as the agent "homeassistant", without anything typed by hand. It connects to the
+# gateway's internal port (plaintext, on the Supervisor's network only); the
+# published port 50051 is for remote agents and has TLS.
 # ==============================================================================
 declare config
 
 config=$(bashio::var.json \
     host "$(bashio::addon.hostname)" \
-    port "^50051" \
+    port "^50052" \
     api_port "^8099" \
     agent_id "homeassistant" \
     token "$(cat /data/ha_agent_token)" \
