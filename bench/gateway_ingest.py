@@ -62,6 +62,9 @@ class TickSink:
     def durable_seq(self, agent_id: str) -> int:
         return self._durable.get(agent_id, 0)
 
+    async def resume(self, agent_id: str) -> int:
+        return self.durable_seq(agent_id)
+
     async def accept(self, batch: TelemetryBatch) -> None:
         if batch.seq > self._accepted.get(batch.agent_id, 0):
             self._accepted[batch.agent_id] = batch.seq

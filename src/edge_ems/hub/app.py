@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -45,6 +46,8 @@ class Hub:
     ) -> None:
         self.config = config
         self.hub_id: str | None = None
+        self.instance = ""
+        """This process's name among hubs sharing a database ("" on SQLite)."""
         self.store: MinuteStore | None = None
         self.audit: AuditTrail | None = None
         self.gateway: GatewayServer | None = None
@@ -66,10 +69,17 @@ class Hub:
     async def _start(self) -> None:
         config = self.config
         database: str | Path = config.database_url or Path(config.store_path)
-        self.store = open_store(database)
+        # A SQLite file is one hub's own; PostgreSQL may be shared by several.
+        self.instance = (
+            config.instance_name or f"{socket.gethostname()}:{config.grpc_port}"
+            if config.database_url
+            else ""
+        )
+        self.store = open_store(database, instance=self.instance)
         await self.store.open()
         backend = self.store.backend
-        _LOGGER.info("Store: %s", backend.where, extra={"store": backend.name})
+        shared = f", shared as hub {self.instance}" if self.instance else ""
+        _LOGGER.info("Store: %s%s", backend.where, shared, extra={"store": backend.name})
         self.hub_id = config.hub_id or await backend.keep_first(
             HUB_ID, f"hub-{secrets.token_hex(8)}"
         )
@@ -93,7 +103,9 @@ class Hub:
             f"{config.grpc_host}:{config.grpc_port}",
             internal=None if internal is None else f"{config.grpc_host}:{internal}",
         )
-        self.sessions = SessionLog(self.gateway.registry, self.store.backend)
+        self.sessions = SessionLog(
+            self.gateway.registry, self.store.backend, instance=self.instance
+        )
         self.sessions.start()
         maps: list[PointMap] = list((await asyncio.to_thread(load_catalog)).values())
         services = HubServices(

@@ -95,6 +95,7 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("grpc_internal_port"): vol.Any(None, _PORT),
     vol.Optional("store_path", default="edge_ems.sqlite"): _PATH,
     vol.Optional("database_url"): vol.Any(None, str),
+    vol.Optional("instance_name"): vol.Any(None, vol.All(str, vol.Length(max=128))),
     vol.Optional("inventory_file"): vol.Any(None, str),
     vol.Optional("parquet_dir"): vol.Any(None, str),
     vol.Optional("uplink_url"): vol.Any(None, str),
@@ -150,6 +151,9 @@ class HubConfig:
     inventory: tuple[InventoryAsset, ...] = ()
     store_path: str = "edge_ems.sqlite"
     database_url: str | None = None
+    instance_name: str | None = None
+    """Names this hub process among hubs sharing one database (``DATABASE_URL``); by
+    default its host name and gateway port."""
     parquet_dir: str | None = None
     uplink_url: str | None = None
     uplink_token: str | None = None

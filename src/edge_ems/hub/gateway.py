@@ -303,6 +303,13 @@ class GatewayServer:
     def _route(self, asset_id: str | None, site_id: str | None) -> _Session:
         if asset_id:
             owner = self.registry.owner(asset_id)
+            elsewhere = self.registry.remote_owner(asset_id)
+            if elsewhere is not None and (owner is None or owner not in self._sessions):
+                raise RoutingError(
+                    f"asset {asset_id!r} is served by agent {elsewhere[0]!r} through hub "
+                    f"{elsewhere[1]!r}: send the setpoint there",
+                    reason="not_connected",
+                )
             if owner is None:
                 if self.registry.knows_asset(asset_id):
                     raise RoutingError(
@@ -349,6 +356,12 @@ class GatewayServer:
             await self._refuse(requests, context, *_UNAUTHENTICATED)
         registration = await self._registration(agent_id, requests, context)
         refusal = await self._admit_registration(registration, context.peer())
+        if refusal is None:
+            try:  # another hub on a shared database may have stored more of it meanwhile
+                await self._sink.resume(agent_id)
+            except StoreError as err:
+                _LOGGER.error("Cannot read the durable mark of agent %s: %s", agent_id, err)
+                refusal = grpc.StatusCode.UNAVAILABLE, "the hub cannot store telemetry now"
         if refusal is not None:
             await self._refuse(requests, context, *refusal)
         session = self._open(registration, context.peer())

@@ -4,7 +4,10 @@ The inventory is the hub's configuration (a YAML list of assets with their sites
 what they register. The two merge by asset id, the configured names winning. Behind the REST
 API's ``/assets`` (:meth:`SessionRegistry.assets`) and ``/agents``
 (:meth:`SessionRegistry.agents`: one row per asset, with its agent's peer, whether it is
-connected, and its recent sessions). Plain bookkeeping, no I/O: the gateway drives it.
+connected, and its recent sessions). Hubs sharing one database also show the agents the
+others serve (:meth:`SessionRegistry.set_remote`, fed from the store by the session log);
+an agent connected here wins over what another hub says of it. Plain bookkeeping, no I/O:
+the gateway drives it.
 """
 
 from __future__ import annotations
@@ -166,6 +169,9 @@ class SessionRegistry:
         self._agents: dict[str, _Agent] = {}
         self._owners: dict[str, str] = {}
         """Asset id to the agent that registered it last."""
+        self._remote: dict[str, tuple[Registration, bool, str]] = {}
+        """Agents of other hubs on a shared database: registration, connected, hub."""
+        self._remote_owners: dict[str, str] = {}
 
     def open(self, registration: Registration, session_id: str, peer: str) -> SessionRecord:
         """Record a new session of ``registration.agent_id`` (its previous one must be closed)."""
@@ -255,8 +261,35 @@ class SessionRegistry:
         return agent is not None and agent.current is not None
 
     def owner(self, asset_id: str) -> str | None:
-        """The agent that serves ``asset_id`` (connected or not), if any registered it."""
+        """The agent that serves ``asset_id`` (connected or not), if any registered it here."""
         return self._owners.get(asset_id)
+
+    def set_remote(self, agents: Iterable[tuple[Registration, bool, str]]) -> None:
+        """What other hubs on the shared database serve: each agent's registration, whether
+        it is connected there, and that hub's name (replaces what was set before)."""
+        self._remote = {
+            registration.agent_id: (registration, connected, hub)
+            for registration, connected, hub in agents
+        }
+        self._remote_owners = {
+            asset_id: agent_id
+            for agent_id, (registration, _, _) in sorted(self._remote.items())
+            for asset_id in registration.asset_ids
+        }
+
+    def remote_owner(self, asset_id: str) -> tuple[str, str] | None:
+        """The agent serving ``asset_id`` through another hub, and that hub, if connected."""
+        agent_id = self._remote_owners.get(asset_id)
+        if agent_id is None or not self._remote[agent_id][1] or self.connected(agent_id):
+            return None
+        return agent_id, self._remote[agent_id][2]
+
+    def local_registrations(self) -> dict[str, tuple[Registration, bool]]:
+        """Every agent registered here: its registration and whether it is connected."""
+        return {
+            agent_id: (agent.registration, agent.current is not None)
+            for agent_id, agent in self._agents.items()
+        }
 
     def site_agents(self, site_id: str) -> list[str]:
         """Agents registered for ``site_id``, sorted."""
@@ -267,8 +300,12 @@ class SessionRegistry:
         )
 
     def knows_asset(self, asset_id: str) -> bool:
-        """Configured or registered."""
-        return asset_id in self._inventory or asset_id in self._owners
+        """Configured or registered (here or at another hub)."""
+        return (
+            asset_id in self._inventory
+            or asset_id in self._owners
+            or asset_id in self._remote_owners
+        )
 
     def knows_site(self, site_id: str) -> bool:
         """Configured or registered."""
@@ -305,11 +342,24 @@ class SessionRegistry:
         return rows
 
     def _asset_ids(self) -> set[str]:
-        return set(self._inventory) | set(self._owners)
+        return set(self._inventory) | set(self._owners) | set(self._remote_owners)
 
-    def _asset_row(self, asset_id: str) -> AssetRow:
+    def _serving(self, asset_id: str) -> tuple[str | None, Registration | None, bool]:
+        """The agent serving ``asset_id``, its registration and whether it is connected: the
+        agent here, unless it is not connected and another hub's agent is."""
         agent_id = self._owners.get(asset_id)
         registration = self.registration(agent_id) if agent_id is not None else None
+        local = (agent_id, registration, agent_id is not None and self.connected(agent_id))
+        remote_id = self._remote_owners.get(asset_id)
+        if remote_id is None or local[2] or self.connected(remote_id):
+            return local
+        remote, connected, _ = self._remote[remote_id]
+        if agent_id is not None and not connected:
+            return local
+        return remote_id, remote, connected
+
+    def _asset_row(self, asset_id: str) -> AssetRow:
+        agent_id, registration, connected = self._serving(asset_id)
         registered = _registered(registration, asset_id)
         configured = self._inventory.get(asset_id) or InventoryAsset(
             asset_id, registration.site_id if registration is not None else ""
@@ -326,7 +376,7 @@ class SessionRegistry:
             max_discharge_w=configured.max_discharge_w or registered.max_discharge_w,
             configured=asset_id in self._inventory,
             agent_id=agent_id,
-            connected=agent_id is not None and self.connected(agent_id),
+            connected=connected,
         )
 
 

@@ -23,6 +23,10 @@ class TelemetrySink(Protocol):
     def durable_seq(self, agent_id: str) -> int:
         """The highest seq of ``agent_id`` whose samples are all durably stored (0 if none)."""
 
+    async def resume(self, agent_id: str) -> int:
+        """:meth:`durable_seq` once ``agent_id`` (re)connects, brought up to date with what
+        other hubs on a shared database made durable of it meanwhile."""
+
     async def accept(self, batch: TelemetryBatch) -> None:
         """Fold a batch into the open aggregates; a seq at or below the durable mark is dropped.
 

@@ -51,6 +51,9 @@ class MemorySink:
     def durable_seq(self, agent_id: str) -> int:
         return self.durable.get(agent_id, 0)
 
+    async def resume(self, agent_id: str) -> int:
+        return self.durable_seq(agent_id)
+
     async def accept(self, batch: TelemetryBatch) -> None:
         if batch.seq <= self.durable_seq(batch.agent_id):
             return

@@ -169,8 +169,9 @@ async def test_a_version_1_file_gains_the_tables_of_version_2(tmp_path: Path) ->
     async with open_store(path) as store:
         await store.backend.set_mark("kept", 7)
     with sqlite3.connect(path) as db:  # what version 1 wrote
-        for table in ("settings", "claims"):
+        for table in ("settings", "claims", "hubs", "registrations"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("ALTER TABLE sessions DROP COLUMN hub")
         db.execute("PRAGMA user_version = 1")
     db.close()
     async with open_store(path) as store:

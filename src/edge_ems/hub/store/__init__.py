@@ -30,6 +30,7 @@ from .model import (
     SeriesFilter,
     SeriesKey,
     SeriesRange,
+    StoredRegistration,
 )
 from .sqlite import SqliteBackend
 
@@ -53,6 +54,7 @@ __all__ = [
     "StoreError",
     "StoreSettings",
     "StoreStatus",
+    "StoredRegistration",
     "is_database_url",
     "open_store",
 ]
@@ -70,10 +72,12 @@ def open_store(
     settings: StoreSettings | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    instance: str = "",
 ) -> MinuteStore:
     """A store on ``database``: a file path (SQLite) or a ``postgresql://`` URL (TimescaleDB,
     as ``DATABASE_URL`` gives it). Nothing is opened yet: use ``async with`` or
-    :meth:`MinuteStore.open`, and :meth:`MinuteStore.close` when done."""
+    :meth:`MinuteStore.open`, and :meth:`MinuteStore.close` when done. Hubs sharing one
+    database each give their own ``instance`` name."""
     if is_database_url(database):
         try:
             from .timescale import TimescaleBackend  # psycopg is only needed for this backend
@@ -81,5 +85,10 @@ def open_store(
             raise ConfigError(
                 f"a PostgreSQL store needs psycopg (pip install 'edge-ems[hub]'): {err}"
             ) from err
-        return MinuteStore(TimescaleBackend(str(database)), settings, clock=clock)
-    return MinuteStore(SqliteBackend(database), settings, clock=clock)
+        return MinuteStore(
+            TimescaleBackend(str(database), instance=instance),
+            settings,
+            clock=clock,
+            instance=instance,
+        )
+    return MinuteStore(SqliteBackend(database), settings, clock=clock, instance=instance)

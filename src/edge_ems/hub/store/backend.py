@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from typing import Protocol
 
 from ...dispatch.audit import AuditRecord
+from ...gateway.model import AssetInfo, Registration
 from ..claims import Claim
 from ..sessions import SessionRecord
 from .aggregate import MinuteAggregate, Minutes, TextValue, newest_by_series
@@ -33,6 +34,7 @@ from .model import (
     SeriesFilter,
     SeriesKey,
     SeriesRange,
+    StoredRegistration,
 )
 
 
@@ -141,14 +143,17 @@ class Backend(Protocol):
     async def audit(self, query: AuditQuery) -> AuditPage:
         """Audit records matching ``query``, newest first."""
 
-    async def save_session(self, record: SessionRecord) -> None:
-        """Insert or update an agent session."""
+    async def save_session(self, record: SessionRecord, hub: str = "") -> None:
+        """Insert or update an agent session of hub process ``hub``."""
 
     async def sessions(self, agent_id: str | None, limit: int) -> list[SessionRecord]:
         """Sessions (of ``agent_id``, or of every agent), newest first."""
 
-    async def end_sessions(self, ended: float, reason: str) -> int:
-        """End every session still open; return how many there were."""
+    async def end_sessions(
+        self, ended: float, reason: str, *, hub: str = "", stale_before: float | None = None
+    ) -> int:
+        """End the sessions still open of hub process ``hub`` (its previous run), and those of
+        hubs not heard from since ``stale_before`` (or never); return how many."""
 
     async def outbox_put(
         self, batch: OutboxBatch, *, budget_bytes: int, marks: Mapping[str, int]
@@ -177,6 +182,19 @@ class Backend(Protocol):
     async def claim(self, claims: Sequence[Claim], credential: str, at: float) -> dict[Claim, str]:
         """Bind every unheld claim to ``credential``, unless one is held by another
         credential (then bind none); return each claim's holder (:mod:`..claims`)."""
+
+    async def durable_seq(self, agent_id: str) -> int:
+        """The durable seq of ``agent_id`` as stored (0 if none)."""
+
+    async def beat(self, hub: str, seen: float) -> None:
+        """Note that hub process ``hub`` is alive at ``seen``."""
+
+    async def save_registrations(self, hub: str, rows: Sequence[tuple[Registration, bool]]) -> None:
+        """Keep what agents registered with hub process ``hub``, and whether each is connected."""
+
+    async def registrations(self, alive_after: float) -> list[StoredRegistration]:
+        """What agents registered with any hub; connected only if their hub beat since
+        ``alive_after``."""
 
     async def keep_first(self, name: str, value: str) -> str:
         """Store ``value`` as setting ``name`` unless one is stored already (by this or another
@@ -211,6 +229,8 @@ def ranges(
     """Group query rows (time-ordered within each series) into ranges, sorted by series."""
     points: dict[int, list[Point]] = {}
     for sid, start, total, count, low, high, last in rows:
+        if sid not in catalog.keys:  # a series another hub added after this one last looked
+            continue
         held = points.get(sid)
         if held is None:
             held = points[sid] = []
@@ -366,3 +386,47 @@ def audit_page(records: list[AuditRecord], limit: int) -> AuditPage:
         return AuditPage(tuple(records), None)
     last = records[limit - 1]
     return AuditPage(tuple(records[:limit]), encode_cursor(last.timestamp, last.id))
+
+
+END_SESSIONS = """
+UPDATE sessions SET ended = {mark}, end_reason = {mark}
+WHERE ended IS NULL AND (hub = {mark} OR hub NOT IN (SELECT name FROM hubs WHERE seen >= {mark}))
+"""
+"""End the sessions of one hub process and of those silent since a time (placeholders: ended,
+reason, hub, stale_before)."""
+
+
+def registration_json(registration: Registration) -> str:
+    """A registration as stored."""
+    return json.dumps(asdict(registration), separators=(",", ":"))
+
+
+def registration_from_json(text: str) -> Registration:
+    """A stored registration."""
+    data = json.loads(text)
+    assets = tuple(
+        AssetInfo(**{**asset, "commands": tuple(asset.get("commands", ()))})
+        for asset in data.pop("assets", [])
+    )
+    return Registration(**data, assets=assets)
+
+
+def stored_registration(
+    agent: str,
+    hub: str,
+    text: str,
+    connected: object,
+    updated: float,
+    seen: float | None,
+    alive_after: float,
+) -> StoredRegistration | None:
+    """A registrations row (with its hub's last beat) as a :class:`StoredRegistration`; a
+    row that no longer parses is skipped."""
+    try:
+        registration = registration_from_json(text)
+    except (ValueError, TypeError):
+        return None
+    if registration.agent_id != agent:
+        return None
+    alive = bool(connected) and seen is not None and seen >= alive_after
+    return StoredRegistration(registration, hub, alive, updated)

@@ -58,6 +58,9 @@ _LOGGER = logging.getLogger(__name__)
 
 RESTART_REASON = "hub stopped"
 """End reason of the sessions a previous run left open."""
+HUB_SILENCE = 60.0
+"""Seconds without a beat after which another hub on a shared database counts as gone (its
+sessions are ended, its agents shown disconnected)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +161,14 @@ class MinuteStore:
         settings: StoreSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        instance: str = "",
     ) -> None:
         self._backend = backend
         self.settings = settings or StoreSettings()
         self._clock = clock
+        self.instance = instance
+        """Names this hub process among those sharing the database (sessions are kept under
+        it); empty for a hub that has its database to itself."""
         self._aggregator = MinuteAggregator()
         self._durable: dict[str, int] = {}
         self._accepted: dict[str, int] = {}
@@ -184,6 +191,10 @@ class MinuteStore:
         """What the last run wrote (per agent its written seq, and the closed mark then):
         the parts of resent batches it already stored."""
 
+    def _own(self, mark: str) -> str:
+        """A mark of this hub's own progress: hubs sharing a database keep theirs apart."""
+        return f"{mark}@{self.instance}" if self.instance else mark
+
     @property
     def backend(self) -> Backend:
         """The database: audit records, sessions, outbox and marks are read and written here."""
@@ -203,13 +214,18 @@ class MinuteStore:
         self._durable = dict(stored.durable)
         self._accepted = dict(stored.durable)
         self._written = dict(stored.written)
-        self._flushed_through = await self._backend.get_mark(FLUSHED_THROUGH)
+        self._flushed_through = await self._backend.get_mark(self._own(FLUSHED_THROUGH))
         self._resent = (dict(stored.written), self._flushed_through)
-        marks = {rollup: await self._backend.get_mark(MARKS[rollup]) for rollup in ROLLUPS}
+        marks = {
+            rollup: await self._backend.get_mark(self._own(MARKS[rollup])) for rollup in ROLLUPS
+        }
         known = [mark for mark in marks.values() if mark is not None]
         minutes = await self._backend.stored_minutes(min(known)) if known else {}
         self._rollups.restore(marks, minutes)
-        ended = await self._backend.end_sessions(self._clock(), RESTART_REASON)
+        now = self._clock()
+        ended = await self._backend.end_sessions(
+            now, RESTART_REASON, hub=self.instance, stale_before=now - HUB_SILENCE
+        )
         if ended:
             _LOGGER.info("Ended %d agent sessions a previous run left open", ended)
         self._opened = True
@@ -272,6 +288,16 @@ class MinuteStore:
 
     def durable_seq(self, agent_id: str) -> int:
         """The highest seq of ``agent_id`` whose samples are all durably stored (0 if none)."""
+        return self._durable.get(agent_id, 0)
+
+    async def resume(self, agent_id: str) -> int:
+        """The durable seq of a (re)connecting agent, with what another hub on the same
+        database made durable of it since this store opened: those batches are not taken
+        again. (What that hub had accepted but not made durable is taken whole.)"""
+        stored = await self._backend.durable_seq(agent_id)
+        if stored > self._durable.get(agent_id, 0) and not self._waiting.get(agent_id):
+            self._durable[agent_id] = stored
+            self._accepted[agent_id] = max(self._accepted.get(agent_id, 0), stored)
         return self._durable.get(agent_id, 0)
 
     async def accept(self, batch: TelemetryBatch) -> None:
@@ -345,7 +371,13 @@ class MinuteStore:
                 return 0
             seqs = {agent: seq for agent, (seq, _) in durable.items()}
             written = {a: s for a, s in self._accepted.items() if s > self._written.get(a, 0)}
-            marks = {**rollups.marks, FLUSHED_THROUGH: max(closed, self._flushed_through or closed)}
+            marks = {
+                self._own(name): value
+                for name, value in {
+                    **rollups.marks,
+                    FLUSHED_THROUGH: max(closed, self._flushed_through or closed),
+                }.items()
+            }
             late = self._late(taken.minutes)
             flush = Flush(
                 taken.minutes,

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from ...dispatch.audit import AuditRecord, Outcome
+from ...gateway.model import Registration
 
 MINUTE_MS = 60_000
 
@@ -129,3 +130,16 @@ class OutboxStats:
     batches: int
     bytes: int
     dropped: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRegistration:
+    """What an agent registered at one of the hubs sharing the database, as kept there."""
+
+    registration: Registration
+    hub: str
+    """The hub process (its instance name) the agent registered with."""
+    connected: bool
+    """Connected to that hub now: it says so, and it was heard from lately."""
+    updated: float
+    """When that hub last wrote this row (seconds since the epoch)."""

@@ -23,7 +23,9 @@ that was acknowledged. With one flush a minute the fsync costs nothing worth sav
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,10 +35,12 @@ from pathlib import Path
 from typing import Literal
 
 from ...dispatch.audit import AuditRecord
+from ...gateway.model import Registration
 from ..claims import Claim
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
+    END_SESSIONS,
     LATE_SEQ,
     Flush,
     Row,
@@ -53,6 +57,8 @@ from .backend import (
     latest_value,
     minutes_from_rows,
     ranges,
+    registration_json,
+    stored_registration,
 )
 from .errors import SchemaError, StoreError
 from .model import (
@@ -65,6 +71,7 @@ from .model import (
     SeriesFilter,
     SeriesKey,
     SeriesRange,
+    StoredRegistration,
 )
 
 type Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -103,6 +110,15 @@ CREATE TABLE claims (
   credential TEXT NOT NULL,
   claimed REAL NOT NULL,
   PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+ALTER TABLE sessions ADD COLUMN hub TEXT NOT NULL DEFAULT '';
+CREATE TABLE hubs (name TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE registrations (
+  agent_id TEXT PRIMARY KEY,
+  hub TEXT NOT NULL,
+  registration TEXT NOT NULL,
+  connected INTEGER NOT NULL,
+  updated REAL NOT NULL
 ) WITHOUT ROWID;
 """
 """What version 2 added (a version 1 file gets it when opened)."""
@@ -196,10 +212,15 @@ ON CONFLICT (site_id, asset_id, metric) DO UPDATE SET site_id = excluded.site_id
 RETURNING id
 """
 _SAVE_SESSION = """
-INSERT INTO sessions (session_id, agent_id, peer, started, ended, end_reason)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO sessions (session_id, agent_id, peer, started, ended, end_reason, hub)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (session_id) DO UPDATE SET peer = excluded.peer, ended = excluded.ended,
-  end_reason = excluded.end_reason
+  end_reason = excluded.end_reason, hub = excluded.hub
+"""
+_SAVE_REGISTRATION = """
+INSERT INTO registrations VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (agent_id) DO UPDATE SET hub = excluded.hub, registration = excluded.registration,
+  connected = excluded.connected, updated = excluded.updated
 """
 
 
@@ -417,7 +438,7 @@ class SqliteBackend:
 
         return await self._read(run)
 
-    async def save_session(self, record: SessionRecord) -> None:
+    async def save_session(self, record: SessionRecord, hub: str = "") -> None:
         row = (
             record.session_id,
             record.agent_id,
@@ -425,6 +446,7 @@ class SqliteBackend:
             record.started,
             record.ended,
             record.end_reason,
+            hub,
         )
         await self._write(lambda db: db.execute(_SAVE_SESSION, row).close())
 
@@ -440,14 +462,60 @@ class SqliteBackend:
 
         return await self._read(run)
 
-    async def end_sessions(self, ended: float, reason: str) -> int:
+    async def end_sessions(
+        self, ended: float, reason: str, *, hub: str = "", stale_before: float | None = None
+    ) -> int:
+        stale = math.inf if stale_before is None else stale_before
+        sql = END_SESSIONS.format(mark="?")
+
         def run(db: sqlite3.Connection) -> int:
-            return db.execute(
-                "UPDATE sessions SET ended = ?, end_reason = ? WHERE ended IS NULL",
-                (ended, reason),
-            ).rowcount
+            return db.execute(sql, (ended, reason, hub, stale)).rowcount
 
         return await self._write(run)
+
+    async def durable_seq(self, agent_id: str) -> int:
+        sql = "SELECT durable_seq FROM agents WHERE agent_id = ?"
+
+        def run(db: sqlite3.Connection) -> int:
+            row = db.execute(sql, (agent_id,)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(run)
+
+    async def beat(self, hub: str, seen: float) -> None:
+        sql = (
+            "INSERT INTO hubs VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET seen = max(seen, excluded.seen)"
+        )
+        await self._write(lambda db: db.execute(sql, (hub, seen)).close())
+
+    async def save_registrations(self, hub: str, rows: Sequence[tuple[Registration, bool]]) -> None:
+        now = time.time()
+        params = [
+            (registration.agent_id, hub, registration_json(registration), int(connected), now)
+            for registration, connected in rows
+        ]
+
+        def run(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(_SAVE_REGISTRATION, params)
+
+        await self._write(run)
+
+    async def registrations(self, alive_after: float) -> list[StoredRegistration]:
+        sql = (
+            "SELECT r.agent_id, r.hub, r.registration, r.connected, r.updated, h.seen "
+            "FROM registrations AS r LEFT JOIN hubs AS h ON h.name = r.hub ORDER BY r.agent_id"
+        )
+
+        def run(db: sqlite3.Connection) -> list[StoredRegistration]:
+            found = (
+                stored_registration(agent, hub, text, connected, updated, seen, alive_after)
+                for agent, hub, text, connected, updated, seen in db.execute(sql)
+            )
+            return [row for row in found if row is not None]
+
+        return await self._read(run)
 
     # Outbox and marks.
 

@@ -11,6 +11,12 @@ One connection writes (each flush one transaction), another reads, each used by 
 a time; psycopg's async driver keeps all of it off the event loop. A connection the server
 dropped is replaced at the next call, so a database restart costs failed flushes (their
 minutes are kept and written later), not the hub.
+
+Several hubs may share the database (agents split between them, each hub its own
+``instance`` name): series are added with an upsert, and each hub learns the others' series
+when it next reads (``series``, ``query``, ``latest``); each series is marked with the hub
+that writes it, and a restarted hub rebuilds its open rollups from its own series only.
+Schema changes take an advisory lock, so hubs starting together do not collide.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,11 +33,13 @@ import psycopg
 from psycopg import AsyncConnection
 
 from ...dispatch.audit import AuditRecord
+from ...gateway.model import Registration
 from ..claims import Claim
 from ..redact import display_url, without_userinfo
 from ..sessions import SessionRecord
 from .aggregate import Minutes
 from .backend import (
+    END_SESSIONS,
     LATE_SEQ,
     Flush,
     Row,
@@ -46,6 +56,8 @@ from .backend import (
     latest_value,
     minutes_from_rows,
     ranges,
+    registration_json,
+    stored_registration,
 )
 from .errors import SchemaError, StoreError
 from .model import (
@@ -58,6 +70,7 @@ from .model import (
     SeriesFilter,
     SeriesKey,
     SeriesRange,
+    StoredRegistration,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,6 +79,8 @@ type Connection = AsyncConnection[tuple[Any, ...]]
 
 SCHEMA_VERSION = 2
 SCHEMA_MARK = "schema_version"
+SCHEMA_LOCK = 0x6564676520656D73
+"""The advisory lock (any agreed number: "edge ems" in ASCII) schema changes hold."""
 OUTBOX_DROPPED = "outbox_dropped"
 CHUNK_MINUTES = 7 * 24 * 60
 COMPRESS_AFTER_MINUTES = 2 * 24 * 60
@@ -128,6 +143,13 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS claims (
       kind TEXT NOT NULL, id TEXT NOT NULL, credential TEXT NOT NULL,
       claimed DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, id))""",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS hub TEXT NOT NULL DEFAULT ''",
+    # The hub that writes a series: after a restart it rebuilds its open rollups from those.
+    "ALTER TABLE series ADD COLUMN IF NOT EXISTS hub TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE IF NOT EXISTS hubs (name TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS registrations (
+      agent_id TEXT PRIMARY KEY, hub TEXT NOT NULL, registration TEXT NOT NULL,
+      connected BOOLEAN NOT NULL, updated DOUBLE PRECISION NOT NULL)""",
 ]
 _COMPRESSION = [
     statement
@@ -177,10 +199,15 @@ ON CONFLICT (site_id, asset_id, metric) DO UPDATE SET site_id = excluded.site_id
 RETURNING id
 """
 _SAVE_SESSION = """
-INSERT INTO sessions (session_id, agent_id, peer, started, ended, end_reason)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO sessions (session_id, agent_id, peer, started, ended, end_reason, hub)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (session_id) DO UPDATE SET peer = excluded.peer, ended = excluded.ended,
-  end_reason = excluded.end_reason
+  end_reason = excluded.end_reason, hub = excluded.hub
+"""
+_SAVE_REGISTRATION = """
+INSERT INTO registrations VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (agent_id) DO UPDATE SET hub = excluded.hub, registration = excluded.registration,
+  connected = excluded.connected, updated = excluded.updated
 """
 _COLUMNS = "series_id, start, total, samples, low, high, last"
 
@@ -200,8 +227,13 @@ class _Conflict(Exception):  # noqa: N818 - an outcome, not an error: it rolls a
 class TimescaleBackend:
     """The store's tables in a PostgreSQL database with the TimescaleDB extension."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, instance: str = "") -> None:
         self._url = url
+        self._instance = instance
+        self._mine: frozenset[int] = frozenset()
+        """Series this hub process has marked as written by it."""
+        self._read_through = 0
+        """Every series id up to this was read from the database."""
         self._connections: dict[str, Connection] = {}
         """One to write (each flush one transaction), one to read; each used by one task at
         a time."""
@@ -277,9 +309,13 @@ class TimescaleBackend:
             await self.close()
             raise StoreError(f"cannot open the store on PostgreSQL: {err}") from err
         self._catalog = catalog
+        self._read_through = max(catalog.keys, default=0)
         return stored
 
     async def _create(self, db: Connection) -> None:
+        # Hubs starting together on one database take turns: concurrent CREATE ... IF NOT
+        # EXISTS statements collide in PostgreSQL's catalogs.
+        await db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         version = None
         exists = await (await db.execute("SELECT to_regclass('marks') IS NOT NULL")).fetchone()
         if exists and exists[0]:
@@ -294,6 +330,7 @@ class TimescaleBackend:
         await db.execute(_SET_MARK, (SCHEMA_MARK, SCHEMA_VERSION))
 
     async def _compress(self, db: Connection) -> None:
+        await db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         try:
             async with db.transaction():  # a savepoint: refusal leaves the schema intact
                 for statement in _COMPRESSION:
@@ -313,17 +350,39 @@ class TimescaleBackend:
     # Telemetry.
 
     async def write(self, flush: Flush) -> None:
-        known = self._catalog.ids
-        added = await self._write(lambda db: _write_flush(db, flush, known))
+        known, mine, instance = self._catalog.ids, self._mine, self._instance
+        added, marked = await self._write(lambda db: _write_flush(db, flush, known, mine, instance))
         self._catalog = self._catalog.with_ids(added)
+        if marked:
+            self._mine = mine | marked
+
+    async def _refresh_catalog(self) -> SeriesCatalog:
+        """The series catalog with the series other hubs on this database added since."""
+        through = self._read_through
+
+        async def run(db: Connection) -> dict[SeriesKey, int]:
+            sql = "SELECT id, site_id, asset_id, metric FROM series WHERE id > %s"
+            rows = await (await db.execute(sql, (through,))).fetchall()
+            return {SeriesKey(site, asset, metric): sid for sid, site, asset, metric in rows}
+
+        found = await self._read(run)
+        if found:
+            # Through the newest id read, not the newest this hub added: another hub may
+            # have taken a lower id and committed it later.
+            self._read_through = max(self._read_through, *found.values())
+            self._catalog = self._catalog.with_ids(
+                {key: sid for key, sid in found.items() if key not in self._catalog.ids}
+            )
+        return self._catalog
 
     async def series(self, selection: SeriesFilter) -> list[SeriesKey]:
-        return sorted(key for key in self._catalog.ids if selection.matches(key))
+        catalog = await self._refresh_catalog()
+        return sorted(key for key in catalog.ids if selection.matches(key))
 
     async def query(
         self, selection: SeriesFilter, start: int, end: int, resolution: Resolution
     ) -> list[SeriesRange]:
-        catalog = self._catalog
+        catalog = await self._refresh_catalog()
         ids = catalog.select(selection)
         if ids == [] or end <= start:
             return []
@@ -341,7 +400,7 @@ class TimescaleBackend:
         return await self._read(run)
 
     async def latest(self, selection: SeriesFilter) -> list[Latest]:
-        catalog = self._catalog
+        catalog = await self._refresh_catalog()
         ids = catalog.select(selection)
         if ids == []:
             return []
@@ -356,6 +415,7 @@ class TimescaleBackend:
             return [
                 Latest(catalog.keys[sid], at, latest_value(value, text))
                 for sid, at, value, text in await cursor.fetchall()
+                if sid in catalog.keys  # added by another hub after the refresh
             ]
 
         return await self._read(run)
@@ -372,11 +432,12 @@ class TimescaleBackend:
         catalog = self._catalog
 
         async def run(db: Connection) -> Minutes:
+            # Only this hub's series: another hub's open rollups are its own to write.
             sql = (
                 "SELECT start, series_id, total, samples, low, high, last, last_at FROM minute "
-                "WHERE start >= %s"
+                "WHERE start >= %s AND series_id IN (SELECT id FROM series WHERE hub = %s)"
             )
-            rows = await (await db.execute(sql, (start,))).fetchall()
+            rows = await (await db.execute(sql, (start, self._instance))).fetchall()
             return minutes_from_rows(rows, catalog)
 
         return await self._read(run)
@@ -427,7 +488,7 @@ class TimescaleBackend:
 
         return await self._read(run)
 
-    async def save_session(self, record: SessionRecord) -> None:
+    async def save_session(self, record: SessionRecord, hub: str = "") -> None:
         row = (
             record.session_id,
             record.agent_id,
@@ -435,6 +496,7 @@ class TimescaleBackend:
             record.started,
             record.ended,
             record.end_reason,
+            hub,
         )
 
         async def run(db: Connection) -> None:
@@ -455,15 +517,66 @@ class TimescaleBackend:
 
         return await self._read(run)
 
-    async def end_sessions(self, ended: float, reason: str) -> int:
+    async def end_sessions(
+        self, ended: float, reason: str, *, hub: str = "", stale_before: float | None = None
+    ) -> int:
+        stale = math.inf if stale_before is None else stale_before
+        sql = END_SESSIONS.format(mark="%s")
+
         async def run(db: Connection) -> int:
-            cursor = await db.execute(
-                "UPDATE sessions SET ended = %s, end_reason = %s WHERE ended IS NULL",
-                (ended, reason),
-            )
+            cursor = await db.execute(sql, (ended, reason, hub, stale))
             return cursor.rowcount
 
         return await self._write(run)
+
+    async def durable_seq(self, agent_id: str) -> int:
+        sql = "SELECT durable_seq FROM agents WHERE agent_id = %s"
+
+        async def run(db: Connection) -> int:
+            row = await (await db.execute(sql, (agent_id,))).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(run)
+
+    async def beat(self, hub: str, seen: float) -> None:
+        sql = (
+            "INSERT INTO hubs VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET seen = greatest(hubs.seen, excluded.seen)"
+        )
+
+        async def run(db: Connection) -> None:
+            await db.execute(sql, (hub, seen))
+
+        await self._write(run)
+
+    async def save_registrations(self, hub: str, rows: Sequence[tuple[Registration, bool]]) -> None:
+        now = time.time()
+        params = [
+            (registration.agent_id, hub, registration_json(registration), connected, now)
+            for registration, connected in rows
+        ]
+
+        async def run(db: Connection) -> None:
+            async with db.cursor() as cursor:
+                await cursor.executemany(_SAVE_REGISTRATION, params)
+
+        await self._write(run)
+
+    async def registrations(self, alive_after: float) -> list[StoredRegistration]:
+        sql = (
+            "SELECT r.agent_id, r.hub, r.registration, r.connected, r.updated, h.seen "
+            "FROM registrations AS r LEFT JOIN hubs AS h ON h.name = r.hub ORDER BY r.agent_id"
+        )
+
+        async def run(db: Connection) -> list[StoredRegistration]:
+            rows = await (await db.execute(sql)).fetchall()
+            found = (
+                stored_registration(agent, hub, text, connected, updated, seen, alive_after)
+                for agent, hub, text, connected, updated, seen in rows
+            )
+            return [row for row in found if row is not None]
+
+        return await self._read(run)
 
     # Outbox and marks.
 
@@ -573,14 +686,24 @@ async def _load(db: Connection) -> tuple[SeriesCatalog, Stored]:
 
 
 async def _write_flush(
-    db: Connection, flush: Flush, known: Mapping[SeriesKey, int]
-) -> dict[SeriesKey, int]:
+    db: Connection,
+    flush: Flush,
+    known: Mapping[SeriesKey, int],
+    mine: frozenset[int],
+    instance: str,
+) -> tuple[dict[SeriesKey, int], frozenset[int]]:
     added: dict[SeriesKey, int] = {}
     for key in sorted(flush.keys() - known.keys()):
         row = await (await db.execute(_ADD_SERIES, key)).fetchone()
         assert row is not None
         added[key] = row[0]
     ids = {**known, **added} if added else known
+    marked = frozenset(ids[key] for key in flush.keys()) - mine  # noqa: SIM118 - a method
+    if marked:
+        await db.execute(
+            "UPDATE series SET hub = %s WHERE id = ANY(%s) AND hub <> %s",
+            (instance, sorted(marked), instance),
+        )
     async with db.cursor() as cursor:
         for table, buckets in flush_tables(flush):
             rows = bucket_rows(buckets, ids)
@@ -593,7 +716,7 @@ async def _write_flush(
             late = [(seq, start) for start in flush.late]
             await cursor.executemany("INSERT INTO late VALUES (%s, %s)", late)
             await cursor.execute(_SET_MARK, (LATE_SEQ, seq))
-    return added
+    return added, marked
 
 
 async def _outbox_put(
