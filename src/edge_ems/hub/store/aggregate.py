@@ -152,11 +152,24 @@ class MinuteAggregator:
         if timestamps != sorted(timestamps):  # the contract says oldest first; do not rely on it
             pairs = sorted(zip(timestamps, values, strict=True))
             timestamps, values = [t for t, _ in pairs], [v for _, v in pairs]
+        if not timestamps:
+            return 0, 0, 0, -1
+        first, last = timestamps[0], timestamps[-1]
+        minute = first // MINUTE_MS
+        if minute == last // MINUTE_MS and minute >= horizon and last < limit:
+            # One minute, nothing too old or too new: the usual batch of a live agent.
+            total = sum(values)
+            if math.isfinite(total):
+                aggregate = MinuteAggregate(
+                    total, len(values), min(values), max(values), values[-1], last
+                )
+                self._merge(key, minute, aggregate)
+                return len(values), 0, 0, minute
         start = bisect_left(timestamps, horizon * MINUTE_MS)
         folded = 0
         newest = -1
         end = len(timestamps)
-        if timestamps and timestamps[-1] >= limit:
+        if last >= limit:
             end = bisect_left(timestamps, limit, start)
         ahead = len(timestamps) - end
         while start < end:

@@ -1,7 +1,8 @@
 """5-minute and hourly rollups as merges of what each flush adds, and retention horizons.
 
 An aggregate (sum, count, min, max, last by time) merges exactly, so a coarser bucket is
-the merge of the minute aggregates inside it, in any order and in any split. Each flush
+the merge of the minute aggregates inside it, in any order and in any split. Rollups never
+change an aggregate in place (a merge makes a new one), so buckets share them freely. Each flush
 folds the minute aggregates it writes (new samples only: each sample is in exactly one
 flush) into 5-minute buckets and those into hours. Rollups are never recomputed from
 stored minutes, so late and replayed samples and partial minutes written early merge into
@@ -31,49 +32,38 @@ MARKS = {Resolution.FIVE_MINUTES: "rollup_5m_through", Resolution.HOUR: "rollup_
 """Store marks: the start minute before which every bucket of the resolution is written."""
 
 
-def _copy(aggregate: MinuteAggregate) -> MinuteAggregate:
-    return MinuteAggregate(
-        aggregate.sum,
-        aggregate.count,
-        aggregate.min,
-        aggregate.max,
-        aggregate.last,
-        aggregate.last_ms,
-    )
-
-
 def roll_up(buckets: Mapping[int, Mapping[SeriesKey, MinuteAggregate]], size: int) -> Minutes:
-    """Merge ``buckets`` (keyed by start minute) into new buckets of ``size`` minutes."""
+    """Merge ``buckets`` (keyed by start minute) into new buckets of ``size`` minutes.
+
+    The new buckets share aggregates with ``buckets`` where one alone makes a bucket's
+    series, and a merge makes a new one: aggregates here are never changed in place, so
+    sharing them is safe, and a flush with a row per series (a fleet's, flushed often)
+    copies nothing.
+    """
     merged: Minutes = {}
     for start, series in buckets.items():
         target = merged.get(start - start % size)
         if target is None:
-            merged[start - start % size] = {key: _copy(a) for key, a in series.items()}
+            merged[start - start % size] = dict(series)
             continue
         get = target.get
         for key, a in series.items():
             held = get(key)
-            if held is None:
-                target[key] = _copy(a)
-                continue
-            # MinuteAggregate.merge, inlined: this loop runs for every row a flush writes.
-            held.sum += a.sum
-            held.count += a.count
-            held.min = min(held.min, a.min)
-            held.max = max(held.max, a.max)
-            if a.last_ms >= held.last_ms:
-                held.last, held.last_ms = a.last, a.last_ms
+            target[key] = a if held is None else combined(held, a)
     return merged
 
 
 @dataclass(frozen=True, slots=True)
 class RollupWrite:
-    """What a flush writes of the rollups, and the state once it has."""
+    """What a flush writes of the rollups, and what changes once it has."""
 
     buckets: dict[Resolution, Minutes]
     """Per resolution, the buckets to merge into its table."""
     marks: dict[str, int]
-    open: dict[Resolution, Minutes]
+    updates: dict[Resolution, Minutes]
+    """Per resolution, the open buckets' series this flush changes, with their new aggregates."""
+    closing: dict[Resolution, frozenset[int]]
+    """Per resolution, the open buckets this flush writes (they stop being open)."""
     through: dict[Resolution, int | None]
     added: Minutes
     """What the flush adds to each hour (its newest values are the flush's newest)."""
@@ -96,43 +86,59 @@ class OpenRollups:
 
     def plan(self, minutes: Minutes, closed: int) -> RollupWrite:
         """The rollups of a flush writing ``minutes`` when every minute before ``closed``
-        is final. Nothing here changes until :meth:`commit`."""
+        is final. Nothing here changes until :meth:`commit`: the changes are kept apart
+        (an open bucket holds every series of a fleet; copying it each flush would cost more
+        than the flush)."""
         write: dict[Resolution, Minutes] = {}
-        opened: dict[Resolution, Minutes] = {}
+        updates: dict[Resolution, Minutes] = {}
+        closing: dict[Resolution, frozenset[int]] = {}
         through: dict[Resolution, int | None] = {}
         deltas = minutes
         for resolution in ROLLUPS:
             size = resolution.minutes
             deltas = roll_up(deltas, size)
             mark = self._through[resolution]
+            opened = self._open[resolution]
             buckets: Minutes = {}
-            held = dict(self._open[resolution])  # copied where touched: a failed write keeps it
+            changed: Minutes = {}
             for start, series in deltas.items():
                 if mark is not None and start < mark:
                     buckets[start] = series  # late: merges into the written row
                     continue
-                current = held.get(start)
+                current = opened.get(start)
                 if current is None:
-                    held[start] = series
+                    changed[start] = series
                     continue
-                # Open aggregates are never changed in place, only replaced: until the
-                # write commits, the committed state must stay as it was.
-                merged = dict(current)
-                for key, aggregate in series.items():
-                    before = merged.get(key)
-                    merged[key] = aggregate if before is None else combined(before, aggregate)
-                held[start] = merged
+                held = current.get
+                changed[start] = {
+                    key: aggregate if (before := held(key)) is None else combined(before, aggregate)
+                    for key, aggregate in series.items()
+                }
             boundary = closed - closed % size
             new_mark = boundary if mark is None else max(mark, boundary)
-            for start in [start for start in held if start < new_mark]:
-                buckets[start] = held.pop(start)
-            write[resolution], opened[resolution], through[resolution] = buckets, held, new_mark
+            ending = frozenset(start for start in (*opened, *changed) if start < new_mark)
+            for start in ending:
+                buckets[start] = {**opened.get(start, {}), **changed.get(start, {})}
+            write[resolution], updates[resolution] = buckets, changed
+            closing[resolution], through[resolution] = ending, new_mark
         marks = {MARKS[r]: mark for r, mark in through.items() if mark is not None}
-        return RollupWrite(write, marks, opened, through, deltas)
+        return RollupWrite(write, marks, updates, closing, through, deltas)
 
     def commit(self, written: RollupWrite) -> None:
         """The flush that wrote ``written`` committed."""
-        self._open = written.open
+        for resolution in ROLLUPS:
+            opened = self._open[resolution]
+            ending = written.closing[resolution]
+            for start, changes in written.updates[resolution].items():
+                if start in ending:
+                    continue
+                bucket = opened.get(start)
+                if bucket is None:
+                    opened[start] = changes
+                else:
+                    bucket.update(changes)
+            for start in ending:
+                opened.pop(start, None)
         self._through = written.through
 
     def points(
