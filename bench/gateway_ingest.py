@@ -347,8 +347,6 @@ class FleetAgent:
         reader = asyncio.get_running_loop().create_task(self._read(call))
         try:
             await asyncio.sleep(offset)
-            if os.environ.get("FLEET_IDLE"):  # probing memory per idle session
-                await asyncio.Event().wait()
             seq = first.register_ack.durable_seq
             while not reader.done():
                 seq += 1
@@ -402,14 +400,14 @@ async def client_main(port: int, first: int, count: int) -> None:
         agents.append(agent)
         tasks.append(asyncio.ensure_future(agent.run(rng.uniform(0, FLEET_INTERVAL))))
         if n % 100 == 99:
-            # A steady trickle of new connections: a burst of thousands at once overflows
-            # the listening socket's backlog, and the dropped connects wait on TCP's backoff.
+            # A steady trickle of new connections: of thousands dialled in one burst, many
+            # failed and waited out gRPC's reconnect backoff.
             await asyncio.sleep(CONNECT_PAUSE)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await stop.wait()
-        if os.environ.get("FLEET_DEBUG"):
+        if os.environ.get("FLEET_DEBUG"):  # each client's agents by state, every 10 s
             states = Counter(agent.state for agent in agents)
             reconnects = sum(agent.reconnects for agent in agents)
             errors = Counter(agent.last_error for agent in agents if agent.last_error)
