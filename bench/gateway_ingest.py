@@ -14,12 +14,13 @@ Once every agent is connected and a warm-up has passed, the points the hub accep
 counted over ``REPEATS`` windows of ``WINDOW`` seconds; the figure per fleet size is their
 median. The target is 100,000 points/s with 1000 agents.
 
-The fleet case: ``FLEET`` agents connect at once, each on its own connection (a TCP
+The fleet case: ``FLEET`` agents connected at once, each on its own connection (a TCP
 connection and a stream, as real sites), multiplexed ``FLEET // CLIENTS`` to a client
 process (this file run with ``client``): lean raw gRPC clients, not whole agents, so the two
-cores go to the hub. Each agent sends a batch of ``METRICS`` x ``SAMPLES`` points every
-``FLEET_INTERVAL`` seconds (a steady ``FLEET * 500 / FLEET_INTERVAL`` points/s offered,
-stamped with the time they are sent) and answers the hub's pings. The store is a headend's:
+cores go to the hub. The fleet connects first (a steady 1,000 a second), then each agent
+sends a batch of ``METRICS`` x ``SAMPLES`` points every ``FLEET_INTERVAL`` seconds (a steady
+``FLEET * 500 / FLEET_INTERVAL`` points/s offered, stamped with the time they are sent) and
+answers the hub's pings. The store is a headend's:
 it flushes every ``FLEET_FLUSH`` s, writing open minutes, so agents get their durable acks
 within a fraction of a second (on an SD card the app flushes once a minute instead). Figures:
 the points/s the hub took per window (median), the hub process's resident memory at the end
@@ -34,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -75,6 +77,9 @@ FLEET_INTERVAL = 5.0
 points/s."""
 FLEET_FLUSH = 0.1
 FLEET_CONNECT_TIMEOUT = 300.0
+FLEET_ACK_WAIT = 10.0
+"""Seconds after the last window for its batches' acks to come in (later ones count as
+never acknowledged)."""
 FLEET_STALL = 30.0
 """Measure anyway once no agent has joined for this long (the figures say how many did)."""
 CONNECT_PAUSE = 0.2
@@ -238,10 +243,13 @@ async def measure_fleet(directory: Path) -> dict[str, object]:
                 await asyncio.sleep(0.5)
             connect_s = time.monotonic() - started
             progress(f"  {connected} of {FLEET} agents connected in {connect_s:.1f} s")
+            for client in clients:
+                client.send_signal(signal.SIGUSR1)  # now the fleet sends
             await asyncio.sleep(WARM_UP + FLEET_INTERVAL)  # every agent has sent by then
             rates: list[float] = []
             windows: list[tuple[float, float]] = []
             peak_rss = rss_mb()
+            batches, cpu = server.stats().batches, time.process_time()
             for _ in range(REPEATS):
                 before, t0, wall = server.stats().points, time.perf_counter(), time.time()
                 await asyncio.sleep(WINDOW)
@@ -249,7 +257,10 @@ async def measure_fleet(directory: Path) -> dict[str, object]:
                 windows.append((wall, time.time()))
                 peak_rss = max(peak_rss, rss_mb())
                 progress(f"  {FLEET} agents: {rates[-1]:,.0f} points/s, hub {peak_rss:,.0f} MiB")
-            await asyncio.sleep(2 * FLEET_FLUSH + 1.0)  # the last windows' acks come in
+            # The hub's CPU per batch (this process: the hub's threads, the store's writer):
+            # what one free core would take, whatever the clients take of the other.
+            cpu_per_batch = (time.process_time() - cpu) / (server.stats().batches - batches)
+            await asyncio.sleep(FLEET_ACK_WAIT)  # the last windows' acks come in
             connected_at_end = len(server.connected_agents())
         finally:
             for client in clients:
@@ -265,9 +276,11 @@ async def measure_fleet(directory: Path) -> dict[str, object]:
         if lines:
             report = json.loads(lines[-1])
             acks += [(sent, lag) for sent, lag in report["acks"]]
+            acks += [(sent, math.inf) for sent in report["unacked"]]  # never acknowledged
             reconnects += report["reconnects"]
     p99s = [_p99([lag for sent, lag in acks if start <= sent < end]) for start, end in windows]
     progress("  ack p99 per window: " + ", ".join(f"{p * 1000:.0f} ms" for p in p99s))
+    ack_p99 = median(p99s)
     return {
         "fleet_agents": FLEET,
         "fleet_client_processes": CLIENTS,
@@ -278,16 +291,27 @@ async def measure_fleet(directory: Path) -> dict[str, object]:
         "fleet_offered_points_per_s": round(FLEET * METRICS * SAMPLES / FLEET_INTERVAL),
         "points_per_s_10000_agents": round(median(rates)),
         "hub_rss_mb_10000_agents": round(peak_rss),
-        "ack_p99_ms_10000_agents": round(median(p99s) * 1000),
+        "ack_p99_ms_10000_agents": round(ack_p99 * 1000) if math.isfinite(ack_p99) else None,
+        "fleet_batches_sent_in_windows": sum(
+            1 for sent, _ in acks if any(start <= sent < end for start, end in windows)
+        ),
+        "fleet_batches_unacked_in_windows": sum(
+            1
+            for sent, lag in acks
+            if math.isinf(lag) and any(start <= sent < end for start, end in windows)
+        ),
         "fleet_store_flush_every_s": FLEET_FLUSH,
+        "hub_cpu_us_per_batch_10000_agents": round(cpu_per_batch * 1e6),
+        "hub_points_per_cpu_s_10000_agents": round(METRICS * SAMPLES / cpu_per_batch),
         "store_rows_written_10000_agents": rows,
         "fleet_targets": FLEET_TARGETS,
     }
 
 
 def _p99(values: Sequence[float]) -> float:
+    """The 99th percentile; infinite when more than 1 % were never acknowledged."""
     if not values:
-        return float("nan")
+        return math.inf
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
@@ -296,14 +320,18 @@ class FleetAgent:
     """One agent of a client process: registers, sends a batch every ``FLEET_INTERVAL``,
     answers pings, and notes how long each batch waited for its durable ack."""
 
-    def __init__(self, agent_id: str, channel: grpc.aio.Channel, acks: list[list[float]]) -> None:
+    def __init__(
+        self, agent_id: str, channel: grpc.aio.Channel, acks: list[list[float]], go: asyncio.Event
+    ) -> None:
         self.agent_id = agent_id
+        self.go = go
         self.channel = channel
         self.acks = acks
         self.sent: deque[tuple[int, float]] = deque()
         self.writing = asyncio.Lock()
         """A stream takes one write at a time: batches and heartbeats take turns."""
         self.reconnects = 0
+        self.lost: list[float] = []
         self.state = "new"
         self.last_error = ""
         self.metrics = sorted(
@@ -343,9 +371,11 @@ class FleetAgent:
         self.state = "sending"
         if not isinstance(first, pb.HubMessage) or not first.HasField("register_ack"):
             raise RuntimeError(f"{self.agent_id} was not registered: {first!r}")
+        self.lost += [sent for _, sent in self.sent]  # a broken session's batches never got acks
         self.sent.clear()
         reader = asyncio.get_running_loop().create_task(self._read(call))
         try:
+            await self.go.wait()  # the whole fleet connects first, then sends
             await asyncio.sleep(offset)
             seq = first.register_ack.durable_seq
             while not reader.done():
@@ -383,9 +413,11 @@ class FleetAgent:
 
 
 async def client_main(port: int, first: int, count: int) -> None:
-    """Run agents ``first`` .. ``first + count - 1`` until SIGTERM; print their acks."""
-    stop = asyncio.Event()
+    """Run agents ``first`` .. ``first + count - 1`` until SIGTERM: connect them, and on
+    SIGUSR1 start sending; print their acks at the end."""
+    stop, go = asyncio.Event(), asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
     acks: list[list[float]] = []
     rng = random.Random(first)
     # Each agent on a connection of its own, as real sites are: gRPC would otherwise share
@@ -396,7 +428,7 @@ async def client_main(port: int, first: int, count: int) -> None:
     ]
     tasks, agents = [], []
     for n, channel in enumerate(channels):
-        agent = FleetAgent(f"fleet-{first + n:05d}", channel, acks)
+        agent = FleetAgent(f"fleet-{first + n:05d}", channel, acks, go)
         agents.append(agent)
         tasks.append(asyncio.ensure_future(agent.run(rng.uniform(0, FLEET_INTERVAL))))
         if n % 100 == 99:
@@ -418,7 +450,9 @@ async def client_main(port: int, first: int, count: int) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     reconnects = sum(agent.reconnects for agent in agents)
-    print(json.dumps({"acks": acks, "failed": len(failed), "reconnects": reconnects}), flush=True)
+    unacked = [sent for agent in agents for sent in [*agent.lost, *(t for _, t in agent.sent)]]
+    report = {"acks": acks, "unacked": unacked, "failed": len(failed), "reconnects": reconnects}
+    print(json.dumps(report), flush=True)
     for channel in channels:
         await channel.close(None)
 
