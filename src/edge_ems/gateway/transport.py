@@ -18,6 +18,11 @@ SERVICE_METHOD = "/edge_ems.gateway.v1.Gateway/Connect"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest message either side accepts; an agent splits telemetry into batches far below it."""
 
+PENDING_STREAM_S = 300
+"""How long a new stream may wait for the hub to take it before gRPC cancels it."""
+MAX_PENDING_STREAMS = 20_000
+"""New streams that may wait for the hub at once: a fleet's worth."""
+
 AGENT_PING_INTERVAL_S = 30
 HUB_MIN_PING_INTERVAL_S = 20
 """The hub accepts agent pings this often: below the agents' interval, with room for jitter."""
@@ -40,6 +45,12 @@ def server_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> ChannelOptions
         ("grpc.http2.max_ping_strikes", 0),
         # A port given explicitly must not be shared with another process.
         ("grpc.so_reuseport", 0),
+        # A fleet reconnecting at once (after the hub restarts) lines up thousands of new
+        # streams while the event loop is busy with the rest: gRPC cancels a stream that
+        # waited 30 s for the application, or any past 1000 waiting (3000 for certain).
+        ("grpc.server_max_unrequested_time_in_server", PENDING_STREAM_S),
+        ("grpc.server.max_pending_requests", MAX_PENDING_STREAMS),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * MAX_PENDING_STREAMS),
     )
 
 

@@ -313,6 +313,9 @@ def test_keepalive_lets_agents_ping_through_nats() -> None:
     assert HUB_MIN_PING_INTERVAL_S < AGENT_PING_INTERVAL_S
     assert hub["grpc.keepalive_permit_without_calls"] == 1
     assert hub["grpc.max_receive_message_length"] == agent["grpc.max_send_message_length"]
+    # A fleet reconnecting at once is let wait for the hub, not cancelled by gRPC.
+    assert hub["grpc.server_max_unrequested_time_in_server"] >= 120
+    assert hub["grpc.server.max_pending_requests"] >= 10_000
 
 
 @pytest.fixture(scope="module")
