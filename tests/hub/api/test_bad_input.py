@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_ems.agent import GatewayAgent
+from edge_ems.agent import Agent
 
 from ..gateway.conftest import SiteFactory, eventually
 from .conftest import LiveHub, now_ms
@@ -14,7 +14,7 @@ async def test_a_sample_from_the_future_is_dropped_and_counted_and_holds_no_ack(
     live: LiveHub, site_factory: SiteFactory
 ) -> None:
     site = await site_factory(live.address, agent_id="agent-1", site_id="farm", flush_interval=3600)
-    agent: GatewayAgent = site.agent
+    agent: Agent = site.agent
     minute_ago = (now_ms() // 60_000 - 2) * 60_000
     agent.publish_series("bess-1", "soc_pct", [minute_ago], [40.0])
     agent.publish_series("bess-1", "soc_pct", [FAR_FUTURE_MS], [99.0])

@@ -19,7 +19,7 @@ CHROMIUM = shutil.which("chromium")
 async def test_page_shows_agents_values_and_status(
     live: LiveHub, site_factory: SiteFactory
 ) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     site = await site_factory(live.address, agent_id="agent-1", site_id="farm")
     site.agent.publish({asset: await bess.read() for asset, bess in site.batteries.items()})
@@ -38,12 +38,10 @@ async def test_page_shows_agents_values_and_status(
                 lambda message: errors.append(message.text) if message.type == "error" else None,
             )
             await page.goto(live.url + "/", wait_until="load")
-            await page.wait_for_function(
-                "document.getElementById('status').textContent === 'ok'", timeout=30_000
-            )
-            await page.wait_for_function(
-                "document.querySelectorAll('#values tr').length > 0", timeout=30_000
-            )
+            # Locator waits, not wait_for_function: a string predicate is evaluated in the
+            # page, and the page's CSP (no unsafe-eval) refuses that whenever it is retried.
+            await expect(page.locator("#status")).to_have_text("ok", timeout=30_000)
+            await expect(page.locator("#values tr").first).to_be_attached(timeout=30_000)
             agents = await page.locator("#agents tr").all_inner_texts()
             assert any("Barn battery" in row and "yes" in row for row in agents)
             assert any("spare" in row.lower() and "no" in row for row in agents)

@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge_ems.agent import AgentConfig, GatewayAgent, TelemetryBuffer
+from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
+from tests.lib.bms.support import free_port
 
-from ..gateway.test_runner import free_port
 from ..test_app_process import API_TOKEN, Api, Launch, launch, stop, until
 from .postgres import fresh_database
 
@@ -54,8 +54,8 @@ class HubProcess:
         assert await stop(self.process) == 0
 
 
-def agent(name: str, site: str, asset: str, hub: HubProcess, buffer: Path) -> GatewayAgent:
-    return GatewayAgent(
+def agent(name: str, site: str, asset: str, hub: HubProcess, buffer: Path) -> Agent:
+    return Agent(
         AgentConfig(
             agent_id=name,
             site_id=site,
