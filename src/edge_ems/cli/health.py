@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from .hubapi import HubApi, HubApiError, add_api_arguments, api_from_args
+from .hubapi import TOKEN_VARIABLE, HubApi, HubApiError, add_api_arguments, api_from_args
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def summary(health: dict[str, Any]) -> list[str]:
     """Lines for people."""
     store, gateway = health.get("store") or {}, health.get("gateway") or {}
+    if "store" not in health and "gateway" not in health:
+        # The hub shows its details only to a caller with its token.
+        return [
+            f"status      {health['status']}",
+            f"version     {health.get('version')}",
+            f"details     give the hub's API token (--token or ${TOKEN_VARIABLE}) to see them",
+        ]
     lines = [
         f"status      {health['status']}"
         + (f" ({', '.join(health['problems'])})" if health.get("problems") else ""),

@@ -177,3 +177,11 @@ def test_health_summary_names_the_problems() -> None:
     assert lines[0] == "status      degraded (uplink)"
     assert lines[-2] == "parquet     off"
     assert lines[-1] == "uplink      queued_batches 4, error: HTTP 503"
+
+
+def test_health_without_the_token_says_how_to_see_the_details() -> None:
+    from edge_ems.cli.health import summary
+
+    lines = summary({"status": "ok", "version": "0.1.0"})
+    assert lines[0] == "status      ok"
+    assert "EDGE_EMS_API_TOKEN" in lines[-1]
