@@ -67,6 +67,10 @@ def client_options(
         ("grpc.http2.max_pings_without_data", 0),
         # The agent reconnects on its own schedule (with failover), not gRPC's.
         ("grpc.enable_retries", 0),
+        # A connection of its own: agents in one process (sites of one Home Assistant, a
+        # fleet) would otherwise share one, and one's registration waits behind the others'
+        # telemetry.
+        ("grpc.use_local_subchannel_pool", 1),
     )
 
 
