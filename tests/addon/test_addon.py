@@ -148,17 +148,49 @@ def test_translations_name_every_option_and_port() -> None:
     assert set(english["network"]) == set(config["ports"])
 
 
-def test_dockerfile_names_the_base_image() -> None:
+BASE_TAG = re.compile(r"(?P<python>3\.1[4-9])-alpine(?P<alpine>3\.\d+)-(?P<release>20\d\d\.\d\d\.\d+)")
+"""A dated release of home-assistant/docker-base's Python image: it never moves under us."""
+
+
+def base_image() -> re.Match[str]:
     lines = (ADDON / "Dockerfile").read_text().splitlines()
     froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
     assert len(froms) == 1
     image, _, tag = froms[0].partition(":")
     assert image == "ghcr.io/home-assistant/base-python"
-    assert re.fullmatch(r"3\.1[4-9]-alpine3\.\d+", tag), tag
-    text = "\n".join(lines)
+    pinned = BASE_TAG.fullmatch(tag.split("@")[0])
+    assert pinned is not None, f"{tag}: pin a dated tag (or a digest)"
+    return pinned
+
+
+def test_dockerfile_names_a_dated_base_image_and_installs_its_own_version() -> None:
+    base_image()
+    text = (ADDON / "Dockerfile").read_text()
     assert "BUILD_FROM" not in text
     assert 'io.hass.type="app"' in text
     assert "COPY rootfs /" in text
+    # The image installs the library of the app's own version (scripts/release.py keeps the
+    # Dockerfile's default BUILD_VERSION, config.yaml's version and pyproject's one).
+    assert 'pip3 install --no-cache-dir --only-binary=:all: "edge-ems[hub]==${BUILD_VERSION}"' in text
+    assert f"ARG BUILD_VERSION={manifest()['version']}" in text
+
+
+def test_the_supervisor_pulls_a_published_image_for_each_architecture() -> None:
+    config = manifest()
+    assert config["image"] == "ghcr.io/edge-ems/{arch}-edge-ems-hub"
+    workflow = (ROOT / ".github/workflows/release.yml").read_text()
+    assert "home-assistant/builder/actions/build-image@" in workflow
+    assert "edge-ems-hub" in workflow
+
+
+def test_backups_are_consistent_with_sqlite_in_wal_mode() -> None:
+    """A hot backup would copy the store while it writes: the database file without the
+    commits still in its -wal file, or (with the -wal excluded) without them for good. The
+    app is stopped for its backup instead; the hub closes the store on SIGTERM, which
+    checkpoints the WAL into the database (tests/addon/test_backup.py)."""
+    config = manifest()
+    assert config["backup"] == "cold"
+    assert not any("wal" in pattern or "shm" in pattern for pattern in config.get("backup_exclude", []))
 
 
 def _services() -> dict[str, Path]:
