@@ -6,12 +6,18 @@ IN_ENV := scripts/in-env
 NAME ?=
 PY_PATHS := $(wildcard src custom_components tests bench scripts)
 PYTEST_ARGS ?=
+# Every shell script we ship or run: the app's s6-overlay services, the toolchain, CI.
+SHELL_SCRIPTS := scripts/in-env scripts/toolchain.sh .ci/run \
+  $(wildcard addon/rootfs/etc/s6-overlay/scripts/*.sh) \
+  addon/rootfs/etc/s6-overlay/s6-rc.d/edge-ems/run addon/rootfs/etc/s6-overlay/s6-rc.d/edge-ems/finish
 
-.PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean
+.PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean \
+  release-check
 
 help:
 	@echo "make demo                  Home Assistant with Edge EMS on simulated hardware"
 	@echo "make test                  lint, type-check and run every test (3.14, then the library on 3.13)"
+	@echo "make release-check         build the release and install it as a user would (needs PyPI)"
 	@echo "make bench NAME=<name>     run bench/<name>.py; its last line is JSON"
 	@echo "make pointmap-validate     validate every point map in pointmaps/"
 	@echo "make format                apply ruff's formatting and fixes"
@@ -28,6 +34,9 @@ test: toolchain lint typecheck pytest pytest-py313
 lint: toolchain
 	$(IN_ENV) ruff check $(PY_PATHS)
 	$(IN_ENV) ruff format --check $(PY_PATHS)
+	$(IN_ENV) actionlint
+	$(IN_ENV) shellcheck $(SHELL_SCRIPTS)
+	$(IN_ENV) python -m scripts.release check
 
 typecheck: toolchain
 	$(IN_ENV) mypy
@@ -51,6 +60,13 @@ endif
 # The library (and so `edge-ems agent` on Debian 13) supports Python 3.13; HA tests need 3.14.
 pytest-py313: toolchain
 	$(IN_ENV) --py313 pytest -p no:cacheprovider -m "not ha" --ignore=tests/ha $(PYTEST_ARGS)
+
+# What cannot run here (no Docker engine, no GitHub), as close as it gets: the sdist and wheel
+# from a clean tree, installed into a fresh venv with the newest Home Assistant release under
+# its constraints, a real hass with the integration copied in, a site and a device added over
+# HA's API; the app's wheels for its base image's musllinux platforms; its s6 scripts.
+release-check: toolchain
+	$(IN_ENV) python -m scripts.release_check $(ARGS)
 
 bench: toolchain
 	@test -n "$(NAME)" || { echo "usage: make bench NAME=<name>  (one of: $$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^_' | tr '\n' ' '))"; exit 2; }
