@@ -65,8 +65,11 @@ pytest-py313: toolchain
 # from a clean tree, installed into a fresh venv with the newest Home Assistant release under
 # its constraints, a real hass with the integration copied in, a site and a device added over
 # HA's API; the app's wheels for its base image's musllinux platforms; its s6 scripts.
+# The clean tree is archived here, on the host, where a git worktree's repository is reachable.
 release-check: toolchain
-	$(IN_ENV) python -m scripts.release_check $(ARGS)
+	@mkdir -p build
+	git archive --format=tar -o build/release-tree.tar HEAD
+	$(IN_ENV) python -m scripts.release_check --source build/release-tree.tar $(ARGS)
 
 bench: toolchain
 	@test -n "$(NAME)" || { echo "usage: make bench NAME=<name>  (one of: $$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^_' | tr '\n' ' '))"; exit 2; }

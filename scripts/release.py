@@ -165,20 +165,22 @@ def notes(release: str) -> str:
     return match.group(1).strip() + "\n"
 
 
-def hacs_zip(folder: Path) -> Path:
-    """``folder/<hacs.json filename>``: the integration's files at the archive's root, as HACS
-    unpacks a ``zip_release`` asset into ``custom_components/edge_ems``."""
-    name = json.loads(HACS.read_text(encoding="utf-8"))["filename"]
+def hacs_zip(folder: Path, tree: Path = REPO) -> Path:
+    """``folder/<hacs.json filename>``: the integration of the checkout at ``tree``, its files
+    at the archive's root, as HACS unpacks a ``zip_release`` asset into
+    ``custom_components/edge_ems``."""
+    name: str = json.loads((tree / HACS.name).read_text(encoding="utf-8"))["filename"]
+    integration = tree / INTEGRATION.relative_to(REPO)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     files = sorted(
         path
-        for path in INTEGRATION.rglob("*")
+        for path in integration.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     )
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
-            archive.write(path, path.relative_to(INTEGRATION).as_posix())
+            archive.write(path, path.relative_to(integration).as_posix())
     return target
 
 

@@ -11,7 +11,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,8 @@ class HomeAssistantProcess(ChildProcess):
     """``hass`` in a child process, with a fresh configuration folder.
 
     ``integration`` is linked into ``custom_components`` (the checkout's, by default) or,
-    with ``copy``, copied there as an installation from HACS or by hand would.
+    with ``copy``, copied there as an installation from HACS or by hand would. ``env`` replaces
+    the environment ``hass`` gets; ``skip_pip=False`` lets it install requirements itself.
     """
 
     def __init__(
@@ -117,6 +118,8 @@ class HomeAssistantProcess(ChildProcess):
         hass: str = "hass",
         integration: Path = INTEGRATION,
         copy: bool = False,
+        env: Mapping[str, str] | None = None,
+        skip_pip: bool = True,
     ) -> None:
         self.config_dir = config_dir
         self.host = host
@@ -124,6 +127,8 @@ class HomeAssistantProcess(ChildProcess):
         self._hass = hass
         self._integration = integration
         self._copy = copy
+        self._env = env
+        self._skip_pip = skip_pip
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -153,14 +158,16 @@ class HomeAssistantProcess(ChildProcess):
         hass = shutil.which(self._hass)
         if hass is None:
             raise DemoError(f"{self._hass} is not installed here; run through scripts/in-env")
+        skip = ["--skip-pip"] if self._skip_pip else []
         self.process = await asyncio.create_subprocess_exec(
             hass,
             "-c",
             str(self.config_dir),
-            "--skip-pip",
+            *skip,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            env=None if self._env is None else dict(self._env),
             start_new_session=True,  # Ctrl-C reaches us; we stop hass in order
         )
 

@@ -148,7 +148,9 @@ def test_translations_name_every_option_and_port() -> None:
     assert set(english["network"]) == set(config["ports"])
 
 
-BASE_TAG = re.compile(r"(?P<python>3\.1[4-9])-alpine(?P<alpine>3\.\d+)-(?P<release>20\d\d\.\d\d\.\d+)")
+BASE_TAG = re.compile(
+    r"(?P<python>3\.1[4-9])-alpine(?P<alpine>3\.\d+)-(?P<release>20\d\d\.\d\d\.\d+)"
+)
 """A dated release of home-assistant/docker-base's Python image: it never moves under us."""
 
 
@@ -171,7 +173,8 @@ def test_dockerfile_names_a_dated_base_image_and_installs_its_own_version() -> N
     assert "COPY rootfs /" in text
     # The image installs the library of the app's own version (scripts/release.py keeps the
     # Dockerfile's default BUILD_VERSION, config.yaml's version and pyproject's one).
-    assert 'pip3 install --no-cache-dir --only-binary=:all: "edge-ems[hub]==${BUILD_VERSION}"' in text
+    install = 'pip3 install --no-cache-dir --only-binary=:all: "edge-ems[hub]==${BUILD_VERSION}"'
+    assert install in text
     assert f"ARG BUILD_VERSION={manifest()['version']}" in text
 
 
@@ -190,7 +193,8 @@ def test_backups_are_consistent_with_sqlite_in_wal_mode() -> None:
     checkpoints the WAL into the database (tests/addon/test_backup.py)."""
     config = manifest()
     assert config["backup"] == "cold"
-    assert not any("wal" in pattern or "shm" in pattern for pattern in config.get("backup_exclude", []))
+    excluded = config.get("backup_exclude", [])
+    assert not any("wal" in pattern or "shm" in pattern for pattern in excluded)
 
 
 def _services() -> dict[str, Path]:
