@@ -4,8 +4,10 @@ user documentation (docs/integration.md) covers every map, field, action and ref
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import re
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,25 @@ def test_every_metric_has_a_name_wherever_it_can_appear(english: dict[str, Any])
     assert missing == []
 
 
+COMMON_PROBE_ERRORS = {"cannot_connect", "timeout"}
+SHOWN_ERRORS = {
+    # config_flow.probe maps a ConfigError to variables_needed for MQTT, else link_conflict;
+    # an IdentificationError to not_sunspec for SunSpec, else map_mismatch (only Modbus and
+    # OPC UA devices raise it); only OPC UA raises DeviceAuthenticationError; only the push
+    # devices (MQTT, CAN) wait for first data. SunSpec's chain survey adds nothing new.
+    "sunspec": COMMON_PROBE_ERRORS | {"not_sunspec", "link_conflict"},
+    "modbus": COMMON_PROBE_ERRORS | {"map_mismatch", "link_conflict"},
+    "mqtt_bms": COMMON_PROBE_ERRORS | {"no_data", "variables_needed"},
+    "can_bms": COMMON_PROBE_ERRORS | {"no_data", "link_conflict"},
+    "opcua": COMMON_PROBE_ERRORS | {"map_mismatch", "invalid_auth", "link_conflict"},
+    # The site's name, and the OPC UA probe of its reauthentication.
+    "config": COMMON_PROBE_ERRORS | {"map_mismatch", "invalid_auth", "link_conflict",
+                                     "invalid_site_id"},
+}  # fmt: skip
+"""The errors each flow can show, and no other (hassfest's rule of thumb, and a user reading
+the strings learns nothing from an error a flow never shows)."""
+
+
 def test_every_probe_error_is_explained(english: dict[str, Any]) -> None:
     source = Path(config_flow.__file__).read_text(encoding="utf-8")
     # Keys raised directly, and those chosen between in one expression.
@@ -86,11 +107,42 @@ def test_every_probe_error_is_explained(english: dict[str, Any]) -> None:
     for pair in re.findall(r'"(\w+)" if .* else "(\w+)"', source):
         used |= set(pair)
     assert used == PROBE_ERRORS
+    assert set().union(*SHOWN_ERRORS.values()) == PROBE_ERRORS | {"invalid_site_id"}
     for kind, texts in english["config_subentries"].items():
         if kind == SUBENTRY_ACTUATOR:
-            continue  # nothing to probe: its entities are checked instead
-        assert set(texts["error"]) >= PROBE_ERRORS, kind
-    assert set(english["config"]["error"]) >= PROBE_ERRORS
+            continue  # nothing to probe: its entities are checked instead (its own test)
+        assert set(texts["error"]) == SHOWN_ERRORS[kind], kind
+    assert set(english["config"]["error"]) == SHOWN_ERRORS["config"]
+
+
+def _aborts(flow: type) -> set[str]:
+    """The abort reasons a flow class (and the classes of ours it builds on) can end with."""
+    reasons: set[str] = set()
+    for cls in flow.__mro__:
+        if not cls.__module__.startswith("custom_components."):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            name = _callee(call)
+            reason = _keyword(call, "reason")
+            if name == "async_abort" and isinstance(reason, ast.Constant):
+                reasons.add(reason.value)
+            elif name == "async_update_and_abort":
+                reasons.add("reconfigure_successful")  # Home Assistant's default reason
+            elif name == "_abort_if_unique_id_configured":
+                reasons.add("already_configured")
+            elif name == "async_set_unique_id":
+                reasons.add("already_in_progress")  # another flow for the same site or hub
+    return reasons
+
+
+def test_every_flow_abort_has_its_text_and_no_other(english: dict[str, Any]) -> None:
+    assert set(english["config"]["abort"]) == _aborts(config_flow.EdgeEmsConfigFlow)
+    assert "already_in_progress" in english["config"]["abort"]
+    kinds = config_flow.EdgeEmsConfigFlow.async_get_supported_subentry_types(None)  # type: ignore[arg-type]
+    assert set(kinds) == set(english["config_subentries"])
+    for kind, flow in kinds.items():
+        assert set(english["config_subentries"][kind]["abort"]) == _aborts(flow), kind
 
 
 def test_repairs_name_their_placeholders(english: dict[str, Any]) -> None:
