@@ -154,6 +154,9 @@ def hass_env(bin_dir: Path, dist: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}"
     env["VIRTUAL_ENV"] = str(bin_dir.parent)
     env["UV_FIND_LINKS"] = str(dist)
+    # uv trusts its own bundled roots unless told otherwise; where PyPI is reached through a
+    # proxy with its own CA (as on this project's machines), the system's store has that CA.
+    env["UV_SYSTEM_CERTS"] = env["UV_NATIVE_TLS"] = "1"
     return env
 
 
