@@ -257,8 +257,9 @@ async def home_assistant_check(
             ]  # fmt: skip
             if errors:
                 raise CheckError("Home Assistant logged errors of ours:\n" + "\n".join(errors))
-    except DemoError as err:
-        raise CheckError(str(err)) from None
+    except (DemoError, CheckError) as err:
+        log = await asyncio.to_thread(hass.log_tail, 40)
+        raise CheckError(f"{err}\n--- the end of Home Assistant's log:\n{log}") from None
     finally:
         await hass.stop()
         await site.stop()
