@@ -2,8 +2,9 @@
 app's image would, as far as this machine allows (no Docker engine, no GitHub).
 
 1. The sdist and wheel are built from a clean tree (``git archive`` of HEAD: nothing
-   uncommitted, nothing ignored), the wheel from the sdist; ``twine check``; LICENSE in both;
-   ``scripts/release.py`` checks the clean tree's versions agree.
+   uncommitted, nothing ignored), the wheel from the sdist; ``twine check``; LICENSE in both,
+   and every file of the package in the wheel; ``scripts/release.py`` checks the clean
+   tree's versions agree.
 2. A fresh venv gets the newest Home Assistant release from PyPI (or ``--ha-version``). The
    integration is copied (not linked) out of the HACS zip into a fresh configuration folder,
    and ``hass`` starts *without* ``--skip-pip``: Home Assistant installs the manifest's
@@ -115,8 +116,14 @@ def build(tree: Path, dist: Path) -> tuple[Path, Path]:
         if f"{sdist.name.removesuffix('.tar.gz')}/LICENSE" not in tar.getnames():
             raise CheckError(f"{sdist.name} has no LICENSE")
     with zipfile.ZipFile(wheel) as archive:
-        if not any(name.endswith(".dist-info/licenses/LICENSE") for name in archive.namelist()):
-            raise CheckError(f"{wheel.name} has no LICENSE")
+        names = archive.namelist()
+    if not any(name.endswith(".dist-info/licenses/LICENSE") for name in names):
+        raise CheckError(f"{wheel.name} has no LICENSE")
+    # Every file of the package, its data (point maps, topic and node maps) included.
+    package = tree / "src"
+    wanted = {p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()}
+    if missing := sorted(wanted - set(names)):
+        raise CheckError(f"{wheel.name} lacks {len(missing)} files of the package: {missing[:5]}")
     return sdist, wheel
 
 
