@@ -192,6 +192,19 @@ async def flow_error(api: HomeAssistantApi, entry_id: str, port: int) -> str:
     return f"{errors['base']} ({text})"
 
 
+OUTAGE = re.compile(r"\[custom_components\.edge_ems\.coordinator\] Error fetching .* data: ")
+"""Home Assistant's coordinator logs a device that stops answering once, at error level."""
+
+
+def our_errors(log: str) -> list[str]:
+    """The errors Home Assistant logged for the integration or its library."""
+    return [
+        line
+        for line in log.splitlines()
+        if " ERROR " in line and re.search(r"\[(custom_components\.)?edge_ems[.\]]", line)
+    ]
+
+
 async def until_unavailable(api: HomeAssistantApi, entity_ids: list[str]) -> int:
     """Until the entities that were live are unavailable; how many."""
     deadline = time.monotonic() + DOWN_TIMEOUT
@@ -255,15 +268,15 @@ async def home_assistant_check(
             say(f"entities: {len(states)}, {len(live)} with a value:\n{shown}")
             refused = await flow_error(api, entry_id, free_port(LOOPBACK))
             say(f"a device where nothing answers: the flow shows {refused}")
+            if errors := our_errors(await asyncio.to_thread(hass.log_text)):
+                raise CheckError("Home Assistant logged errors of ours:\n" + "\n".join(errors))
             await site.stop()
             down = await until_unavailable(api, live)
-            say(f"device down: its {down} live entities turned unavailable")
-            errors = [
-                line for line in (await asyncio.to_thread(hass.log_text)).splitlines()
-                if " ERROR " in line and DOMAIN in line
-            ]  # fmt: skip
-            if errors:
-                raise CheckError("Home Assistant logged errors of ours:\n" + "\n".join(errors))
+            outage = our_errors(await asyncio.to_thread(hass.log_text))
+            if len(outage) != 1 or not OUTAGE.search(outage[0]):
+                raise CheckError("the outage was not logged once:\n" + "\n".join(outage))
+            say(f"device down: its {down} live entities turned unavailable, one log line: "
+                f"{outage[0].split('] ', 1)[-1]}")  # fmt: skip
     except (DemoError, CheckError) as err:
         log = await asyncio.to_thread(hass.log_tail, 40)
         raise CheckError(f"{err}\n--- the end of Home Assistant's log:\n{log}") from None
