@@ -1,6 +1,7 @@
 """One version everywhere (scripts/release.py): the checkout's files agree, any one of them
 disagreeing fails, a new version is written everywhere, and the HACS zip is what HACS
-unpacks."""
+unpacks. (The minimum Home Assistant is tested in tests/ha/test_hassfest.py, beside Home
+Assistant.)"""
 
 from __future__ import annotations
 
@@ -110,18 +111,3 @@ def test_the_hacs_zip_holds_the_integration_at_its_root(tmp_path: Path) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert set(names) == shipped
-
-
-@pytest.mark.ha
-def test_the_minimum_home_assistant_is_the_one_tested() -> None:
-    """hacs.json, the app and the blueprints ask for the Home Assistant release series the
-    test harness runs (make release-check runs the newest release too)."""
-    from homeassistant.const import __version__ as harness
-
-    minimum = json.loads((release.REPO / "hacs.json").read_text())["homeassistant"]
-    assert yaml.safe_load(release.APP_CONFIG.read_text())["homeassistant"] == minimum
-    for path in (release.REPO / "blueprints").rglob("*.yaml"):
-        blueprint = yaml.safe_load(path.read_text().replace("!input", ""))["blueprint"]
-        assert blueprint["homeassistant"]["min_version"] == minimum, path.name
-    year, month, _ = harness.split(".", 2)
-    assert minimum == f"{year}.{month}.0"

@@ -12,6 +12,7 @@ import homeassistant
 import pytest
 import yaml
 from custom_components.edge_ems import config_flow
+from homeassistant.const import __version__ as harness
 
 from . import hassfest
 
@@ -130,3 +131,18 @@ def test_the_icon_rules_accept_core_s_hub_and_device_integrations() -> None:
             problems += [f"{path.parent.name}: {p}" for p in hassfest.validate_icons(icons)]
     assert checked > 100
     assert problems[:5] == []
+
+
+def test_the_minimum_home_assistant_is_the_one_tested() -> None:
+    """hacs.json, the app and the blueprints ask for the Home Assistant release series the
+    test harness runs (make release-check runs the newest release too)."""
+    minimum = json.loads((REPOSITORY / "hacs.json").read_text())["homeassistant"]
+    assert (
+        yaml.safe_load((REPOSITORY / "addon" / "config.yaml").read_text())["homeassistant"]
+        == minimum
+    )
+    for path in (REPOSITORY / "blueprints").rglob("*.yaml"):
+        blueprint = yaml.safe_load(path.read_text().replace("!input", ""))["blueprint"]
+        assert blueprint["homeassistant"]["min_version"] == minimum, path.name
+    year, month, _ = harness.split(".", 2)
+    assert minimum == f"{year}.{month}.0"
