@@ -7,11 +7,13 @@ NAME ?=
 PY_PATHS := $(wildcard src custom_components tests bench scripts)
 PYTEST_ARGS ?=
 
-.PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean
+.PHONY: help toolchain demo test lint typecheck frontend frontend-test pytest pytest-py313 bench \
+  pointmap-validate format shell clean
 
 help:
 	@echo "make demo                  Home Assistant with Edge EMS on simulated hardware"
 	@echo "make test                  lint, type-check and run every test (3.14, then the library on 3.13)"
+	@echo "make frontend              build the Lovelace cards into custom_components/edge_ems/frontend/"
 	@echo "make bench NAME=<name>     run bench/<name>.py; its last line is JSON"
 	@echo "make pointmap-validate     validate every point map in pointmaps/"
 	@echo "make format                apply ruff's formatting and fixes"
@@ -20,10 +22,19 @@ help:
 toolchain:
 	@scripts/toolchain.sh
 
-demo: toolchain
+demo: toolchain frontend
 	@$(IN_ENV) python -m scripts.hass_demo $(ARGS)
 
-test: toolchain lint typecheck pytest pytest-py313
+test: toolchain lint typecheck frontend-test pytest pytest-py313
+
+# The cards' bundle is committed (HACS installs the integration's folder as the repository
+# holds it); this rebuilds it from frontend/ and says when it changed.
+frontend: toolchain
+	$(IN_ENV) scripts/frontend.sh
+
+frontend-test: frontend
+	$(IN_ENV) npm --prefix frontend run --silent lint
+	$(IN_ENV) npm --prefix frontend run --silent test
 
 lint: toolchain
 	$(IN_ENV) ruff check $(PY_PATHS)
@@ -67,4 +78,5 @@ shell: toolchain
 	@$(IN_ENV) bash
 
 clean:
-	rm -rf .toolchain .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .toolchain .pytest_cache .mypy_cache .ruff_cache .coverage frontend/node_modules \
+	  frontend/.test-build
