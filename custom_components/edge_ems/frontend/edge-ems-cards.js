@@ -208,7 +208,11 @@ var y3=globalThis,b3=y3.ShadowRoot&&(y3.ShadyCSS===void 0||y3.ShadyCSS.nativeSha
         color: var(--primary-text-color);
       }
       .error {
-        color: var(--error-color, #db4437);
+        /* The theme's error red is too light for text on a card (WCAG contrast): the text
+           keeps the primary colour and the red marks the message's edge. */
+        color: var(--primary-text-color);
+        border-left: 4px solid var(--error-color, #db4437);
+        padding-left: 12px;
       }
       .legend {
         display: flex;

@@ -555,7 +555,11 @@ export class EdgeEmsPlanCard extends LitElement {
         color: var(--primary-text-color);
       }
       .error {
-        color: var(--error-color, #db4437);
+        /* The theme's error red is too light for text on a card (WCAG contrast): the text
+           keeps the primary colour and the red marks the message's edge. */
+        color: var(--primary-text-color);
+        border-left: 4px solid var(--error-color, #db4437);
+        padding-left: 12px;
       }
       .legend {
         display: flex;
