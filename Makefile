@@ -7,16 +7,17 @@ NAME ?=
 PY_PATHS := $(wildcard src custom_components tests bench scripts)
 PYTEST_ARGS ?=
 # Every shell script we ship or run: the app's s6-overlay services, the toolchain, CI.
-SHELL_SCRIPTS := scripts/in-env scripts/toolchain.sh .ci/run \
+SHELL_SCRIPTS := scripts/in-env scripts/toolchain.sh scripts/frontend.sh .ci/run \
   $(wildcard addon/rootfs/etc/s6-overlay/scripts/*.sh) \
   addon/rootfs/etc/s6-overlay/s6-rc.d/edge-ems/run addon/rootfs/etc/s6-overlay/s6-rc.d/edge-ems/finish
 
-.PHONY: help toolchain demo test lint typecheck pytest pytest-py313 bench pointmap-validate format shell clean \
-  release-check
+.PHONY: help toolchain demo test lint typecheck frontend frontend-test pytest pytest-py313 bench \
+  pointmap-validate format shell clean release-check
 
 help:
 	@echo "make demo                  Home Assistant with Edge EMS on simulated hardware"
 	@echo "make test                  lint, type-check and run every test (3.14, then the library on 3.13)"
+	@echo "make frontend              build the Lovelace cards into custom_components/edge_ems/frontend/"
 	@echo "make release-check         build the release and install it as a user would (needs PyPI)"
 	@echo "make bench NAME=<name>     run bench/<name>.py; its last line is JSON"
 	@echo "make pointmap-validate     validate every point map in pointmaps/"
@@ -26,10 +27,19 @@ help:
 toolchain:
 	@scripts/toolchain.sh
 
-demo: toolchain
+demo: toolchain frontend
 	@$(IN_ENV) python -m scripts.hass_demo $(ARGS)
 
-test: toolchain lint typecheck pytest pytest-py313
+test: toolchain lint typecheck frontend-test pytest pytest-py313
+
+# The cards' bundle is committed (HACS installs the integration's folder as the repository
+# holds it); this rebuilds it from frontend/ and says when it changed.
+frontend: toolchain
+	$(IN_ENV) scripts/frontend.sh
+
+frontend-test: frontend
+	$(IN_ENV) npm --prefix frontend run --silent lint
+	$(IN_ENV) npm --prefix frontend run --silent test
 
 lint: toolchain
 	$(IN_ENV) ruff check $(PY_PATHS)
@@ -86,4 +96,5 @@ shell: toolchain
 	@$(IN_ENV) bash
 
 clean:
-	rm -rf .toolchain .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .toolchain .pytest_cache .mypy_cache .ruff_cache .coverage frontend/node_modules \
+	  frontend/.test-build

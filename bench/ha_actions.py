@@ -68,11 +68,15 @@ async def timed(api: HomeAssistantApi, service: str, data: dict[str, Any]) -> fl
 
 async def run() -> dict[str, float]:
     site = SimulatedSite(SITE, opcua_cache=opcua_cache())
+    with tempfile.TemporaryDirectory(prefix="edge-ems-bench-") as folder:
+        return await _measure(site, Path(folder))
+
+
+async def _measure(site: SimulatedSite, folder: Path) -> dict[str, float]:
     async with (
         site,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
-        tempfile.TemporaryDirectory(prefix="edge-ems-bench-") as folder,
-        home_assistant("127.0.0.1", free_port(), Path(folder) / "ha") as hass,
+        home_assistant("127.0.0.1", free_port(), folder / "ha") as hass,
     ):
         api = HomeAssistantApi(session, hass.url)
         progress("starting Home Assistant and setting up the site through its flows")

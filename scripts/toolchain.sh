@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build the one environment every developer and CI use: Python 3.14 (Home Assistant's runtime)
 # and 3.13 (the oldest the library supports), mosquitto, PostgreSQL 18 + TimescaleDB, chromium,
-# socat and shellcheck (actionlint comes with the dev extra). Where the host has python3.14
-# (>= 3.14.2) a plain venv is made; otherwise (Debian 12) a Debian testing root is built with
-# debootstrap under .toolchain/root and used through scripts/in-env. Idempotent: a stamp keyed
-# on this script and pyproject.toml skips work.
+# socat, shellcheck (actionlint comes with the dev extra), and node with npm for the Lovelace
+# cards (frontend/, built by scripts/frontend.sh). Where the host has python3.14 (>= 3.14.2) a
+# plain venv is made; otherwise (Debian 12) a Debian testing root is built with debootstrap
+# under .toolchain/root and used through scripts/in-env. Idempotent: a stamp keyed on this
+# script and pyproject.toml skips work.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,8 @@ mirror=${EDGE_EMS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Pinned together: this harness release ships Home Assistant 2026.10.4.
 phcc_version=0.13.375
 apt_packages=(mosquitto postgresql-18-timescaledb chromium socat python3.13 python3.13-venv
-  python3.14-dev python3.13-dev gcc g++ make git procps iproute2 apparmor shellcheck)
+  python3.14-dev python3.13-dev gcc g++ make git procps iproute2 apparmor nodejs npm
+  shellcheck)
 
 log() { printf '\033[1m[toolchain]\033[0m %s\n' "$*" >&2; }
 
@@ -65,7 +67,7 @@ provision_root() {
 
 provision_host() {
   local servers=(mosquitto postgresql-18-timescaledb chromium socat python3.13-venv apparmor
-    shellcheck)
+    nodejs npm shellcheck)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "apt-get install ${servers[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${servers[@]}" >/dev/null
@@ -99,6 +101,11 @@ make_venvs() {
   "
 }
 
+build_frontend() {
+  log "frontend: npm ci from frontend/package-lock.json, then the cards' bundle"
+  "$repo/scripts/in-env" scripts/frontend.sh
+}
+
 main() {
   mkdir -p "$tool"
   local key
@@ -116,6 +123,7 @@ main() {
     provision_root
     make_venvs /opt/edge-ems
   fi
+  build_frontend
   echo "$key" >"$tool/stamp"
   log "ready ($(cat "$tool/mode") mode)"
 }

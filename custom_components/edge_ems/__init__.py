@@ -23,6 +23,7 @@ from .audit import AuditLog
 from .const import CONF_PARITY, CONF_SECURITY, DOMAIN
 from .coordinator import EdgeEmsCoordinator
 from .follow import FollowWatch
+from .frontend import async_register_cards
 from .hub import HubWatch
 from .models import EdgeEmsConfigEntry, EdgeEmsData, EdgeEmsDevice
 from .plan import PlanCoordinator
@@ -56,8 +57,9 @@ FIRST_READ_WAIT = 5.0
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions, once for every site."""
+    """Register the actions, once for every site, and the Lovelace cards."""
     async_setup_services(hass)
+    await async_register_cards(hass)
     return True
 
 

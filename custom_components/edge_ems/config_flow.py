@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import probatio as vol
@@ -32,6 +32,8 @@ from edge_ems.device import Device, DeviceIdentity
 from edge_ems.exceptions import (
     ConfigError,
     DeviceAuthenticationError,
+    DeviceBusyError,
+    DeviceConnectionError,
     DeviceError,
     DeviceTimeoutError,
     IdentificationError,
@@ -115,6 +117,10 @@ CONNECT_TIMEOUT = 30.0
 FIRST_DATA_TIMEOUT = 30.0
 """Seconds a push device (MQTT, CAN) has to send something decodable."""
 DATA_POLL = 0.25
+PROBE_ATTEMPTS = 3
+"""Tries a probe makes when the device does not answer: a busy gateway or a loaded host
+drops a request now and then, and the form should not fail for one."""
+PROBE_RETRY_DELAY = 1.0
 DEFAULT_APPLICATION_URI = "urn:edge-ems:client"
 """The URI this client's OPC UA certificate must carry."""
 
@@ -126,13 +132,12 @@ _PASSWORD = selector.TextSelector(
 )
 
 
-def _choice(options: list[str], key: str | None = None) -> selector.SelectSelector:
-    config = selector.SelectSelectorConfig(
-        options=options, mode=selector.SelectSelectorMode.DROPDOWN
+def _choice(options: list[str], key: str) -> selector.SelectSelector:
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=options, mode=selector.SelectSelectorMode.DROPDOWN, translation_key=key
+        )
     )
-    if key is not None:
-        config["translation_key"] = key
-    return selector.SelectSelector(config)
 
 
 def _maps(makers: Mapping[str, tuple[str, str]]) -> selector.SelectSelector:
@@ -203,7 +208,7 @@ async def probe(
         ) from err
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            identity = await device.connect()
+            identity = await _answering(device.connect)
         if kind in (SUBENTRY_MQTT_BMS, SUBENTRY_CAN_BMS):
             await _first_data(device)
             identity = device.identity or identity
@@ -602,27 +607,24 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
                 vol.Optional(CONF_BASE_ADDRESS): vol.All(_number(0, 65535), vol.Coerce(int)),
             }
         )
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {key: user_input[key] for key in (CONF_HOST, CONF_PORT, CONF_UNIT_ID)}
-            if user_input.get(CONF_BASE_ADDRESS) is not None:
-                data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
-            try:
-                self._chain = await survey_chain(self.hass, self._get_entry(), data)
-            except ProbeError as err:
-                errors["base"] = err.key
-            else:
-                self._data = data
-                if len(self._chain) > 1:
-                    return await self.async_step_chain()
-                finished = await self._finish({**data, CONF_DEVICE_INDEX: 0}, errors)
-                if finished is not None:
-                    return finished
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current()),
-            errors=errors,
-        )
+        if user_input is None:
+            return await self._probe_or_show("user", schema, None, None)
+        data = {key: user_input[key] for key in (CONF_HOST, CONF_PORT, CONF_UNIT_ID)}
+        if user_input.get(CONF_BASE_ADDRESS) is not None:
+            data[CONF_BASE_ADDRESS] = int(user_input[CONF_BASE_ADDRESS])
+        try:
+            self._chain = await survey_chain(self.hass, self._get_entry(), data)
+        except ProbeError as err:
+            return self.async_show_form(
+                step_id="user",
+                data_schema=self.add_suggested_values_to_schema(schema, user_input),
+                errors={"base": err.key},
+            )
+        self._data = data
+        if len(self._chain) > 1:
+            return await self.async_step_chain()
+        # A device alone in its chain is added at once.
+        return await self._probe_or_show("user", schema, user_input, {**data, CONF_DEVICE_INDEX: 0})
 
     async def async_step_chain(
         self, user_input: dict[str, Any] | None = None
@@ -653,6 +655,21 @@ class SunSpecSubentryFlow(DeviceSubentryFlow):
         )
 
 
+async def _answering[T](attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt``, tried again (up to :data:`PROBE_ATTEMPTS` times) while the connection
+    fails or the device is busy; what it says (not SunSpec, wrong map, bad login) and a
+    device that stays silent (a timeout, already long) count at once."""
+    for _ in range(PROBE_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except DeviceTimeoutError:
+            raise
+        except (DeviceConnectionError, DeviceBusyError) as err:
+            _LOGGER.debug("no answer, trying again: %s", err)
+            await asyncio.sleep(PROBE_RETRY_DELAY)
+    return await attempt()
+
+
 def _chain_label(device: ChainDevice) -> str:
     """A device of a chain as the picker shows it: who it is and which models it has."""
     models = ", ".join(str(model.id) for model in device.models)
@@ -673,7 +690,7 @@ async def survey_chain(
     unit = LinkUnit(link, int(data[CONF_UNIT_ID]), name="survey")
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            _, devices = await survey(unit, data.get(CONF_BASE_ADDRESS))
+            _, devices = await _answering(lambda: survey(unit, data.get(CONF_BASE_ADDRESS)))
     except IdentificationError as err:
         _LOGGER.debug("no SunSpec chain: %s", err)
         raise ProbeError("not_sunspec") from err

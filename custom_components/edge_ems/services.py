@@ -178,12 +178,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def get_plan(call: ServiceCall) -> ServiceResponse:
         entry, _ = _target(hass, call)
         plan = _planner(entry).data
-        if plan is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="no_plan",
-                translation_placeholders={"site": entry.title},
-            )
+        if plan is None:  # the hub has not planned yet: a plan to wait for, not an error
+            return {"site_id": entry.runtime_data.site_id, "version": None, "plan": None}
         return cast(ServiceResponse, dict(plan.document))
 
     async def override(call: ServiceCall) -> None:

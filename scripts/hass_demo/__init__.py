@@ -13,10 +13,11 @@ What ``make demo`` runs inside ``scripts/in-env`` (``python -m scripts.hass_demo
 4. onboarding is done over HA's own API with a demo user, then the site and its devices are
    added through the integration's config flow and subentry flows, as a person would in the
    UI (every step connects to the simulated device before it creates anything); the options
-   flow switches control on and links the site to the hub;
-5. once the entities report live values and the hub hears the site, the URL and the login
-   are printed, and the hub's URL, token and two curl commands to try; Ctrl-C stops Home
-   Assistant, the hub and the site and removes the folder.
+   flow switches control on and links the site to the hub; a dashboard shows the Edge EMS
+   cards (``dashboard``);
+5. once the entities report live values and the hub hears the site, the URL, the login and
+   the dashboard are printed, and the hub's URL, token and two curl commands to try; Ctrl-C
+   stops Home Assistant, the hub and the site and removes the folder.
 
 ``--once`` prints the live entities, charges the site's batteries for a minute through
 ``edge_ems.dispatch``, discharges them through the hub's ``/dispatch``, waits for the hub's
@@ -26,6 +27,7 @@ user.
 
 The pieces (``processes``: Home Assistant and the hub as child processes; ``hass_api``: Home
 Assistant's HTTP and websocket API as the frontend uses it; ``site``: the simulated site added
-through the flows, and what the demo asks of it and of the hub) serve the benchmarks and
+through the flows, and what the demo asks of it and of the hub; ``dashboard``: the cards on a
+dashboard; ``browser``: headless chromium logged in) serve the benchmarks, browser tests and
 release checks that need a real Home Assistant too.
 """

@@ -21,6 +21,7 @@ from edge_ems.cli.sim import SERVER_LOGGERS, opcua_cache, quiet_libraries, wait_
 from edge_ems.sim.site import SimulatedSite, free_port
 
 from . import __doc__ as DESCRIPTION  # noqa: N812 - the package docstring
+from .dashboard import add_dashboard
 from .hass_api import PASSWORD, USER, HomeAssistantApi
 from .processes import (
     DOMAIN,
@@ -112,14 +113,16 @@ async def run(args: argparse.Namespace) -> int:
                 api = HomeAssistantApi(session, hass.url)
                 await api.wait_until_up(hass)
                 await api.onboard()
-                await configure(api, site.endpoints, hub)
+                entry_id = await configure(api, site.endpoints, hub)
                 states = await live_entities(api)
                 await check_frontend(api, hass)
+                dashboard = await add_dashboard(api, entry_id)
                 devices = len(site_devices(site.endpoints))
                 batteries = await wait_for_site(hub_api, hub, devices)
                 names = {battery["asset_id"]: battery["name"] for battery in batteries}
                 print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
                 print(f"login: {USER} / {PASSWORD}", flush=True)
+                print(f"the Edge EMS cards: {dashboard}", flush=True)
                 print("control is on (the devices are simulated): try edge_ems.dispatch under "
                       "Developer tools > Actions\n", flush=True)  # fmt: skip
                 print(hub_lines(hub, batteries[0]) + "\n", flush=True)

@@ -47,6 +47,12 @@ async def site_entry(hass: HomeAssistant) -> MockConfigEntry:
     return await setup_site(hass, [])
 
 
+@pytest.fixture(autouse=True)
+def _quick_probe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device that does not answer is asked again; here without the second's wait."""
+    monkeypatch.setattr(config_flow, "PROBE_RETRY_DELAY", 0.05)
+
+
 @pytest.fixture
 async def silent_server() -> AsyncIterator[int]:
     """A TCP server that accepts connections and never answers."""
@@ -199,6 +205,45 @@ def test_a_chain_device_that_does_not_say_who_it_is_is_shown_by_its_models() -> 
     assert config_flow._chain_label(device) == "Device 2 (models 1, 203)"
 
 
+async def test_a_device_that_misses_the_first_request_is_still_found(
+    hass: HomeAssistant,
+    site_entry: MockConfigEntry,
+    start_site: StartSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await start_site(SUNSPEC_ONLY)
+    ends = site.endpoints
+    port = _closed_port()
+    proxies: list[asyncio.Server] = []
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            ends.host, ends.sunspec_port
+        )
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(4096):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def late_answer() -> None:
+        # The gateway comes up only after the flow's first request went unanswered.
+        await asyncio.sleep(0.3)
+        proxies.append(await asyncio.start_server(forward, "127.0.0.1", port))
+
+    monkeypatch.setattr(config_flow, "PROBE_RETRY_DELAY", 1.0)
+    late = asyncio.create_task(late_answer())
+    result = await _start(hass, site_entry, "sunspec")
+    result = await _submit(hass, result, {"host": "127.0.0.1", "port": port, "unit_id": 1})
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "chain")
+    await late
+    for proxy in proxies:
+        proxy.close()
+
+
 async def test_sunspec_errors(
     hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite, silent_server: int
 ) -> None:
@@ -277,6 +322,24 @@ async def test_modbus_errors(
         hass, result, {"host": data["host"], "port": _closed_port(), "unit_id": data["unit_id"]}
     )
     assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_a_device_is_added_to_a_site_that_is_not_loaded(
+    hass: HomeAssistant, start_site: StartSite
+) -> None:
+    site = await start_site(MODBUS_ONLY)
+    data = deye(site)
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Home", unique_id="home", data={"site_id": "home", "site_name": "Home"}
+    )
+    entry.add_to_hass(hass)  # not set up: the probe opens (and closes) links of its own
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    result = await _start(hass, entry, "modbus")
+    result = await _submit(hass, result, {"point_map": data["point_map"], "transport": "tcp"})
+    result = await _submit(
+        hass, result, {"host": data["host"], "port": data["port"], "unit_id": data["unit_id"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_modbus_serial_port_that_does_not_exist(

@@ -149,3 +149,25 @@ async def test_options_link_and_unlink_the_hub(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert "hub" not in entry.options
     assert "hub_token" not in entry.options
+
+
+async def test_options_name_what_home_assistant_gives_the_planner(hass: HomeAssistant) -> None:
+    entry = site(hass, "home")
+    hass.states.async_set("sensor.nordpool", "0.12", {"unit_of_measurement": "EUR/kWh"})
+    linked = {**SITE_OPTIONS, "hub": "10.0.0.5:50051", "hub_token": "t"}
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {**linked, "price_entity": "sensor.nordpool", "price_kind": "import",
+         "solar_forecast": True},
+    )  # fmt: skip
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert (entry.options["price_entity"], entry.options["price_kind"]) == (
+        "sensor.nordpool", "import",
+    )  # fmt: skip
+    assert entry.options["solar_forecast"] is True
+    # Cleared, the entity is forgotten; the kind keeps its default.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], linked)
+    assert "price_entity" not in entry.options
+    assert entry.options["price_kind"] == "spot"
