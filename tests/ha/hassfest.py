@@ -2,7 +2,10 @@
 integration, ported for the tests (neither ships in a package: hassfest lives in core's
 repository under ``script/hassfest``, HACS's action in ``hacs/integration``).
 
-Sources, rules ported as written there (read for Home Assistant 2026.x and HACS 2.x):
+Sources (read from stored copies of those files, not all of them the newest; where Home
+Assistant's own ``strings.json``, ``icons.json`` and ``quality_scale.yaml`` files in the
+installed package show a newer rule, the port follows them, and test_hassfest.py runs the
+port over them so that it cannot fall behind unnoticed):
 
 - ``script/hassfest/manifest.py``: ``INTEGRATION_MANIFEST_SCHEMA`` extended by
   ``CUSTOM_INTEGRATION_MANIFEST_SCHEMA`` (``version``, ``import_executor``), the domain is the

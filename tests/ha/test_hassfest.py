@@ -88,7 +88,6 @@ def test_the_ported_rules_find_what_they_are_for() -> None:
         {"entity": {"sensor": {"soc": {"default": "mdi:battery", "state": {"low": "<b>"}}}}},
     ):
         assert hassfest.validate_icons(icons), icons
-    assert hassfest.HACS_MANIFEST_JSON_SCHEMA is not None
     with pytest.raises(hassfest.vol.Invalid):
         hassfest.HACS_MANIFEST_JSON_SCHEMA({"name": "Edge EMS", "domains": ["sensor"]})
     with pytest.raises(hassfest.vol.Invalid):
