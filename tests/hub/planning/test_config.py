@@ -58,7 +58,7 @@ sites:
         comfort_max_c: 23
         cop_curve: [[-7, 2.7], [7, 4.5]]
     deferrable_loads:
-      - name: dishwasher
+      - asset_id: dishwasher
         power_w: 1800
         duration_minutes: 90
         from: "09:00"

@@ -177,7 +177,7 @@ _HEAT_PUMP = vol.Schema(
 
 _DEFERRABLE = vol.Schema(
     {
-        vol.Required("name"): _TEXT,
+        vol.Required("asset_id"): _TEXT,
         vol.Required("power_w"): _POSITIVE,
         vol.Required("duration_minutes"): vol.All(integer, vol.Range(min=1, max=1440)),
         vol.Required("from"): _clock,
@@ -378,9 +378,10 @@ class HeatPumpConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeferrableConfig:
-    """A load that runs once a day for a while, within a window."""
+    """A load that runs once a day for a while, within a window; ``asset_id`` is the
+    switch in front of it (its ``load_enabled`` command carries the plan)."""
 
-    name: str
+    asset_id: str
     power_w: float
     duration_minutes: int
     start: time
@@ -464,7 +465,7 @@ class SiteConfig:
         return frozenset(
             [ev.asset_id for ev in self.evs]
             + [hp.asset_id for hp in self.heat_pumps]
-            + [load.name for load in self.deferrables]
+            + [load.asset_id for load in self.deferrables]
         )
 
 
@@ -678,7 +679,7 @@ class _Reader:
             for i, load in enumerate(valid["deferrable_loads"])
         )
         ids = [b.asset_id for b in batteries] + [ev.asset_id for ev in evs]
-        ids += [hp.asset_id for hp in heat_pumps] + [load.name for load in loads]
+        ids += [hp.asset_id for hp in heat_pumps] + [load.asset_id for load in loads]
         repeated = sorted({name for name in ids if ids.count(name) > 1})
         if repeated:
             raise self.fail(where, f"asset {repeated[0]!r} is described twice")
@@ -789,7 +790,7 @@ class _Reader:
         if valid["from"] == valid["to"]:
             raise self.fail(f"{where}.to", "the window starts and ends at the same time")
         return DeferrableConfig(
-            name=valid["name"],
+            asset_id=valid["asset_id"],
             power_w=valid["power_w"],
             duration_minutes=valid["duration_minutes"],
             start=valid["from"],

@@ -98,7 +98,7 @@ async def read_state(
             continue
         buckets = await _sum_buckets(store, site.site_id, load.power, start_ms, now_ms)
         running = [start for start, power in buckets.items() if -power >= load.power_w / 2]
-        ran[load.name] = 5.0 * len(running)
+        ran[load.asset_id] = 5.0 * len(running)
     return SiteState(soc, connected, session, values, ran)
 
 

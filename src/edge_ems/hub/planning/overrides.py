@@ -4,8 +4,10 @@ An override names an asset of the site, a command and a value, and a window. Whi
 active its value is what the asset is sent, whatever the plan says; and every plan made
 while it lasts holds the asset there (:class:`~edge_ems.planner.problem.Hold`), as far as
 the asset can, so everything else is planned around it. A battery's power, an EV's current
-or permission to charge, and a heat pump's power limit are planned around; any other
-command the asset takes is only sent.
+or permission to charge, a heat pump's power limit and a load's switch are planned around;
+any other
+command the asset takes is only sent. A deferrable load's switch (``load_enabled``) is planned
+around too, unless the load runs as one block.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from typing import Any
 from ...gateway.model import AssetInfo
 from ...metrics import BATTERY_POWER
 from ...planner.errors import PlanInputError
-from ...planner.problem import Battery, Ev, HeatPump, Hold, Horizon
+from ...planner.problem import Battery, Deferrable, Ev, HeatPump, Hold, Horizon
 from ...readings import Value
 
 EV_CURRENT = "ev_current_limit_a"
 EV_ENABLED = "ev_charging_enabled"
 HEAT_PUMP_LIMIT = "heat_pump_power_limit_w"
-PLANNED_COMMANDS = (BATTERY_POWER, EV_CURRENT, EV_ENABLED, HEAT_PUMP_LIMIT)
+LOAD_ENABLED = "load_enabled"
+PLANNED_COMMANDS = (BATTERY_POWER, EV_CURRENT, EV_ENABLED, HEAT_PUMP_LIMIT, LOAD_ENABLED)
+SWITCHES = (EV_ENABLED, LOAD_ENABLED)
 """Commands the plan is made around; others are only sent."""
 MAX_WINDOW_MS = 7 * 86_400_000
 """The longest an override may last, and how far ahead it may start."""
@@ -128,7 +132,7 @@ def make_override(
 
 
 def _check_value(command: str, value: Value, where: str) -> Value:
-    if command == EV_ENABLED:
+    if command in SWITCHES:
         if not isinstance(value, bool):
             raise PlanInputError(f"{where}: {command} takes true or false, got {value!r}")
         return value
@@ -154,6 +158,7 @@ def holds(
     batteries: Iterable[Battery] = (),
     evs: Iterable[Ev] = (),
     heat_pumps: Iterable[HeatPump] = (),
+    loads: Iterable[Deferrable] = (),
 ) -> list[Hold]:
     """The holds ``overrides`` put on a plan over ``horizon`` of these assets."""
     step_ms = horizon.step_minutes * 60_000
@@ -161,24 +166,32 @@ def holds(
     battery_ids = {b.id for b in batteries}
     ev_by_id = {ev.id: ev for ev in evs}
     heat_pump_ids = {hp.id for hp in heat_pumps}
+    # A single block runs once, whole: it cannot be held.
+    switchable = {load.id: load for load in loads if not load.single_block}
     found = []
     for override in overrides:
         first = max(0, (override.start_ms - start_ms) // step_ms)
         last = min(horizon.n_steps, -(-(override.end_ms - start_ms) // step_ms))
         if first >= last:
             continue
-        power = _power(override, battery_ids, ev_by_id, heat_pump_ids)
+        power = _power(override, battery_ids, ev_by_id, heat_pump_ids, switchable)
         if power is not None:
             found.append(Hold(override.asset_id, int(first), int(last), power))
     return found
 
 
 def _power(
-    override: Override, batteries: set[str], evs: Mapping[str, Ev], heat_pumps: set[str]
+    override: Override,
+    batteries: set[str],
+    evs: Mapping[str, Ev],
+    heat_pumps: set[str],
+    loads: Mapping[str, Deferrable],
 ) -> float | None:
     """The power (site sign) an override holds its asset at, if the plan knows the asset."""
     value = override.value
     asset = override.asset_id
+    if override.command == LOAD_ENABLED and asset in loads:
+        return -loads[asset].power_w if value else 0.0
     if override.command == BATTERY_POWER and asset in batteries:
         return float(value)  # type: ignore[arg-type]
     if override.command == HEAT_PUMP_LIMIT and asset in heat_pumps:

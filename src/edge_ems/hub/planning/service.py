@@ -580,8 +580,8 @@ class PlannerService:
             )
             consumers.append(asset_id)
         for load in site.deferrables:
-            assets[load.name] = load.power
-            consumers.append(load.name)
+            assets[load.asset_id] = load.power
+            consumers.append(load.asset_id)
         runtime.terms = SiteSeries(
             grid=site.measure.grid,
             pv=site.measure.pv,

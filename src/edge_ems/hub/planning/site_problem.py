@@ -132,7 +132,9 @@ def build(
         for spec in site.deferrables
         if (load := _deferrable(spec, horizon, state, config.zone)) is not None
     )
-    held = holds(overrides, horizon, batteries=batteries, evs=evs, heat_pumps=heat_pumps)
+    held = holds(
+        overrides, horizon, batteries=batteries, evs=evs, heat_pumps=heat_pumps, loads=loads
+    )
     grid = site.grid
     try:
         problem = Problem(
@@ -411,10 +413,10 @@ def _deferrable(
     last = min(horizon.n_steps, -(-int((closes - horizon.start) / timedelta(minutes=1)) // step))
     if first >= last:
         return None
-    ran = state.ran_minutes.get(spec.name, 0.0)
+    ran = state.ran_minutes.get(spec.asset_id, 0.0)
     required = max(0, math.ceil((spec.duration_minutes - ran) / step - 1e-9))
     return Deferrable(
-        id=spec.name,
+        id=spec.asset_id,
         power_w=spec.power_w,
         required_steps=required,
         earliest_step=first,
