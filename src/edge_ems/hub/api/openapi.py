@@ -11,6 +11,7 @@ from typing import Any
 from ... import __version__
 from ...dispatch.audit import Outcome, Reason
 from ..config import MAX_MEASUREMENT_POINTS
+from ..planning import routes as planner
 from .params import CURSOR_PATTERN, MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
 
 type Schema = dict[str, Any]
@@ -75,6 +76,12 @@ SCHEMAS: dict[str, Schema] = {
             "audit": {"type": "object", "additionalProperties": True},
             "parquet": _STATUS,
             "uplink": _STATUS,
+            "planner": {
+                "type": ["object", "null"],
+                "description": "Whether this hub leads, which hub does, the sites in trouble "
+                "and each site's planner state (null without a planner).",
+                "additionalProperties": True,
+            },
             "tasks": {
                 "type": "object",
                 "description": "Background tasks by name: running, failing, failures, "
@@ -515,7 +522,8 @@ def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
         "info": {
             "title": "Edge EMS hub",
             "version": __version__,
-            "description": "Telemetry, measurements, exports and guarded dispatch of the hub. "
+            "description": "Telemetry, measurements, exports, guarded dispatch and the "
+            "planner of the hub. "
             "Every route but /health needs `Authorization: Bearer <api_token>`. Every error "
             "the API gives is JSON (`Error`), with one exception: a request the HTTP server "
             "cannot parse at all (a request line or a header line over 8190 bytes, a "
@@ -523,9 +531,9 @@ def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
             "reaches any route.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS | {"/measurements": _measurements(max_points)},
+        "paths": PATHS | {"/measurements": _measurements(max_points)} | planner.PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | planner.SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -244,6 +244,9 @@ _SCHEMA = vol.Schema(
         vol.Optional("horizon_hours", default=48): vol.All(integer, vol.Range(min=1, max=168)),
         vol.Optional("replan_minutes", default=15): vol.All(integer, vol.Range(min=1, max=1440)),
         vol.Optional("daily_plan_at", default="15:00"): _clock,
+        vol.Optional("replan_after_connect_s", default=20.0): vol.All(
+            number, vol.Range(min=0, max=3600)
+        ),
         vol.Optional("mip_gap", default=0.01): vol.All(number, vol.Range(min=1e-9, max=0.5)),
         vol.Optional("time_limit_s", default=10.0): vol.All(number, vol.Range(min=0.1, max=600)),
         vol.Optional("prices", default={"source": "none"}): _PRICES,
@@ -501,6 +504,8 @@ class PlannerConfig:
     horizon_hours: int = 48
     replan_minutes: int = 15
     daily_plan_at: time = time(15, 0)
+    replan_after_connect_s: float = 20.0
+    """A site that connects is planned again this long after (its readings in by then)."""
     mip_gap: float = 0.01
     time_limit_s: float = 10.0
     prices: PriceSourceConfig = field(default_factory=lambda: PriceSourceConfig("none"))
@@ -589,6 +594,7 @@ class _Reader:
             horizon_hours=valid["horizon_hours"],
             replan_minutes=valid["replan_minutes"],
             daily_plan_at=valid["daily_plan_at"],
+            replan_after_connect_s=valid["replan_after_connect_s"],
             mip_gap=valid["mip_gap"],
             time_limit_s=valid["time_limit_s"],
             prices=self.prices(valid["prices"]),

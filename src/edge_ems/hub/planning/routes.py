@@ -13,7 +13,7 @@ import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -23,9 +23,13 @@ from ...planner.errors import PlanInputError
 from ..api.errors import ApiError, dumps
 from ..api.params import MAX_ID, json_body, only_known, single, timestamp_ms
 from ..store.errors import StoreError
-from .service import NotLeaderError, PlannerService, UnknownSiteError
+from .errors import NotLeaderError, UnknownSiteError
 
-PLANNER = web.AppKey("planner", PlannerService)
+if TYPE_CHECKING:
+    from .service import PlannerService
+
+PLANNER: web.AppKey[PlannerService] = web.AppKey("planner")
+"""The planner, when the hub has one (the service and its solver load only then)."""
 MAX_TEXT = 256
 MAX_DURATION_S = 7 * 86_400
 MAX_AUDIT_DAYS = 31

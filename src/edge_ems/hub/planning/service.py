@@ -54,6 +54,7 @@ from ...planner.tariff import Tariff, load_tariff
 from ...readings import Value
 from .audit_job import SiteSeries, audit_step, day_cost
 from .config import PlannerConfig, SiteConfig
+from .errors import NotLeaderError, UnknownSiteError
 from .leader import Leadership
 from .measure import (
     BATTERY_SERIES,
@@ -95,14 +96,6 @@ class SiteLink(Protocol):
 
 
 type AuditSink = Callable[[Sequence[AuditRecord]], None]
-
-
-class NotLeaderError(EdgeEmsError):
-    """This hub stands by: another one plans and dispatches."""
-
-
-class UnknownSiteError(EdgeEmsError):
-    """The planner does not plan this site."""
 
 
 @dataclass(slots=True)
@@ -202,6 +195,7 @@ class PlannerService:
         self._wake = asyncio.Event()
         self._prepared = False
         self._next_replan: datetime | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # Time.
 
@@ -893,16 +887,54 @@ class PlannerService:
         return ""
 
     def site_connected(self, site_id: str) -> None:
-        """A site's agent (re)connected: send it its plan and setpoints now."""
+        """A site's agent (re)connected: send it its plan (the stored one on a standby) and
+        setpoints now, and plan again once its readings are in."""
         runtime = self.sites.get(site_id)
         if runtime is None:
             return
-        self._send_plan(runtime)
+        if runtime.document is not None:
+            self._send_plan(runtime)
+        else:
+            task = asyncio.get_running_loop().create_task(self._send_stored(site_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if self.leadership.is_leader:
             self._dispatch_now.add(site_id)
             self._wake.set()
+            asyncio.get_running_loop().call_later(
+                self.config.replan_after_connect_s,
+                self.request_replan, site_id, "the site connected",
+            )  # fmt: skip
+
+    async def _send_stored(self, site_id: str) -> None:
+        try:
+            stored = await self.records.plan(site_id)
+        except EdgeEmsError as err:
+            _LOGGER.warning("Site %s: cannot read its stored plan: %s", site_id, err)
+            return
+        if stored is not None:
+            version, document = stored
+            made_at = datetime.fromisoformat(document["made_at"])
+            update = PlanUpdate(version, round(made_at.timestamp() * 1000), document)
+            self._link.send_plan(site_id, update)
 
     # What the REST API shows.
+
+    def health(self) -> dict[str, Any]:
+        """For ``/health``: who leads, and each site's plan and troubles."""
+        sites = {site_id: self.status(site_id) for site_id in self.sites}
+        leading = self.leadership.is_leader
+        problems = sorted(
+            site_id
+            for site_id, status in sites.items()
+            if leading and (status["last_error"] or status["dispatch_errors"])
+        )
+        return {
+            "leader": leading,
+            "leader_hub": self.leadership.leader,
+            "problems": problems,
+            "sites": sites,
+        }
 
     async def document(self, site_id: str) -> dict[str, Any] | None:
         """The site's current plan document (this hub's, else the leader's stored one)."""
