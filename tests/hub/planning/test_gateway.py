@@ -24,12 +24,7 @@ from edge_ems.hub.planning.parts import PlannerParts, open_planner
 from edge_ems.hub.store import MinuteStore, open_store
 from edge_ems.planner.site_plan import SitePlan
 
-from ..gateway.conftest import (  # noqa: F401 - fixtures used here
-    TOKEN,
-    SiteFactory,
-    eventually,
-    site_factory,
-)
+from ..gateway.conftest import TOKEN, SiteFactory, eventually
 from .conftest import SITE, minutes, price_document, write_json
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -150,7 +145,7 @@ async def test_plan_setpoints_requests_and_inputs_over_the_gateway(
         return "spot_price" in await hub.planner.records.inputs(SITE)
 
     async with asyncio.timeout(30):
-        while not await kept():
+        while not await kept():  # noqa: ASYNC110 - the state is in the database
             await asyncio.sleep(0.05)
 
     # The planner stops: nothing renews the leases, the batteries go back to safe mode.

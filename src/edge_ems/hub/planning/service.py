@@ -1046,6 +1046,7 @@ class PlannerService:
         if site_id is not None:
             self._site(site_id)
         self._lead_or_refuse()
+        await self.refresh_prices(self.now())  # any day still missing (cheap otherwise)
         results = []
         for site in [site_id] if site_id is not None else list(self.sites):
             results.append(await self.replan(site, reason))
