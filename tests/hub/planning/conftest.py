@@ -185,14 +185,16 @@ class Store(StoreMinuteReader):
         return await self.store.series(selection)
 
     async def feed(
-        self, samples: Mapping[tuple[str, str], Sequence[tuple[datetime, float]]]
+        self,
+        samples: Mapping[tuple[str, str], Sequence[tuple[datetime, float]]],
+        site: str = SITE,
     ) -> None:
         """Samples of ``{(asset, metric): [(time, value), ...]}``, written at once."""
         self._seq += 1
         await self.store.accept(
             TelemetryBatch(
                 "agent-1",
-                SITE,
+                site,
                 self._seq,
                 [
                     SeriesSamples(

@@ -205,9 +205,7 @@ async def test_without_a_planner_the_routes_say_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_schemathesis_over_the_planner_routes(
-    live: Live, site_factory: SiteFactory
-) -> None:
+async def test_schemathesis_over_the_planner_routes(live: Live, site_factory: SiteFactory) -> None:
     await site_factory(f"127.0.0.1:{live.grpc_port}", agent_id="agent-1", site_id=SITE)
     await live.call("POST", "/plan/run")
     exercised = await asyncio.to_thread(fuzz, live.url)
