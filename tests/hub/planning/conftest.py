@@ -31,6 +31,7 @@ from edge_ems.hub.store import MinuteStore, open_store
 from edge_ems.planner.store_reader import StoreMinuteReader
 from edge_ems.readings import Value
 
+from ...lib.planner.conftest import services  # noqa: F401 - recorded answers on loopback
 from ..gateway.conftest import site_factory  # noqa: F401 - agents with simulated batteries
 from ..store.conftest import postgres_url  # noqa: F401 - the session's PostgreSQL server
 

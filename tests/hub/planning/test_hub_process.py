@@ -180,8 +180,9 @@ async def test_the_simulated_battery_follows_the_plan_and_falls_back_to_safe_mod
     inverter = site.plant.battery_inverter
     assert inverter is not None
     try:
-        async with aiohttp.ClientSession() as http, agent_process(
-            agent_site(site, tmp_path, [hub]), tmp_path, env
+        async with (
+            aiohttp.ClientSession() as http,
+            agent_process(agent_site(site, tmp_path, [hub]), tmp_path, env),
         ):
 
             async def soc_known() -> bool:

@@ -42,7 +42,7 @@ from ...dispatch import AuditRecord, Outcome, Reason
 from ...exceptions import EdgeEmsError
 from ...gateway.model import AssetInfo, PlanInputs, PlanRequest, PlanUpdate, SetpointResult
 from ...planner.baseline import BaselineSpec, LoadBaseline, build_baseline
-from ...planner.errors import PlanInputError
+from ...planner.errors import PlanInputError, SourceDataError
 from ...planner.execute import setpoints
 from ...planner.forecast import PvForecast
 from ...planner.plan import Plan
@@ -75,8 +75,6 @@ _LOGGER = logging.getLogger(__name__)
 ISSUED_BY = "planner"
 RETRY_S = 900.0
 """How soon a failed price or forecast fetch is tried again while nothing usable is held."""
-KEEP_PLANS = 8
-"""Plans kept in memory per site, for the audit of the steps they were in force."""
 TERMS_TTL_S = 3600.0
 
 
@@ -277,7 +275,7 @@ class PlannerService:
             try:
                 fresh |= await self.prices.refresh(day)
             except EdgeEmsError as err:  # a price file in the wrong zone, say
-                self.prices.last_error = err  # type: ignore[assignment]
+                self.prices.last_error = SourceDataError(str(err))
                 _LOGGER.warning("%s: keeping the last good prices: %s", self.price_source.name, err)
         if fresh:
             self.prices_at = now
@@ -596,7 +594,9 @@ class PlannerService:
         runtime.version, runtime.made_at = version, now
         runtime.spot = None if built.spot is None else [float(v) for v in built.spot]
         runtime.plans[version] = (plan, built.problem)
-        for old in sorted(runtime.plans)[:-KEEP_PLANS]:
+        # Kept: the plans still to be audited against, and the one in force.
+        wanted = {*runtime.steps.values(), version}
+        for old in [v for v in runtime.plans if v not in wanted]:
             del runtime.plans[old]
         runtime.document = await self._document(runtime, reason, built)
         await self.records.save_plan(
