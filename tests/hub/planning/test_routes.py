@@ -174,6 +174,9 @@ async def test_overrides_through_the_api(live: Live, site_factory: SiteFactory) 
         ("GET", "/plan/audit", None, {"from": "2020-01-01", "to": "2026-01-01"}, 400,
          "at most 31 days"),
         ("POST", "/plan/run", {"site_id": 7}, {}, 400, "site_id: a string"),
+        ("POST", "/plan/run", {"site_id": None}, {}, 400, "site_id: a string"),
+        ("POST", "/overrides", {"asset_id": "bess-1", "value": 1, "duration_s": None}, {}, 400,
+         "duration_s: a number"),
     ],
 )  # fmt: skip
 async def test_hostile_requests_get_clear_refusals(

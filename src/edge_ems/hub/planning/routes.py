@@ -66,7 +66,12 @@ def _planner(request: web.Request) -> PlannerService:
 
 
 def _site(planner: PlannerService, query: MultiMapping[str] | dict[str, Any]) -> str:
-    given = query.get("site_id") if isinstance(query, dict) else single(query, "site_id")
+    if isinstance(query, dict):
+        given = query.get("site_id")
+        if "site_id" in query and given is None:
+            raise ApiError(400, f"site_id: a string of 1 to {MAX_ID} characters")
+    else:
+        given = single(query, "site_id")
     if given is None:
         if len(planner.sites) == 1:
             return next(iter(planner.sites))
@@ -220,9 +225,9 @@ async def add_override(request: web.Request) -> web.Response:
     start = _moment(body, "start") or now_ms
     end = _moment(body, "end")
     duration = body.get("duration_s")
-    if (end is None) == (duration is None):
+    if (end is None) == ("duration_s" not in body):
         raise ApiError(400, "give end or duration_s (one of them)")
-    if duration is not None:
+    if "duration_s" in body:
         if isinstance(duration, bool) or not isinstance(duration, int | float):
             raise ApiError(400, "duration_s: a number of seconds")
         if not 0 < duration <= MAX_DURATION_S:
