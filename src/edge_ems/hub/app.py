@@ -2,8 +2,8 @@
 together.
 
 :class:`Hub` starts the parts in dependency order (store, audit trail, gateway, planner,
-exporters, API) and stops them in reverse, so that on SIGTERM no telemetry arrives after the store's
-last flush: agents keep and resend whatever was not yet acknowledged as durable.
+exporters, API) and stops them in reverse, so that on SIGTERM no telemetry arrives after the
+store's last flush: agents keep and resend whatever was not yet acknowledged as durable.
 """
 
 from __future__ import annotations

@@ -115,10 +115,11 @@ class Hub:
 
 
 def planner_section(tmp: Path) -> dict[str, Any]:
-    """Prices that pay for energy this hour and the next (charge now), dear later."""
+    """Prices that pay for energy for the rest of this hour (charge now: at most four steps,
+    less than the battery takes, so every one of them), cheap the next, dear later."""
     now = datetime.now(UTC).astimezone(PRAGUE)
     hours = [120.0] * 24
-    hours[now.hour] = hours[(now.hour + 1) % 24] = -40.0
+    hours[now.hour], hours[(now.hour + 1) % 24] = -40.0, 20.0
     prices = write_json(tmp / "prices.json", price_document({now.date(): hours}))
     return {
         "time_zone": "Europe/Prague",

@@ -5,6 +5,7 @@ refusals of hostile bodies, and schemathesis over the planner's part of the docu
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,11 +23,12 @@ from edge_ems.hub.planning.parts import PlannerParts, open_planner
 from edge_ems.hub.store import MinuteStore, open_store
 
 from ..api.conftest import API_TOKEN, AUTH
-from ..api.test_schemathesis import fuzz
+from ..api.test_schemathesis import _command as schemathesis
 from ..gateway.conftest import TOKEN, SiteFactory, eventually
 from .conftest import SITE, price_document, write_json
 
 PRAGUE = ZoneInfo("Europe/Prague")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @dataclass
@@ -208,10 +210,24 @@ async def test_without_a_planner_the_routes_say_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_schemathesis_over_the_planner_routes(live: Live, site_factory: SiteFactory) -> None:
+async def test_schemathesis_with_every_check_over_the_planner_routes(
+    live: Live, site_factory: SiteFactory, tmp_path: Path
+) -> None:
     await site_factory(f"127.0.0.1:{live.grpc_port}", agent_id="agent-1", site_id=SITE)
     await live.call("POST", "/plan/run")
-    exercised = await asyncio.to_thread(fuzz, live.url)
-    for route in ("POST /overrides", "DELETE /overrides", "GET /plan", "POST /plan/run",
-                  "GET /plan/audit", "GET /prices", "GET /forecasts"):  # fmt: skip
-        assert f"positive {route}" in exercised
+    report = tmp_path / "report.json"
+    process = await asyncio.create_subprocess_exec(
+        schemathesis(), "--config-file", str(CONFIG), "run", f"{live.url}/openapi.json",
+        "--checks", "all", "--max-examples", "30", "--seed", "1",
+        "--include-path-regex", "^/(plan|prices|forecasts|overrides)",
+        "--header", f"Authorization: Bearer {API_TOKEN}", "--request-timeout", "30",
+        "--workers", "1", "--no-color", "--report", "json", "--report-json-path", str(report),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+    async with asyncio.timeout(180):
+        output, _ = await process.communicate()
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    result: dict[str, Any] = json.loads(report.read_text())
+    assert (result["failures"], result["errors"]) == ([], []), text
+    assert result["operations"]["tested"] >= 8, text

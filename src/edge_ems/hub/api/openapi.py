@@ -6,6 +6,7 @@ document allows (and what it does not) to a live hub and validates every answer 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ... import __version__
@@ -515,8 +516,12 @@ def _measurements(max_points: int) -> Schema:
     )
 
 
-def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
-    """The OpenAPI 3.1 document of an API that returns at most ``max_points`` points."""
+def document(
+    *, max_points: int = MAX_MEASUREMENT_POINTS, planned_sites: Sequence[str] | None = None
+) -> Schema:
+    """The OpenAPI 3.1 document of an API that returns at most ``max_points`` points (and
+    plans ``planned_sites``)."""
+    planner_paths, planner_schemas = planner.openapi(planned_sites)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -531,9 +536,9 @@ def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
             "reaches any route.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS | {"/measurements": _measurements(max_points)} | planner.PATHS,
+        "paths": PATHS | {"/measurements": _measurements(max_points)} | planner_paths,
         "components": {
-            "schemas": SCHEMAS | planner.SCHEMAS,
+            "schemas": SCHEMAS | planner_schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -64,7 +64,8 @@ def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
     )
     app[SERVICES] = services
     app[MAX_POINTS] = settings.max_points
-    app[OPENAPI] = document(max_points=settings.max_points)
+    planned = None if services.planner is None else sorted(services.planner.sites)
+    app[OPENAPI] = document(max_points=settings.max_points, planned_sites=planned)
     app.add_routes(routes)
     app.add_routes(planner_routes)
     if services.planner is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -275,14 +275,18 @@ def _ref(name: str) -> Schema:
 
 
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_SITE = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "description": "A planned site"}
+"""Where a site id goes; :func:`openapi` names the hub's planned sites there."""
 _TEXT = {"type": "string"}
 _NULL_TEXT = {"type": ["string", "null"]}
 _NUMBER = {"type": "number"}
 _NULL_NUMBER = {"type": ["number", "null"]}
 _TIME_PARAM = {
-    "type": "string",
-    "minLength": 1,
-    "description": "RFC 3339 (UTC if no offset) or ms since the epoch",
+    "description": "An RFC 3339 date-time (UTC if it has no offset) or ms since the epoch",
+    "anyOf": [
+        {"type": "string", "minLength": 1, "pattern": "^[0-9]{1,14}$"},
+        {"type": "string", "minLength": 1, "format": "date-time"},
+    ],
 }
 _TIME_BODY = {"type": "string", "minLength": 1, "maxLength": 64, "format": "date-time"}
 _SERIES = {
@@ -364,7 +368,7 @@ SCHEMAS: dict[str, Schema] = {
     "RunRequest": {
         "type": "object",
         "properties": {
-            "site_id": _ID,
+            "site_id": _SITE,
             "reason": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
         },
         "additionalProperties": False,
@@ -480,7 +484,7 @@ SCHEMAS: dict[str, Schema] = {
         "+ discharges) from start (default now) to end, or for duration_s. The planner plans "
         "around it and sends the value while it lasts.",
         "properties": {
-            "site_id": _ID,
+            "site_id": _SITE,
             "asset_id": _ID,
             "command": _ID,
             "value": {
@@ -525,7 +529,7 @@ def _site_param() -> Schema:
         "in": "query",
         "required": False,
         "description": "The site (may be left out when the hub plans one)",
-        "schema": _ID,
+        "schema": _SITE,
     }
 
 
@@ -601,3 +605,22 @@ PATHS: dict[str, Schema] = {
         },
     },
 }
+
+
+def openapi(sites: Sequence[str] | None) -> tuple[dict[str, Schema], dict[str, Schema]]:
+    """The planner's paths and schemas, with ``sites`` (the planned sites) as the values a
+    site id may take (any id without a planner)."""
+    named: Schema = (
+        {"enum": sorted(sites), "description": "A site the hub plans"} if sites else dict(_SITE)
+    )
+
+    def named_sites(value: Any) -> Any:
+        if value is _SITE or value == _SITE:
+            return dict(named)
+        if isinstance(value, dict):
+            return {key: named_sites(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [named_sites(item) for item in value]
+        return value
+
+    return named_sites(PATHS), named_sites(SCHEMAS)
