@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from edge_ems.hub.config import load_config
+from edge_ems.hub.config import parse_config as parse_hub_config
 from edge_ems.planner.tariff import load_tariff
 
 from .conftest import BATTERY, PRAGUE, Clock, PlannerMaker, minutes
@@ -29,6 +32,19 @@ def test_the_example_tariffs_are_the_documented_ones() -> None:
         example = (EXAMPLES / name).read_text(encoding="utf-8")
         assert example in text, f"{name} differs from docs/planner.md"
         load_tariff(EXAMPLES / name)
+
+
+def test_the_documented_configuration_is_valid() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    section = text[text.index("### Turning it on") :]
+    block = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    config = parse_hub_config(yaml.safe_load(block) | {"api_token": "x" * 16})
+    assert config.planner is not None
+    [site] = config.planner.sites
+    assert [ev.asset_id for ev in site.evs] == ["ev-charger"]
+    assert [load.asset_id for load in site.deferrables] == ["boiler-switch"]
 
 
 async def test_the_examples_plan_offline(make_planner: PlannerMaker) -> None:
