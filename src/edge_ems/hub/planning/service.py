@@ -290,10 +290,16 @@ class PlannerService:
             for runtime in self.sites.values():
                 if runtime.pv_source is None:
                     continue
-                due = runtime.pv_at is None or now >= pv_every(
-                    runtime.config.pv_forecast or self.config.pv_forecast,
-                    self.config.zone,
-                    runtime.pv_at,
+                last = runtime.pv_at
+                due = (
+                    last is None
+                    or now
+                    >= pv_every(
+                        runtime.config.pv_forecast or self.config.pv_forecast,
+                        self.config.zone,
+                        last,
+                    )
+                    or (runtime.pv is None and (now - last).total_seconds() >= RETRY_S)
                 )
                 if due:
                     await self.refresh_forecast(runtime.config.site_id, now)
@@ -426,6 +432,12 @@ class PlannerService:
                     site_id, reason, err,
                 )  # fmt: skip
                 return RunResult(site_id, None, None, None, None, str(err))
+            except Exception as err:  # a fault of ours: the last good plan keeps running
+                runtime.last_error = f"internal error: {type(err).__name__}: {err}"
+                _LOGGER.exception(
+                    "Site %s: planning failed (%s); the last good plan stays", site_id, reason
+                )
+                return RunResult(site_id, None, None, None, None, runtime.last_error)
         runtime.last_error = None
         _LOGGER.info(
             "Site %s: plan %d (%s): %s, cost %.3f %s over %d steps, %.0f ms",
