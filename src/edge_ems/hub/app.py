@@ -1,8 +1,9 @@
-"""The hub process: gRPC gateway, minute store, Parquet export, uplink and REST API together.
+"""The hub process: gRPC gateway, minute store, planner, Parquet export, uplink and REST API
+together.
 
-:class:`Hub` starts the parts in dependency order (store, audit trail, gateway, exporters,
-API) and stops them in reverse, so that on SIGTERM no telemetry arrives after the store's
-last flush: agents keep and resend whatever was not yet acknowledged as durable.
+:class:`Hub` starts the parts in dependency order (store, audit trail, gateway, planner,
+exporters, API) and stops them in reverse, so that on SIGTERM no telemetry arrives after the
+store's last flush: agents keep and resend whatever was not yet acknowledged as durable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import secrets
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -27,6 +29,9 @@ from .session_log import SessionLog
 from .store import MinuteStore, open_store
 from .tasks import Supervisor
 from .tls import GatewayCertificate, describe, self_signed
+
+if TYPE_CHECKING:
+    from .planning.parts import PlannerParts
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class Hub:
         self.audit: AuditTrail | None = None
         self.gateway: GatewayServer | None = None
         self.sessions: SessionLog | None = None
+        self.planner: PlannerParts | None = None
         self.api: ApiServer | None = None
         self.api_port: int | None = None
         self.grpc_port: int | None = None
@@ -107,6 +113,7 @@ class Hub:
             self.gateway.registry, self.store.backend, instance=self.instance
         )
         self.sessions.start()
+        await self._planner(database)
         maps: list[PointMap] = list((await asyncio.to_thread(load_catalog)).values())
         services = HubServices(
             gateway=self.gateway,
@@ -118,6 +125,7 @@ class Hub:
             uplink=self._uplink(),
             tasks=self.tasks,
             gateway_tls=certificate,
+            planner=None if self.planner is None else self.planner.service,
         )
         settings = ApiSettings(
             token=config.api_token,
@@ -136,6 +144,26 @@ class Hub:
             self.store.backend.name,
             extra={"api_port": self.api_port, "grpc_port": self.grpc_port},
         )
+
+    async def _planner(self, database: str | Path) -> None:
+        config = self.config.planner
+        if config is None:
+            return
+        from .planning.parts import open_planner  # numpy and HiGHS load only with it
+
+        assert self.store is not None
+        assert self.gateway is not None
+        assert self.audit is not None
+        self.planner = await open_planner(
+            config,
+            database=database,
+            instance=f"{self.hub_id} {self.instance}".strip(),
+            store=self.store,
+            gateway=self.gateway,
+            audit=self.audit.add,
+        )
+        for name, job in self.planner.jobs():
+            self.tasks.spawn(name, job)
 
     def _parquet(self) -> StatusSource | None:
         if not self.config.parquet_dir:
@@ -173,6 +201,11 @@ class Hub:
             await self.api.stop()
             self.api = None
         await self.tasks.stop()
+        if self.planner is not None:  # its jobs have stopped: no setpoint goes out any more
+            if self.gateway is not None:
+                self.gateway.planner = None
+            await self.planner.close()
+            self.planner = None
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None

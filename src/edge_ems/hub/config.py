@@ -3,8 +3,9 @@
 One flat schema (voluptuous) serves every source, because the app's options UI is flat too.
 The environment overrides any scalar key as ``EDGE_EMS_<KEY>`` (``EDGE_EMS_API_PORT=8099``),
 ``DATABASE_URL`` selects PostgreSQL, and ``EDGE_EMS_AGENTS`` (``id=token,id=token``) adds
-agents, which is how containers pass secrets. Loading reads files: call it before the event
-loop runs.
+agents, which is how containers pass secrets. The planner is configured by a ``planner:``
+section, or a file of its own named by ``planner_file`` (how the app's options can name
+one); see :mod:`.planning.config`. Loading reads files: call it before the event loop runs.
 
 The app's options spell the gateway's TLS as Home Assistant's own apps do (``ssl``,
 ``certfile`` and ``keyfile`` in ``/ssl``); :func:`app_config` turns them into the hub's keys:
@@ -25,6 +26,7 @@ import voluptuous as vol
 import yaml
 
 from ..exceptions import ConfigError
+from .planning.config import PlannerConfig, parse_planner_config
 from .redact import has_userinfo
 from .sessions import InventoryAsset, load_inventory, parse_inventory
 
@@ -97,6 +99,7 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("database_url"): vol.Any(None, str),
     vol.Optional("instance_name"): vol.Any(None, vol.All(str, vol.Length(max=128))),
     vol.Optional("inventory_file"): vol.Any(None, str),
+    vol.Optional("planner_file"): vol.Any(None, str),
     vol.Optional("parquet_dir"): vol.Any(None, str),
     vol.Optional("uplink_url"): vol.Any(None, str),
     vol.Optional("uplink_token"): vol.Any(None, str),
@@ -127,6 +130,7 @@ _SCHEMA = vol.Schema(
         vol.Optional("agents", default=[]): [_AGENT],
         vol.Optional("assets", default=[]): list,
         vol.Optional("tls_names", default=[]): [vol.All(str, vol.Length(min=1, max=253))],
+        vol.Optional("planner"): vol.Any(None, dict),
     }
 )
 SCALAR_KEYS = tuple(str(key) for key in _SCALARS)
@@ -182,14 +186,17 @@ class HubConfig:
     """Sub-agents (``<id>/<name>``) one agent's token may have connected at once."""
     log_level: str = "info"
     log_format: str = "json"
+    planner: PlannerConfig | None = None
+    """The planner's section; ``None`` leaves the planner off."""
 
     def __repr__(self) -> str:  # never print secrets into a log
         api, grpc = f"{self.api_host}:{self.api_port}", f"{self.grpc_host}:{self.grpc_port}"
         return f"HubConfig(api={api}, grpc={grpc}, agents={sorted(self.agents)})"
 
 
-def parse_config(data: Any, *, source: str = "<config>") -> HubConfig:
-    """Validate a configuration mapping; :class:`ConfigError` names the key and the reason."""
+def parse_config(data: Any, *, source: str = "<config>", base_dir: Path | None = None) -> HubConfig:
+    """Validate a configuration mapping; :class:`ConfigError` names the key and the reason.
+    Relative paths in the planner's section are taken from ``base_dir``."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -217,14 +224,29 @@ def parse_config(data: Any, *, source: str = "<config>") -> HubConfig:
     ):
         raise ConfigError(f"{source}: tls_client_ca needs the gateway to serve TLS")
     _check_uplink(valid, source)
+    planner = _planner(valid, source, base_dir)
     scalars = {
         key: valid[key]
         for key in SCALAR_KEYS
-        if key != "inventory_file" and valid.get(key) not in (None, "")
+        if key not in ("inventory_file", "planner_file") and valid.get(key) not in (None, "")
     }
     return HubConfig(
-        **scalars, agents=agents, inventory=inventory, tls_names=tuple(valid["tls_names"])
-    )
+        **scalars, agents=agents, inventory=inventory, tls_names=tuple(valid["tls_names"]),
+        planner=planner,
+    )  # fmt: skip
+
+
+def _planner(valid: Mapping[str, Any], source: str, base_dir: Path | None) -> PlannerConfig | None:
+    """The planner's section, inline or from ``planner_file`` (not both)."""
+    inline, file = valid.get("planner"), valid.get("planner_file")
+    if inline is not None and file:
+        raise ConfigError(f"{source}: give planner or planner_file, not both")
+    if file:
+        path = Path(file) if Path(file).is_absolute() or base_dir is None else base_dir / file
+        return parse_planner_config(read_file(path), source=str(path), base_dir=path.parent)
+    if inline is None:
+        return None
+    return parse_planner_config(inline, source=source, base_dir=base_dir)
 
 
 def _check_uplink(valid: Mapping[str, Any], source: str) -> None:
@@ -290,7 +312,8 @@ def load_config(
             raise ConfigError(f"{source}: expected a mapping of options")
     if app:
         return app_config(data, env, source=name)
-    return _with_environment(data, env, name)
+    base_dir = source.parent if name != "the environment" else None
+    return _with_environment(data, env, name, base_dir)
 
 
 def app_config(
@@ -313,10 +336,12 @@ def app_config(
     return _with_environment(data, env, source)
 
 
-def _with_environment(data: Mapping[str, Any], env: Mapping[str, str], source: str) -> HubConfig:
+def _with_environment(
+    data: Mapping[str, Any], env: Mapping[str, str], source: str, base_dir: Path | None = None
+) -> HubConfig:
     overrides = environment_overrides(env)
     agents = list(data.get("agents") or []) + overrides.pop("agents", [])
-    return parse_config({**data, **overrides, "agents": agents}, source=source)
+    return parse_config({**data, **overrides, "agents": agents}, source=source, base_dir=base_dir)
 
 
 @dataclass(frozen=True, slots=True)

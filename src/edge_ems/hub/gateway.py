@@ -19,6 +19,9 @@ Each agent holds one ``Connect`` stream. The gateway
   ``asset_id`` winning over ``site_id``, and waits for the agent's ack with its audit records;
 - passes every audit record an agent reports (setpoint acks and local actions) to
   ``on_audit``;
+- hands a site's planner messages (``PlanRequest``, answered with its ack, and
+  ``PlanInputs``) to the hub's planner (:attr:`GatewayServer.planner`), tells it when a
+  site's agent connects, and sends the planner's plans to a site's agents;
 - pings agents and ends sessions that stay silent too long.
 """
 
@@ -36,20 +39,35 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from ..dispatch import AuditRecord, Outcome, Reason
-from ..gateway.convert import audit_from_proto, batch_from_proto, registration_from_proto
+from ..gateway.convert import (
+    audit_from_proto,
+    batch_from_proto,
+    plan_inputs_from_proto,
+    plan_request_from_proto,
+    plan_update_to_proto,
+    registration_from_proto,
+    value_to_proto,
+)
 from ..gateway.errors import (
     GatewayError,
     ProtocolViolationError,
     RoutingError,
     SetpointTimeoutError,
 )
-from ..gateway.model import Registration, SetpointResult, TelemetryBatch
+from ..gateway.model import (
+    PlanInputs,
+    PlanRequest,
+    PlanUpdate,
+    Registration,
+    SetpointResult,
+    TelemetryBatch,
+)
 from ..gateway.proto import gateway_pb2 as pb
 from ..gateway.proto.gateway_pb2_grpc import GatewayServicer, add_GatewayServicer_to_server
 from ..gateway.tls import ServerTls
@@ -61,6 +79,7 @@ from ..gateway.transport import (
     server_options,
 )
 from ..metrics import METRICS
+from ..readings import Value
 from .claims import ClaimKind, ClaimStore, MemoryClaims, credential_of
 from .logs import RefusalLog
 from .sessions import InventoryAsset, SessionRecord, SessionRegistry
@@ -78,6 +97,20 @@ REGISTER = "register"
 """The command of the audit record of a refused registration."""
 
 type Metadata = Iterable[tuple[str, str | bytes]]
+NO_PLANNER = "this hub has no planner"
+
+
+class PlanHandler(Protocol):
+    """What the gateway hands the hub's planner."""
+
+    async def plan_request(self, site_id: str, request: PlanRequest) -> str:
+        """A site's request; the error that refuses it, or ""."""
+
+    async def plan_inputs(self, site_id: str, inputs: PlanInputs) -> str:
+        """A series a site knows; why it is refused, or ""."""
+
+    def site_connected(self, site_id: str) -> None:
+        """A site's agent has (re)connected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +221,8 @@ class GatewayServer:
         self._refusals = RefusalLog(_LOGGER, "a stream", self.settings.refusal_log_interval)
         self._audited: OrderedDict[tuple[str, str], float] = OrderedDict()
         """Refused registrations recently audited, by agent and reason: when."""
+        self.planner: PlanHandler | None = None
+        """The hub's planner, when it has one (set once both exist)."""
 
     # Lifecycle.
 
@@ -264,9 +299,12 @@ class GatewayServer:
         ttl: float | None = None,
         release: bool = False,
         ack_timeout: float | None = None,
+        command: str | None = None,
+        value: Value = None,
     ) -> SetpointResult:
-        """Send a battery power setpoint (or, with ``release``, a return to safe mode) to the
-        agent serving ``asset_id`` or ``site_id`` and return its answer.
+        """Send a battery power setpoint (or, with ``release``, a return to safe mode; with
+        ``command``, that named command of ``asset_id`` at ``value``) to the agent serving
+        ``asset_id`` or ``site_id`` and return its answer.
 
         ``asset_id`` wins over ``site_id``. Raises :class:`RoutingError` when the target is
         unknown or its agent is not connected (or leaves before answering), and
@@ -275,6 +313,8 @@ class GatewayServer:
         """
         if not math.isfinite(power_w):
             raise GatewayError(f"power {power_w} is not a finite number")
+        if command and not asset_id:
+            raise GatewayError(f"{command} needs the asset it is for")
         session = self._route(asset_id, site_id)
         command_id = uuid.uuid4().hex
         answer: asyncio.Future[SetpointResult] = asyncio.get_running_loop().create_future()
@@ -287,6 +327,8 @@ class GatewayServer:
             ttl_s=ttl or 0.0,
             issued_by=issued_by,
             release=release,
+            command=command or "",
+            value=value_to_proto(value) if command else None,
         )
         session.send(pb.HubMessage(setpoint=setpoint))
         limit = self.settings.setpoint_timeout if ack_timeout is None else ack_timeout
@@ -299,6 +341,17 @@ class GatewayServer:
             raise SetpointTimeoutError(message, command_id=command_id) from None
         finally:
             session.pending.pop(command_id, None)
+
+    def send_plan(self, site_id: str, update: PlanUpdate) -> int:
+        """Send a plan to every connected agent of ``site_id``; how many it went to."""
+        message = pb.HubMessage(plan=plan_update_to_proto(update))
+        sent = 0
+        for agent_id in self.registry.site_agents(site_id):
+            session = self._sessions.get(agent_id)
+            if session is not None:
+                session.send(message)
+                sent += 1
+        return sent
 
     def _route(self, asset_id: str | None, site_id: str | None) -> _Session:
         if asset_id:
@@ -379,6 +432,8 @@ class GatewayServer:
                     heartbeat_interval_s=self.settings.heartbeat_interval,
                 )
             )
+            if self.planner is not None:  # its plan follows the ack
+                self.planner.site_connected(registration.site_id)
             while (message := await session.outbox.get()) is not None:
                 yield message
         finally:
@@ -662,6 +717,12 @@ class GatewayServer:
             self._setpoint_ack(session, message.setpoint_ack)
         elif kind == "audit":
             self._audit(agent_id, audit_from_proto(message.audit))
+        elif kind == "plan_request":
+            await self._plan_request(session, plan_request_from_proto(message.plan_request))
+        elif kind == "plan_inputs":
+            inputs = plan_inputs_from_proto(message.plan_inputs)
+            if self.planner is not None:
+                await self.planner.plan_inputs(session.registration.site_id, inputs)
         elif kind == "register":
             raise ProtocolViolationError("Register is only the first message of a stream")
         else:
@@ -714,6 +775,13 @@ class GatewayServer:
                 batch.seq,
             )
         return TelemetryBatch(batch.agent_id, batch.site_id, batch.seq, series, texts)
+
+    async def _plan_request(self, session: _Session, request: PlanRequest) -> None:
+        error = NO_PLANNER
+        if self.planner is not None:
+            error = await self.planner.plan_request(session.registration.site_id, request)
+        ack = pb.PlanRequestAck(request_id=request.request_id, error=error)
+        session.send(pb.HubMessage(plan_request_ack=ack))
 
     def _setpoint_ack(self, session: _Session, ack: pb.SetpointAck) -> None:
         agent_id = session.record.agent_id

@@ -13,7 +13,7 @@ grid is positive on import. A step's deviation is ``measured - planned``. Its re
 - ``device_did_not_follow``: a controllable asset (battery, EV, heat pump, deferrable load)
   was told one thing and did another;
 - ``forecast_error``: PV produced or the house drew other than forecast;
-- ``no_data``: the asset was not measured;
+- ``no_data``: the asset was not measured (no series, or only NaN);
 - ``on_plan``: within tolerance (50 W, or 5 % of the planned power if more).
 
 The grid's deviation in a step, and the cost it makes, is put down to the reason of the
@@ -170,7 +170,7 @@ def audit(plan: Plan, measured: Measured, first_step: int = 0) -> AuditReport:
     for asset_id, (kind, planned_all) in planned_assets(plan).items():
         planned = planned_all[steps]
         actual = measured_assets.get(asset_id)
-        if actual is None:
+        if actual is None or bool(np.all(np.isnan(actual))):
             reason = [Reason.NO_DATA] * count
             deviation = np.zeros(count)
             actual = planned * np.nan

@@ -86,6 +86,17 @@ def test_an_override_wins_over_not_following_and_missing_data_is_said() -> None:
     assert report.steps[charging].reason in (Reason.OVERRIDE, Reason.NO_DATA)
 
 
+def test_pv_or_load_unmeasured_is_no_data_not_on_plan() -> None:
+    _, plan = planned_case()
+    measured = as_measured(plan)
+    unknown = np.full(8, np.nan)
+    report = audit(plan, Measured(measured.grid_w, unknown, unknown, measured.assets_w))
+    by_id = {a.asset_id: a for a in report.assets}
+    assert by_id[PV].reason is Reason.NO_DATA
+    assert by_id[LOAD].reason is Reason.NO_DATA
+    assert by_id[PV].actual_wh == 0.0
+
+
 def test_part_of_a_plan_can_be_audited() -> None:
     _, plan = planned_case()
     full = as_measured(plan)

@@ -6,11 +6,13 @@ document allows (and what it does not) to a live hub and validates every answer 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ... import __version__
 from ...dispatch.audit import Outcome, Reason
 from ..config import MAX_MEASUREMENT_POINTS
+from ..planning import routes as planner
 from .params import CURSOR_PATTERN, MAX_CURSOR, MAX_ID, MAX_POWER_W, MAX_TTL_S, RESOLUTIONS
 
 type Schema = dict[str, Any]
@@ -75,6 +77,12 @@ SCHEMAS: dict[str, Schema] = {
             "audit": {"type": "object", "additionalProperties": True},
             "parquet": _STATUS,
             "uplink": _STATUS,
+            "planner": {
+                "type": ["object", "null"],
+                "description": "Whether this hub leads, which hub does, the sites in trouble "
+                "and each site's planner state (null without a planner).",
+                "additionalProperties": True,
+            },
             "tasks": {
                 "type": "object",
                 "description": "Background tasks by name: running, failing, failures, "
@@ -508,14 +516,19 @@ def _measurements(max_points: int) -> Schema:
     )
 
 
-def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
-    """The OpenAPI 3.1 document of an API that returns at most ``max_points`` points."""
+def document(
+    *, max_points: int = MAX_MEASUREMENT_POINTS, planned_sites: Sequence[str] | None = None
+) -> Schema:
+    """The OpenAPI 3.1 document of an API that returns at most ``max_points`` points (and
+    plans ``planned_sites``)."""
+    planner_paths, planner_schemas = planner.openapi(planned_sites)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Edge EMS hub",
             "version": __version__,
-            "description": "Telemetry, measurements, exports and guarded dispatch of the hub. "
+            "description": "Telemetry, measurements, exports, guarded dispatch and the "
+            "planner of the hub. "
             "Every route but /health needs `Authorization: Bearer <api_token>`. Every error "
             "the API gives is JSON (`Error`), with one exception: a request the HTTP server "
             "cannot parse at all (a request line or a header line over 8190 bytes, a "
@@ -523,9 +536,9 @@ def document(*, max_points: int = MAX_MEASUREMENT_POINTS) -> Schema:
             "reaches any route.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS | {"/measurements": _measurements(max_points)},
+        "paths": PATHS | {"/measurements": _measurements(max_points)} | planner_paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | planner_schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -17,6 +17,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ...exceptions import ConfigError
 from ..config import MAX_MEASUREMENT_POINTS
 from ..logs import RefusalLog
+from ..planning.routes import PLANNER
+from ..planning.routes import routes as planner_routes
 from .auth import auth_middleware, rate_limit_middleware
 from .errors import error_middleware
 from .metrics import ApiMetrics
@@ -62,8 +64,12 @@ def create_app(services: HubServices, settings: ApiSettings) -> web.Application:
     )
     app[SERVICES] = services
     app[MAX_POINTS] = settings.max_points
-    app[OPENAPI] = document(max_points=settings.max_points)
+    planned = None if services.planner is None else sorted(services.planner.sites)
+    app[OPENAPI] = document(max_points=settings.max_points, planned_sites=planned)
     app.add_routes(routes)
+    app.add_routes(planner_routes)
+    if services.planner is not None:
+        app[PLANNER] = services.planner
     app.router.add_get("/metrics", metrics.handler)
     return app
 

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ... import __version__
 from ...pointmap import PointMap
@@ -16,6 +16,9 @@ from ..store.minute_store import MinuteStore
 from ..tasks import TaskStatus
 from ..tls import GatewayCertificate
 from .audit_trail import AuditTrail
+
+if TYPE_CHECKING:
+    from ..planning.service import PlannerService
 
 
 class StatusSource(Protocol):
@@ -45,6 +48,7 @@ class HubServices:
     uplink: StatusSource | None = None
     tasks: TaskSource | None = None
     gateway_tls: GatewayCertificate | None = None
+    planner: PlannerService | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -64,6 +68,9 @@ def health_report(services: HubServices) -> dict[str, Any]:
     ]
     if services.audit.last_error:
         problems.append("audit")
+    planner = None if services.planner is None else services.planner.health()
+    if planner is not None and planner["problems"]:
+        problems.append("planner")
     problems += [name for name, task in tasks.items() if task["failing"] and name not in problems]
     return {
         "status": "degraded" if problems else "ok",
@@ -86,6 +93,7 @@ def health_report(services: HubServices) -> dict[str, Any]:
         "parquet": parquet,
         "uplink": uplink,
         "tasks": tasks,
+        "planner": planner,
     }
 
 
