@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 
 from homeassistant.components.energy.data import async_get_manager
+from homeassistant.components.energy.types import GetSolarForecastType
 from homeassistant.components.energy.websocket_api import async_get_energy_platforms
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers.event import async_track_state_change_event, async_track_time_change
@@ -57,6 +58,9 @@ class PlanInputsFeed:
         self._entry = entry
         self._site = site
         self._complaint: str | None = None
+        # Filled once and kept current by HA as provider integrations load: asking again
+        # every time would add one more platform listener each time.
+        self._platforms: dict[str, GetSolarForecastType] | None = None
 
     @callback
     def async_start(self) -> None:
@@ -118,7 +122,9 @@ class PlanInputsFeed:
             if source["type"] == "solar"
             for entry_id in source.get("config_entry_solar_forecast") or []
         }
-        platforms = await async_get_energy_platforms(self._hass)
+        if self._platforms is None:
+            self._platforms = await async_get_energy_platforms(self._hass)
+        platforms = self._platforms
         parts: list[PublishedSeries] = []
         domains: list[str] = []
         for entry_id in sorted(entry_ids):

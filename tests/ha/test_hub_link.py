@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
@@ -36,8 +34,8 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from edge_ems.sim.site import SimulatedSite
-from tests.lib.bms.support import free_port
 
+from .hub_process import AGENT_TOKEN, AUTH, PATIENCE, get, hub_process, until
 from .support import (
     BESS,
     DEYE,
@@ -46,67 +44,15 @@ from .support import (
     setup_battery_site,
 )
 
-API_TOKEN = "ha-e2e-api-token-0123456789"
-AGENT_TOKEN = "ha-e2e-agent-token-0123456789"
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-PATIENCE = 90.0
-"""Seconds for the hub to answer on a loaded two-core machine."""
-
 type StartHub = Callable[[], Coroutine[Any, Any, asyncio.subprocess.Process]]
 
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[tuple[StartHub, str, str]]:
     """Start (and restart) the hub process; its API and gateway addresses."""
-    api_port, grpc_port = free_port(), free_port()
-    config = tmp_path / "hub.yaml"
-    config.write_text(
-        f"""
-api_token: {API_TOKEN}
-api_port: {api_port}
-grpc_port: {grpc_port}
-store_path: {tmp_path / "store.db"}
-log_format: text
-agents: [{{id: homeassistant, token: {AGENT_TOKEN}}}]
-assets:
-  - {{asset_id: {BESS}, site_id: home, name: BESS, site_name: Home}}
-"""
-    )
-    processes: list[asyncio.subprocess.Process] = []
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EDGE_EMS_")}
-
-    async def start() -> asyncio.subprocess.Process:
-        with (tmp_path / "hub.log").open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "edge_ems.hub", "--config", str(config),
-                stdout=asyncio.subprocess.DEVNULL, stderr=log, env=env,
-            )  # fmt: skip
-        processes.append(process)
-        return process
-
-    yield start, f"http://127.0.0.1:{api_port}", f"127.0.0.1:{grpc_port}"
-    for process in processes:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def until[T](probe: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Poll ``probe`` (the state is in another process) until it returns something true."""
-    async with asyncio.timeout(PATIENCE):
-        while not (found := await probe()):  # noqa: ASYNC110 - state in another process
-            await asyncio.sleep(0.2)
-    return found
-
-
-async def get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
-    """An authorised GET that must succeed; ``None`` while the hub is not up."""
-    try:
-        async with http.get(url, headers=AUTH, params=params) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-    except aiohttp.ClientConnectionError:
-        return None
+    extra = f"assets:\n  - {{asset_id: {BESS}, site_id: home, name: BESS, site_name: Home}}"
+    async with hub_process(tmp_path, extra) as process:
+        yield process.start, process.api, process.gateway
 
 
 async def test_a_hub_out_of_reach_is_said_once_and_repaired_on_reconnect(
