@@ -23,6 +23,7 @@ from edge_ems.sim.site import SimulatedSite, free_port
 from . import __doc__ as DESCRIPTION  # noqa: N812 - the package docstring
 from .dashboard import add_dashboard
 from .hass_api import PASSWORD, USER, HomeAssistantApi
+from .plan import check_plan_in_home_assistant, plan_lines, planner_config, wait_for_plan
 from .processes import (
     DOMAIN,
     LOOPBACK,
@@ -104,7 +105,9 @@ async def run(args: argparse.Namespace) -> int:
               flush=True)  # fmt: skip
         # Leaving stops Home Assistant first, so the site's link says goodbye to a live hub.
         async with (
-            hub_process(folder / "hub", args.host, args.hub_port, args.grpc_port) as hub,
+            hub_process(
+                folder / "hub", args.host, args.hub_port, args.grpc_port, planner_config()
+            ) as hub,
             home_assistant(args.host, args.port, folder) as hass,
         ):
             hub_api = HubApi(hub.url, hub.api_token, timeout=60)
@@ -120,18 +123,21 @@ async def run(args: argparse.Namespace) -> int:
                 devices = len(site_devices(site.endpoints))
                 batteries = await wait_for_site(hub_api, hub, devices)
                 names = {battery["asset_id"]: battery["name"] for battery in batteries}
+                plan = await wait_for_plan(hub_api, hub, names)
                 print(f"\nHome Assistant with Edge EMS: {hass.url}", flush=True)
                 print(f"login: {USER} / {PASSWORD}", flush=True)
                 print(f"the Edge EMS cards: {dashboard}", flush=True)
                 print("control is on (the devices are simulated): try edge_ems.dispatch under "
                       "Developer tools > Actions\n", flush=True)  # fmt: skip
                 print(hub_lines(hub, batteries[0]) + "\n", flush=True)
+                print(plan_lines(plan, hub, names) + "\n", flush=True)
                 print(f"{len(states)} Edge EMS entities, among them:\n{summary(states)}\n",
                       flush=True)  # fmt: skip
                 if args.once:
                     print(await try_dispatch(api, names), flush=True)
                     print(await try_hub_dispatch(hub_api, names), flush=True)
                     print(await try_measurements(hub_api, hub, batteries[0]), flush=True)
+                    print(await check_plan_in_home_assistant(api, plan), flush=True)
                     print(f"repairs: {repairs_line(await api.repairs())}", flush=True)
                 if args.screenshot is not None:
                     await screenshot(hass.url, args.screenshot)

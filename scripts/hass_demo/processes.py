@@ -190,8 +190,16 @@ class HubProcess(ChildProcess):
     """The hub (``python -m edge_ems.hub``) in a child process, with a folder of its own for
     its configuration, store and log, and tokens made for this run."""
 
-    def __init__(self, folder: Path, host: str, api_port: int, grpc_port: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        host: str,
+        api_port: int,
+        grpc_port: int,
+        planner: Mapping[str, Any] | None = None,
+    ) -> None:
         self.folder = folder
+        self.planner = planner
         self.host = host
         self.api_port = api_port
         self.grpc_port = grpc_port
@@ -228,6 +236,8 @@ class HubProcess(ChildProcess):
             "parquet_dir": str(self.folder / "parquet"),
             "log_format": "text",
         }
+        if self.planner is not None:
+            config["planner"] = dict(self.planner)
         path = self.folder / "hub.yaml"
         path.touch(mode=0o600)  # it holds the tokens
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -279,10 +289,15 @@ async def home_assistant(
 
 @contextlib.asynccontextmanager
 async def hub_process(
-    folder: Path, host: str, api_port: int, grpc_port: int
+    folder: Path,
+    host: str,
+    api_port: int,
+    grpc_port: int,
+    planner: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[HubProcess]:
-    """The hub configured in ``folder``, stopped on the way out."""
-    hub = HubProcess(folder, host, api_port, grpc_port)
+    """The hub configured in ``folder`` (with ``planner`` as its planner), stopped on the way
+    out."""
+    hub = HubProcess(folder, host, api_port, grpc_port, planner)
     try:
         await asyncio.to_thread(hub.prepare)
         await hub.start()

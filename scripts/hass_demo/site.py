@@ -174,7 +174,7 @@ async def try_dispatch(api: HomeAssistantApi, names: Mapping[str, str]) -> str:
 
 
 async def until[T](
-    hub: HubProcess, probe: Callable[[], Awaitable[T]], what: str, seconds: float
+    hub: HubProcess, probe: Callable[[], Awaitable[T | None]], what: str, seconds: float
 ) -> T:
     """Poll ``probe`` until it returns something true; the hub stopping, or the timeout, is
     an error that says what the hub last answered."""

@@ -83,6 +83,20 @@ async def test_the_demo_shows_live_entities_and_takes_dispatches_here_and_throug
     assert re.search(
         r": [1-9]\d* minute\(s\) stored, \d\d:\d\d UTC averaged [\d.]+ % over", measured
     )
+    # The hub's planner planned the site offline and Home Assistant shows its plan.
+    [planner] = printed(out, "the hub's planner (optimal): ")
+    assert re.search(r"\d+ steps of 15 min from \d\d:\d\d UTC, version [1-9]", planner)
+    # Plans made before the site connected have no battery; this one has both.
+    planned = [
+        line for line in out.splitlines() if line.endswith(" W now (+ discharges, - charges)")
+    ]
+    assert len(planned) == 2, planned
+    [whole_plan] = printed(out, "the whole plan: ")
+    assert f"{url}/plan?site_id=demo_home" in whole_plan
+    assert re.fullmatch(
+        r"the plan in Home Assistant: sensor\.\w+_plan_status = optimal",
+        printed(out, "the plan in Home Assistant:")[0],
+    )
     # The hub stopped cleanly after Home Assistant, its store flushed.
     log = await asyncio.to_thread((hub / "hub.log").read_text)
     assert log.rstrip().endswith("Hub stopped")

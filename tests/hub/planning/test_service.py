@@ -4,6 +4,7 @@ site's requests and series, bad input keeping the last good plan, the audit of a
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from edge_ems.dispatch import Outcome, Reason
 from edge_ems.gateway.model import PlanInputs, PlanRequest
+from edge_ems.hub.planning.service import SOC_RETRIES
 from edge_ems.planner.site_plan import SitePlan
 
 from .conftest import (
@@ -142,6 +144,30 @@ class Standby:
     async def run(self) -> None: ...
 
     async def wait_change(self) -> None: ...
+
+
+async def test_a_battery_without_a_reading_yet_is_planned_again_soon(
+    tmp_path: Path, make_planner: PlannerMaker
+) -> None:
+    planner = await make_planner(planner_section(tmp_path, replan_after_connect_s=0.05))
+    service = planner.service
+    service.site_connected(SITE)
+    await service.refresh_prices(planner.clock.moment)
+    await asyncio.sleep(0.2)
+    service._pending.clear()  # the replan after connecting, run here by hand
+    for attempt in range(SOC_RETRIES + 1):
+        result = await service.replan(SITE, "the site connected")
+        assert result.error is None, result.error
+        notes = planner.link.plans[-1][1].plan["inputs"]["notes"]
+        assert f"battery {BATTERY!r}: no recent SOC reading, not planned" in notes
+        await asyncio.sleep(0.2)
+        # Tried again soon, a few times; a battery that never reports is then left be.
+        expected = {SITE: "a battery had no reading yet"} if attempt < SOC_RETRIES else {}
+        assert service._pending == expected, attempt
+        service._pending.clear()
+    await measured_now(planner)
+    await service.replan(SITE, "a battery had no reading yet")
+    assert BATTERY in SitePlan.parse(planner.link.plans[-1][1].plan).battery_power_w
 
 
 async def test_a_standby_refuses_what_only_the_leader_does(make_planner: PlannerMaker) -> None:

@@ -76,6 +76,9 @@ ISSUED_BY = "planner"
 RETRY_S = 900.0
 """How soon a failed price or forecast fetch is tried again while nothing usable is held."""
 TERMS_TTL_S = 3600.0
+SOC_RETRIES = 5
+"""After a site connects, how many times a plan that left a battery out for want of a
+reading is made again ``replan_after_connect_s`` later."""
 
 
 class SiteLink(Protocol):
@@ -127,6 +130,10 @@ class SiteRuntime:
     """Input kind to why the site's last series of it was refused."""
     dispatched_at: datetime | None = None
     dispatch_errors: list[str] = field(default_factory=list)
+    without_soc: tuple[str, ...] = ()
+    """The planned batteries the last plan left out: no recent SOC reading yet."""
+    soc_retries: int = 0
+    """How many more times to plan again, soon, for a battery still without a reading."""
     terms: SiteSeries | None = None
     terms_at: float = -math.inf
     audit_error: str | None = None
@@ -439,6 +446,14 @@ class PlannerService:
                 )
                 return RunResult(site_id, None, None, None, None, runtime.last_error)
         runtime.last_error = None
+        if runtime.without_soc and runtime.soc_retries > 0:
+            # A battery's first reading reaches the store a little after its site connects
+            # (later on a busy machine): plan again soon rather than at the next step.
+            runtime.soc_retries -= 1
+            asyncio.get_running_loop().call_later(
+                self.config.replan_after_connect_s,
+                self.request_replan, site_id, "a battery had no reading yet",
+            )  # fmt: skip
         _LOGGER.info(
             "Site %s: plan %d (%s): %s, cost %.3f %s over %d steps, %.0f ms",
             site_id, runtime.version, reason, plan.status, plan.cost, plan.currency,
@@ -454,6 +469,9 @@ class PlannerService:
         battery_ids = [a.asset_id for a in assets.values() if a.type == BATTERY_TYPE]
         state = await read_state(
             self._store, site, now=now, zone=self.config.zone, battery_ids=battery_ids
+        )
+        runtime.without_soc = tuple(
+            b for b in battery_ids if b not in state.soc and site.battery(b) is not None
         )
         now_ms = round(now.timestamp() * 1000)
         given = {kind: series for kind, (series, _) in (await self.records.inputs(site_id)).items()}
@@ -911,6 +929,7 @@ class PlannerService:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         if self.leadership.is_leader:
+            runtime.soc_retries = SOC_RETRIES
             self._dispatch_now.add(site_id)
             self._wake.set()
             asyncio.get_running_loop().call_later(
