@@ -28,6 +28,7 @@ from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
 from tests.lib.bms.support import Mosquitto, free_port
 
+from .hub_process import PLANNER, HubProcess, hub_process
 from .support import BATTERY_SITE, DOMAIN, StartSite, setup_mqtt
 
 # Home Assistant's own detection of blocking calls in the event loop, on as in production
@@ -145,3 +146,11 @@ async def ha_mqtt(
     yield broker
     for entry in hass.config_entries.async_entries("mqtt"):
         await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+async def planner_hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
+    """A hub that plans the site ``home`` on recorded prices, started."""
+    async with hub_process(tmp_path, PLANNER) as process:
+        await process.start()
+        yield process

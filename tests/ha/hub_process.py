@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from homeassistant.config_entries import ConfigEntry
 
+from edge_ems.planner.site_plan import SitePlan
 from tests.lib.bms.support import free_port
 
 API_TOKEN = "ha-e2e-api-token-0123456789"
@@ -90,3 +93,38 @@ async def get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
             return await response.json()
     except aiohttp.ClientConnectionError:
         return None
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "planner"
+PLANNER = f"""
+planner:
+  time_zone: Europe/Prague
+  replan_after_connect_s: 8  # the site's first readings reach the store by then
+  prices:
+    source: file
+    path: {EXAMPLES / "prices-cz.json"}
+    area: CZ
+    market_time_zone: Europe/Prague
+    replay: true
+  tariff: {EXAMPLES / "tariff-flat.yaml"}
+  pv_forecast: {{source: none}}
+  sites:
+    - site_id: home
+      batteries: all
+      baseline: {{fallback_w: 400}}
+"""
+"""A planner for the site ``home``, offline: recorded prices replayed onto today."""
+
+
+async def planned(entry: ConfigEntry, check: Callable[[SitePlan], Any] | None = None) -> SitePlan:
+    """The site's plan once the hub has sent one (that ``check`` accepts)."""
+    coordinator = entry.runtime_data.plan
+    assert coordinator is not None
+    try:
+        async with asyncio.timeout(PATIENCE):
+            while (plan := coordinator.data) is None or (check is not None and not check(plan)):  # noqa: ASYNC110 - the hub sends it
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        last = coordinator.data
+        pytest.fail(f"no such plan; the last: {None if last is None else last.document['inputs']}")
+    return plan

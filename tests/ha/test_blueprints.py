@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from custom_components.edge_ems.const import DOMAIN
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
@@ -21,9 +22,11 @@ from homeassistant.util.yaml import load_yaml
 from packaging.version import Version
 from pytest_homeassistant_custom_component.common import async_capture_events
 
+from edge_ems.planner.site_plan import SitePlan
 from edge_ems.sim.config import SiteConfig
 from edge_ems.sim.site import SimulatedSite
 
+from .hub_process import HubProcess, get, planned
 from .support import (
     BESS,
     DEYE,
@@ -46,6 +49,7 @@ CHARGE_WHEN_CHEAP = "edge_ems/charge_when_cheap.yaml"
 STOP_EXPORT = "edge_ems/stop_export_when_negative.yaml"
 EV_SURPLUS = "edge_ems/ev_from_solar_surplus.yaml"
 BMS_ALARM = "edge_ems/notify_on_bms_alarm.yaml"
+HOLD_PLAN = "edge_ems/hold_plan_while.yaml"
 PRICE = "sensor.spot_price"
 ALL = sorted((BLUEPRINTS / "automation").rglob("*.yaml"))
 
@@ -69,7 +73,7 @@ def test_a_blueprint_loads_as_home_assistant_loads_it(path: Path) -> None:
 
 
 def test_every_blueprint_is_tested() -> None:
-    tested = {CHARGE_WHEN_CHEAP, STOP_EXPORT, EV_SURPLUS, BMS_ALARM}
+    tested = {CHARGE_WHEN_CHEAP, STOP_EXPORT, EV_SURPLUS, BMS_ALARM, HOLD_PLAN}
     assert {str(path.relative_to(BLUEPRINTS / "automation")) for path in ALL} == tested
 
 
@@ -284,6 +288,62 @@ async def test_a_bms_alarm_is_told(
     assert event.data["device"] == "Rack"
     assert event.data["alarm"] == hass.states.get(alarm).name  # type: ignore[union-attr]
     assert event.data["since"]
+
+
+async def test_the_plan_is_held_while_everyone_is_away_or_a_switch_is_on(
+    hass: HomeAssistant, config_dir: Path, sim_site: SimulatedSite, planner_hub: HubProcess
+) -> None:
+    entry = await setup_battery_site(hass, sim_site, options={**LIVE, **planner_hub.options()})
+    first = await planned(entry, lambda plan: BESS in plan.battery_power_w)
+    ann, bob, guests = "person.ann", "person.bob", "input_boolean.guests"
+    hass.states.async_set(ann, "home")
+    hass.states.async_set(bob, "not_home")
+    hass.states.async_set(guests, "off")
+    bess = ha_device_id(hass, entry, BESS)
+    await start_automation(
+        hass, {"devices": [bess], "people": [ann, bob], "hold_switch": [guests]}, HOLD_PLAN
+    )
+    dispatcher = entry.runtime_data.dispatcher
+
+    async def held_at_zero() -> bool:
+        plan = await planned(entry, lambda plan: plan.document["inputs"]["overrides"] == [BESS])
+        # Held at 0 W: the plan says so for now, and the battery is leased at it.
+        assert plan.battery_power_w[BESS][0] == 0
+        await eventually(lambda: dispatcher.leases().get(BESS, (None,))[0] == 0)
+        return True
+
+    async def followed_again() -> SitePlan:
+        return await planned(entry, lambda plan: plan.document["inputs"]["overrides"] == [])
+
+    # Someone is home: the plan is followed, nothing held (nor cleared) when others come and go.
+    assert first.document["inputs"]["overrides"] == []
+    hass.states.async_set(bob, "home")
+    hass.states.async_set(bob, "not_home")
+    hass.states.async_set(ann, "home", {"latitude": 50.1})  # moved, still home
+    await hass.async_block_till_done()
+    hass.states.async_set(ann, "not_home")  # everyone away: held
+    await held_at_zero()
+    hass.states.async_set(ann, "home")
+    await followed_again()
+    hass.states.async_set(guests, "on")  # the switch holds it, whoever is home
+    await held_at_zero()
+    hass.states.async_set(guests, "off")
+    await followed_again()
+    # What the hub's audit records of it: the automation asked for each hold.
+    requests = await _plan_requests(planner_hub)
+    assert sorted(kind for kind, _ in requests) == ["clear_override"] * 2 + ["override"] * 2
+    assert {who for _, who in requests} == {"automation:automation.cheap_charge"}
+
+
+async def _plan_requests(hub: HubProcess) -> list[tuple[str, str]]:
+    """The site's override requests as the hub's audit holds them: kind and who asked."""
+    async with aiohttp.ClientSession() as http:
+        audit = await get(http, f"{hub.api}/audit", site_id="home", limit="200")
+    return [
+        (record["message"].split(":")[0].removeprefix("planner "), record["requested_by"])
+        for record in audit["records"]
+        if record["message"].startswith(("planner override", "planner clear_override"))
+    ]
 
 
 def _state(hass: HomeAssistant, entity_id: str) -> str | None:

@@ -6,7 +6,6 @@ planner (a price entity of another integration, the Energy dashboard's solar for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,52 +28,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from edge_ems.metrics import BATTERY_POWER
-from edge_ems.planner.site_plan import SitePlan
 from edge_ems.sim.site import SimulatedSite
 
-from .hub_process import PATIENCE, HubProcess, hub_process
+from .hub_process import PATIENCE, HubProcess, hub_process, planned
 from .support import BESS, DEYE, LIVE, call, ha_device_id, setup_battery_site
-
-EXAMPLES = Path(__file__).parents[2] / "examples" / "planner"
-PLANNER = f"""
-planner:
-  time_zone: Europe/Prague
-  replan_after_connect_s: 8  # the site's first readings reach the store by then
-  prices:
-    source: file
-    path: {EXAMPLES / "prices-cz.json"}
-    area: CZ
-    market_time_zone: Europe/Prague
-    replay: true
-  tariff: {EXAMPLES / "tariff-flat.yaml"}
-  pv_forecast: {{source: none}}
-  sites:
-    - site_id: home
-      batteries: all
-      baseline: {{fallback_w: 400}}
-"""
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    """A hub that plans the site ``home`` on recorded prices, started."""
-    async with hub_process(tmp_path, PLANNER) as process:
-        await process.start()
-        yield process
-
-
-async def planned(entry: ConfigEntry, check: Any = None) -> SitePlan:
-    """The site's plan once the hub has sent one (that ``check`` accepts)."""
-    coordinator = entry.runtime_data.plan
-    assert coordinator is not None
-    try:
-        async with asyncio.timeout(PATIENCE):
-            while (plan := coordinator.data) is None or (check is not None and not check(plan)):  # noqa: ASYNC110 - the hub sends it
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        last = coordinator.data
-        pytest.fail(f"no such plan; the last: {None if last is None else last.document['inputs']}")
-    return plan
 
 
 async def act(hass: HomeAssistant, service: str, **data: Any) -> None:
@@ -96,9 +53,9 @@ def plan_entities(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, str]:
 
 
 async def test_the_hubs_plan_shows_and_drives_the_batteries(
-    hass: HomeAssistant, sim_site: SimulatedSite, hub: HubProcess
+    hass: HomeAssistant, sim_site: SimulatedSite, planner_hub: HubProcess
 ) -> None:
-    entry = await setup_battery_site(hass, sim_site, options={**LIVE, **hub.options()})
+    entry = await setup_battery_site(hass, sim_site, options={**LIVE, **planner_hub.options()})
     plan = await planned(entry, lambda plan: BESS in plan.battery_power_w)
     assert plan.site_id == "home"
     assert plan.currency == "EUR"
@@ -148,9 +105,9 @@ async def test_the_hubs_plan_shows_and_drives_the_batteries(
 
 
 async def test_replan_override_and_clear(
-    hass: HomeAssistant, sim_site: SimulatedSite, hub: HubProcess
+    hass: HomeAssistant, sim_site: SimulatedSite, planner_hub: HubProcess
 ) -> None:
-    entry = await setup_battery_site(hass, sim_site, options={**LIVE, **hub.options()})
+    entry = await setup_battery_site(hass, sim_site, options={**LIVE, **planner_hub.options()})
     first = await planned(entry)
     await act(hass, "replan", config_entry_id=entry.entry_id, reason="guests tonight")
     again = await planned(entry, lambda plan: plan.version > first.version)
@@ -225,7 +182,7 @@ class SolarForecast(MockPlatform):
 async def test_home_assistants_prices_and_solar_forecast_are_planned_with(
     hass: HomeAssistant,
     sim_site: SimulatedSite,
-    hub: HubProcess,
+    planner_hub: HubProcess,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Another integration's price sensor: today's and tomorrow's spot prices, per MWh.
@@ -256,7 +213,7 @@ async def test_home_assistants_prices_and_solar_forecast_are_planned_with(
             ]
         }
     )
-    options = {**LIVE, **hub.options(), "price_entity": "sensor.spot", "price_kind": "spot",
+    options = {**LIVE, **planner_hub.options(), "price_entity": "sensor.spot", "price_kind": "spot",
                "solar_forecast": True}  # fmt: skip
     entry = await setup_battery_site(hass, sim_site, options=options)
     plan = await planned(
