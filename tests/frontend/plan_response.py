@@ -1,10 +1,10 @@
 """The answer ``edge_ems.get_plan`` gives, made by the planner from a real scenario.
 
 The plan card reads this shape: ``{"site_id", "version", "made_at", "plan":
-Plan.as_dict(), "prices": {"start", "step_minutes", "import", "export", "currency"}}``. Until
-the integration has the action, the card's tests use this: the node tests through the
-committed fixture ``frontend/test/fixtures/get_plan_response.json`` (``python -m
-tests.frontend.plan_response`` writes it again), the browser test made afresh around now.
+Plan.as_dict(), "prices": {"start", "step_minutes", "import", "export", "currency"}}``. The
+card's node tests read it through the committed fixture
+``frontend/test/fixtures/get_plan_response.json`` (``python -m tests.frontend.plan_response``
+writes it again); the browser tests show the hub's planner's own plan.
 """
 
 from __future__ import annotations
