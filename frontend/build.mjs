@@ -1,11 +1,14 @@
-// Bundle the cards into one ES module the integration serves, or (--tests) the unit tests
-// into plain JavaScript for Node's test runner: Debian's Node runs no TypeScript itself.
+// Bundle the cards into one ES module the integration serves and the hub's dashboard into
+// the script and stylesheet the hub serves, or (--tests) the unit tests into plain
+// JavaScript for Node's test runner: Debian's Node runs no TypeScript itself.
 //
 //   node build.mjs            custom_components/edge_ems/frontend/edge-ems-cards.js
+//                             src/edge_ems/hub/api/static/dashboard.{js,css}
 //   node build.mjs --tests    .test-build/*.test.mjs
 //
-// The bundle is committed (HACS installs the integration's folder as the repository holds
-// it), so the build is deterministic and rewrites the file only when its bytes change.
+// The bundles are committed (HACS installs the integration's folder as the repository holds
+// it; the hub's wheel carries its static folder and is built without node), so the build is
+// deterministic and rewrites a file only when its bytes change.
 
 import { readdir, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -15,6 +18,7 @@ import * as esbuild from "esbuild";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.dirname(here);
 const BUNDLE = path.join(repo, "custom_components", "edge_ems", "frontend", "edge-ems-cards.js");
+const HUB = path.join(repo, "src", "edge_ems", "hub", "api", "static");
 const TESTS = path.join(here, ".test-build");
 
 const common = {
@@ -26,31 +30,58 @@ const common = {
   loader: { ".css": "text" },
 };
 
-async function buildCards() {
+/** Build one entry point into `target`, with a banner naming what it bundles. */
+async function bundle(entry, target, title, options = {}) {
   const result = await esbuild.build({
     ...common,
-    entryPoints: [path.join(here, "src", "index.ts")],
+    entryPoints: [entry],
     minify: true,
     legalComments: "eof",
     write: false,
     metafile: true,
+    ...options,
   });
   const [output] = result.outputFiles;
-  const contents = Buffer.concat([Buffer.from(await banner(result.metafile)), output.contents]);
-  const relative = path.relative(repo, BUNDLE);
-  const current = await readFile(BUNDLE).catch(() => null);
+  const contents = Buffer.concat([
+    Buffer.from(await banner(result.metafile, title)),
+    output.contents,
+  ]);
+  const relative = path.relative(repo, target);
+  const current = await readFile(target).catch(() => null);
   if (current && Buffer.compare(current, contents) === 0) {
     console.log(`${relative}: up to date (${contents.length} bytes)`);
     return;
   }
-  await mkdir(path.dirname(BUNDLE), { recursive: true });
-  await writeFile(BUNDLE, contents);
+  await mkdir(path.dirname(target), { recursive: true });
+  await writeFile(target, contents);
   console.log(`${relative}: written (${contents.length} bytes); commit it with its sources`);
+}
+
+async function buildCards() {
+  await bundle(path.join(here, "src", "index.ts"), BUNDLE, "Edge EMS cards");
+}
+
+async function buildHub() {
+  await bundle(
+    path.join(here, "src", "hub", "main.ts"),
+    path.join(HUB, "dashboard.js"),
+    "Edge EMS hub dashboard",
+  );
+  // The stylesheet: uPlot's and the flow diagram's, bundled into one file (no @import at run time).
+  await bundle(
+    path.join(here, "src", "hub", "dashboard.css"),
+    path.join(HUB, "dashboard.css"),
+    "Edge EMS hub dashboard",
+    {
+      loader: {},
+      format: undefined,
+    },
+  );
 }
 
 /** The packages bundled, each with its version, licence and author, as their licences ask
  * (not every one marks its notice for esbuild to keep). */
-async function banner(metafile) {
+async function banner(metafile, title) {
   const names = new Set();
   for (const input of Object.keys(metafile.inputs)) {
     const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
@@ -64,7 +95,7 @@ async function banner(metafile) {
     const author = typeof meta.author === "object" ? meta.author.name : meta.author;
     lines.push(` * ${name} ${meta.version}: ${meta.license}, ${author}`);
   }
-  return `/*! Edge EMS cards (frontend/ in the Edge EMS repository). Bundled:\n${lines.join("\n")}\n */\n`;
+  return `/*! ${title} (frontend/ in the Edge EMS repository). Bundled:\n${lines.join("\n")}\n */\n`;
 }
 
 async function buildTests() {
@@ -88,4 +119,5 @@ if (process.argv.includes("--tests")) {
   await buildTests();
 } else {
   await buildCards();
+  await buildHub();
 }

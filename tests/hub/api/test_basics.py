@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 
@@ -31,8 +32,16 @@ async def test_health_with_the_token_reports_every_part(live: LiveHub) -> None:
     assert health["uplink"] is None
 
 
-async def test_every_route_but_health_refuses_without_the_right_token(live: LiveHub) -> None:
+async def test_every_route_but_health_and_the_dashboard_refuses_without_the_right_token(
+    live: LiveHub,
+) -> None:
     document = await live.json("/openapi.json")
+    public = {
+        path
+        for path, operations in document["paths"].items()
+        if all({} in operation.get("security", []) for operation in operations.values())
+    }
+    assert public == {"/health", "/", "/dashboard.js", "/dashboard.css"}
     for path, operations in document["paths"].items():
         url = live.url + path.replace("{asset_id}", "bess-1")
         for method in operations:
@@ -43,7 +52,7 @@ async def test_every_route_but_health_refuses_without_the_right_token(live: Live
                 {"Authorization": f"Bearer {API_TOKEN}x"},
             ):
                 async with live.http.request(method, url, headers=headers, json={}) as response:
-                    if path == "/health":
+                    if path in public:
                         assert response.status == 200
                         continue
                     assert response.status == 401, (method, path, headers)
@@ -199,19 +208,33 @@ async def test_ingress_is_trusted_only_from_the_supervisor_proxy() -> None:
         assert refused.value.status == 401
 
 
-async def test_the_page_and_its_script_use_relative_urls(live: LiveHub) -> None:
-    page = await live.get("/")
+async def test_the_dashboard_is_served_to_anyone_with_relative_urls_and_no_token(
+    live: LiveHub,
+) -> None:
+    page = await live.get("/", auth=False)
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     html = await page.text()
-    assert '<script src="ui.js">' in html
-    script = await live.get("/ui.js")
+    assert '<script type="module" src="dashboard.js">' in html
+    assert '<link rel="stylesheet" href="dashboard.css">' in html
+    assert API_TOKEN not in html
+    script = await live.get("/dashboard.js", auth=False)
     assert script.headers["Content-Type"].startswith("text/javascript")
     text = await script.text()
-    for path in ('get("health")', 'get("agents")', 'get("export/snapshot")'):
-        assert path in text  # relative: the ingress prefix stays in front
-    assert 'get("/' not in text
+    # Relative URLs, so Home Assistant's ingress prefix stays in front of them.
+    for path in ('"devices"', '"export/snapshot"', '"measurements"', '"audit"', '"agents"'):
+        assert path in text
+    assert not re.search(r"""\bget\(["']/""", text)
+    assert API_TOKEN not in text
+    style = await live.get("/dashboard.css", auth=False)
+    assert style.headers["Content-Type"].startswith("text/css")
+    # A browser revalidates by the digest: the same file is not sent again.
+    async with live.http.get(
+        live.url + "/dashboard.js", headers={"If-None-Match": script.headers["ETag"]}
+    ) as again:
+        assert again.status == 304
+        assert await again.read() == b""
 
 
 async def _raw(live: LiveHub, request: bytes) -> bytes:

@@ -1,14 +1,18 @@
 """Who may call the API: a bearer token, or Home Assistant's ingress proxy.
 
-Every route but ``/health`` needs ``Authorization: Bearer <token>``, compared in constant
-time; ``/health`` answers anyone, with its details only to those who could call the rest
-(:data:`AUTHENTICATED` tells the handler). With ``trust_ingress`` (the app sets it) a request
-is also let in when it comes from the Supervisor's ingress proxy as the Supervisor documents
-it: from ``172.30.32.2`` and carrying ``X-Ingress-Path``. Home Assistant authenticated the
-user before proxying, and no other container can send from that address.
+Every route but ``/health`` and the dashboard's files needs ``Authorization: Bearer <token>``,
+compared in constant time; ``/health`` answers anyone, with its details only to those who
+could call the rest (:data:`AUTHENTICATED` tells the handler). The dashboard's page, script
+and stylesheet hold no data and no secret: anyone may load them, and the page then asks for
+the token (kept in the browser's tab, never put in the page) unless it came through ingress.
+With ``trust_ingress`` (the app sets it) a request is also let in when it comes from the
+Supervisor's ingress proxy as the Supervisor documents it: from ``172.30.32.2`` and carrying
+``X-Ingress-Path``. Home Assistant authenticated the user before proxying, and no other
+container can send from that address.
 
-Rate limits are per client address; ``/health`` has buckets of its own, so monitoring still
-gets answers while the same address is being limited for guessing at the rest.
+Rate limits are per client address; the public paths have buckets of their own, so
+monitoring still gets answers while the same address is being limited for guessing at the
+rest.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .ratelimit import RateLimiter, retry_after
 
 INGRESS_PROXY = "172.30.32.2"
 INGRESS_HEADER = "X-Ingress-Path"
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/", "/dashboard.js", "/dashboard.css"})
 AUTHENTICATED = web.RequestKey("authenticated", bool)
 """Set on every request the auth middleware lets through: whether it showed the token (or
 came through ingress), which public routes use to decide how much they tell."""

@@ -360,20 +360,25 @@ def _static(summary: str, media_type: str) -> Schema:
     return {
         "get": {
             "summary": summary,
+            "description": "The dashboard's files hold no data: anyone may load them.",
+            "security": [{}],
             "responses": {
                 "200": {
                     "description": summary,
+                    "headers": {"ETag": {"schema": {"type": "string"}}},
                     "content": {media_type: {"schema": {"type": "string"}}},
                 },
-                **_errors(400, 401, 429),
+                "304": {"description": "Not modified (If-None-Match gave its ETag)"},
+                **_errors(400, 429),
             },
         }
     }
 
 
 PATHS: dict[str, Schema] = {
-    "/": _static("The hub's page (the app's web UI through ingress)", "text/html"),
-    "/ui.js": _static("The page's script", "text/javascript"),
+    "/": _static("The dashboard (the app's web UI through ingress)", "text/html"),
+    "/dashboard.js": _static("The dashboard's script", "text/javascript"),
+    "/dashboard.css": _static("The dashboard's stylesheet", "text/css"),
     "/health": {
         "get": {
             "summary": "The hub's status and version to anyone; with the token, the state of "
@@ -528,12 +533,11 @@ def document(
             "title": "Edge EMS hub",
             "version": __version__,
             "description": "Telemetry, measurements, exports, guarded dispatch and the "
-            "planner of the hub. "
-            "Every route but /health needs `Authorization: Bearer <api_token>`. Every error "
-            "the API gives is JSON (`Error`), with one exception: a request the HTTP server "
-            "cannot parse at all (a request line or a header line over 8190 bytes, a "
-            "malformed header) is answered `400 Bad Request` in `text/plain` before it "
-            "reaches any route.",
+            "planner of the hub. Every route but /health and the dashboard's files needs "
+            "`Authorization: Bearer <api_token>`. Every error the API gives is JSON (`Error`), "
+            "with one exception: a request the HTTP server cannot parse at all (a request line "
+            "or a header line over 8190 bytes, a malformed header) is answered `400 Bad "
+            "Request` in `text/plain` before it reaches any route.",
         },
         "security": [{"bearer": []}],
         "paths": PATHS | {"/measurements": _measurements(max_points)} | planner_paths,

@@ -8,7 +8,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from ..sessions import SessionRecord
 from ..store.errors import QueryError, StoreError
 from ..store.model import Latest, SeriesFilter
 from .auth import AUTHENTICATED
+from .dashboard import DASHBOARD
 from .errors import ApiError, dumps
 from .measurements import check_points, count_points, encode
 from .params import (
@@ -55,14 +55,12 @@ _ROUTING = {
     "no_target": (400, Reason.INVALID_VALUE),
 }
 
-# Read once at import, before any event loop runs: the page is small and never changes.
-PAGE = (resources.files(__package__) / "static/index.html").read_bytes()
-SCRIPT = (resources.files(__package__) / "static/ui.js").read_bytes()
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
     ),
     "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
 }
 
 routes = web.RouteTableDef()
@@ -393,18 +391,18 @@ async def audit(request: web.Request) -> web.Response:
 
 
 @routes.get("/")
-async def index(request: web.Request) -> web.Response:
-    """The hub's page (the app's web UI through ingress)."""
+@routes.get("/dashboard.js")
+@routes.get("/dashboard.css")
+async def dashboard(request: web.Request) -> web.Response:
+    """The dashboard (the app's web UI through ingress): its page, script and stylesheet,
+    revalidated by their digest (``ETag``)."""
     _no_parameters(request)
-    return web.Response(body=PAGE, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
-
-
-@routes.get("/ui.js")
-async def script(request: web.Request) -> web.Response:
-    """The page's script."""
-    _no_parameters(request)
+    asset = DASHBOARD[request.path]
+    headers = _PAGE_HEADERS | {"ETag": asset.etag}
+    if asset.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
     return web.Response(
-        body=SCRIPT, content_type="text/javascript", charset="utf-8", headers=_PAGE_HEADERS
+        body=asset.body, content_type=asset.content_type, charset="utf-8", headers=headers
     )
 
 
