@@ -74,6 +74,11 @@ async def test_unknown_and_unserved_targets_are_refused_and_audited(live: LiveHu
     assert offline_body["audit"]["site_id"] == "depot"
     records = await _audit(live, outcome="refused")
     assert [r["device_id"] for r in records] == ["spare", None, "ghost"]  # newest first
+    unknown_device = await _audit(live, outcome="refused", reason="unknown_device")
+    assert [r["device_id"] for r in unknown_device] == ["ghost"]
+    wrong = await live.get("/audit", reason="bored")
+    assert wrong.status == 400
+    assert "reason: one of" in (await wrong.json())["error"]["message"]
 
 
 async def test_an_agent_that_does_not_answer_gives_504(

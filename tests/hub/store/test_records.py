@@ -24,7 +24,13 @@ from edge_ems.hub.store import (
 from .conftest import T0, Clock
 
 
-def record(n: int, *, site: str = "farm", outcome: Outcome = Outcome.APPLIED) -> AuditRecord:
+def record(
+    n: int,
+    *,
+    site: str = "farm",
+    outcome: Outcome = Outcome.APPLIED,
+    reason: Reason = Reason.WRITTEN,
+) -> AuditRecord:
     return AuditRecord(
         site_id=site,
         device_id=f"bess-{n % 2 + 1}",
@@ -32,7 +38,7 @@ def record(n: int, *, site: str = "farm", outcome: Outcome = Outcome.APPLIED) ->
         requested=float(n),
         applied=float(n),
         outcome=outcome,
-        reason=Reason.WRITTEN,
+        reason=reason,
         message="",
         requested_by="test",
         source="hub_api",
@@ -61,12 +67,21 @@ async def test_audit_pages_newest_first_without_gaps_or_repeats(store: MinuteSto
 
 async def test_audit_filters(store: MinuteStore) -> None:
     await store.backend.add_audit(
-        [record(1), record(2, site="barn"), record(3, outcome=Outcome.REFUSED)]
+        [
+            record(1),
+            record(2, site="barn"),
+            record(3, outcome=Outcome.REFUSED, reason=Reason.CONTROL_DISABLED),
+            record(4, outcome=Outcome.REFUSED, reason=Reason.RATE_LIMITED),
+        ]
     )
     barn = await store.backend.audit(AuditQuery(site_id="barn"))
     assert [r.id for r in barn.records] == ["rec-002"]
     refused = await store.backend.audit(AuditQuery(outcome=Outcome.REFUSED))
-    assert [r.id for r in refused.records] == ["rec-003"]
+    assert [r.id for r in refused.records] == ["rec-004", "rec-003"]
+    control_off = await store.backend.audit(AuditQuery(reason=Reason.CONTROL_DISABLED))
+    assert [r.id for r in control_off.records] == ["rec-003"]
+    both = AuditQuery(outcome=Outcome.REFUSED, reason=Reason.RATE_LIMITED, device_id="bess-1")
+    assert [r.id for r in (await store.backend.audit(both)).records] == ["rec-004"]
     window = await store.backend.audit(AuditQuery(since=1001.0, until=1002.0))
     assert [r.id for r in window.records] == ["rec-003", "rec-002"]
     device = await store.backend.audit(AuditQuery(device_id="bess-2"))

@@ -477,6 +477,7 @@ PATHS: dict[str, Schema] = {
             _query("device_id", "Asset id", _ID),
             _query("command", "Command (metric) name", _ID),
             _query("outcome", "Outcome", {"enum": [outcome.value for outcome in Outcome]}),
+            _query("reason", "Why it ended so", {"enum": [reason.value for reason in Reason]}),
             _query("since", "From (inclusive)", _TIME),
             _query("until", "To (exclusive)", _TIME),
             _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000}),

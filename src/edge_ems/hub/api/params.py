@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from ...dispatch.audit import Outcome
+from ...dispatch.audit import Outcome, Reason
 from ..store.model import AuditQuery, Resolution, SeriesFilter
 from .errors import ApiError
 
@@ -121,8 +121,10 @@ def measurement_query(query: MultiMapping[str], now_ms: int) -> MeasurementQuery
 def audit_query(query: MultiMapping[str]) -> AuditQuery:
     """Validate ``/audit``'s filters and paging."""
     only_known(
-        query, {"site_id", "device_id", "command", "outcome", "since", "until", "limit", "cursor"}
-    )
+        query,
+        {"site_id", "device_id", "command", "outcome", "reason", "since", "until", "limit",
+         "cursor"},
+    )  # fmt: skip
     texts = {}
     for name, longest in (("site_id", MAX_ID), ("device_id", MAX_ID), ("command", MAX_ID),
                           ("cursor", MAX_CURSOR)):  # fmt: skip
@@ -137,6 +139,13 @@ def audit_query(query: MultiMapping[str]) -> AuditQuery:
             outcome = Outcome(outcome_text)
         except ValueError:
             raise _bad(f"outcome: one of {', '.join(o.value for o in Outcome)}") from None
+    reason_text = single(query, "reason")
+    reason = None
+    if reason_text is not None:
+        try:
+            reason = Reason(reason_text)
+        except ValueError:
+            raise _bad(f"reason: one of {', '.join(r.value for r in Reason)}") from None
     since, until = (single(query, name) for name in ("since", "until"))
     limit_text = single(query, "limit") or "100"
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
@@ -146,6 +155,7 @@ def audit_query(query: MultiMapping[str]) -> AuditQuery:
         device_id=texts["device_id"],
         command=texts["command"],
         outcome=outcome,
+        reason=reason,
         since=None if since is None else timestamp_ms(since, "since") / 1000,
         until=None if until is None else timestamp_ms(until, "until") / 1000,
         limit=int(limit_text),

@@ -344,8 +344,10 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     return value, record_id
 
 
-def audit_conditions(query: AuditQuery, mark: str) -> tuple[list[str], list[object]]:
-    """SQL conditions (with ``mark`` as the placeholder) and parameters of an audit query."""
+def audit_conditions(query: AuditQuery, mark: str, reason: str) -> tuple[list[str], list[object]]:
+    """SQL conditions (with ``mark`` as the placeholder) and parameters of an audit query;
+    ``reason`` is the backend's expression for the reason in the stored record's JSON (no
+    column of its own: the filter is rare, and the other conditions narrow it first)."""
     conditions: list[str] = []
     params: list[object] = []
     for column, value in (
@@ -353,6 +355,7 @@ def audit_conditions(query: AuditQuery, mark: str) -> tuple[list[str], list[obje
         ("device_id", query.device_id),
         ("command", query.command),
         ("outcome", None if query.outcome is None else query.outcome.value),
+        (reason, None if query.reason is None else query.reason.value),
     ):
         if value is not None:
             conditions.append(f"{column} = {mark}")

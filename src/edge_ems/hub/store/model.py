@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-from ...dispatch.audit import AuditRecord, Outcome
+from ...dispatch.audit import AuditRecord, Outcome, Reason
 from ...gateway.model import Registration
 
 MINUTE_MS = 60_000
@@ -96,6 +96,7 @@ class AuditQuery:
     device_id: str | None = None
     command: str | None = None
     outcome: Outcome | None = None
+    reason: Reason | None = None
     since: float | None = None
     """Seconds since the epoch, inclusive."""
     until: float | None = None

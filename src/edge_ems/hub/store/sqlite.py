@@ -428,7 +428,7 @@ class SqliteBackend:
         await self._write(run)
 
     async def audit(self, query: AuditQuery) -> AuditPage:
-        conditions, params = audit_conditions(query, "?")
+        conditions, params = audit_conditions(query, "?", "json_extract(record, '$.reason')")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"SELECT record FROM audit{where} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608 - conditions are ours, values bound
 

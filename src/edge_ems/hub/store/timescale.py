@@ -478,7 +478,7 @@ class TimescaleBackend:
         await self._write(run)
 
     async def audit(self, query: AuditQuery) -> AuditPage:
-        conditions, params = audit_conditions(query, "%s")
+        conditions, params = audit_conditions(query, "%s", "(record::jsonb ->> 'reason')")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"SELECT record FROM audit{where} ORDER BY at DESC, id DESC LIMIT %s"  # noqa: S608 - conditions are ours, values bound
 
