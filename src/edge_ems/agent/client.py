@@ -38,11 +38,13 @@ from ..gateway.convert import (
     plan_request_to_proto,
     plan_update_from_proto,
     registration_to_proto,
+    status_to_proto,
     value_from_proto,
 )
 from ..gateway.errors import AuthenticationError, GatewayError, ProtocolViolationError
 from ..gateway.model import (
     AssetInfo,
+    DeviceStatus,
     PlanInputs,
     PlanRequest,
     PlanUpdate,
@@ -125,6 +127,7 @@ class Agent:
         rng: random.Random | None = None,
         on_change: Callable[[], None] | None = None,
         on_plan: Callable[[PlanUpdate], None] | None = None,
+        device_status: Callable[[], Sequence[DeviceStatus]] | None = None,
     ) -> None:
         if not config.hubs:
             raise ConfigError("an agent needs at least one hub address")
@@ -146,6 +149,7 @@ class Agent:
             self._backoff.rng = rng
         self._on_change = on_change
         self._on_plan = on_plan
+        self._device_status = device_status
         self._plan: PlanUpdate | None = None
         self._plan_requests: dict[str, asyncio.Future[str]] = {}
         self._inputs: dict[str, PlanInputs] = {}
@@ -482,6 +486,9 @@ class Agent:
             ping_nonce=nonce,
             buffered_batches=self._buffer.pending,
             dropped_points=self._buffer.dropped_points,
+            devices=[status_to_proto(s) for s in self._device_status()]
+            if self._device_status is not None
+            else [],
         )
 
     # Setpoints.

@@ -16,6 +16,7 @@ from .errors import ProtocolViolationError
 from .model import (
     PLAN_INPUTS,
     AssetInfo,
+    DeviceStatus,
     PlanInputs,
     PlanRequest,
     PlanUpdate,
@@ -311,3 +312,42 @@ def plan_update_from_proto(message: pb.PlanUpdate) -> PlanUpdate:
     if not isinstance(plan, dict):
         raise ProtocolViolationError("PlanUpdate: the plan is not a JSON object")
     return PlanUpdate(message.version, message.made_at_ms, plan)
+
+
+_MAX_ERROR = 500
+"""Characters of a device's last error carried to the hub (a traceback is not a status)."""
+
+
+def status_to_proto(status: DeviceStatus) -> pb.DeviceStatus:
+    """A device's polling status on the wire."""
+    message = pb.DeviceStatus(
+        asset_id=status.asset_id,
+        polled=status.answering is not None,
+        answering=bool(status.answering),
+        last_poll_ms=status.last_poll_ms or 0,
+        last_success_ms=status.last_success_ms or 0,
+        last_error=(status.last_error or "")[:_MAX_ERROR],
+        polls=status.polls,
+        failed_polls=status.failed_polls,
+        breaker=status.breaker,
+    )
+    if status.requests is not None:
+        message.requests = status.requests
+    return message
+
+
+def status_from_proto(message: pb.DeviceStatus) -> DeviceStatus:
+    """A device's polling status from the wire."""
+    if not message.asset_id:
+        raise ProtocolViolationError("a device status without an asset id")
+    return DeviceStatus(
+        asset_id=message.asset_id,
+        answering=message.answering if message.polled else None,
+        last_poll_ms=message.last_poll_ms or None,
+        last_success_ms=message.last_success_ms or None,
+        last_error=message.last_error[:_MAX_ERROR] or None,
+        polls=message.polls,
+        failed_polls=message.failed_polls,
+        requests=message.requests if message.HasField("requests") else None,
+        breaker=message.breaker[:16] or "closed",
+    )

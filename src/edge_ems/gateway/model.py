@@ -51,6 +51,37 @@ class Registration:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """How an agent's polling of one asset goes: sent with every heartbeat, shown on the
+    hub's dashboard. Times in ms since the epoch; counts since the agent started."""
+
+    asset_id: str
+    answering: bool | None
+    """Whether the last poll succeeded; ``None`` before the first ended."""
+    last_poll_ms: int | None = None
+    last_success_ms: int | None = None
+    last_error: str | None = None
+    polls: int = 0
+    failed_polls: int = 0
+    requests: int | None = None
+    """Protocol requests sent (Modbus reads), where the device counts them."""
+    breaker: str = "closed"
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "answering": self.answering,
+            "last_poll_ms": self.last_poll_ms,
+            "last_success_ms": self.last_success_ms,
+            "last_error": self.last_error,
+            "polls": self.polls,
+            "failed_polls": self.failed_polls,
+            "requests": self.requests,
+            "breaker": self.breaker,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SetpointResult:
     """What an agent answered to a setpoint: the audit record of every attempt it caused."""
 

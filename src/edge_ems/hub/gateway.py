@@ -52,6 +52,7 @@ from ..gateway.convert import (
     plan_request_from_proto,
     plan_update_to_proto,
     registration_from_proto,
+    status_from_proto,
     value_to_proto,
 )
 from ..gateway.errors import (
@@ -711,7 +712,10 @@ class GatewayServer:
         elif kind == "heartbeat":
             beat = message.heartbeat
             self.registry.seen(
-                agent_id, buffered_batches=beat.buffered_batches, dropped=beat.dropped_points
+                agent_id,
+                buffered_batches=beat.buffered_batches,
+                dropped=beat.dropped_points,
+                devices=[status_from_proto(status) for status in beat.devices],
             )
         elif kind == "setpoint_ack":
             self._setpoint_ack(session, message.setpoint_ack)

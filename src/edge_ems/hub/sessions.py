@@ -23,7 +23,7 @@ import voluptuous as vol
 import yaml
 
 from ..exceptions import ConfigError
-from ..gateway.model import AssetInfo, Registration
+from ..gateway.model import AssetInfo, DeviceStatus, Registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +151,15 @@ class _Agent:
     last_seen: float | None = None
     buffered_batches: int = 0
     dropped_points: int = 0
+    devices: dict[str, ReportedStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedStatus:
+    """A device's polling status as its agent last reported it, and when (seconds)."""
+
+    status: DeviceStatus
+    reported: float
 
 
 class SessionRegistry:
@@ -209,14 +218,31 @@ class SessionRegistry:
         if agent.current is not None and agent.current.session_id == record.session_id:
             agent.current = None
 
-    def seen(self, agent_id: str, *, buffered_batches: int | None = None, dropped: int = 0) -> None:
-        """Note a message from ``agent_id`` (with a heartbeat's figures, when it was one)."""
+    def seen(
+        self,
+        agent_id: str,
+        *,
+        buffered_batches: int | None = None,
+        dropped: int = 0,
+        devices: Iterable[DeviceStatus] = (),
+    ) -> None:
+        """Note a message from ``agent_id`` (with a heartbeat's figures, when it was one: its
+        buffer and how polling its devices goes, kept for the assets it registered)."""
         agent = self._agents.get(agent_id)
         if agent is None:
             return
         agent.last_seen = self._clock()
         if buffered_batches is not None:
             agent.buffered_batches, agent.dropped_points = buffered_batches, dropped
+        own = agent.registration.asset_ids
+        for status in devices:
+            if status.asset_id in own:
+                agent.devices[status.asset_id] = ReportedStatus(status, agent.last_seen)
+
+    def device_status(self, asset_id: str) -> ReportedStatus | None:
+        """How polling ``asset_id`` goes, as the agent serving it here last reported."""
+        agent = self._agents.get(self._owners.get(asset_id, ""))
+        return None if agent is None else agent.devices.get(asset_id)
 
     def forget(self, agent_id: str) -> None:
         """Drop a disconnected agent and its assets' rows (they come back if it registers)."""

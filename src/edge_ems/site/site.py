@@ -19,14 +19,14 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..agent import Agent, AgentConfig, TelemetryBuffer
 from ..device import Device, DeviceIdentity
 from ..dispatch import AuditRecord, AuditSink, Dispatcher
 from ..exceptions import DeviceConnectionError, DeviceError, IdentificationError
 from ..gateway.errors import GatewayError
-from ..gateway.model import AssetInfo, PlanInputs, PlanRequest, PlanUpdate
+from ..gateway.model import AssetInfo, DeviceStatus, PlanInputs, PlanRequest, PlanUpdate
 from ..metrics import BATTERY_POWER
 from ..modbus import LinkRegistry
 from ..opcua.mirror import OpcUaTelemetryWriter
@@ -70,6 +70,11 @@ class SiteDevice:
     answering: bool | None = None
     """Whether the last poll succeeded; ``None`` before the first."""
     last_error: DeviceError | None = None
+    polls: int = 0
+    failed_polls: int = 0
+    last_poll: float | None = None
+    """When the last poll ended (seconds since the epoch)."""
+    last_success: float | None = None
     mirror: OpcUaTelemetryWriter | None = None
     registered_commands: tuple[str, ...] = ()
     """The allowed commands the hub last heard of."""
@@ -204,8 +209,13 @@ class Site:
                 if isinstance(err, DeviceConnectionError | IdentificationError):
                     member.needs_connect = True
                 member.answering, member.last_error = False, err
+                member.failed_polls += 1
                 raise
+            finally:
+                member.polls += 1
+                member.last_poll = self._clock()
             member.answering, member.last_error = True, None
+            member.last_success = member.last_poll
             member.readings = readings
             await self._passed_on(member, readings)
         return readings
@@ -292,6 +302,27 @@ class Site:
             )
         return assets
 
+    def device_statuses(self) -> list[DeviceStatus]:
+        """How polling each device goes, for the hub (sent with the agent's heartbeats)."""
+        return [
+            DeviceStatus(
+                asset_id=device_id,
+                answering=member.answering,
+                last_poll_ms=_ms(member.last_poll),
+                last_success_ms=_ms(member.last_success),
+                last_error=None if member.last_error is None else str(member.last_error),
+                polls=member.polls,
+                failed_polls=member.failed_polls,
+                requests=(
+                    member.device.reader.requests
+                    if isinstance(member.device, CountsRequests)
+                    else None
+                ),
+                breaker=str(member.device.health.breaker),
+            )
+            for device_id, member in sorted(self.devices.items())
+        ]
+
     # The hub's planner.
 
     @property
@@ -351,6 +382,7 @@ class Site:
             clock=self._clock,
             on_change=self._hub_changed,
             on_plan=self._plan_changed,
+            device_status=self.device_statuses,
         )
         await agent.start()
         self.agent = agent
@@ -432,6 +464,24 @@ class Site:
         else:
             task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.append(task)
+
+
+class _Requests(Protocol):
+    requests: int
+
+
+@runtime_checkable
+class CountsRequests(Protocol):
+    """A device that counts the protocol requests it sends (Modbus and SunSpec: their
+    block reader's)."""
+
+    @property
+    def reader(self) -> _Requests:
+        """What sends the requests."""
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
 
 
 def _allowed(device: Device) -> tuple[str, ...]:

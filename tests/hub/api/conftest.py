@@ -89,6 +89,7 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
         trust_ingress: bool = False,
         max_points: int = 200_000,
         max_sub_agents: int = 64,
+        heartbeat_interval: int = 30,
     ) -> LiveHub:
         store = open_store(tmp_path / f"store-{len(started)}.db")
         await store.open()
@@ -99,7 +100,9 @@ async def hub_maker(tmp_path: Path) -> AsyncIterator[HubMaker]:
             {f"agent-{i}": AGENT_TOKEN for i in range(1, 4)},
             inventory=INVENTORY,
             settings=GatewaySettings(
-                setpoint_timeout=setpoint_timeout, max_sub_agents=max_sub_agents
+                setpoint_timeout=setpoint_timeout,
+                max_sub_agents=max_sub_agents,
+                heartbeat_interval=heartbeat_interval,
             ),
             on_audit=audit.report,
             claims=store.backend,

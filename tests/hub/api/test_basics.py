@@ -9,6 +9,7 @@ import re
 import pytest
 
 from edge_ems import __version__
+from edge_ems.gateway.model import DeviceStatus
 
 from ..gateway.conftest import SiteFactory, eventually
 from .conftest import API_TOKEN, HubMaker, LiveHub
@@ -283,3 +284,34 @@ async def test_the_openapi_document_states_what_the_routes_refuse(live: LiveHub)
     dispatch = document["components"]["schemas"]["DispatchRequest"]
     power = next(rule for rule in dispatch["allOf"] if "anyOf" in rule and len(rule["anyOf"]) == 3)
     assert [choice["required"] for choice in power["anyOf"]] == [["power_w"], ["mw"], ["release"]]
+
+
+async def test_devices_show_how_polling_goes_as_the_agent_reports_it(
+    hub_maker: HubMaker, site_factory: SiteFactory
+) -> None:
+    hub = await hub_maker(heartbeat_interval=1)
+    statuses = [
+        DeviceStatus("bess-1", answering=True, last_poll_ms=1_000, polls=5, requests=12),
+        DeviceStatus("bess-2", answering=False, last_error="timed out", polls=5, failed_polls=2),
+    ]
+    await site_factory(hub.address, agent_id="agent-1", device_status=lambda: statuses)
+    rows: dict[str, dict[str, object]] = {}
+
+    async def reported() -> bool:
+        answer = await hub.json("/devices")
+        rows.update({row["asset_id"]: row for row in answer["devices"]})
+        return rows.get("bess-2", {}).get("status") is not None
+
+    async with asyncio.timeout(10):
+        while not await reported():  # noqa: ASYNC110 - the hub's state, over HTTP
+            await asyncio.sleep(0.1)
+    first = rows["bess-1"]["status"]
+    assert isinstance(first, dict)
+    assert (first["answering"], first["polls"], first["requests"]) == (True, 5, 12)
+    second = rows["bess-2"]["status"]
+    assert isinstance(second, dict)
+    assert (second["answering"], second["last_error"], second["failed_polls"]) == (
+        False, "timed out", 2,
+    )  # fmt: skip
+    assert second["requests"] is None
+    assert rows["spare"]["status"] is None  # configured, no agent serves it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pytest
 from edge_ems.agent import Agent, AgentConfig, TelemetryBuffer
 from edge_ems.dispatch import AuditRecord, ControlPolicy, Dispatcher
 from edge_ems.gateway import AssetInfo
-from edge_ems.gateway.model import TelemetryBatch
+from edge_ems.gateway.model import DeviceStatus, TelemetryBatch
 from edge_ems.hub.gateway import GatewayServer, GatewaySettings
 from edge_ems.hub.telemetry import DurableCallback
 from edge_ems.sim.bess import SimulatedBess
@@ -190,6 +190,7 @@ async def site_factory() -> AsyncIterator[SiteFactory]:
         buffer_dir: Path | None = None,
         memory_limit: int = 4 * 1024 * 1024,
         connect: bool = True,
+        device_status: Callable[[], Sequence[DeviceStatus]] | None = None,
         **config: object,
     ) -> Site:
         devices = batteries() if devices is None else devices
@@ -231,7 +232,14 @@ async def site_factory() -> AsyncIterator[SiteFactory]:
             **options | config,  # type: ignore[arg-type]
         )
         buffer = TelemetryBuffer(buffer_dir, memory_limit=memory_limit)
-        agent = Agent(settings, dispatcher, assets, buffer=buffer, rng=random.Random(4))
+        agent = Agent(
+            settings,
+            dispatcher,
+            assets,
+            buffer=buffer,
+            rng=random.Random(4),
+            device_status=device_status,
+        )
         agent_box.append(agent)
         site = Site(agent, dispatcher, devices, local)
         started.append(site)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_ems.dispatch import AuditRecord, Outcome, Reason
 from edge_ems.gateway import AssetInfo, ProtocolViolationError, Registration
@@ -22,10 +24,13 @@ from edge_ems.gateway.convert import (
     reading_sample,
     registration_from_proto,
     registration_to_proto,
+    status_from_proto,
+    status_to_proto,
     value_from_proto,
     value_to_proto,
 )
 from edge_ems.gateway.model import (
+    DeviceStatus,
     PlanInputs,
     PlanRequest,
     PlanUpdate,
@@ -229,3 +234,35 @@ def test_bad_plan_inputs_are_refused(message: pb.PlanInputs, error: str) -> None
 def test_a_plan_that_is_no_json_object_is_refused(text: str) -> None:
     with pytest.raises(ProtocolViolationError, match="plan"):
         plan_update_from_proto(pb.PlanUpdate(version=1, plan_json=text))
+
+
+_MS = st.one_of(st.none(), st.integers(min_value=1, max_value=2**62))
+_COUNT = st.integers(min_value=0, max_value=2**63)
+
+
+@given(
+    status=st.builds(
+        DeviceStatus,
+        asset_id=st.text(min_size=1, max_size=40),
+        answering=st.one_of(st.none(), st.booleans()),
+        last_poll_ms=_MS,
+        last_success_ms=_MS,
+        last_error=st.one_of(st.none(), st.text(min_size=1, max_size=500)),
+        polls=_COUNT,
+        failed_polls=_COUNT,
+        requests=st.one_of(st.none(), _COUNT),
+        breaker=st.sampled_from(["closed", "open", "half_open"]),
+    )
+)
+def test_device_statuses_round_trip(status: DeviceStatus) -> None:
+    wire = pb.DeviceStatus.FromString(status_to_proto(status).SerializeToString())
+    assert status_from_proto(wire) == status
+
+
+def test_a_device_status_without_an_asset_is_refused_and_long_errors_are_cut() -> None:
+    with pytest.raises(ProtocolViolationError, match="without an asset id"):
+        status_from_proto(pb.DeviceStatus(polled=True))
+    long = status_from_proto(pb.DeviceStatus(asset_id="a", last_error="x" * 10_000))
+    assert long.last_error is not None
+    assert len(long.last_error) == 500
+    assert long.answering is None  # not polled yet

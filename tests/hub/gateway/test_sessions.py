@@ -8,6 +8,7 @@ import pytest
 
 from edge_ems.exceptions import ConfigError
 from edge_ems.gateway import AssetInfo, Registration
+from edge_ems.gateway.model import DeviceStatus
 from edge_ems.hub.sessions import InventoryAsset, SessionRegistry, load_inventory, parse_inventory
 
 from .conftest import Hub, SiteFactory, batteries
@@ -109,9 +110,15 @@ def test_sessions_are_recorded_and_assets_follow_registrations() -> None:
     ended = row.sessions[1].ended
     assert ended is not None
     assert ended > row.sessions[1].started
-    registry.seen("gw-1", buffered_batches=7, dropped=3)
+    polled = DeviceStatus("a", answering=True, polls=4, requests=9)
+    stranger = DeviceStatus("b", answering=False)  # no longer registered by gw-1
+    registry.seen("gw-1", buffered_batches=7, dropped=3, devices=[polled, stranger])
     [row] = registry.agents()
     assert (row.buffered_batches, row.dropped_points) == (7, 3)
+    reported = registry.device_status("a")
+    assert reported is not None
+    assert reported.status == polled
+    assert registry.device_status("b") is None
     assert row.as_dict()["sessions"][0]["session_id"] == "s2"
 
 

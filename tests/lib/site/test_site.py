@@ -102,6 +102,16 @@ async def test_every_kind_is_read_and_batteries_take_site_power(sim: SimulatedSi
             "battery-inverter": (Outcome.APPLIED, -1000.0),
         }
         assert records == answered
+        # How polling goes, as the agent tells the hub: Modbus and SunSpec devices count
+        # their requests, the others do not.
+        statuses = {status.asset_id: status for status in site.device_statuses()}
+        assert set(statuses) == set(site.devices)
+        for status in statuses.values():
+            assert (status.answering, status.breaker) == (True, "closed"), status
+            assert status.polls >= 1
+        assert statuses["deye"].requests
+        assert statuses["sunspec"].requests
+        assert statuses["bess"].requests is None
         # The point-map battery reads its setpoint back and charges at it.
         readings = await site.poll("battery-inverter")
         assert readings["battery_power_setpoint_w"].value == -1000
@@ -132,11 +142,20 @@ async def test_a_device_away_at_start_joins_when_it_answers(address_space: Path)
         with pytest.raises(DeviceConnectionError):
             await site.poll("bess")
         assert site.devices["bess"].answering is False
+        [status] = [s for s in site.device_statuses() if s.asset_id == "bess"]
+        assert (status.answering, status.polls, status.failed_polls) == (False, 1, 1)
+        assert status.last_error
+        assert status.last_poll_ms
+        assert status.last_success_ms is None
         async with OpcUaBessSimulator(port=port, interval=0.1, address_space_cache=address_space):
             # The very next poll after the server answers reads it.
             readings = await site.poll("bess")
         assert readings["soc_pct"].value is not None
         assert site.devices["bess"].answering is True
+        status = {s.asset_id: s for s in site.device_statuses()}["bess"]
+        assert (status.answering, status.polls, status.failed_polls) == (True, 2, 1)
+        assert status.last_error is None
+        assert status.last_poll_ms == status.last_success_ms
     finally:
         await site.stop()
 

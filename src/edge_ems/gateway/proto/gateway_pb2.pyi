@@ -274,6 +274,7 @@ class Heartbeat(_message.Message):
     PING_NONCE_FIELD_NUMBER: _builtins.int
     BUFFERED_BATCHES_FIELD_NUMBER: _builtins.int
     DROPPED_POINTS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     sent_at_ms: _builtins.int
     ping_nonce: _builtins.int
     """the Ping this answers, 0 when unprompted"""
@@ -281,6 +282,10 @@ class Heartbeat(_message.Message):
     """telemetry batches waiting for the hub's ack"""
     dropped_points: _builtins.int
     """samples the agent's disk budget forced it to drop"""
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceStatus]:
+        """how polling each asset goes, for the hub's dashboard"""
+
     def __init__(
         self,
         *,
@@ -288,14 +293,72 @@ class Heartbeat(_message.Message):
         ping_nonce: _builtins.int = ...,
         buffered_batches: _builtins.int = ...,
         dropped_points: _builtins.int = ...,
+        devices: _abc.Iterable[Global___DeviceStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffered_batches", b"buffered_batches", "dropped_points", b"dropped_points", "ping_nonce", b"ping_nonce", "sent_at_ms", b"sent_at_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffered_batches", b"buffered_batches", "devices", b"devices", "dropped_points", b"dropped_points", "ping_nonce", b"ping_nonce", "sent_at_ms", b"sent_at_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class DeviceStatus(_message.Message):
+    """How the agent's polling of one asset goes (counts since the agent started)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_ID_FIELD_NUMBER: _builtins.int
+    POLLED_FIELD_NUMBER: _builtins.int
+    ANSWERING_FIELD_NUMBER: _builtins.int
+    LAST_POLL_MS_FIELD_NUMBER: _builtins.int
+    LAST_SUCCESS_MS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    POLLS_FIELD_NUMBER: _builtins.int
+    FAILED_POLLS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    BREAKER_FIELD_NUMBER: _builtins.int
+    asset_id: _builtins.str
+    polled: _builtins.bool
+    """false before the first poll ended"""
+    answering: _builtins.bool
+    """the last poll succeeded"""
+    last_poll_ms: _builtins.int
+    """when the last poll ended, 0 before the first"""
+    last_success_ms: _builtins.int
+    """when a poll last succeeded, 0 if none did"""
+    last_error: _builtins.str
+    """why the last failed poll failed, empty when the last one worked"""
+    polls: _builtins.int
+    failed_polls: _builtins.int
+    requests: _builtins.int
+    """protocol requests (Modbus reads), where the device counts them"""
+    breaker: _builtins.str
+    """the device's circuit breaker: "closed", "open", "half_open" """
+    def __init__(
+        self,
+        *,
+        asset_id: _builtins.str = ...,
+        polled: _builtins.bool = ...,
+        answering: _builtins.bool = ...,
+        last_poll_ms: _builtins.int = ...,
+        last_success_ms: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        polls: _builtins.int = ...,
+        failed_polls: _builtins.int = ...,
+        requests: _builtins.int | None = ...,
+        breaker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_requests", b"_requests", "requests", b"requests"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_requests", b"_requests", "answering", b"answering", "asset_id", b"asset_id", "breaker", b"breaker", "failed_polls", b"failed_polls", "last_error", b"last_error", "last_poll_ms", b"last_poll_ms", "last_success_ms", b"last_success_ms", "polled", b"polled", "polls", b"polls", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__requests: _TypeAlias = _typing.Literal["requests"]  # noqa: Y015
+    _WhichOneofArgType__requests: _TypeAlias = _typing.Literal["_requests", b"_requests"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__requests) -> _WhichOneofReturnType__requests | None: ...
+
+Global___DeviceStatus: _TypeAlias = DeviceStatus  # noqa: Y015
 
 @_typing.final
 class SetpointAck(_message.Message):

@@ -141,6 +141,34 @@ SCHEMAS: dict[str, Schema] = {
             "connected": _BOOLEAN,
             "last_sample_ms": _nullable("integer"),
             "metrics": {"type": "array", "items": _TEXT},
+            "status": {
+                "anyOf": [_ref("DeviceStatus"), {"type": "null"}],
+                "description": "How the agent's polling of the device goes, from its "
+                "heartbeats (null until the first, and for assets no agent serves here)",
+            },
+        }
+    ),
+    "DeviceStatus": _object(
+        {
+            "answering": {
+                "type": ["boolean", "null"],
+                "description": "The last poll succeeded (null before the first ended)",
+            },
+            "last_poll_ms": _nullable("integer"),
+            "last_success_ms": _nullable("integer"),
+            "last_error": _nullable("string"),
+            "polls": _INTEGER,
+            "failed_polls": _INTEGER,
+            "requests": {
+                "type": ["integer", "null"],
+                "description": "Protocol requests sent (Modbus reads), where the device "
+                "counts them",
+            },
+            "breaker": {
+                "type": "string",
+                "description": "The device's circuit breaker: closed, open or half_open",
+            },
+            "reported_ms": {"type": "integer", "description": "When the agent reported it"},
         }
     ),
     "Values": {

@@ -135,20 +135,26 @@ async def _latest(services: HubServices, selection: SeriesFilter) -> list[Latest
 
 @routes.get("/devices")
 async def devices(request: web.Request) -> web.Response:
-    """Every asset with its newest sample and the metrics it reports."""
+    """Every asset with its newest sample, the metrics it reports and how its agent's polling
+    of it goes (``status``, from the agent's heartbeats; ``null`` until the first)."""
     _no_parameters(request)
     services = request.app[SERVICES]
     newest: dict[str, list[Latest]] = defaultdict(list)
     for latest in await _latest(services, SeriesFilter()):
         newest[latest.key.asset_id].append(latest)
     rows = []
-    for asset in services.gateway.registry.assets():
+    registry = services.gateway.registry
+    for asset in registry.assets():
         found = newest.pop(asset.asset_id, [])
         rows.append(_device(asset.asset_id, asset.site_id, asset.name, asset.type, found))
-        rows[-1] |= {"agent_id": asset.agent_id, "connected": asset.connected}
+        reported = registry.device_status(asset.asset_id)
+        status = None
+        if reported is not None:
+            status = reported.status.as_dict() | {"reported_ms": round(reported.reported * 1000)}
+        rows[-1] |= {"agent_id": asset.agent_id, "connected": asset.connected, "status": status}
     for asset_id, found in sorted(newest.items()):  # stored, but no longer served
         rows.append(_device(asset_id, found[0].key.site_id, "", "", found))
-        rows[-1] |= {"agent_id": None, "connected": False}
+        rows[-1] |= {"agent_id": None, "connected": False, "status": None}
     return _json({"devices": rows})
 
 
