@@ -39,9 +39,16 @@ export function inSite(row: { site_id: string }, site: string | null): boolean {
   return site === null || row.site_id === site;
 }
 
-/** The id standing for one metric of one asset where the flow model wants an entity id. */
+/** The id standing for one metric of one asset where the flow model wants an entity id
+ * (metric names never hold "@"; asset ids may hold anything). */
 export function seriesKey(assetId: string, metric: string): string {
-  return `${assetId}\u0000${metric}`;
+  return `${metric}@${assetId}`;
+}
+
+/** The asset and metric of a {@link seriesKey}. */
+export function fromSeriesKey(key: string): { asset: string; metric: string } {
+  const at = key.indexOf("@");
+  return { metric: key.slice(0, at), asset: key.slice(at + 1) };
 }
 
 function state(value: Scalar, unit: string | null): EntityState {
@@ -101,10 +108,7 @@ export function flowSeries(sources: FlowSources): { asset: string; metric: strin
   for (const term of terms) {
     for (const key of typeof term === "string" ? [term] : [term.plus, term.minus]) keys.add(key);
   }
-  return [...keys].map((key) => {
-    const [asset = "", metric = ""] = key.split("\u0000");
-    return { asset, metric };
-  });
+  return [...keys].map(fromSeriesKey);
 }
 
 /** Energy through each part over a span, in Wh: what it delivered to the site bus (`in`)
@@ -457,9 +461,12 @@ export function batteries(assets: readonly Asset[], site: string | null): Asset[
   return assets.filter((asset) => asset.type === "battery" && inSite(asset, site));
 }
 
+/** Outcomes of attempts that did what was asked. */
+export const GOOD_OUTCOMES = new Set(["applied", "unchanged", "released"]);
+
 /** What an audit record says, in words: the outcome and, when it was not applied, why. */
 export function outcomeText(record: { outcome: string; reason: string; message: string }): string {
-  if (record.outcome === "applied" || record.outcome === "unchanged") return record.outcome;
+  if (GOOD_OUTCOMES.has(record.outcome)) return record.outcome;
   const why = REASONS[record.reason] ?? record.reason.replaceAll("_", " ");
   return `${record.outcome}: ${why}${record.message ? ` (${record.message})` : ""}`;
 }

@@ -84,6 +84,7 @@ export abstract class HubPage extends LitElement {
   protected period = 5000;
   private timer?: ReturnType<typeof setTimeout>;
   private loading = false;
+  private again = false;
   private readonly visibility = () => {
     if (!document.hidden) void this.refresh();
   };
@@ -124,9 +125,14 @@ export abstract class HubPage extends LitElement {
   /** Load what the page shows; errors are shown above the page. */
   protected abstract load(): Promise<void>;
 
-  /** Load now, then again after the page's period (while the tab is visible). */
+  /** Load now, then again after the page's period (while the tab is visible). Asked while
+   * a load is under way (a filter changed), it loads again once that one is done. */
   async refresh(): Promise<void> {
-    if (this.loading || !this.context) return;
+    if (!this.context) return;
+    if (this.loading) {
+      this.again = true;
+      return;
+    }
     this.loading = true;
     clearTimeout(this.timer);
     try {
@@ -137,7 +143,10 @@ export abstract class HubPage extends LitElement {
       this._error = messageOf(err);
     } finally {
       this.loading = false;
-      if (this.isConnected && !document.hidden) {
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      } else if (this.isConnected && !document.hidden) {
         this.timer = setTimeout(() => void this.refresh(), this.period);
       }
     }

@@ -3,7 +3,7 @@
 
 import { html, nothing, type TemplateResult } from "lit";
 
-import { inSite, outcomeText } from "../model.ts";
+import { GOOD_OUTCOMES, inSite, outcomeText } from "../model.ts";
 import { dateTimeOf, HubPage } from "../page.ts";
 import type { AuditPage as AuditAnswer, AuditRecord, Scalar } from "../types.ts";
 
@@ -173,9 +173,7 @@ export class AuditPage extends HubPage {
                   <td>${record.command}</td>
                   <td class="number">${shown(record.requested)}</td>
                   <td class="number">${shown(record.applied)}</td>
-                  <td
-                    class="outcome ${record.outcome === "applied" || record.outcome === "unchanged" ? "ok" : "bad"}"
-                  >
+                  <td class="outcome ${GOOD_OUTCOMES.has(record.outcome) ? "ok" : "bad"}">
                     ${outcomeText(record)}
                   </td>
                   <td>${record.requested_by}</td>

@@ -17,6 +17,15 @@ export function health(device: Device): { text: string; tone: string } {
   return { text: "answering", tone: "ok" };
 }
 
+/** When the device was last read: its newest sample, or its agent's last report of a poll
+ * (which comes with the heartbeat, and says so also when the poll failed). */
+export function lastPoll(device: Device): number | null {
+  const times = [device.status?.last_poll_ms, device.last_sample_ms].filter(
+    (time): time is number => typeof time === "number",
+  );
+  return times.length ? Math.max(...times) : null;
+}
+
 function requests(status: DeviceStatus | null | undefined): string {
   if (!status) return "—";
   const polls = `${status.polls} polls, ${status.failed_polls} failed`;
@@ -87,7 +96,7 @@ export class DevicesPage extends HubPage {
             ${devices.map((device) => {
               const state = health(device);
               const status = device.status;
-              const polled = status?.last_poll_ms ?? device.last_sample_ms;
+              const polled = lastPoll(device);
               return html`<tr data-asset=${device.asset_id}>
                 <td>
                   <a href="#/devices/${encodeURIComponent(device.asset_id)}"
@@ -143,7 +152,7 @@ export class DevicesPage extends HubPage {
                 </div>
                 <div>
                   <dt>Last poll</dt>
-                  <dd>${ago(device.status?.last_poll_ms ?? device.last_sample_ms, now)}</dd>
+                  <dd>${ago(lastPoll(device), now)}</dd>
                 </div>
                 <div>
                   <dt>Requests</dt>

@@ -7,7 +7,7 @@
 import { html, nothing, type TemplateResult } from "lit";
 
 import { ApiError } from "../api.ts";
-import { batteries, outcomeText } from "../model.ts";
+import { batteries, GOOD_OUTCOMES, outcomeText } from "../model.ts";
 import { HubPage, messageOf, planFor, timeOf } from "../page.ts";
 import type { AuditPage, AuditRecord, DispatchResult, Override } from "../types.ts";
 
@@ -25,13 +25,13 @@ interface Result {
 
 function summary(records: readonly AuditRecord[]): Result {
   if (!records.length) return { tone: "muted", text: "No answer from the site yet.", records: [] };
-  const good = records.every((r) => r.outcome === "applied" || r.outcome === "unchanged");
+  const good = records.every((r) => GOOD_OUTCOMES.has(r.outcome));
   return {
     tone: good ? "ok" : "bad",
     text: good
       ? "Applied."
       : `Refused by the site: ${records
-          .filter((r) => r.outcome !== "applied")
+          .filter((r) => !GOOD_OUTCOMES.has(r.outcome))
           .map(outcomeText)
           .join("; ")}`,
     records: [...records],
@@ -318,8 +318,7 @@ export class OverridesPage extends HubPage {
                     html`<li data-id=${r.id}>
                       ${timeOf(r.timestamp * 1000)} · ${r.device_id ?? r.site_id} · ${r.command}
                       ${r.requested === null ? "" : `= ${String(r.requested)}`} ·
-                      <span
-                        class=${r.outcome === "applied" || r.outcome === "unchanged" ? "ok" : "bad"}
+                      <span class=${GOOD_OUTCOMES.has(r.outcome) ? "ok" : "bad"}
                         >${outcomeText(r)}</span
                       >
                     </li>`,
