@@ -35,6 +35,7 @@ from .processes import (
 )
 from .site import (
     SITE,
+    check_dashboard,
     check_frontend,
     configure,
     hub_lines,
@@ -138,6 +139,7 @@ async def run(args: argparse.Namespace) -> int:
                     print(await try_hub_dispatch(hub_api, names), flush=True)
                     print(await try_measurements(hub_api, hub, batteries[0]), flush=True)
                     print(await check_plan_in_home_assistant(api, plan), flush=True)
+                    print(await check_dashboard(hub_api, hub), flush=True)
                     print(f"repairs: {repairs_line(await api.repairs())}", flush=True)
                 if args.screenshot is not None:
                     await screenshot(hass.url, args.screenshot)

@@ -228,6 +228,23 @@ async def wait_for_site(api: HubApi, hub: HubProcess, devices: int) -> list[dict
     return batteries
 
 
+def dashboard_url(hub: HubProcess) -> str:
+    """The hub's dashboard with the API token in the fragment: the page takes it from there
+    (browsers never send a fragment to the server) and clears it from the address bar."""
+    return f"{hub.url}/#token={hub.api_token}"
+
+
+async def check_dashboard(api: HubApi, hub: HubProcess) -> str:
+    """The hub serves its dashboard: the page, its script and stylesheet."""
+    sizes = []
+    for path in ("/", "/dashboard.js", "/dashboard.css"):
+        body = await api.get_text(path)
+        if path == "/" and "<edge-ems-hub>" not in body:
+            raise DemoError(f"hub: {hub.url}/ is not the dashboard")
+        sizes.append(f"{path} {len(body.encode()):,} bytes")
+    return "hub dashboard served: " + ", ".join(sizes)
+
+
 def hub_lines(hub: HubProcess, battery: Mapping[str, Any]) -> str:
     """The hub's address, its token and two commands to try it with (pasted whole, the
     comments are harmless)."""
@@ -237,6 +254,8 @@ def hub_lines(hub: HubProcess, battery: Mapping[str, Any]) -> str:
     return "\n".join([
         f"Edge EMS hub: {hub.url}",
         f"API token: {hub.api_token}",
+        f"the hub's dashboard: {dashboard_url(hub)}",
+        "  (the token after # stays in the browser; the plain address asks for it)",
         f"the site streams to it as agent {HUB_AGENT}/{SITE_ID}; try:",
         f"  # {battery['name']}: state of charge over the last hour, a minute a row "
         "(a minute shows once it has closed)",

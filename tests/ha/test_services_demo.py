@@ -64,6 +64,11 @@ async def test_the_demo_shows_live_entities_and_takes_dispatches_here_and_throug
     url, token = f"http://127.0.0.1:{config['api_port']}", config["api_token"]
     assert printed(out, "Edge EMS hub:") == [f"Edge EMS hub: {url}"]
     assert printed(out, "API token:") == [f"API token: {token}"]
+    # The dashboard: its address with the token for the page to take, and served.
+    assert printed(out, "the hub's dashboard:") == [f"the hub's dashboard: {url}/#token={token}"]
+    [served] = printed(out, "hub dashboard served:")
+    assert re.fullmatch(r"hub dashboard served: / [\d,]+ bytes, /dashboard\.js [\d,]+ bytes, "
+                        r"/dashboard\.css [\d,]+ bytes", served)  # fmt: skip
     assert [agent["id"] for agent in config["agents"]] == ["homeassistant"]
     # The curl commands are ready to paste: the shell splits them into these words.
     auth = ["-H", f"Authorization: Bearer {token}"]
