@@ -24,6 +24,12 @@ const COLOURS: Record<string, string> = {
   soc_pct: "--edge-ems-soc-color",
 };
 
+/** The last hour, or less while the hub has less: no chart is mostly empty. */
+function span(spark: Spark, now: number): { min: number; max: number } {
+  const first = spark.times[0] ?? now;
+  return { min: Math.max(now - 3600, Math.min(first, now - 60)), max: now };
+}
+
 export class SparklinesPage extends HubPage {
   static override properties = {
     ...HubPage.properties,
@@ -188,7 +194,7 @@ export class SparklinesPage extends HubPage {
       if (chart && chart.root.isConnected) {
         if (!this.dirty.has(key)) continue;
         chart.setData(data, false);
-        chart.setScale("x", { min: now - 3600, max: now });
+        chart.setScale("x", span(spark, now));
       } else {
         const box = this.box(key);
         if (!box) continue;
@@ -200,7 +206,7 @@ export class SparklinesPage extends HubPage {
           data,
           spark.metric === "soc_pct" ? [0, 100] : undefined,
         );
-        made.setScale("x", { min: now - 3600, max: now });
+        made.setScale("x", span(spark, now));
         this.charts.set(key, made);
         this.sizer.watch(box, made);
         // For bench/dashboard.py: when the first chart was there, from the navigation.
