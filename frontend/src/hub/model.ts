@@ -265,31 +265,69 @@ export interface Spark {
   values: (number | null)[];
 }
 
-/** The sparklines of the site's devices: the stored minutes, then the latest sample (the
- * minute still open), so they move with every refresh and not only once a minute closes. */
+/** The latest samples seen, by series key: `[seconds, value]`, oldest first. */
+export type LiveSamples = Map<string, [number, number][]>;
+
+/** Keep the snapshot's numeric samples of the sparkline metrics that are new, and forget
+ * those older than `keepSeconds` before `now` (seconds). */
+export function keepLive(
+  live: LiveSamples,
+  snapshot: Snapshot,
+  now: number,
+  keepSeconds = 3600,
+): void {
+  const wanted = new Set<string>(SPARK_METRICS);
+  for (const asset of snapshot.assets) {
+    for (const [metric, value] of Object.entries(asset.values)) {
+      if (!wanted.has(metric) || typeof value.value !== "number") continue;
+      const key = seriesKey(asset.asset_id, metric);
+      let samples = live.get(key);
+      if (!samples) live.set(key, (samples = []));
+      const time = value.timestamp_ms / 1000;
+      const last = samples[samples.length - 1];
+      if (!last || time > last[0]) samples.push([time, value.value]);
+    }
+  }
+  for (const [key, samples] of live) {
+    const first = samples.findIndex(([time]) => time >= now - keepSeconds);
+    if (first < 0) live.delete(key);
+    else if (first > 0) samples.splice(0, first);
+  }
+}
+
+/** The sparklines of the site's devices: the stored minutes, then the samples seen since the
+ * last stored minute ended (the minute still open), so they move with every refresh and not
+ * only once a minute closes. */
 export function sparks(
   devices: readonly Device[],
   measured: Measurements | null,
-  snapshot: Snapshot | null,
+  live: LiveSamples,
   site: string | null,
 ): Spark[] {
   const wanted = new Set<string>(SPARK_METRICS);
   const found = new Map<string, Spark>();
   const names = new Map(devices.map((device) => [device.asset_id, device.name]));
+  const spark = (assetId: string, metric: string): Spark => {
+    const key = seriesKey(assetId, metric);
+    let made = found.get(key);
+    if (!made) {
+      made = {
+        key,
+        assetId,
+        assetName: names.get(assetId) || assetId,
+        metric,
+        unit: METRIC_UNITS[metric] ?? null,
+        times: [],
+        values: [],
+      };
+      found.set(key, made);
+    }
+    return made;
+  };
   for (const device of devices) {
     if (!inSite(device, site)) continue;
     for (const metric of SPARK_METRICS) {
-      if (!device.metrics.includes(metric)) continue;
-      const key = seriesKey(device.asset_id, metric);
-      found.set(key, {
-        key,
-        assetId: device.asset_id,
-        assetName: device.name || device.asset_id,
-        metric,
-        unit: null,
-        times: [],
-        values: [],
-      });
+      if (device.metrics.includes(metric)) spark(device.asset_id, metric);
     }
   }
   if (measured) {
@@ -297,39 +335,20 @@ export function sparks(
     const mean = measured.columns.indexOf("avg");
     for (const series of measured.series) {
       if (!wanted.has(series.metric) || !inSite(series, site)) continue;
-      const key = seriesKey(series.asset_id, series.metric);
-      let spark = found.get(key);
-      if (!spark) {
-        spark = {
-          key,
-          assetId: series.asset_id,
-          assetName: names.get(series.asset_id) || series.asset_id,
-          metric: series.metric,
-          unit: null,
-          times: [],
-          values: [],
-        };
-        found.set(key, spark);
-      }
-      spark.unit = series.unit;
+      const shown = spark(series.asset_id, series.metric);
+      shown.unit = series.unit;
       for (const point of series.points) {
-        spark.times.push(point[start]! / 1000);
-        spark.values.push(point[mean] ?? null);
+        shown.times.push(point[start]! / 1000);
+        shown.values.push(point[mean] ?? null);
       }
     }
   }
-  if (snapshot) {
-    for (const asset of snapshot.assets) {
-      for (const [metric, value] of Object.entries(asset.values)) {
-        const spark = found.get(seriesKey(asset.asset_id, metric));
-        if (!spark || typeof value.value !== "number") continue;
-        spark.unit ??= value.unit;
-        const time = value.timestamp_ms / 1000;
-        if (!spark.times.length || time > spark.times[spark.times.length - 1]!) {
-          spark.times.push(time);
-          spark.values.push(value.value);
-        }
-      }
+  for (const shown of found.values()) {
+    const stored = shown.times.length ? shown.times[shown.times.length - 1]! + 60 : -Infinity;
+    for (const [time, value] of live.get(shown.key) ?? []) {
+      if (time < stored) continue;
+      shown.times.push(time);
+      shown.values.push(value);
     }
   }
   return [...found.values()].sort(
@@ -339,6 +358,17 @@ export function sparks(
         SPARK_METRICS.indexOf(b.metric as (typeof SPARK_METRICS)[number]),
   );
 }
+
+/** The units of the sparkline metrics (the hub's answers carry them too). */
+const METRIC_UNITS: Record<string, string> = {
+  ac_power_w: "W",
+  pv_power_w: "W",
+  battery_power_w: "W",
+  grid_power_w: "W",
+  irradiance_w_m2: "W/m²",
+  poa_irradiance_w_m2: "W/m²",
+  soc_pct: "%",
+};
 
 /** The planned power of one asset of the plan (battery, EV, heat pump), + delivering. */
 export interface PlannedAsset {

@@ -7,7 +7,15 @@ import { html, nothing, type TemplateResult } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 
 import { ChartSizer, cssColour, sparkline, type uPlot } from "../charts.ts";
-import { formatValue, METRIC_NAMES, SPARK_METRICS, sparks, type Spark } from "../model.ts";
+import {
+  formatValue,
+  keepLive,
+  METRIC_NAMES,
+  SPARK_METRICS,
+  sparks,
+  type LiveSamples,
+  type Spark,
+} from "../model.ts";
 import { HubPage } from "../page.ts";
 import type { Device, Measurements, Snapshot } from "../types.ts";
 
@@ -39,6 +47,7 @@ export class SparklinesPage extends HubPage {
   declare _sparks: Spark[] | null;
   private devices: Device[] = [];
   private measured: Measurements | null = null;
+  private readonly live: LiveSamples = new Map();
   private minutesAt = 0;
   private readonly sizer = new ChartSizer();
   private readonly charts = new Map<string, uPlot>();
@@ -89,6 +98,7 @@ export class SparklinesPage extends HubPage {
   protected override siteChanged(): void {
     this.minutesAt = 0;
     this.measured = null;
+    this.live.clear();
     this._sparks = null;
   }
 
@@ -114,7 +124,8 @@ export class SparklinesPage extends HubPage {
       this.measured = measured;
       this.minutesAt = now;
     }
-    const next = sparks(this.devices, this.measured, snapshot, site);
+    keepLive(this.live, snapshot, now / 1000);
+    const next = sparks(this.devices, this.measured, this.live, site);
     for (const spark of next) this.dirty.add(spark.key);
     this._sparks = next;
   }
