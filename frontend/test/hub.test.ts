@@ -3,6 +3,7 @@ import { describe as group, test } from "node:test";
 
 import { tokenFromFragment, withQuery } from "../src/hub/api.ts";
 import {
+  answerTo,
   energyFrom,
   filterRows,
   flowSeries,
@@ -11,6 +12,7 @@ import {
   keepLive,
   liveRows,
   outcomeText,
+  overrideValue,
   planTimeline,
   seriesKey,
   siteFlow,
@@ -18,7 +20,7 @@ import {
   sparks,
   type LiveSamples,
 } from "../src/hub/model.ts";
-import type { Device, Measurements, SitePlan, Snapshot } from "../src/hub/types.ts";
+import type { AuditRecord, Device, Measurements, SitePlan, Snapshot } from "../src/hub/types.ts";
 // The planner's plan for the s7 scenario, laid out as the hub's site plan document.
 import response from "./fixtures/get_plan_response.json" with { type: "json" };
 
@@ -257,6 +259,41 @@ group("words and addresses", () => {
       outcomeText({ outcome: "refused", reason: "control_disabled", message: "" }),
       "refused: control is off at the site (enable_control)",
     );
+  });
+
+  test("an override's value", () => {
+    assert.equal(overrideValue({ command: "battery_power_setpoint_w", value: -1500 }), "-1500 W");
+    assert.equal(
+      overrideValue({ command: "ev_charge_enable", value: false }),
+      "ev_charge_enable = false",
+    );
+  });
+
+  test("the site's answer to an override: of its value, written after it", () => {
+    const record = (device_id: string, requested: number, seconds: number): AuditRecord => ({
+      id: `${device_id}-${seconds}`,
+      site_id: "farm",
+      device_id,
+      command: "battery_power_setpoint_w",
+      requested,
+      applied: requested,
+      read_back: null,
+      outcome: "applied",
+      reason: "written",
+      message: "",
+      requested_by: "planner",
+      source: "hub",
+      timestamp: T0 / 1000 + seconds,
+      ttl: 600,
+    });
+    // Newest first: the plan's setpoint resent just before the override, then the override.
+    const records = [record("other", -1500, 3), record("bess", -1500, 2), record("bess", 4000, -1)];
+    const asked = { asset: "bess", sinceMs: T0, value: -1500 };
+    assert.equal(answerTo(records, asked)?.id, "bess-2");
+    assert.equal(answerTo(records.slice(1), { ...asked, value: 300 }), undefined);
+    assert.equal(answerTo(records.slice(2), asked), undefined);
+    // Cleared: the asset's next setpoint, whatever the plan says.
+    assert.equal(answerTo(records.slice(2), { asset: "bess", sinceMs: T0 - 5000 })?.id, "bess--1");
   });
 
   test("the token from the fragment; queries without empty values", () => {

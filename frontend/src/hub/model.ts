@@ -13,7 +13,17 @@ import {
   type SiteEntity,
 } from "../flow/model.ts";
 import { planView, stepTimes, type PlanView } from "../plan/model.ts";
-import type { Asset, Device, Measurements, Scalar, SitePlan, Snapshot, Value } from "./types.ts";
+import type {
+  Asset,
+  AuditRecord,
+  Device,
+  Measurements,
+  Override,
+  Scalar,
+  SitePlan,
+  Snapshot,
+  Value,
+} from "./types.ts";
 
 /** A site the hub serves, with the name it was given. */
 export interface Site {
@@ -500,6 +510,41 @@ export function outcomeText(record: { outcome: string; reason: string; message: 
   const why = REASONS[record.reason] ?? record.reason.replaceAll("_", " ");
   return `${record.outcome}: ${why}${record.message ? ` (${record.message})` : ""}`;
 }
+
+/** Who the hub's planner says it is in the audit trail (`requested_by`). */
+export const PLANNER = "planner";
+
+/** A request of the Overrides page waiting for the site's answer: the asset, the moment
+ * from which the answer may be written (ms) and, when known, the value it must carry. */
+export interface Awaited {
+  asset: string;
+  sinceMs: number;
+  value?: Scalar;
+}
+
+/** The site's answer to `awaited` among audit records (newest first, as `GET /audit` gives
+ * them): the newest attempt on the asset from `sinceMs` on, of the value asked for. The
+ * planner resends the plan's setpoints all the while, so an earlier one is not the answer. */
+export function answerTo(
+  records: readonly AuditRecord[],
+  awaited: Awaited,
+): AuditRecord | undefined {
+  return records.find(
+    (record) =>
+      record.device_id === awaited.asset &&
+      record.timestamp * 1000 >= awaited.sinceMs &&
+      (awaited.value === undefined || record.requested === awaited.value),
+  );
+}
+
+/** An override's value in words: a battery's power in W, else the command and its value. */
+export function overrideValue(override: Pick<Override, "command" | "value">): string {
+  return override.command === BATTERY_POWER_COMMAND
+    ? `${String(override.value)} W`
+    : `${override.command} = ${String(override.value)}`;
+}
+
+const BATTERY_POWER_COMMAND = "battery_power_setpoint_w";
 
 /** Reasons a person may not guess from their name. */
 export const REASONS: Record<string, string> = {

@@ -7,7 +7,15 @@
 import { html, nothing, type TemplateResult } from "lit";
 
 import { ApiError } from "../api.ts";
-import { batteries, GOOD_OUTCOMES, outcomeText } from "../model.ts";
+import {
+  answerTo,
+  batteries,
+  GOOD_OUTCOMES,
+  outcomeText,
+  overrideValue,
+  PLANNER,
+  type Awaited,
+} from "../model.ts";
 import { HubPage, messageOf, planFor, timeOf } from "../page.ts";
 import type { AuditPage, AuditRecord, DispatchResult, Override } from "../types.ts";
 
@@ -23,13 +31,14 @@ interface Result {
   records: AuditRecord[];
 }
 
-function summary(records: readonly AuditRecord[]): Result {
+/** The site's answer in words; `done` says what happened when every attempt went well. */
+function summary(records: readonly AuditRecord[], done = "Applied."): Result {
   if (!records.length) return { tone: "muted", text: "No answer from the site yet.", records: [] };
   const good = records.every((r) => GOOD_OUTCOMES.has(r.outcome));
   return {
     tone: good ? "ok" : "bad",
     text: good
-      ? "Applied."
+      ? done
       : `Refused by the site: ${records
           .filter((r) => !GOOD_OUTCOMES.has(r.outcome))
           .map(outcomeText)
@@ -52,8 +61,9 @@ export class OverridesPage extends HubPage {
   declare _busy: boolean;
   declare _recent: AuditRecord[];
   protected override period = 10_000;
-  /** A planner override waiting for the site's answer: its asset and when it was asked. */
-  private waiting: { asset: string; since: number } | null = null;
+  /** A planner override set or cleared, waiting for the site's answer; `done` is what to
+   * say when it comes and went well. */
+  private waiting: (Awaited & { asked: number; done: string }) | null = null;
 
   constructor() {
     super();
@@ -66,6 +76,7 @@ export class OverridesPage extends HubPage {
   protected override siteChanged(): void {
     this._mode = { kind: "unknown" };
     this._result = null;
+    this.waiting = null;
   }
 
   protected override async load(): Promise<void> {
@@ -82,17 +93,14 @@ export class OverridesPage extends HubPage {
     }
     const recent = await api.get<AuditPage>("audit", { site_id: site ?? undefined, limit: 20 });
     this._recent = recent.records.filter(
-      (record) => record.requested_by === REQUESTED_BY || record.source === "planner",
+      (record) => record.requested_by === REQUESTED_BY || record.requested_by === PLANNER,
     );
     if (this.waiting) {
-      const { asset, since } = this.waiting;
-      const answer = recent.records.filter(
-        (record) => record.device_id === asset && record.timestamp * 1000 >= since - 1000,
-      );
-      if (answer.length) {
-        this._result = summary(answer.slice(0, 1));
+      const answer = answerTo(recent.records, this.waiting);
+      if (answer) {
+        this._result = summary([answer], this.waiting.done);
         this.waiting = null;
-      } else if (Date.now() - since > ANSWER_WAIT_MS) {
+      } else if (Date.now() - this.waiting.asked > ANSWER_WAIT_MS) {
         this._result = {
           tone: "muted",
           text: "The site has not answered yet; see Audit.",
@@ -121,14 +129,22 @@ export class OverridesPage extends HubPage {
     await this.act(async () => {
       if (this._mode.kind === "planner") {
         const site = this.context.assets.find((a) => a.asset_id === asset)?.site_id;
-        await this.context.api.post<Override>("overrides", {
+        const override = await this.context.api.post<Override>("overrides", {
           site_id: site,
           asset_id: asset,
           value: powerW,
           duration_s: minutes * 60,
           requested_by: REQUESTED_BY,
         });
-        this.waiting = { asset, since: Date.now() };
+        // The planner sends the value once it has planned around it: the answer is an
+        // attempt of that value, written after the override (the hub's clock).
+        this.waiting = {
+          asset,
+          value: powerW,
+          sinceMs: override.created_ms,
+          asked: Date.now(),
+          done: "Applied.",
+        };
         return {
           tone: "muted",
           text: "Override set: the planner plans around it and sends it; waiting for the site's answer…",
@@ -151,10 +167,18 @@ export class OverridesPage extends HubPage {
     await this.act(async () => {
       if (override) {
         await this.context.api.delete("overrides", { id: override.id });
-        this.waiting = { asset, since: Date.now() };
+        // The answer is the plan's next setpoint for the asset (a second's leeway for the
+        // hub's clock).
+        const now = Date.now();
+        this.waiting = {
+          asset,
+          sinceMs: now - 1000,
+          asked: now,
+          done: "Override cleared: the site follows the plan again.",
+        };
         return {
           tone: "muted",
-          text: "Override cleared: the site follows the plan again.",
+          text: "Override cleared: the planner plans without it; waiting for the site's answer…",
           records: [],
         };
       }
@@ -285,9 +309,7 @@ export class OverridesPage extends HubPage {
                           (o) =>
                             html`<tr data-id=${o.id}>
                               <td>${o.asset_id}</td>
-                              <td>
-                                ${o.command === "battery_power_setpoint_w" ? `${o.value} W` : `${o.command} = ${String(o.value)}`}
-                              </td>
+                              <td>${overrideValue(o)}</td>
                               <td>${timeOf(o.end_ms)}</td>
                               <td>${o.requested_by}</td>
                               <td>

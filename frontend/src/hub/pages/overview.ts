@@ -36,6 +36,8 @@ export class OverviewPage extends HubPage {
   declare _cost: { value: number; currency: string } | string | null;
   private energyAt = 0;
   private costAt = 0;
+  /** The plan version today's cost was read from: a new plan is read at once. */
+  private costVersion: number | null = null;
 
   constructor() {
     super();
@@ -50,6 +52,7 @@ export class OverviewPage extends HubPage {
     this._cost = null;
     this.energyAt = 0;
     this.costAt = 0;
+    this.costVersion = null;
   }
 
   protected override async load(): Promise<void> {
@@ -76,8 +79,13 @@ export class OverviewPage extends HubPage {
         this._energy = energyFrom(sources, measured, BUCKET_MS);
       } else this._energy = null;
     }
-    if (now - this.costAt >= COST_EVERY_MS) {
+    const planned = planFor(this.context);
+    const version = planned.site
+      ? (this.context.planner?.sites[planned.site]?.version ?? null)
+      : null;
+    if (now - this.costAt >= COST_EVERY_MS || version !== this.costVersion) {
       this.costAt = now;
+      this.costVersion = version;
       this._cost = await this.todayCost();
     }
   }

@@ -12,6 +12,7 @@ import { ApiError } from "../api.ts";
 import { ChartSizer, cssColour, fillOf, timeAxis, uPlot, valueAxis } from "../charts.ts";
 import {
   hubPlan,
+  overrideValue,
   planTimeline,
   type AuditedStep,
   type HubPlan,
@@ -194,7 +195,7 @@ export class PlanPage extends HubPage {
                 ${overrides.map(
                   (o) =>
                     html`<li>
-                      ${o.asset_id}: ${o.command} = ${String(o.value)} until ${timeOf(o.end_ms)}
+                      ${o.asset_id}: ${overrideValue(o)} until ${timeOf(o.end_ms)}
                       <span class="muted">(by ${o.requested_by})</span>
                     </li>`,
                 )}
