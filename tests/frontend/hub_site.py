@@ -1,7 +1,9 @@
-"""A hub with real agents on the simulated site, as the dashboard's browser tests and bench
-use it: ``python -m edge_ems.hub`` and two ``edge-ems agent`` processes, one for the
-simulated site (the demo's devices, control on) and one for a second site with a simulated
-battery and control off; and an ingress-like proxy in front of the hub, as Home Assistant's
+"""A hub with real agents on the simulated site, as the dashboard's browser tests use it:
+``python -m edge_ems.hub`` planning the first site offline (the repository's
+``examples/planner``: recorded prices and PV forecast replayed onto today) and two
+``edge-ems agent`` processes, one for the simulated site (the demo's devices, control on)
+and one for a second site with a simulated battery and control off, which the hub does not
+plan; and an ingress-like proxy in front of the hub, as Home Assistant's
 Supervisor puts one (a path prefix, the token added by the proxy, ``X-Ingress-Path``)."""
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ SECOND_SITE = "depot"
 INGRESS_PREFIX = "/api/hassio_ingress/t0k3n"
 PATIENCE = 90.0
 """Seconds for the agents to read every device and the hub to hear them, on two busy cores."""
+EXAMPLES = Path(__file__).parents[2] / "examples" / "planner"
+
+
+def planner_section() -> dict[str, Any]:
+    """The repository's examples/planner/planner.yaml, planning the first site (the example
+    names the simulated site ``sim``), the files it names found in the examples' folder."""
+    section: dict[str, Any] = yaml.safe_load((EXAMPLES / "planner.yaml").read_text())
+    for source in (section["prices"], section["pv_forecast"]):
+        source["path"] = str(EXAMPLES / source["path"])
+    section["tariff"] = str(EXAMPLES / section["tariff"])
+    (site,) = section["sites"]
+    site["site_id"] = SITE_ID
+    return section
 
 
 @dataclass
@@ -123,6 +138,7 @@ async def live_hub(folder: Path) -> AsyncIterator[LiveHub]:
                 "store_path": str(folder / "store.db"), "log_format": "text",
                 "agents": [{"id": "farm-gw", "token": AGENT_TOKEN},
                            {"id": "depot-gw", "token": AGENT_TOKEN}],
+                "planner": planner_section(),
             }
         )
     )  # fmt: skip

@@ -1,10 +1,13 @@
 """The hub's dashboard in a real browser (Debian's chromium, headless) against a real hub
 with real agents on the simulated site (``hub_site.py``): every page loads with no console
-error and shows the site's live values, they and the charts move without a reload, the
-override form dispatches through the site's guards (applied where control is on, refused
-clearly where it is off) and the audit page shows both; the same pages under an
-ingress-like path prefix; axe-core finds nothing serious. Nothing is fetched from outside
-the hub. ``EDGE_EMS_SCREENSHOTS=1`` saves every page to ``docs/images/``.
+error and shows the site's live values, they and the charts move without a reload; the
+Plan page shows the hub planner's plan for the planned site and says why there is none for
+the other; the override form goes through the planner where the hub plans the site (held,
+shown on the Plan page, cleared) and straight to the site where it does not, through the
+site's guards either way (applied where control is on, refused clearly where it is off),
+and the audit page shows them; the same pages under an ingress-like path prefix; axe-core
+finds nothing serious. Nothing is fetched from outside the hub. ``EDGE_EMS_SCREENSHOTS=1``
+saves every page to ``docs/images/``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ LIVE_MS = 60_000
 """The site changes every second and the pages poll every 5 s; a minute on a busy machine."""
 HEARTBEAT_MS = 75_000
 """Agents report how polling goes with their heartbeat, every 30 s."""
+PLAN_MS = 120_000
+"""The hub plans a site once its agent is connected and its readings are in."""
 PAGES = ["overview", "devices", "live", "sparklines", "plan", "overrides", "audit", "agents"]
 
 
@@ -155,11 +160,14 @@ async def test_overview_shows_the_site_now_and_moves_with_it(
     nodes = page.locator("svg.edge-ems-flow g.node")
     await expect(nodes).to_have_count(6)
     await expect(page.locator("svg.edge-ems-flow g[data-node=ev] .state")).to_have_text("charging")
-    # Today's energy once the store has its first minutes; the hub does not plan: no cost.
+    # Today's energy once the store has its first minutes.
     await expect(page.locator("table.today [data-part=pv] td")).to_have_text(
         re.compile(r"Wh$"), timeout=LIVE_MS
     )
-    await expect(page.locator("table.today [data-part=cost]")).to_contain_text("does not plan")
+    # The hub plans the farm: today's cost from its plan once a step is measured.
+    await expect(page.locator("table.today [data-part=cost]")).to_contain_text(
+        re.compile(r"[\d.,]+ CZK|not measured yet today|no plan yet")
+    )
     # The values move with the site, without a reload.
     description = page.locator("svg.edge-ems-flow desc")
     before = await description.text_content()
@@ -232,12 +240,26 @@ async def test_sparklines_draw_the_last_hour_and_move(
     assert await axe(page) == []
 
 
-async def test_plan_says_there_is_no_plan_on_a_hub_that_does_not_plan(
-    direct: Browsing, hub: LiveHub
+async def test_plan_shows_the_planners_plan_and_no_plan_where_it_plans_nothing(
+    direct: Browsing, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "plan")
+    await choose_site(page, SITE_ID)
+    # The hub plans the farm's battery once its agent has connected and its charge is in.
+    battery = page.locator('.chart.plan-asset[data-asset="battery-inverter"] canvas')
+    await expect(battery).to_have_count(1, timeout=PLAN_MS)
+    await expect(page.locator(".plan-made")).to_contain_text(re.compile(r"Plan \d+ made .*optimal"))
+    await expect(page.locator(".plan-now")).to_contain_text(
+        re.compile(r"Import now\s*[\d.,]+ CZK/kWh")
+    )
+    await expect(page.locator(".chart.plan-prices canvas")).to_have_count(1)
+    await expect(page.locator(".overrides-now")).to_contain_text("None")
+    await page.screenshot(path=str(images / "dashboard-plan.png"), full_page=True)
+    assert await axe(page) == []
+    # The depot is not planned: no plan, and why.
+    await choose_site(page, SECOND_SITE)
     await expect(page.locator(".no-plan")).to_have_text("No plan yet")
-    await expect(page.locator("edge-ems-plan")).to_contain_text("does not plan")
+    await expect(page.locator("edge-ems-plan")).to_contain_text("does not plan this site")
     assert await axe(page) == []
 
 
@@ -245,42 +267,68 @@ async def test_an_override_is_applied_refused_where_control_is_off_and_audited(
     direct: Browsing, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "overrides")
+    inverter = hub.site.plant.battery_inverter
+    assert inverter is not None
+    # The farm is planned: the override goes to the planner, which sends it to the site.
     await choose_site(page, SITE_ID)
-    await expect(page.locator(".how")).to_contain_text("does not plan this site")
+    await expect(page.locator(".how")).to_contain_text("The hub plans this site")
     await page.locator("#override-asset").select_option("battery-inverter")
     await page.locator("#override-power").fill("-1500")
     await page.locator("#override-minutes").fill("5")
     await page.get_by_role("button", name="Set").click()
     result = page.locator(".result")
+    await expect(result).to_contain_text("Override set", timeout=LIVE_MS)
+    held = page.locator("table.overrides tbody tr")
+    await expect(held).to_have_count(1, timeout=LIVE_MS)
+    await expect(held.first).to_contain_text("-1500 W")
+    # The site's answer, from the audit trail: the planner sent the value, the site took it.
     await expect(result).to_have_text("Applied.", timeout=LIVE_MS)
-    inverter = hub.site.plant.battery_inverter
-    assert inverter is not None
     assert inverter.setpoint_w == -1500
-    await expect(page.locator("ul.recent li").first).to_contain_text("applied")
+    recent = page.locator("ul.recent li")
+    await expect(recent.filter(has_text="= -1500").first).to_contain_text("applied")
     await page.screenshot(path=str(images / "dashboard-overrides.png"))
     assert await axe(page) == []
-    # Where control is off the site refuses, and the page says why.
+    # The Plan page shows the override in force and the plan made around it.
+    page = await open_page(direct, hub.url + "/", "plan")
+    await expect(page.locator(".overrides-now li")).to_contain_text(
+        re.compile(r"battery-inverter: -1500 W until [\d:]+\s+\(by hub dashboard\)")
+    )
+    await expect(page.locator(".plan-now")).to_contain_text("charging 1.50 kW")
+    assert await axe(page) == []
+    # Cleared: the planner plans without it and the site follows the plan again.
+    page = await open_page(direct, hub.url + "/", "overrides")
+    held = page.locator("table.overrides tbody tr")
+    await held.first.get_by_role("button", name="Clear").click()
+    result = page.locator(".result")
+    await expect(result).to_contain_text("Override cleared", timeout=LIVE_MS)
+    await expect(held).to_have_count(0, timeout=LIVE_MS)
+    await expect(result).to_have_text(
+        "Override cleared: the site follows the plan again.", timeout=LIVE_MS
+    )
+    # The depot is not planned: a setpoint with a time to live, which the site refuses
+    # since its control is off, and the page says why.
     await choose_site(page, SECOND_SITE)
+    await expect(page.locator(".how")).to_contain_text("does not plan this site")
     await page.locator("#override-asset").select_option("depot-bess")
+    await page.locator("#override-power").fill("-1500")
     await page.get_by_role("button", name="Set").click()
     await expect(result).to_contain_text("Refused by the site", timeout=LIVE_MS)
     await expect(result).to_contain_text("control is off")
-    # Handing the farm's battery back.
-    await choose_site(page, SITE_ID)
-    await page.locator("#override-asset").select_option("battery-inverter")
     await page.get_by_role("button", name="Release").click()
-    await expect(result).to_have_text("Applied.", timeout=LIVE_MS)
-    # The audit page shows both attempts, and filters by reason.
+    await expect(result).to_contain_text("Refused by the site", timeout=LIVE_MS)
+    # The audit page shows the attempts, and filters by reason and device.
     page = await open_page(direct, hub.url + "/", "audit")
     await choose_site(page, "")
     rows = page.locator("table.audit tbody tr")
     await expect(rows.filter(has_text="hub dashboard").first).to_be_visible(timeout=LIVE_MS)
     await page.locator("#audit-reason").select_option("control_disabled")
-    await expect(rows).to_have_count(1, timeout=LIVE_MS)
+    others = page.locator("table.audit tbody tr:not([data-reason=control_disabled])")
+    await expect(others).to_have_count(0, timeout=LIVE_MS)
     await expect(rows.first).to_contain_text("depot-bess")
     await expect(rows.first.locator(".outcome")).to_contain_text("control is off")
     await page.locator("#audit-reason").select_option("")
     await page.locator("#audit-device").select_option("battery-inverter")
+    await expect(rows.filter(has_text="depot-bess")).to_have_count(0, timeout=LIVE_MS)
     await expect(rows.filter(has_text="-1500").first).to_contain_text("applied")
     await page.locator("#audit-device").select_option("")
     await page.screenshot(path=str(images / "dashboard-audit.png"))
@@ -320,7 +368,7 @@ async def test_every_page_works_under_an_ingress_prefix_without_a_token(
             "devices": "table.devices tr[data-asset=deye]",
             "live": "table.live tr[data-metric=soc_pct]",
             "sparklines": ".spark canvas",
-            "plan": ".no-plan",
+            "plan": ".plan-made",
             "overrides": "#override-asset option",
             "audit": "table.audit tbody tr",
             "agents": "section.agent",
