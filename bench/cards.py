@@ -11,8 +11,8 @@ as the demo user. Measured in the page with ``performance.now()``:
   ``hass`` with that state replaced, as the frontend hands one over on every state change),
   ``RUNS`` each after ``WARM_UP``;
 - the plan card's first render with the planner's 192-step plan (the action's answer given
-  through ``hass``, as ``tests/frontend`` does until the integration has the action), both
-  charts drawn;
+  through ``hass``, so every run draws the same plan, with no hub to wait for), both charts
+  drawn;
 - the dashboard's load, from navigation to the flow card showing every part's value.
 
 Reported: medians in milliseconds, the bundle's bytes raw and gzipped.
