@@ -78,7 +78,15 @@ from homeassistant.util.unit_conversion import (
     TemperatureConverter,
 )
 
-from edge_ems.device import Command, Device, DeviceIdentity, Health, HealthTracker, WriteResult
+from edge_ems.device import (
+    AssetType,
+    Command,
+    Device,
+    DeviceIdentity,
+    Health,
+    HealthTracker,
+    WriteResult,
+)
 from edge_ems.exceptions import (
     ConfigError,
     DeviceConnectionError,
@@ -530,6 +538,11 @@ class HaActuatorDevice:
     def name(self) -> str:
         """The subentry's title."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """What the entities make up."""
+        return AssetType(self.kind.value)
 
     @property
     def identity(self) -> DeviceIdentity | None:

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from .exceptions import DeviceError
@@ -21,6 +22,23 @@ SHORT_NAME = 40
 """Characters a device's default name keeps at most."""
 _ASIDE = re.compile(r"\s*\([^)]*\)")
 _VARIANT = re.compile(r",| via | with | / ")
+
+
+class AssetType(StrEnum):
+    """What a device is, whatever its protocol: a point map's ``kind``, the hub's asset type."""
+
+    INVERTER = "inverter"
+    HYBRID_INVERTER = "hybrid_inverter"
+    METER = "meter"
+    BATTERY = "battery"
+    BMS = "bms"
+    """A battery's management system: read, never driven."""
+    EV_CHARGER = "ev_charger"
+    HEAT_PUMP = "heat_pump"
+    WATER_HEATER = "water_heater"
+    SWITCHABLE_LOAD = "switchable_load"
+    TRACKER = "tracker"
+    WEATHER_STATION = "weather_station"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,10 @@ class Device(Protocol):
     @property
     def identity(self) -> DeviceIdentity | None:
         """What :meth:`connect` found, or ``None`` before it."""
+
+    @property
+    def asset_type(self) -> AssetType:
+        """What the device is (an inverter, a meter, an EV charger...)."""
 
     @property
     def commands(self) -> Mapping[str, Command]:

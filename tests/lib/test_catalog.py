@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from edge_ems.device import DeviceIdentity
+from edge_ems.device import AssetType, DeviceIdentity
 from edge_ems.metrics import METRICS, MetricKind
 from edge_ems.pointmap import (
     Access,
@@ -20,7 +20,7 @@ from edge_ems.pointmap import (
     to_value,
 )
 from edge_ems.pointmap.codec import from_value, orders
-from edge_ems.pointmap.model import FLOAT_TYPES, SIGNED_TYPES, DeviceKind
+from edge_ems.pointmap.model import FLOAT_TYPES, SIGNED_TYPES
 from edge_ems.readings import Quality
 
 CATALOG = load_catalog()
@@ -37,9 +37,9 @@ def test_catalog_has_the_promised_devices() -> None:
     assert set(IDS) == set(catalog_paths())
     kinds = {point_map.device.kind for point_map in CATALOG.values()}
     assert {
-        DeviceKind.HYBRID_INVERTER, DeviceKind.METER, DeviceKind.TRACKER,
-        DeviceKind.WEATHER_STATION, DeviceKind.BATTERY, DeviceKind.EV_CHARGER,
-        DeviceKind.HEAT_PUMP,
+        AssetType.HYBRID_INVERTER, AssetType.METER, AssetType.TRACKER,
+        AssetType.WEATHER_STATION, AssetType.BATTERY, AssetType.BMS, AssetType.EV_CHARGER,
+        AssetType.HEAT_PUMP,
     } <= kinds  # fmt: skip
     assert {"deye_sun_sg_hybrid", "eastron_sdm630", "eastron_sdm120"} <= set(IDS)
 

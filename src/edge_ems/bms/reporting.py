@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ..device import Command, DeviceIdentity, HealthTracker, WriteResult
+from ..device import AssetType, Command, DeviceIdentity, HealthTracker, WriteResult
 from ..exceptions import DeviceProtocolError, WriteRefusedError
 from ..readings import Readings, Value
 from ..resilience import CircuitBreaker
@@ -48,6 +48,11 @@ class ReportingDevice:
     def name(self) -> str:
         """A short name for logs and errors."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """A battery's management system: read, never driven."""
+        return AssetType.BMS
 
     @property
     def commands(self) -> Mapping[str, Command]:

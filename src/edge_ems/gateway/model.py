@@ -18,7 +18,8 @@ class AssetInfo:
     asset_id: str
     name: str = ""
     type: str = ""
-    """A point-map device kind (``battery``, ``inverter``, ``meter``, ...)."""
+    """What the asset is (:class:`edge_ems.device.AssetType`: ``inverter``, ``meter``,
+    ``ev_charger``, ...); ``battery`` for a battery its site may drive."""
     capacity_wh: float = 0.0
     max_charge_w: float = 0.0
     max_discharge_w: float = 0.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..device import AssetType, Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     DeviceError,
     IdentificationError,
@@ -124,6 +124,11 @@ class ModbusDevice:
     def name(self) -> str:
         """A short name for logs and errors."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """What the point map says the device is."""
+        return self.point_map.device.kind
 
     @property
     def identity(self) -> DeviceIdentity | None:

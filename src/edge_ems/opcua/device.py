@@ -30,7 +30,7 @@ from asyncua.crypto import security_policies
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..device import AssetType, Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     ConfigError,
     DeviceAuthenticationError,
@@ -159,6 +159,11 @@ class OpcUaDevice:
     def name(self) -> str:
         """A short name for logs and errors."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """What the node map says the device is."""
+        return self._map.device.kind
 
     @property
     def identity(self) -> DeviceIdentity | None:

@@ -5,6 +5,7 @@ YAML, validated here; every error names the file, the key path and the reason::
     device:
       maker: Edge EMS
       model: Simulated BESS
+      kind: battery                # what it is (edge_ems.device.AssetType)
       documentation: where the node ids come from
       subscription_interval: 1.0   # seconds between data-change notifications
     points:
@@ -33,6 +34,7 @@ import voluptuous as vol
 from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
+from ..device import AssetType
 from ..exceptions import PointMapError
 from ..pointmap.loader import bundled_paths, load_bundled, parse_yaml, read_map_file
 from ..pointmap.model import Access
@@ -91,6 +93,7 @@ class NodeDevice:
     """Catalog identifier, the map's file name without extension."""
     maker: str
     model: str
+    kind: AssetType
     documentation: str
     subscription_interval: float = 1.0
     """Seconds between data-change notifications of subscribed points."""
@@ -138,6 +141,7 @@ DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required("maker"): TEXT,
         vol.Required("model"): TEXT,
+        vol.Required("kind"): enum_of(AssetType),
         vol.Required("documentation"): TEXT,
         vol.Optional("subscription_interval", default=1.0): vol.All(
             number, vol.Range(min=0.05, max=3600.0)
@@ -160,7 +164,8 @@ def validate_node_map(data: Any, *, source: str, map_id: str) -> NodeMap:
     checked = apply_schema(NODE_MAP_SCHEMA, data, source=source, expected="'device' and 'points'")
     spec = checked["device"]
     device = NodeDevice(
-        id=map_id, maker=spec["maker"], model=spec["model"], documentation=spec["documentation"],
+        id=map_id, maker=spec["maker"], model=spec["model"], kind=spec["kind"],
+        documentation=spec["documentation"],
         subscription_interval=spec["subscription_interval"],
     )  # fmt: skip
     points = {metric: _point(metric, point, source) for metric, point in checked["points"].items()}

@@ -5,7 +5,6 @@ from .loader import catalog_paths, load_catalog, load_point_map, parse_point_map
 from .model import (
     Access,
     DeviceInfo,
-    DeviceKind,
     Order,
     Point,
     PointMap,
@@ -22,7 +21,6 @@ __all__ = [
     "Access",
     "Block",
     "DeviceInfo",
-    "DeviceKind",
     "Limits",
     "Order",
     "Point",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from ..device import AssetType
+
 
 class PointType(StrEnum):
     """How a point's registers encode its value."""
@@ -68,19 +70,6 @@ class WriteFunction(StrEnum):
 
     FC06 = "fc06"  # write single register
     FC16 = "fc16"  # write multiple registers
-
-
-class DeviceKind(StrEnum):
-    """What sort of asset a point map describes."""
-
-    INVERTER = "inverter"
-    HYBRID_INVERTER = "hybrid_inverter"
-    METER = "meter"
-    BATTERY = "battery"
-    EV_CHARGER = "ev_charger"
-    HEAT_PUMP = "heat_pump"
-    TRACKER = "tracker"
-    WEATHER_STATION = "weather_station"
 
 
 class VersionFormat(StrEnum):
@@ -177,7 +166,7 @@ class DeviceInfo:
     """Catalog identifier, the point map's file name without extension."""
     maker: str
     model: str
-    kind: DeviceKind
+    kind: AssetType
     documentation: str
     """Where the addresses come from (document, version, page)."""
     default_unit_id: int = 1

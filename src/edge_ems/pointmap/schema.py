@@ -8,13 +8,13 @@ from typing import Any
 
 import voluptuous as vol
 
+from ..device import AssetType
 from ..exceptions import PointMapError
 from ..metrics import BATTERY_POWER, LEASED_METRICS, METRICS, MetricKind
 from .model import (
     TYPE_REGISTERS,
     Access,
     DeviceInfo,
-    DeviceKind,
     Order,
     Point,
     PointMap,
@@ -84,7 +84,7 @@ DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required("maker"): vol.All(str, vol.Length(min=1)),
         vol.Required("model"): vol.All(str, vol.Length(min=1)),
-        vol.Required("kind"): enum_of(DeviceKind),
+        vol.Required("kind"): enum_of(AssetType),
         vol.Required("documentation"): vol.All(str, vol.Length(min=1)),
         # Modbus TCP reaches 248-255 too (KEBA answers on 255 only).
         vol.Optional("default_unit_id", default=1): vol.All(integer, vol.Range(min=0, max=255)),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..device import AssetType, Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..dispatch import AssetLimits
 from ..exceptions import DeviceConnectionError, WriteRefusedError
 from ..metrics import BATTERY_POWER
@@ -80,6 +80,11 @@ class SimulatedBess:
     def name(self) -> str:
         """The asset's name."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """A battery."""
+        return AssetType.BATTERY
 
     @property
     def identity(self) -> DeviceIdentity | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..agent import Agent, AgentConfig, TelemetryBuffer
-from ..device import Device, DeviceIdentity
+from ..device import AssetType, Device, DeviceIdentity
 from ..dispatch import AuditRecord, AuditSink, Dispatcher
 from ..exceptions import DeviceConnectionError, DeviceError, IdentificationError
 from ..gateway.errors import GatewayError
@@ -283,7 +283,8 @@ class Site:
     # The hub.
 
     def asset_infos(self) -> list[AssetInfo]:
-        """The site's devices as the hub's assets: batteries with their limits."""
+        """The site's devices as the hub's assets: what each is, and a battery the site may
+        drive (its limits known, its power a command) as a ``battery`` with its limits."""
         assets = []
         for device_id, member in sorted(self.devices.items()):
             commands = member.registered_commands = _allowed(member.device)
@@ -293,7 +294,7 @@ class Site:
                 AssetInfo(
                     asset_id=device_id,
                     name=member.name,
-                    type="battery" if battery else member.spec.kind,
+                    type=str(AssetType.BATTERY if battery else member.device.asset_type),
                     capacity_wh=limits.capacity_wh if limits else 0.0,
                     max_charge_w=limits.max_charge_w if limits else 0.0,
                     max_discharge_w=limits.max_discharge_w if limits else 0.0,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..device import Command, DeviceIdentity, Health, HealthTracker, WriteResult
+from ..device import AssetType, Command, DeviceIdentity, Health, HealthTracker, WriteResult
 from ..exceptions import (
     DeviceConnectionError,
     DeviceProtocolError,
@@ -247,6 +247,17 @@ class SunSpecDevice:
     def name(self) -> str:
         """A short name for logs and errors."""
         return self._name
+
+    @property
+    def asset_type(self) -> AssetType:
+        """What its models make it: an inverter with storage, a meter, else an inverter
+        (also while its chain is unknown)."""
+        metrics = self.declared_metrics
+        if "soc_pct" in metrics:
+            return AssetType.HYBRID_INVERTER
+        if "grid_power_w" in metrics and "ac_power_w" not in metrics:
+            return AssetType.METER
+        return AssetType.INVERTER
 
     @property
     def identity(self) -> DeviceIdentity | None:

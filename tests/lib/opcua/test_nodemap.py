@@ -22,7 +22,8 @@ from edge_ems.opcua.nodemap import (
 from edge_ems.pointmap.model import Access
 
 GOOD = """
-device: {maker: Edge EMS, model: BESS, documentation: test, subscription_interval: 0.25}
+device:
+  {maker: Edge EMS, model: BESS, kind: battery, documentation: test, subscription_interval: 0.25}
 points:
   soc_pct: {node: "ns=2;s=BESS.Soc", mode: subscribe, valid_range: [0, 100]}
   battery_power_w: {node: "i=2258", scale: 1000}
@@ -81,6 +82,8 @@ def _with(**point: Any) -> str:
         ),
         ("device: {}\npoints: {}\n", "device.documentation", "required key not provided"),
         (GOOD.replace("soc_pct", "soc_pc"), "points.soc_pc", "did you mean soc_pct"),
+        (GOOD.replace("kind: battery", "kind: toaster"), "device.kind", "value must be one of"),
+        (GOOD.replace("kind: battery, ", ""), "device.kind", "required key not provided"),
     ],
 )
 def test_bad_maps_name_key_path_and_reason(text: str, path: str, reason: str) -> None:

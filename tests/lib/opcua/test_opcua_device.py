@@ -106,7 +106,7 @@ async def test_the_setpoint_takes_effect_and_state_of_charge_integrates(
 
 LIMITED = parse_node_map(
     """
-device: {maker: Edge EMS, model: Simulated BESS, documentation: test}
+device: {maker: Edge EMS, model: Simulated BESS, kind: battery, documentation: test}
 points:
   soc_pct: {node: "nsu=urn:edge-ems:sim:bess;s=BESS.Soc"}
   battery_power_setpoint_w:
@@ -153,7 +153,7 @@ async def test_refused_writes_never_reach_the_server(bess: OpcUaBessSimulator) -
 
 GENEROUS = parse_node_map(
     """
-device: {maker: Edge EMS, model: Simulated BESS, documentation: test}
+device: {maker: Edge EMS, model: Simulated BESS, kind: battery, documentation: test}
 points:
   battery_power_setpoint_w:
     node: "nsu=urn:edge-ems:sim:bess;s=BESS.PowerSetpoint"
@@ -313,7 +313,7 @@ async def test_an_unreachable_server_is_a_connection_error() -> None:
 async def test_a_missing_namespace_is_an_identification_error(bess: OpcUaBessSimulator) -> None:
     wrong = parse_node_map(
         """
-device: {maker: x, model: y, documentation: z}
+device: {maker: x, model: y, kind: battery, documentation: z}
 points:
   soc_pct: {node: "nsu=urn:not-there;s=BESS.Soc"}
 """,

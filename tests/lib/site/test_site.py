@@ -91,8 +91,18 @@ async def test_every_kind_is_read_and_batteries_take_site_power(sim: SimulatedSi
         for member in site.devices.values():
             assert member.metrics, member.device_id
             assert member.identity is not None, member.device_id
-        batteries = {info.asset_id for info in site.asset_infos() if info.type == "battery"}
-        assert batteries == {"sunspec", "bess", "battery-inverter"}
+        # The hub hears what each device is; a battery the site drives is a "battery".
+        assert {info.asset_id: info.type for info in site.asset_infos()} == {
+            "deye": "hybrid_inverter",
+            "meter": "meter",
+            "sunspec": "battery",
+            "bess": "battery",
+            "mqtt-bms": "bms",
+            "can-bms": "bms",
+            "ev-charger": "ev_charger",
+            "heat-pump": "heat_pump",
+            "battery-inverter": "battery",
+        }
         answered = await site.dispatcher.dispatch(-3500, requested_by="test", source="test")
         # Capacity-weighted: the 20 kWh BESS takes four times the 5 kWh SunSpec inverter's
         # share, the 10 kWh point-map battery twice.
