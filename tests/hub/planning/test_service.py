@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from edge_ems.dispatch import Outcome, Reason
 from edge_ems.gateway.model import PlanInputs, PlanRequest
 from edge_ems.hub.planning.service import SOC_RETRIES
+from edge_ems.planner.errors import PlanInputError
 from edge_ems.planner.site_plan import SitePlan
 
 from .conftest import (
@@ -300,6 +302,63 @@ async def test_an_ev_departing_in_the_past_keeps_the_last_plan(
     await planner.service.dispatch(SITE)
     assert planner.link.last(BATTERY, POWER)  # ... and is still carried out
     assert planner.link.last("ev-charger", "ev_charging_enabled")[0] is False
+
+
+async def test_an_ev_demand_override_replaces_the_configured_need_and_is_never_sent(
+    make_planner: PlannerMaker, tmp_path: Path
+) -> None:
+    section = planner_section(tmp_path)
+    section["sites"][0]["evs"] = [
+        {"asset_id": "ev-charger", "energy_needed_wh": 2_000, "departure": "07:00"}
+    ]
+    planner = await make_planner(section)
+    planner.link.assets[SITE]["ev-charger"] = planner.link.assets[SITE][BATTERY].__class__(
+        "ev-charger", "Charger", "ev_charger",
+        commands=("ev_current_limit_a", "ev_charging_enabled", "ev_phases"),
+    )  # fmt: skip
+    service = planner.service
+    await service.refresh_prices(planner.clock.moment)
+    await measured_now(planner)
+    now_ms = ms(planner.clock.moment)
+    leaves = T0 + timedelta(hours=4)
+    # "Eighteen kWh by two o'clock": the session's need, by the override's end.
+    demand = await service.add_override(
+        SITE, "ev-charger", "ev_energy_needed_wh", 18_000, 0, ms(leaves), requested_by="ann"
+    )
+    assert demand.start_ms == now_ms
+    result = await service.replan(SITE, "asked")
+    assert result.error is None, result.error
+    plan = service.sites[SITE].plan
+    assert plan is not None
+    [ev] = plan.evs
+    assert ev.delivered_wh == pytest.approx(18_000, abs=1)
+    horizon = plan.horizon
+    charged = [step for step, power in enumerate(ev.power_w) if power > 0]  # drawn
+    assert max(charged) < horizon.step_at(leaves)  # all of it before two o'clock
+    notes = planner.link.plans[-1][1].plan["inputs"]["notes"]
+    assert any(note.startswith("EV 'ev-charger': 18 kWh by ") and "as ann asked" in note
+               for note in notes)  # fmt: skip
+    # The need is the planner's to know, not the charger's: nothing named so is sent.
+    await service.dispatch(SITE)
+    sent = {command for _, asset, command, _, _ in planner.link.setpoints if asset == "ev-charger"}
+    assert sent
+    assert "ev_energy_needed_wh" not in sent
+    # Only a planned EV takes one, and only a need of zero or more.
+    for asset, value, why in (
+        (BATTERY, 1000, "ev_energy_needed_wh is for a planned EV (here: ev-charger)"),
+        ("ev-charger", -5, "ev_energy_needed_wh cannot be negative"),
+        ("ev-charger", True, "ev_energy_needed_wh takes a number"),
+    ):
+        with pytest.raises(PlanInputError, match=re.escape(why)):
+            await service.add_override(
+                SITE, asset, "ev_energy_needed_wh", value, 0, ms(leaves), requested_by="ann"
+            )
+    # Cleared: the configured need (2 kWh by seven tomorrow) again.
+    await service.remove_overrides(SITE, asset_id="ev-charger")
+    await service.replan(SITE, "cleared")
+    again = service.sites[SITE].plan
+    assert again is not None
+    assert again.evs[0].delivered_wh == pytest.approx(2_000, abs=1)
 
 
 async def test_a_step_is_audited_and_the_day_costed(make_planner: PlannerMaker) -> None:

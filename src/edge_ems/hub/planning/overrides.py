@@ -8,6 +8,10 @@ or permission to charge, a heat pump's power limit and a load's switch are plann
 any other
 command the asset takes is only sent. A deferrable load's switch (``load_enabled``) is planned
 around too, unless the load runs as one block.
+
+One command is never sent: ``ev_energy_needed_wh`` on a planned EV tells the planner what the
+car's charging session needs by the override's end (its departure), in place of the
+configured need and departure, for as long as the override lasts.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ EV_CURRENT = "ev_current_limit_a"
 EV_ENABLED = "ev_charging_enabled"
 HEAT_PUMP_LIMIT = "heat_pump_power_limit_w"
 LOAD_ENABLED = "load_enabled"
+EV_DEMAND = "ev_energy_needed_wh"
+"""What an EV's session needs by the override's end: for the planner, never sent."""
 PLANNED_COMMANDS = (BATTERY_POWER, EV_CURRENT, EV_ENABLED, HEAT_PUMP_LIMIT, LOAD_ENABLED)
 SWITCHES = (EV_ENABLED, LOAD_ENABLED)
 """Commands the plan is made around; others are only sent."""
@@ -103,12 +109,20 @@ def make_override(
     now_ms: int,
     assets: Mapping[str, AssetInfo],
     planned: Iterable[str] = (),
+    planned_evs: Iterable[str] = (),
 ) -> Override:
     """An override, checked against the site's assets (``assets``: what its agents
-    registered; ``planned``: what the planner's configuration adds). ``start_ms`` 0 is now.
+    registered; ``planned``: what the planner's configuration adds; ``planned_evs``: its
+    EVs, which alone take an :data:`EV_DEMAND`). ``start_ms`` 0 is now.
     :class:`PlanInputError` says why one is refused."""
     start_ms = start_ms or now_ms
     where = f"override of {asset_id!r}"
+    if command == EV_DEMAND:
+        evs = set(planned_evs)
+        if asset_id not in evs:
+            known = ", ".join(sorted(evs)) or "none"
+            raise PlanInputError(f"{where}: {EV_DEMAND} is for a planned EV (here: {known})")
+        assets = {}  # asked of the planner, not of the charger
     info = assets.get(asset_id)
     if info is None and asset_id not in set(planned):
         known = ", ".join(sorted({*assets, *planned})) or "none"
@@ -117,7 +131,7 @@ def make_override(
         raise PlanInputError(
             f"{where}: it does not take {command!r} (it takes: {', '.join(info.commands)})"
         )
-    if info is None and command not in PLANNED_COMMANDS:
+    if info is None and command not in (*PLANNED_COMMANDS, EV_DEMAND):
         raise PlanInputError(f"{where}: {command!r} is not a command the planner knows")
     value = _check_value(command, value, where)
     if not start_ms < end_ms:
@@ -136,7 +150,7 @@ def _check_value(command: str, value: Value, where: str) -> Value:
         if not isinstance(value, bool):
             raise PlanInputError(f"{where}: {command} takes true or false, got {value!r}")
         return value
-    if command in PLANNED_COMMANDS and (
+    if command in (*PLANNED_COMMANDS, EV_DEMAND) and (
         isinstance(value, bool) or not isinstance(value, int | float)
     ):
         raise PlanInputError(f"{where}: {command} takes a number, got {value!r}")
@@ -146,7 +160,7 @@ def _check_value(command: str, value: Value, where: str) -> Value:
         number = float(value)
         if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
             raise PlanInputError(f"{where}: {value!r} is not a usable value")
-        if command in (EV_CURRENT, HEAT_PUMP_LIMIT) and number < 0:
+        if command in (EV_CURRENT, HEAT_PUMP_LIMIT, EV_DEMAND) and number < 0:
             raise PlanInputError(f"{where}: {command} cannot be negative")
     return value
 
@@ -209,11 +223,23 @@ def _power(
 
 
 def active(overrides: Iterable[Override], now_ms: int) -> dict[tuple[str, str], Value]:
-    """What the active overrides hold: (asset, command) to value; the newest wins."""
+    """What the active overrides hold, to be sent: (asset, command) to value; the newest
+    wins."""
     held: dict[tuple[str, str], tuple[int, Value]] = {}
     for override in overrides:
-        if override.active(now_ms):
+        if override.active(now_ms) and override.command != EV_DEMAND:
             key = (override.asset_id, override.command)
             if key not in held or override.created_ms >= held[key][0]:
                 held[key] = (override.created_ms, override.value)
     return {key: value for key, (_, value) in held.items()}
+
+
+def ev_demands(overrides: Iterable[Override], now_ms: int) -> dict[str, Override]:
+    """Each EV's active :data:`EV_DEMAND`, the newest where there are several."""
+    found: dict[str, Override] = {}
+    for override in overrides:
+        if override.command == EV_DEMAND and override.active(now_ms):
+            held = found.get(override.asset_id)
+            if held is None or override.created_ms >= held.created_ms:
+                found[override.asset_id] = override
+    return found

@@ -872,6 +872,7 @@ class PlannerService:
             site_id, asset_id, command, value, start_ms, end_ms,
             requested_by=requested_by, now_ms=round(now.timestamp() * 1000),
             assets=self._link.site_assets(site_id), planned=runtime.config.planned_ids,
+            planned_evs=[ev.asset_id for ev in runtime.config.evs],
         )  # fmt: skip
         await self.records.add_override(override)
         self.request_replan(site_id, f"override by {override.requested_by}")

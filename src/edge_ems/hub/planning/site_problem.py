@@ -37,7 +37,7 @@ from ...planner.problem import (
 )
 from ...planner.tariff import Tariff
 from .config import DeferrableConfig, EvConfig, HeatPumpConfig, PlannerConfig, SiteConfig
-from .overrides import Override, holds
+from .overrides import Override, ev_demands, holds
 from .series import StepSeries, median_or
 
 BATTERY_TYPE = "battery"
@@ -123,8 +123,13 @@ def build(
     pv_w = _pv(pv, horizon, sources, notes)
     load_w = _load(baseline, site, horizon, sources, notes)
     batteries = _batteries(site, assets, state, import_price[:n], notes)
+    overrides = tuple(overrides)
+    demands = ev_demands(overrides, round(now.timestamp() * 1000))
     evs = tuple(
-        ev for spec in site.evs if (ev := _ev(spec, horizon, state, config.zone, notes)) is not None
+        ev
+        for spec in site.evs
+        if (ev := _ev(spec, horizon, state, config.zone, notes, demands.get(spec.asset_id)))
+        is not None
     )
     heat_pumps = tuple(_heat_pump(spec, horizon, state, notes) for spec in site.heat_pumps)
     loads = tuple(
@@ -326,20 +331,34 @@ def _at(day: date, wall: time, zone: ZoneInfo) -> datetime:
 
 
 def _ev(
-    spec: EvConfig, horizon: Horizon, state: SiteState, zone: ZoneInfo, notes: list[str]
+    spec: EvConfig,
+    horizon: Horizon,
+    state: SiteState,
+    zone: ZoneInfo,
+    notes: list[str],
+    demand: Override | None = None,
 ) -> Ev | None:
     where = f"EV {spec.asset_id!r}"
     if state.ev_connected.get(spec.asset_id) is False:
         notes.append(f"{where}: no car connected, not planned")
         return None
-    leaves = departure(spec, horizon, zone)
+    if demand is None:
+        leaves, wanted = departure(spec, horizon, zone), spec.energy_needed_wh
+    else:
+        # Asked for (an override): the session's need by the override's end.
+        leaves = datetime.fromtimestamp(demand.end_ms / 1000, UTC).astimezone(zone)
+        wanted = float(demand.value)  # type: ignore[arg-type]
+        notes.append(
+            f"{where}: {wanted / 1000:g} kWh by {leaves.isoformat()}, "
+            f"as {demand.requested_by} asked"
+        )
     if leaves <= horizon.start or horizon.step_at(leaves) < 1:
         raise PlanInputError(
             f"{where}: departure {leaves.isoformat()} is not after the plan starts "
             f"({horizon.start.isoformat()})"
         )
     delivered = state.ev_session_wh.get(spec.asset_id, 0.0)
-    needed = max(0.0, spec.energy_needed_wh - delivered)
+    needed = max(0.0, wanted - delivered)
     most = None if spec.energy_max_wh is None else max(needed, spec.energy_max_wh - delivered)
     modes = tuple(
         ChargeMode(phases=phases, min_current_a=spec.min_current_a,
