@@ -343,6 +343,23 @@ async def test_an_ev_demand_override_replaces_the_configured_need_and_is_never_s
     sent = {command for _, asset, command, _, _ in planner.link.setpoints if asset == "ev-charger"}
     assert sent
     assert "ev_energy_needed_wh" not in sent
+    # Nor is it a hold: the step's audit judges the charger against the plan (it took
+    # nothing of what was planned for the step: it did not follow).
+    step = (T0, T0 + timedelta(minutes=15))
+    await planner.store.feed(
+        {
+            ("meter", "grid_power_w"): minutes(*step, 500.0),
+            ("deye", "pv_power_w"): minutes(*step, 0.0),
+            ("deye", "load_power_w"): minutes(*step, 500.0),
+            (BATTERY, "battery_power_w"): minutes(*step, 0.0),
+            ("ev-charger", "ac_power_w"): minutes(*step, 0.0),
+        }
+    )
+    planner.clock.at(T0 + timedelta(minutes=15, seconds=150))
+    assert await service.audit_due(SITE, planner.clock.moment) == 1
+    [record] = await planner.records.audits(SITE, ms(T0), ms(T0 + timedelta(hours=1)))
+    assets = {a["asset_id"]: a for a in record["report"]["assets"]}
+    assert assets["ev-charger"]["reason"] == "device_did_not_follow"
     # Only a planned EV takes one, and only a need of zero or more.
     for asset, value, why in (
         (BATTERY, 1000, "ev_energy_needed_wh is for a planned EV (here: ev-charger)"),

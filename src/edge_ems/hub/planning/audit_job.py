@@ -28,7 +28,7 @@ from ...planner.plan import Plan
 from ...planner.problem import Battery, Problem
 from ...planner.site_plan import DayCost
 from .measure import mean_power
-from .overrides import Override
+from .overrides import EV_DEMAND, Override
 
 FIVE_MINUTES_MS = 300_000
 
@@ -85,7 +85,10 @@ async def audit_step(
     held = {
         o.asset_id
         for o in overrides
-        if o.start_ms < end_ms and o.end_ms > start_ms and o.site_id == site_id
+        if o.start_ms < end_ms
+        and o.end_ms > start_ms
+        and o.site_id == site_id
+        and o.command != EV_DEMAND  # a need the plan was made for, not a hold
     }
     measured = Measured(
         grid_w=np.array([grid]),
