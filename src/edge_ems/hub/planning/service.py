@@ -130,8 +130,6 @@ class SiteRuntime:
     """Input kind to why the site's last series of it was refused."""
     dispatched_at: datetime | None = None
     dispatch_errors: list[str] = field(default_factory=list)
-    without_soc: tuple[str, ...] = ()
-    """The planned batteries the last plan left out: no recent SOC reading yet."""
     soc_retries: int = 0
     """How many more times to plan again, soon, for a battery still without a reading."""
     terms: SiteSeries | None = None
@@ -446,7 +444,7 @@ class PlannerService:
                 )
                 return RunResult(site_id, None, None, None, None, runtime.last_error)
         runtime.last_error = None
-        if runtime.without_soc and runtime.soc_retries > 0:
+        if built.without_soc and runtime.soc_retries > 0:
             # A battery's first reading reaches the store a little after its site connects
             # (later on a busy machine): plan again soon rather than at the next step.
             runtime.soc_retries -= 1
@@ -469,9 +467,6 @@ class PlannerService:
         battery_ids = [a.asset_id for a in assets.values() if a.type == BATTERY_TYPE]
         state = await read_state(
             self._store, site, now=now, zone=self.config.zone, battery_ids=battery_ids
-        )
-        runtime.without_soc = tuple(
-            b for b in battery_ids if b not in state.soc and site.battery(b) is not None
         )
         now_ms = round(now.timestamp() * 1000)
         given = {kind: series for kind, (series, _) in (await self.records.inputs(site_id)).items()}

@@ -88,6 +88,8 @@ class Built:
     """The spot price per kWh of each step, when one is known."""
     notes: tuple[str, ...]
     sources: Mapping[str, str]
+    without_soc: tuple[str, ...] = ()
+    """The batteries left out for want of a recent SOC reading."""
 
 
 def plan_start(now: datetime, step_minutes: int, zone: ZoneInfo) -> datetime:
@@ -122,7 +124,8 @@ def build(
         spot_steps = spot[:n]
     pv_w = _pv(pv, horizon, sources, notes)
     load_w = _load(baseline, site, horizon, sources, notes)
-    batteries = _batteries(site, assets, state, import_price[:n], notes)
+    without_soc: list[str] = []
+    batteries = _batteries(site, assets, state, import_price[:n], notes, without_soc)
     overrides = tuple(overrides)
     demands = ev_demands(overrides, round(now.timestamp() * 1000))
     evs = tuple(
@@ -164,7 +167,7 @@ def build(
         )
     except PlanInputError as err:
         raise PlanInputError(f"site {site.site_id!r}: {err}") from None
-    return Built(problem, spot_steps, tuple(notes), sources)
+    return Built(problem, spot_steps, tuple(notes), sources, tuple(without_soc))
 
 
 def _prices(
@@ -264,6 +267,7 @@ def _batteries(
     state: SiteState,
     import_price: Series,
     notes: list[str],
+    without_soc: list[str],
 ) -> tuple[Battery, ...]:
     found = []
     registered = [a for a in assets.values() if a.type == BATTERY_TYPE]
@@ -284,6 +288,7 @@ def _batteries(
             continue
         if soc is None:
             notes.append(f"battery {info.asset_id!r}: no recent SOC reading, not planned")
+            without_soc.append(info.asset_id)
             continue
         round_trip = spec.charge_efficiency * spec.discharge_efficiency
         terminal = spec.terminal_value_per_kwh
