@@ -36,8 +36,11 @@ LOAD_ENABLED = "load_enabled"
 EV_DEMAND = "ev_energy_needed_wh"
 """What an EV's session needs by the override's end: for the planner, never sent."""
 PLANNED_COMMANDS = (BATTERY_POWER, EV_CURRENT, EV_ENABLED, HEAT_PUMP_LIMIT, LOAD_ENABLED)
-SWITCHES = (EV_ENABLED, LOAD_ENABLED)
 """Commands the plan is made around; others are only sent."""
+PLANNER_COMMANDS = (*PLANNED_COMMANDS, EV_DEMAND)
+"""Every command the planner itself understands."""
+SWITCHES = (EV_ENABLED, LOAD_ENABLED)
+"""Commands that take true or false."""
 MAX_WINDOW_MS = 7 * 86_400_000
 """The longest an override may last, and how far ahead it may start."""
 MAX_ABS_VALUE = 10_000_000.0
@@ -131,7 +134,7 @@ def make_override(
         raise PlanInputError(
             f"{where}: it does not take {command!r} (it takes: {', '.join(info.commands)})"
         )
-    if info is None and command not in (*PLANNED_COMMANDS, EV_DEMAND):
+    if info is None and command not in PLANNER_COMMANDS:
         raise PlanInputError(f"{where}: {command!r} is not a command the planner knows")
     value = _check_value(command, value, where)
     if not start_ms < end_ms:
@@ -150,7 +153,7 @@ def _check_value(command: str, value: Value, where: str) -> Value:
         if not isinstance(value, bool):
             raise PlanInputError(f"{where}: {command} takes true or false, got {value!r}")
         return value
-    if command in (*PLANNED_COMMANDS, EV_DEMAND) and (
+    if command in PLANNER_COMMANDS and (
         isinstance(value, bool) or not isinstance(value, int | float)
     ):
         raise PlanInputError(f"{where}: {command} takes a number, got {value!r}")
@@ -225,21 +228,29 @@ def _power(
 def active(overrides: Iterable[Override], now_ms: int) -> dict[tuple[str, str], Value]:
     """What the active overrides hold, to be sent: (asset, command) to value; the newest
     wins."""
-    held: dict[tuple[str, str], tuple[int, Value]] = {}
-    for override in overrides:
-        if override.active(now_ms) and override.command != EV_DEMAND:
-            key = (override.asset_id, override.command)
-            if key not in held or override.created_ms >= held[key][0]:
-                held[key] = (override.created_ms, override.value)
-    return {key: value for key, (_, value) in held.items()}
+    return {
+        key: override.value
+        for key, override in _newest_active(overrides, now_ms).items()
+        if override.command != EV_DEMAND
+    }
 
 
 def ev_demands(overrides: Iterable[Override], now_ms: int) -> dict[str, Override]:
     """Each EV's active :data:`EV_DEMAND`, the newest where there are several."""
-    found: dict[str, Override] = {}
+    return {
+        asset_id: override
+        for (asset_id, command), override in _newest_active(overrides, now_ms).items()
+        if command == EV_DEMAND
+    }
+
+
+def _newest_active(overrides: Iterable[Override], now_ms: int) -> dict[tuple[str, str], Override]:
+    """The newest active override of each (asset, command)."""
+    newest: dict[tuple[str, str], Override] = {}
     for override in overrides:
-        if override.command == EV_DEMAND and override.active(now_ms):
-            held = found.get(override.asset_id)
+        if override.active(now_ms):
+            key = (override.asset_id, override.command)
+            held = newest.get(key)
             if held is None or override.created_ms >= held.created_ms:
-                found[override.asset_id] = override
-    return found
+                newest[key] = override
+    return newest
