@@ -7,8 +7,9 @@ address, unit id or map is caught here with a translated error, not at the next 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import probatio as vol
@@ -184,6 +185,25 @@ async def _first_data(device: Device) -> None:
     raise ProbeError("no_data")
 
 
+@contextlib.asynccontextmanager
+async def _probe_links(entry: ConfigEntry) -> AsyncIterator[LinkRegistry]:
+    """The Modbus links a probe talks over.
+
+    A loaded site's own, since a gateway or serial port may take one connection only; held
+    from the site's reload (which closes them) until the probe is done. Else links of the
+    probe's own, closed after it.
+    """
+    async with entry.setup_lock:
+        if entry.state is ConfigEntryState.LOADED:
+            yield entry.runtime_data.site.links
+            return
+    links = LinkRegistry()
+    try:
+        yield links
+    finally:
+        await links.close()
+
+
 async def probe(
     hass: HomeAssistant, entry: ConfigEntry, kind: str, data: Mapping[str, Any]
 ) -> DeviceIdentity:
@@ -192,40 +212,37 @@ async def probe(
     Devices behind a gateway the site already uses are reached over that same link.
     """
     catalog = await async_get_catalog(hass)
-    shared = entry.state is ConfigEntryState.LOADED
-    links: LinkRegistry = entry.runtime_data.site.links if shared else LinkRegistry()
     spec = DeviceSpec("probe", "probe", kind, data)
-    try:
-        device = build_device(
-            spec, BuildContext(catalog, links, DEFAULT_POLL_INTERVAL), device_factories(hass)
-        )
-    except ConfigError as err:
-        _LOGGER.debug("device not built: %s", err)
-        # An MQTT bridge's keepalive needs concrete topic variables; a Modbus link, settings
-        # that agree with the devices already on it.
-        raise ProbeError(
-            "variables_needed" if kind == SUBENTRY_MQTT_BMS else "link_conflict"
-        ) from err
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            identity = await _answering(device.connect)
-        if kind in (SUBENTRY_MQTT_BMS, SUBENTRY_CAN_BMS):
-            await _first_data(device)
-            identity = device.identity or identity
-    except IdentificationError as err:
-        _LOGGER.debug("not identified: %s", err)
-        raise ProbeError("not_sunspec" if kind == SUBENTRY_SUNSPEC else "map_mismatch") from err
-    except (TimeoutError, DeviceTimeoutError) as err:
-        raise ProbeError("timeout") from err
-    except DeviceAuthenticationError as err:
-        raise ProbeError("invalid_auth") from err
-    except DeviceError as err:
-        _LOGGER.debug("cannot connect: %s", err)
-        raise ProbeError("cannot_connect") from err
-    finally:
-        await device.close()
-        if not shared:
-            await links.close()
+    async with _probe_links(entry) as links:
+        try:
+            device = build_device(
+                spec, BuildContext(catalog, links, DEFAULT_POLL_INTERVAL), device_factories(hass)
+            )
+        except ConfigError as err:
+            _LOGGER.debug("device not built: %s", err)
+            # An MQTT bridge's keepalive needs concrete topic variables; a Modbus link,
+            # settings that agree with the devices already on it.
+            raise ProbeError(
+                "variables_needed" if kind == SUBENTRY_MQTT_BMS else "link_conflict"
+            ) from err
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                identity = await _answering(device.connect)
+            if kind in (SUBENTRY_MQTT_BMS, SUBENTRY_CAN_BMS):
+                await _first_data(device)
+                identity = device.identity or identity
+        except IdentificationError as err:
+            _LOGGER.debug("not identified: %s", err)
+            raise ProbeError("not_sunspec" if kind == SUBENTRY_SUNSPEC else "map_mismatch") from err
+        except (TimeoutError, DeviceTimeoutError) as err:
+            raise ProbeError("timeout") from err
+        except DeviceAuthenticationError as err:
+            raise ProbeError("invalid_auth") from err
+        except DeviceError as err:
+            _LOGGER.debug("cannot connect: %s", err)
+            raise ProbeError("cannot_connect") from err
+        finally:
+            await device.close()
     return identity
 
 
@@ -684,24 +701,20 @@ async def survey_chain(
     hass: HomeAssistant, entry: ConfigEntry, data: Mapping[str, Any]
 ) -> tuple[ChainDevice, ...]:
     """Every device of the SunSpec chain ``data`` points at (read only)."""
-    shared = entry.state is ConfigEntryState.LOADED
-    links: LinkRegistry = entry.runtime_data.site.links if shared else LinkRegistry()
-    link = links.link(TcpEndpoint(data[CONF_HOST], int(data[CONF_PORT])))
-    unit = LinkUnit(link, int(data[CONF_UNIT_ID]), name="survey")
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            _, devices = await _answering(lambda: survey(unit, data.get(CONF_BASE_ADDRESS)))
-    except IdentificationError as err:
-        _LOGGER.debug("no SunSpec chain: %s", err)
-        raise ProbeError("not_sunspec") from err
-    except (TimeoutError, DeviceTimeoutError) as err:
-        raise ProbeError("timeout") from err
-    except DeviceError as err:
-        _LOGGER.debug("cannot survey: %s", err)
-        raise ProbeError("cannot_connect") from err
-    finally:
-        if not shared:
-            await links.close()
+    async with _probe_links(entry) as links:
+        link = links.link(TcpEndpoint(data[CONF_HOST], int(data[CONF_PORT])))
+        unit = LinkUnit(link, int(data[CONF_UNIT_ID]), name="survey")
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, devices = await _answering(lambda: survey(unit, data.get(CONF_BASE_ADDRESS)))
+        except IdentificationError as err:
+            _LOGGER.debug("no SunSpec chain: %s", err)
+            raise ProbeError("not_sunspec") from err
+        except (TimeoutError, DeviceTimeoutError) as err:
+            raise ProbeError("timeout") from err
+        except DeviceError as err:
+            _LOGGER.debug("cannot survey: %s", err)
+            raise ProbeError("cannot_connect") from err
     return devices
 
 

@@ -6,18 +6,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from custom_components.edge_ems import config_flow
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigSubentry,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from edge_ems.device import DeviceIdentity
-from edge_ems.sim.modbus_server import ModbusSimServer
+from edge_ems.sim.modbus_server import Fault, FaultKind, ModbusSimServer
 from edge_ems.sim.opcua_server import APPLICATION_URI, OpcUaBessSimulator, ServerSecurity
 from edge_ems.sim.sunspec_dump import dump_image, read_dump
 from edge_ems.sunspec.discovery import FoundModel
@@ -288,6 +294,43 @@ async def test_modbus_devices_behind_one_gateway_share_its_link(
     links = {member.member.device.link for member in devices}  # type: ignore[attr-defined]
     assert len(devices) == 2
     assert len(links) == 1
+
+
+async def test_a_probe_on_the_sites_link_outlives_a_reload(
+    hass: HomeAssistant, site_entry: MockConfigEntry, start_site: StartSite
+) -> None:
+    """A device added while the site is still being set up queues a reload; the next device's
+    probe, on the site's own link to the gateway, is not cut off when that reload runs."""
+    site = await start_site(MODBUS_ONLY)
+    setup = site_entry.setup_lock
+    await setup.acquire()  # the site being set up (again)
+    try:
+        hass.config_entries.async_add_subentry(
+            site_entry,
+            ConfigSubentry(data=MappingProxyType(deye(site)), subentry_type="modbus",
+                           title="Deye", unique_id="deye"),
+        )  # fmt: skip
+        await asyncio.sleep(0.1)  # the reload it asks for waits for the setup
+        data = meter(site)
+        result = await _start(hass, site_entry, "modbus")
+        result = await _submit(
+            hass, result, {"point_map": data["point_map"], "transport": data["transport"]}
+        )
+        slow = site.modbus_gateway.inject(
+            Fault(FaultKind.DELAY, delay=0.5, unit=site.endpoints.meter_unit)
+        )
+        network = {"host": data["host"], "port": data["port"], "unit_id": data["unit_id"]}
+        probing = hass.async_create_task(_submit(hass, result, network))
+        await asyncio.sleep(0.1)
+    finally:
+        setup.release()  # the queued reload runs
+    result = await probing
+    site.modbus_gateway.clear_faults()
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    await hass.async_block_till_done()
+    assert slow.hits
+    assert site_entry.state is ConfigEntryState.LOADED
+    assert len(site_entry.runtime_data.devices) == 2
 
 
 async def test_modbus_rtu_over_tcp(
