@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_ems.exceptions import ConfigError
+from edge_ems.hub.app import journal_dir
 from edge_ems.hub.config import load_config, parse_config
 from edge_ems.hub.logs import JsonFormatter, setup_logging
 
@@ -89,6 +90,15 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
         load_config(broken, {})
     with pytest.raises(ConfigError, match="EDGE_EMS_AGENTS"):
         load_config(None, {"EDGE_EMS_API_TOKEN": TOKEN, "EDGE_EMS_AGENTS": "no-token"})
+
+
+def test_each_hub_journals_in_a_folder_of_its_own() -> None:
+    alone = parse_config({"api_token": TOKEN, "store_path": "/data/edge_ems.db"})
+    assert journal_dir(alone, "") == Path("/data/edge_ems.db.journal")
+    # Hubs sharing a database, on one machine: one journal each, named by the instance.
+    assert journal_dir(alone, "host:50051") == Path("/data/edge_ems.db.host_50051.journal")
+    given = parse_config({"api_token": TOKEN, "journal_dir": "/var/lib/hub/journal"})
+    assert journal_dir(given, "host:50051") == Path("/var/lib/hub/journal")
 
 
 def test_json_logs_are_one_object_per_line() -> None:

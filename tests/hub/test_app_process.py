@@ -172,8 +172,13 @@ assets:
         lines = [json.loads(line) for line in (tmp_path / "hub.log").read_text().splitlines()]
         assert any(line["msg"].startswith("Hub ready") for line in lines)
         store_line = next(line for line in lines if line["msg"].startswith("Store: "))
-        assert store_line["msg"] == f"Store: SQLite in WAL mode at {tmp_path / 'store.db'}"
+        assert store_line["msg"] == (
+            f"Store: SQLite in WAL mode at {tmp_path / 'store.db'}; "
+            f"ingest journal in {tmp_path / 'store.db.journal'}"
+        )
         assert lines[-1]["msg"] == "Hub stopped"
+        # Everything journaled is in the database now: no segment is kept.
+        assert not list((tmp_path / "store.db.journal").glob("segment-*"))
 
         # The stop flushed the open minutes: a new hub on the same store serves them.
         hub = await launch("-m", "edge_ems.hub", "--config", str(config), log="hub2.log")

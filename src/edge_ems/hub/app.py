@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -81,11 +82,18 @@ class Hub:
             if config.database_url
             else ""
         )
-        self.store = open_store(database, instance=self.instance)
+        journal = journal_dir(config, self.instance)
+        self.store = open_store(database, instance=self.instance, journal=journal)
         await self.store.open()
         backend = self.store.backend
         shared = f", shared as hub {self.instance}" if self.instance else ""
-        _LOGGER.info("Store: %s%s", backend.where, shared, extra={"store": backend.name})
+        _LOGGER.info(
+            "Store: %s%s; ingest journal in %s",
+            backend.where,
+            shared,
+            journal,
+            extra={"store": backend.name},
+        )
         self.hub_id = config.hub_id or await backend.keep_first(
             HUB_ID, f"hub-{secrets.token_hex(8)}"
         )
@@ -265,3 +273,12 @@ def _copy(certificate: bytes, target: Path) -> None:
         target.write_bytes(certificate)
     except OSError as err:
         raise ConfigError(f"cannot write the gateway's certificate to {target}: {err}") from None
+
+
+def journal_dir(config: HubConfig, instance: str) -> Path:
+    """Where this hub journals accepted telemetry: ``journal_dir``, else beside the store
+    file (hubs sharing a database each in their own, named by their instance)."""
+    if config.journal_dir:
+        return Path(config.journal_dir)
+    own = "." + re.sub(r"[^A-Za-z0-9._-]", "_", instance) if instance else ""
+    return Path(f"{config.store_path}{own}.journal")

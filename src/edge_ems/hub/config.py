@@ -97,6 +97,7 @@ _SCALARS: dict[Any, Any] = {
     vol.Optional("grpc_internal_port"): vol.Any(None, _PORT),
     vol.Optional("store_path", default="edge_ems.sqlite"): _PATH,
     vol.Optional("database_url"): vol.Any(None, str),
+    vol.Optional("journal_dir"): vol.Any(None, _PATH),
     vol.Optional("instance_name"): vol.Any(None, vol.All(str, vol.Length(max=128))),
     vol.Optional("inventory_file"): vol.Any(None, str),
     vol.Optional("planner_file"): vol.Any(None, str),
@@ -155,6 +156,9 @@ class HubConfig:
     inventory: tuple[InventoryAsset, ...] = ()
     store_path: str = "edge_ems.sqlite"
     database_url: str | None = None
+    journal_dir: str | None = None
+    """Where accepted telemetry is journaled until the store writes its minutes (agents are
+    acknowledged once it is journaled); by default beside the store file, one per hub."""
     instance_name: str | None = None
     """Names this hub process among hubs sharing one database (``DATABASE_URL``); by
     default its host name and gateway port."""

@@ -64,9 +64,14 @@ async def stores(database: str | Path, clock: Clock) -> AsyncIterator[Callable[.
     """Make stores on the test's database (reopen it as a restarted hub would)."""
     made: list[MinuteStore] = []
 
-    def make(settings: StoreSettings | None = None, *, max_future: float = YEAR_S) -> MinuteStore:
+    def make(
+        settings: StoreSettings | None = None,
+        *,
+        max_future: float = YEAR_S,
+        journal: Path | None = None,
+    ) -> MinuteStore:
         settings = dataclasses.replace(settings or StoreSettings(), max_future=max_future)
-        store = open_store(database, settings, clock=clock)
+        store = open_store(database, settings, clock=clock, journal=journal)
         made.append(store)
         return store
 

@@ -34,8 +34,9 @@ async def eventually(condition: Callable[[], bool], within: float = WAIT) -> Non
 
 
 class HubProcess:
-    def __init__(self, database: str | Path) -> None:
+    def __init__(self, database: str | Path, journal: Path | None) -> None:
         self.database = database
+        self.journal = journal
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, port: int = 0) -> int:
@@ -45,6 +46,7 @@ class HubProcess:
             str(self.database),
             str(port),
             TOKEN,
+            *([] if self.journal is None else [str(self.journal)]),
             stdout=asyncio.subprocess.PIPE,
         )
         assert self.process.stdout is not None
@@ -65,9 +67,12 @@ class HubProcess:
                 await self.process.wait()
 
 
-@pytest.fixture
-async def hub(database: str | Path) -> AsyncIterator[HubProcess]:
-    process = HubProcess(database)
+@pytest.fixture(params=["journal", "no_journal"])
+async def hub(
+    database: str | Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[HubProcess]:
+    """The hub acknowledging once batches are journaled, or once their minutes are written."""
+    process = HubProcess(database, tmp_path / "journal" if request.param == "journal" else None)
     yield process
     if process.process is not None and process.process.returncode is None:
         with contextlib.suppress(ProcessLookupError):

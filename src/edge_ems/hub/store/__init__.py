@@ -18,6 +18,7 @@ from pathlib import Path
 from ...exceptions import ConfigError
 from .backend import Backend
 from .errors import QueryError, SchemaError, StoreError
+from .journal import IngestJournal
 from .minute_store import MinuteStore, Retention, StoreSettings, StoreStatus
 from .model import (
     AuditPage,
@@ -38,6 +39,7 @@ __all__ = [
     "AuditPage",
     "AuditQuery",
     "Backend",
+    "IngestJournal",
     "Latest",
     "MinuteStore",
     "OutboxBatch",
@@ -73,11 +75,15 @@ def open_store(
     *,
     clock: Callable[[], float] = time.time,
     instance: str = "",
+    journal: Path | None = None,
 ) -> MinuteStore:
     """A store on ``database``: a file path (SQLite) or a ``postgresql://`` URL (TimescaleDB,
     as ``DATABASE_URL`` gives it). Nothing is opened yet: use ``async with`` or
     :meth:`MinuteStore.open`, and :meth:`MinuteStore.close` when done. Hubs sharing one
-    database each give their own ``instance`` name."""
+    database each give their own ``instance`` name. With a ``journal`` directory (each hub
+    its own), batches are acknowledged once journaled, not once their minutes are written
+    (:mod:`.journal`)."""
+    ingest_journal = None if journal is None else IngestJournal(journal)
     if is_database_url(database):
         try:
             from .timescale import TimescaleBackend  # psycopg is only needed for this backend
@@ -90,5 +96,8 @@ def open_store(
             settings,
             clock=clock,
             instance=instance,
+            journal=ingest_journal,
         )
-    return MinuteStore(SqliteBackend(database), settings, clock=clock, instance=instance)
+    return MinuteStore(
+        SqliteBackend(database), settings, clock=clock, instance=instance, journal=ingest_journal
+    )

@@ -13,6 +13,12 @@ batch waits for the next flush either way). Only when a batch has waited
 ``max_ack_delay`` (samples stamped in the future) are open minutes written too, as partial
 aggregates that later flushes merge into.
 
+With an ingest journal (:mod:`.journal`, what the hub runs), a batch is durable, and
+acknowledged, once a group commit has journaled it, a fraction of a second after it came;
+the minutes are still written once, and each flush lets the journal drop the segments the
+database now holds. At start the journal's batches are folded again, as resent ones would
+be (below), so what was acknowledged and not yet written is not lost.
+
 Exactly once. Seqs at or below the agent's accepted mark are dropped, minutes merge by
 upsert (sum, count, min, max, last by timestamp), and the durable mark commits with the
 minutes it covers: after a crash the agent resends from the durable mark, nothing before
@@ -35,7 +41,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -46,6 +52,7 @@ from ..telemetry import DurableCallback
 from .aggregate import MinuteAggregator, Minutes, newest_by_series
 from .backend import Backend, Flush
 from .errors import QueryError, StoreError
+from .journal import IngestJournal
 from .model import MINUTE_MS, Latest, Resolution, SeriesFilter, SeriesKey, SeriesRange
 from .rollup import MARKS, ROLLUPS, OpenRollups, merge_points, retention_horizon
 
@@ -92,7 +99,11 @@ class StoreSettings:
     """Seconds after a minute ends before it counts as closed and is flushed (agents send
     every 5 s, so their last batch of the minute is in by then)."""
     max_ack_delay: float = 150.0
-    """A batch not durable after this many seconds gets open minutes flushed too."""
+    """Without a journal: a batch not durable after this many seconds gets open minutes
+    flushed too."""
+    journal_interval: float = 0.1
+    """With a journal: seconds a group commit waits for more batches before it writes (and
+    acknowledges) them all."""
     max_future: float = 300.0
     """Samples stamped more than this many seconds past the hub's clock are dropped (and
     counted): a clock far ahead, or a corrupt stamp, would otherwise stay its series'
@@ -104,11 +115,17 @@ class StoreSettings:
     retention: Retention = field(default_factory=Retention)
 
     def __post_init__(self) -> None:
-        timings = (self.flush_interval, self.flush_grace, self.max_ack_delay, self.max_future)
+        timings = (
+            self.flush_interval,
+            self.flush_grace,
+            self.max_ack_delay,
+            self.max_future,
+            self.journal_interval,
+        )
         if not all(math.isfinite(t) and t > 0 for t in timings) or self.flush_grace >= 60:
             raise ConfigError(
-                "store flush interval, grace (under 60 s), ack delay and future allowance must "
-                "be positive seconds"
+                "store flush interval, grace (under 60 s), ack delay, future allowance and "
+                "journal interval must be positive seconds"
             )
         if self.max_open_rows < 1 or not self.maintenance_interval > 0:
             raise ConfigError("store max_open_rows and maintenance_interval must be positive")
@@ -137,6 +154,10 @@ class StoreStatus:
     """Of the dropped, those stamped more than ``max_future`` past the hub's clock."""
     resent_samples: int = 0
     """Samples of batches resent after a restart that the earlier run had stored, skipped."""
+    journal_pending: int | None = None
+    """Batches accepted and not yet in the ingest journal (``None``: no journal)."""
+    journal_segments: int | None = None
+    """Journal files kept until the database holds what they hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +183,10 @@ class MinuteStore:
         *,
         clock: Callable[[], float] = time.time,
         instance: str = "",
+        journal: IngestJournal | None = None,
     ) -> None:
         self._backend = backend
+        self._journal = journal
         self.settings = settings or StoreSettings()
         self._clock = clock
         self.instance = instance
@@ -171,6 +194,10 @@ class MinuteStore:
         it); empty for a hub that has its database to itself."""
         self._aggregator = MinuteAggregator()
         self._durable: dict[str, int] = {}
+        """Per agent, the seq up to which the agent is told its batches are durable: in the
+        database, or in the journal."""
+        self._committed: dict[str, int] = {}
+        """Per agent, the seq up to which the database holds every sample."""
         self._accepted: dict[str, int] = {}
         self._waiting: dict[str, deque[_Waiting]] = {}
         self._flushed_through: int | None = None
@@ -181,6 +208,8 @@ class MinuteStore:
         self._wake = asyncio.Event()
         self._stopping = False
         self._runner: asyncio.Task[None] | None = None
+        self._journaling: asyncio.Task[None] | None = None
+        self._journal_wake = asyncio.Event()
         self._opened = False
         self._last_flush: float | None = None
         self._last_error: str | None = None
@@ -212,6 +241,7 @@ class MinuteStore:
         """Open the backend; end the sessions a previous run left open."""
         stored = await self._backend.open()
         self._durable = dict(stored.durable)
+        self._committed = dict(stored.durable)
         self._accepted = dict(stored.durable)
         self._written = dict(stored.written)
         self._flushed_through = await self._backend.get_mark(self._own(FLUSHED_THROUGH))
@@ -222,6 +252,11 @@ class MinuteStore:
         known = [mark for mark in marks.values() if mark is not None]
         minutes = await self._backend.stored_minutes(min(known)) if known else {}
         self._rollups.restore(marks, minutes)
+        if self._journal is not None:
+            replayed = [b for b in await self._journal.open() if self._fold(b, replay=True)]
+            self._made_durable((batch.agent_id, batch.seq) for batch in replayed)
+            if replayed:
+                _LOGGER.info("Took %d batches back from the ingest journal", len(replayed))
         now = self._clock()
         ended = await self._backend.end_sessions(
             now, RESTART_REASON, hub=self.instance, stale_before=now - HUB_SILENCE
@@ -231,25 +266,36 @@ class MinuteStore:
         self._opened = True
 
     def start(self) -> None:
-        """Flush once a minute (and retain once an hour) until :meth:`close`."""
+        """Flush once a minute (and retain once an hour), and commit the journal, until
+        :meth:`close`."""
+        loop = asyncio.get_running_loop()
         if self._runner is None:
-            self._runner = asyncio.get_running_loop().create_task(
-                self._run(), name="edge_ems store flush"
-            )
+            self._runner = loop.create_task(self._run(), name="edge_ems store flush")
+        if self._journal is not None and self._journaling is None:
+            self._journaling = loop.create_task(self._run_journal(), name="edge_ems store journal")
 
     async def close(self) -> None:
         """Stop flushing, write everything still open, close the backend."""
-        if self._runner is not None:
-            self._stopping = True
-            self._wake.set()
-            await self._runner
-            self._runner = None
+        self._stopping = True
+        self._wake.set()
+        self._journal_wake.set()
+        for task in (self._runner, self._journaling):
+            if task is not None:
+                await task
+        self._runner = self._journaling = None
         if self._opened:
             self._opened = False
             try:
                 await self.flush(full=True)
             except StoreError:
-                _LOGGER.exception("Could not write the open minutes on close; agents resend them")
+                _LOGGER.exception(
+                    "Could not write the open minutes on close; the journal or the agents have them"
+                )
+            if self._journal is not None:
+                try:
+                    await self._journal.close(self._committed)
+                except OSError:
+                    _LOGGER.exception("Could not tidy the ingest journal on close")
             await self._backend.close()
 
     async def __aenter__(self) -> Self:
@@ -284,6 +330,43 @@ class MinuteStore:
             except StoreError:
                 _LOGGER.exception("Store flush failed; the open minutes are kept and retried")
 
+    async def _run_journal(self) -> None:
+        """Group commits: once a batch waits, gather more for ``journal_interval``, then
+        write them all at once."""
+        while True:
+            await self._journal_wake.wait()
+            await asyncio.sleep(self.settings.journal_interval)
+            self._journal_wake.clear()
+            try:
+                await self.sync()
+            except StoreError:
+                _LOGGER.exception("Ingest journal write failed; trying again")
+                self._journal_wake.set()
+            if self._stopping:
+                return
+
+    async def sync(self) -> None:
+        """Write the batches waiting for the journal and announce them durable (a no-op
+        without a journal); ``start`` does this every ``journal_interval`` while any wait."""
+        if self._journal is None:
+            return
+        try:
+            self._made_durable(await self._journal.commit())
+        except StoreError as err:
+            self._failures += 1
+            self._last_error = str(err)
+            raise
+
+    def _made_durable(self, seqs: Iterable[tuple[str, int]]) -> None:
+        """Raise each agent's durable seq to what ``seqs`` say, and tell the subscribers."""
+        highest: dict[str, int] = {}
+        for agent, seq in seqs:
+            highest[agent] = max(seq, highest.get(agent, 0))
+        for agent, seq in highest.items():
+            if seq > self._durable.get(agent, 0):
+                self._durable[agent] = seq
+                self._announce(agent, seq)
+
     # The TelemetrySink contract.
 
     def durable_seq(self, agent_id: str) -> int:
@@ -301,11 +384,19 @@ class MinuteStore:
         return self._durable.get(agent_id, 0)
 
     async def accept(self, batch: TelemetryBatch) -> None:
-        """Fold a batch into the open minutes; a seq already accepted is dropped."""
+        """Fold a batch into the open minutes (and queue it for the journal); a seq already
+        accepted is dropped."""
+        if self._fold(batch) and self._journal is not None:
+            self._journal.append(batch)
+            self._journal_wake.set()
+
+    def _fold(self, batch: TelemetryBatch, *, replay: bool = False) -> bool:
+        """Fold a batch into the open minutes; ``False`` for a seq already accepted (from the
+        agent, a duplicate; from the journal, one the database holds)."""
         agent = batch.agent_id
         if batch.seq <= self._accepted.get(agent, 0):
-            self._duplicates += 1
-            return
+            self._duplicates += not replay
+            return False
         now = self._clock()
         horizon = self._horizon(now)
         written, before = self._resent
@@ -328,6 +419,7 @@ class MinuteStore:
         )
         if self._aggregator.rows > self.settings.max_open_rows:
             self._wake.set()
+        return True
 
     def subscribe(self, callback: DurableCallback) -> Callable[[], None]:
         """Call ``callback(agent_id, seq)`` whenever more of an agent's telemetry is durable."""
@@ -351,7 +443,9 @@ class MinuteStore:
         async with self._lock:
             now = self._clock()
             closed = math.floor((now - self.settings.flush_grace) / 60)
-            boundary = None if full or self._overdue(now) else closed
+            # With a journal, the acknowledgement waits for no flush: minutes are written once.
+            overdue = self._journal is None and self._overdue(now)
+            boundary = None if full or overdue else closed
             taken = self._aggregator.take(boundary)
             # A minute that expired while open is past the retention: writing it would
             # resurrect a row the next retention pass deletes again.
@@ -402,12 +496,17 @@ class MinuteStore:
             self._flush_count += 1
             self._rows_written += taken.rows
             self._last_flush, self._last_error = now, None
-            for agent, (seq, count) in durable.items():
+            for agent, (_, count) in durable.items():
                 waiting = self._waiting[agent]
                 for _ in range(count):
                     waiting.popleft()
-                self._durable[agent] = seq
-                self._announce(agent, seq)
+            self._committed.update(seqs)
+            self._made_durable(seqs.items())
+            if self._journal is not None:
+                try:
+                    await self._journal.rotate(self._committed)
+                except OSError:
+                    _LOGGER.exception("Could not delete written ingest journal segments")
             return taken.rows
 
     def _horizon(self, now: float) -> int:
@@ -522,4 +621,6 @@ class MinuteStore:
             dropped_samples=self._dropped,
             future_samples=self._future,
             resent_samples=self._already_stored,
+            journal_pending=None if self._journal is None else self._journal.pending,
+            journal_segments=None if self._journal is None else self._journal.segments,
         )
