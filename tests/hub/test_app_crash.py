@@ -90,6 +90,10 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
                 if agent.stats().durable_seq >= last:
                     break
             assert agent.stats().durable_seq == last
+            # Durable is journaled; a clean stop writes it all, and the next hub serves it.
+            assert await stop(hub) == 0
+            hub = await launch("-m", "edge_ems.hub", "--config", str(config), log="hub4.log")
+            await api.up()
             measured = await api.get(
                 "/measurements",
                 asset="meter-1",
