@@ -118,7 +118,10 @@ class Hub:
             internal=None if internal is None else f"{config.grpc_host}:{internal}",
         )
         self.sessions = SessionLog(
-            self.gateway.registry, self.store.backend, instance=self.instance
+            self.gateway.registry,
+            self.store.backend,
+            instance=self.instance,
+            on_remote_connect=self.gateway.remote_site_connected,
         )
         self.sessions.start()
         await self._planner(database)

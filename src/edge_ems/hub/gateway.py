@@ -343,6 +343,20 @@ class GatewayServer:
         finally:
             session.pending.pop(command_id, None)
 
+    def remote_site_connected(self, site_id: str) -> None:
+        """An agent of ``site_id`` connected to another hub on the shared database: the
+        planner hears of it as of one connected here."""
+        if self.planner is not None:
+            self.planner.site_connected(site_id)
+
+    def serves(self, asset_id: str) -> bool:
+        """Whether an agent connected to this hub serves ``asset_id``."""
+        return self.registry.owner(asset_id) in self._sessions
+
+    def served_elsewhere(self, asset_id: str) -> bool:
+        """Whether only an agent connected to another hub on the shared database does."""
+        return not self.serves(asset_id) and self.registry.remote_owner(asset_id) is not None
+
     def send_plan(self, site_id: str, update: PlanUpdate) -> int:
         """Send a plan to every connected agent of ``site_id``; how many it went to."""
         message = pb.HubMessage(plan=plan_update_to_proto(update))

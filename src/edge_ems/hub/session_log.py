@@ -39,7 +39,11 @@ class SessionLog:
         instance: str = "",
         interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        on_remote_connect: Callable[[str], None] | None = None,
     ):
+        """``on_remote_connect(site_id)`` is told when an agent of the site connects to
+        another hub."""
+        self._on_remote_connect = on_remote_connect
         self._registry = registry
         self._backend = backend
         self._instance = instance
@@ -75,11 +79,14 @@ class SessionLog:
         now = self._clock()
         await self._backend.beat(self._instance, now)
         stored = await self._backend.registrations(now - HUB_SILENCE)
-        self._registry.set_remote(
+        joined = self._registry.set_remote(
             (row.registration, row.connected, row.hub)
             for row in stored
             if row.hub != self._instance
         )
+        if self._on_remote_connect is not None:
+            for site_id in sorted(joined):
+                self._on_remote_connect(site_id)
         return len(changed)
 
     def start(self) -> None:

@@ -290,18 +290,26 @@ class SessionRegistry:
         """The agent that serves ``asset_id`` (connected or not), if any registered it here."""
         return self._owners.get(asset_id)
 
-    def set_remote(self, agents: Iterable[tuple[Registration, bool, str]]) -> None:
+    def set_remote(self, agents: Iterable[tuple[Registration, bool, str]]) -> set[str]:
         """What other hubs on the shared database serve: each agent's registration, whether
-        it is connected there, and that hub's name (replaces what was set before)."""
+        it is connected there, and that hub's name (replaces what was set before). Returns
+        the sites of the agents connected there since the last call."""
+        before = self._remote
         self._remote = {
             registration.agent_id: (registration, connected, hub)
             for registration, connected, hub in agents
+        }
+        joined = {
+            registration.site_id
+            for agent_id, (registration, connected, _) in self._remote.items()
+            if connected and not (agent_id in before and before[agent_id][1])
         }
         self._remote_owners = {
             asset_id: agent_id
             for agent_id, (registration, _, _) in sorted(self._remote.items())
             for asset_id in registration.asset_ids
         }
+        return joined
 
     def remote_owner(self, asset_id: str) -> tuple[str, str] | None:
         """The agent serving ``asset_id`` through another hub, and that hub, if connected."""
@@ -324,6 +332,15 @@ class SessionRegistry:
             for agent_id, agent in self._agents.items()
             if agent.registration.site_id == site_id
         )
+
+    def remote_site_registrations(self, site_id: str) -> list[Registration]:
+        """What the agents of ``site_id`` registered at other hubs on the shared database,
+        sorted by agent."""
+        return [
+            registration
+            for _, (registration, _, _) in sorted(self._remote.items())
+            if registration.site_id == site_id
+        ]
 
     def knows_asset(self, asset_id: str) -> bool:
         """Configured or registered (here or at another hub)."""

@@ -11,47 +11,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from ..dispatch import AuditRecord, Dispatcher
 from ..metrics import BATTERY_POWER
+from .commands import EvStep, Setpoint, step_setpoints
 from .plan import Plan
 
 REQUESTED_BY = "planner"
 SOURCE = "planner"
 
 
-@dataclass(frozen=True, slots=True)
-class Setpoint:
-    """One command for one asset, as the metric vocabulary names it."""
-
-    asset_id: str
-    command: str
-    value: float | int | bool
-
-
 def setpoints(plan: Plan, step: int) -> list[Setpoint]:
-    """The commands of ``step``: each battery's power (+ discharge, - charge), each EV's
-    current, phases and permission to charge, each heat pump's power limit, whether each
-    deferrable load runs."""
-    found = [
-        Setpoint(battery.id, BATTERY_POWER, round(float(battery.power_w[step]), 1))
-        for battery in plan.batteries
-    ]
-    for ev in plan.evs:
-        charging = bool(ev.power_w[step] > 0)
-        found.append(Setpoint(ev.id, "ev_charging_enabled", charging))
-        if charging:
-            found.append(Setpoint(ev.id, "ev_current_limit_a", round(float(ev.current_a[step]), 2)))
-            found.append(Setpoint(ev.id, "ev_phases", int(ev.phases[step])))
-    for heat_pump in plan.heat_pumps:
-        power = round(float(heat_pump.power_w[step]), 1)
-        found.append(Setpoint(heat_pump.id, "heat_pump_power_limit_w", power))
-    found.extend(
-        Setpoint(load.id, "load_enabled", bool(load.power_w[step] > 0)) for load in plan.deferrables
+    """The commands of ``step`` (:func:`.commands.step_setpoints`)."""
+    return step_setpoints(
+        {battery.id: float(battery.power_w[step]) for battery in plan.batteries},
+        {
+            ev.id: EvStep(float(ev.power_w[step]), float(ev.current_a[step]), int(ev.phases[step]))
+            for ev in plan.evs
+        },
+        {heat_pump.id: float(heat_pump.power_w[step]) for heat_pump in plan.heat_pumps},
+        {load.id: float(load.power_w[step]) for load in plan.deferrables},
     )
-    return found
 
 
 def dither(mean_a: float, step_a: float, seconds: float) -> list[tuple[float, float]]:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import voluptuous as vol
 
+from .commands import EvStep, Setpoint, step_setpoints
 from .errors import PlanInputError
 from .validation import apply, integer, iso_time, number, zone
 
@@ -114,6 +115,10 @@ class SitePlan:
     step_cost: tuple[float, ...]
     battery_power_w: Mapping[str, tuple[float, ...]]
     """Each battery's planned power per step, + discharging, - charging."""
+    ev_steps: Mapping[str, tuple[EvStep, ...]]
+    heat_pump_power_w: Mapping[str, tuple[float, ...]]
+    load_power_w: Mapping[str, tuple[float, ...]]
+    """Each deferrable load's planned power per step."""
     shortfalls: tuple[Mapping[str, Any], ...]
     days: Mapping[date, DayCost]
     document: Mapping[str, Any]
@@ -152,6 +157,17 @@ class SitePlan:
                 )
                 for battery in plan["batteries"]
             },
+            ev_steps={
+                ev["id"]: tuple(
+                    EvStep(power, current, phases)
+                    for power, current, phases in zip(
+                        ev["power_w"], ev["current_a"], ev["phases"], strict=True
+                    )
+                )
+                for ev in plan["evs"]
+            },
+            heat_pump_power_w={hp["id"]: tuple(hp["power_w"]) for hp in plan["heat_pumps"]},
+            load_power_w={load["id"]: tuple(load["power_w"]) for load in plan["deferrables"]},
             shortfalls=tuple(plan["shortfalls"]),
             days={day["day"]: DayCost(**day) for day in checked["days"]},
             document=document,
@@ -193,6 +209,18 @@ class SitePlan:
         if step is None or not self.battery_power_w:
             return None
         return sum(power[step] for power in self.battery_power_w.values())
+
+    def setpoints_at(self, moment: datetime) -> list[Setpoint]:
+        """What the plan tells each asset to do at ``moment`` (none outside the plan)."""
+        step = self.step_at(moment)
+        if step is None:
+            return []
+        return step_setpoints(
+            {asset: power[step] for asset, power in self.battery_power_w.items()},
+            {asset: steps[step] for asset, steps in self.ev_steps.items()},
+            {asset: power[step] for asset, power in self.heat_pump_power_w.items()},
+            {asset: power[step] for asset, power in self.load_power_w.items()},
+        )
 
     def cost_on(self, day: date, now: datetime) -> float | None:
         """The energy cost of ``day`` (the site's calendar day): measured so far plus what
@@ -255,9 +283,10 @@ def _same_length(
         "prices.spot": prices["spot"],
         "step_cost": step_cost,
     }
-    for battery in plan["batteries"]:
-        for key in ("charge_w", "discharge_w", "soc"):
-            series[f"plan.batteries.{battery['id']}.{key}"] = battery[key]
+    for kind, keys in _ASSET_SERIES.items():
+        for asset in plan[kind]:
+            for key in keys:
+                series[f"plan.{kind}.{asset['id']}.{key}"] = asset[key]
     for where, values in series.items():
         if values is not None and len(values) != n_steps:
             raise _invalid(f"{where}: {len(values)} values for {n_steps} steps")
@@ -282,6 +311,25 @@ _BATTERY = vol.Schema(
     },
     extra=vol.ALLOW_EXTRA,
 )
+_EV = vol.Schema(
+    {
+        vol.Required("id"): str,
+        vol.Required("power_w"): _NUMBERS,
+        vol.Required("current_a"): _NUMBERS,
+        vol.Required("phases"): [vol.All(integer, vol.Range(min=0, max=3))],
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+_POWERED = vol.Schema(
+    {vol.Required("id"): str, vol.Required("power_w"): _NUMBERS}, extra=vol.ALLOW_EXTRA
+)
+_ASSET_SERIES = {
+    "batteries": ("charge_w", "discharge_w", "soc"),
+    "evs": ("power_w", "current_a", "phases"),
+    "heat_pumps": ("power_w",),
+    "deferrables": ("power_w",),
+}
+"""Each kind of planned asset's series, one value per step."""
 _DOCUMENT = vol.Schema(
     {
         vol.Required("schema"): SCHEMA,
@@ -297,6 +345,9 @@ _DOCUMENT = vol.Schema(
                 vol.Required("status"): str,
                 vol.Required("currency"): str,
                 vol.Required("batteries"): [_BATTERY],
+                vol.Optional("evs", default=list): [_EV],
+                vol.Optional("heat_pumps", default=list): [_POWERED],
+                vol.Optional("deferrables", default=list): [_POWERED],
                 vol.Required("shortfalls"): [dict],
             },
             extra=vol.ALLOW_EXTRA,

@@ -122,6 +122,19 @@ def test_sessions_are_recorded_and_assets_follow_registrations() -> None:
     assert row.as_dict()["sessions"][0]["session_id"] == "s2"
 
 
+def test_agents_of_other_hubs_are_known_and_their_connections_told() -> None:
+    registry = SessionRegistry(clock=Clock())
+    far = registration("far-gw", AssetInfo("far-bess"))
+    assert registry.set_remote([(far, False, "hub-b")]) == set()
+    assert registry.set_remote([(far, True, "hub-b")]) == {far.site_id}  # it connected there
+    assert registry.set_remote([(far, True, "hub-b")]) == set()  # still connected: nothing new
+    assert registry.remote_site_registrations(far.site_id) == [far]
+    assert registry.remote_owner("far-bess") == ("far-gw", "hub-b")
+    # Once it connects here, this hub serves it.
+    registry.open(far, "s1", "peer-1")
+    assert registry.remote_owner("far-bess") is None
+
+
 def test_history_is_bounded() -> None:
     registry = SessionRegistry(clock=Clock(), history=3)
     for n in range(5):

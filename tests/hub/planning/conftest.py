@@ -143,6 +143,8 @@ class FakeLink:
     setpoints: list[tuple[str, str, str, Value, float]] = field(default_factory=list)
     plans: list[tuple[str, PlanUpdate]] = field(default_factory=list)
     refuse: str | None = None
+    elsewhere: set[str] = field(default_factory=set)
+    """Assets whose agent is connected to another hub; every other one is served here."""
 
     def site_assets(self, site_id: str) -> dict[str, AssetInfo]:
         return dict(self.assets.get(site_id, {}))
@@ -156,6 +158,12 @@ class FakeLink:
     def send_plan(self, site_id: str, update: PlanUpdate) -> int:
         self.plans.append((site_id, update))
         return 1
+
+    def serves(self, asset_id: str) -> bool:
+        return asset_id not in self.elsewhere
+
+    def served_elsewhere(self, asset_id: str) -> bool:
+        return asset_id in self.elsewhere
 
     def last(self, asset_id: str, command: str) -> tuple[Value, float]:
         for _, asset, name, value, ttl in reversed(self.setpoints):

@@ -2,8 +2,9 @@
 --site`` on the simulated site in a process of its own: the plan reaches the simulated
 battery inverter through the agent's guarded Dispatcher and it follows; an override wins;
 the hub killed, the leases lapse and the inverter is back in its safe mode. And two hubs on
-one PostgreSQL: one leads, the standby refuses to plan, and takes over when the leader is
-killed."""
+one PostgreSQL: one leads and plans the site whose agent is connected to the other, which
+stands by, refuses to plan, carries out the leader's plan for that agent, and takes over
+when the leader is killed."""
 
 from __future__ import annotations
 
@@ -234,7 +235,7 @@ async def test_the_simulated_battery_follows_the_plan_and_falls_back_to_safe_mod
     assert "Traceback" not in (tmp_path / "agent.log").read_text()
 
 
-async def test_two_hubs_on_one_database_hand_over_when_the_leader_dies(
+async def test_two_hubs_on_one_database_serve_a_site_on_either_and_hand_over(
     site: SimulatedSite, tmp_path: Path, postgres_url: str
 ) -> None:
     database = fresh_database(postgres_url, "planner_hand_over")
@@ -260,7 +261,8 @@ async def test_two_hubs_on_one_database_hand_over_when_the_leader_dies(
                 return health and health["planner"]["leader_hub"]
 
             assert (await until(standing_by)).startswith("hub-a ")
-            async with agent_process(agent_site(site, tmp_path, [first, second]), tmp_path, env):
+            # The site's agent dials the standby.
+            async with agent_process(agent_site(site, tmp_path, [second, first]), tmp_path, env):
 
                 async def planned_by(hub: Hub, after: int = 0) -> Any:
                     document = await hub.get(http, "/plan", site_id="sim")
@@ -275,7 +277,7 @@ async def test_two_hubs_on_one_database_hand_over_when_the_leader_dies(
                 async def charging() -> bool:
                     return bool(inverter.setpoint_w < -1000)
 
-                await until(charging)
+                await until(charging)  # the standby carries out the leader's plan
                 status, body = await second.call(http, "POST", "/plan/run", {})
                 assert (status, body["error"]["code"]) == (409, "standby")
                 # The standby serves the leader's plan from the shared tables.

@@ -15,7 +15,7 @@ import pytest
 
 from edge_ems.dispatch import Outcome, Reason
 from edge_ems.gateway.model import PlanInputs, PlanRequest
-from edge_ems.hub.planning.service import SOC_RETRIES
+from edge_ems.hub.planning.service import SOC_WAIT_S
 from edge_ems.planner.errors import PlanInputError
 from edge_ems.planner.site_plan import SitePlan
 
@@ -157,14 +157,16 @@ async def test_a_battery_without_a_reading_yet_is_planned_again_soon(
     await service.refresh_prices(planner.clock.moment)
     await asyncio.sleep(0.2)
     service._pending.clear()  # the replan after connecting, run here by hand
-    for attempt in range(SOC_RETRIES + 1):
+    for attempt in range(3):
+        if attempt == 2:  # long after the site connected
+            planner.clock.at(planner.clock.moment + timedelta(seconds=SOC_WAIT_S))
         result = await service.replan(SITE, "the site connected")
         assert result.error is None, result.error
         notes = planner.link.plans[-1][1].plan["inputs"]["notes"]
         assert f"battery {BATTERY!r}: no recent SOC reading, not planned" in notes
         await asyncio.sleep(0.2)
-        # Tried again soon, a few times; a battery that never reports is then left be.
-        expected = {SITE: "a battery had no reading yet"} if attempt < SOC_RETRIES else {}
+        # Tried again soon for a while; a battery that never reports is then left be.
+        expected = {SITE: "a battery had no reading yet"} if attempt < 2 else {}
         assert service._pending == expected, attempt
         service._pending.clear()
     await measured_now(planner)
@@ -184,6 +186,52 @@ async def test_a_standby_refuses_what_only_the_leader_does(make_planner: Planner
     given = PlanInputs("spot_price", ms(T0), 3600, (0.5,) * 48, "EUR/kWh", "sensor.price")
     assert await planner.service.plan_inputs(SITE, given) == ""
     assert "spot_price" in await planner.records.inputs(SITE)
+
+
+async def test_a_standby_carries_out_the_leaders_plan_for_the_agents_connected_to_it(
+    make_planner: PlannerMaker,
+) -> None:
+    planner = await make_planner()
+    await measured_now(planner)
+    service, link = planner.service, planner.link
+    assert (await service.replan(SITE, "test")).error is None
+    leader_plan = link.plans[-1][1]
+    # The battery's agent is connected to the other hub: the leader leaves it to that hub,
+    # and still audits the step it planned.
+    link.elsewhere = {BATTERY}
+    assert await service.dispatch(SITE) == []
+    assert link.setpoints == []
+    assert service.sites[SITE].dispatch_errors == []
+    assert service.sites[SITE].steps
+
+    # This hub stands by, and the battery's agent is connected here: the stored plan is
+    # sent to it and carried out, as the leader would.
+    service.leadership = Standby()
+    link.elsewhere, link.plans = set(), []
+    [result] = await service.dispatch(SITE)
+    assert result.error is None
+    value, ttl = link.last(BATTERY, POWER)
+    assert value == pytest.approx(-4000.0)
+    assert ttl == pytest.approx(14 * 60 + 120)
+    [(site, update)] = link.plans
+    assert (site, update.version, update.plan) == (SITE, 1, leader_plan.plan)
+    await service.dispatch(SITE)
+    assert len(link.plans) == 1  # the same plan is not sent again
+
+
+async def test_a_standby_holds_the_overrides_set_through_the_leader(
+    make_planner: PlannerMaker,
+) -> None:
+    planner = await make_planner()
+    await measured_now(planner)
+    service = planner.service
+    await service.replan(SITE, "test")
+    await service.add_override(
+        SITE, BATTERY, POWER, 1500, 0, ms(T0 + timedelta(minutes=30)), requested_by="ann"
+    )
+    service.leadership = Standby()
+    await service.dispatch(SITE)
+    assert planner.link.last(BATTERY, POWER)[0] == 1500
 
 
 async def test_the_site_s_prices_and_forecast_replace_the_hub_s(make_planner: PlannerMaker) -> None:

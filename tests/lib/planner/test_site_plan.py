@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_ems.planner.errors import PlanInputError
+from edge_ems.planner.execute import setpoints
+from edge_ems.planner.problem import ChargeMode, Deferrable, Ev, HeatPump, series
 from edge_ems.planner.site_plan import SCHEMA, DayCost, SitePlan, site_plan_document
 from edge_ems.planner.solver import solve
 
@@ -77,6 +79,37 @@ def test_prices_and_power_at_a_moment() -> None:
         assert read.step_at(outside) is None
         assert read.import_price_at(outside) is None
         assert read.battery_power_at(outside) is None
+
+
+def test_a_document_gives_each_step_the_commands_its_plan_gives() -> None:
+    """A standby hub carries out the leader's plan from the document: the same commands."""
+    n = 8
+    ev = Ev("car", energy_needed_wh=12_000.0, arrive_step=1, depart_step=6,
+            modes=(ChargeMode(phases=1, min_current_a=6, max_current_a=16),
+                   ChargeMode(phases=3, min_current_a=6, max_current_a=16)))  # fmt: skip
+    heat_pump = HeatPump(
+        id="hp", max_power_w=3000.0, cop=series(3.0, n, "cop"),
+        outdoor_temp_c=series(0.0, n, "outdoor"), comfort_min_c=series(20.0, n, "min"),
+        comfort_max_c=series(22.0, n, "max"), indoor_temp_c=20.5,
+        heat_capacity_kwh_per_k=5.0, heat_loss_w_per_k=150.0, min_power_w=600.0,
+    )  # fmt: skip
+    case = problem(
+        n=n, buy=BUY, batteries=[battery(soc_final=0.5)], evs=[ev], heat_pumps=[heat_pump],
+        deferrables=[Deferrable("washer", power_w=2000.0, required_steps=2)],
+    )  # fmt: skip
+    plan = solve(case)
+    raw = json.loads(json.dumps(site_plan_document("home", plan, version=1, made_at=START,
+                                                   time_zone="Europe/Prague")))  # fmt: skip
+    read = SitePlan.parse(raw)
+    kinds = set()
+    for step in range(n):
+        moment = START + timedelta(hours=step, minutes=30)
+        from_document = read.setpoints_at(moment)
+        assert from_document == pytest.approx(setpoints(plan, step), abs=0.1), step
+        kinds |= {(sp.command, sp.value is True) for sp in from_document}
+    assert {"battery_power_setpoint_w", "ev_current_limit_a", "ev_phases",
+            "heat_pump_power_limit_w", "load_enabled"} <= {kind for kind, _ in kinds}  # fmt: skip
+    assert read.setpoints_at(START + timedelta(hours=n)) == []
 
 
 def test_spot_is_optional() -> None:

@@ -18,11 +18,12 @@ class GatewayLink:
         self._gateway = gateway
 
     def site_assets(self, site_id: str) -> dict[str, AssetInfo]:
-        """What the site's agents registered last (connected or not)."""
+        """What the site's agents registered last (connected or not), here or, for the
+        agents of a shared database's other hubs, there (what is registered here wins)."""
         registry = self._gateway.registry
         found: dict[str, AssetInfo] = {}
-        for agent_id in registry.site_agents(site_id):
-            registration = registry.registration(agent_id)
+        local = [registry.registration(agent_id) for agent_id in registry.site_agents(site_id)]
+        for registration in [*registry.remote_site_registrations(site_id), *local]:
             if registration is not None:
                 found.update({asset.asset_id: asset for asset in registration.assets})
         return found
@@ -42,3 +43,11 @@ class GatewayLink:
     def send_plan(self, site_id: str, update: PlanUpdate) -> int:
         """To every connected agent of the site."""
         return self._gateway.send_plan(site_id, update)
+
+    def serves(self, asset_id: str) -> bool:
+        """Whether an agent connected to this hub serves ``asset_id``."""
+        return self._gateway.serves(asset_id)
+
+    def served_elsewhere(self, asset_id: str) -> bool:
+        """Whether only an agent connected to another hub does."""
+        return self._gateway.served_elsewhere(asset_id)

@@ -42,13 +42,14 @@ from ...dispatch import AuditRecord, Outcome, Reason
 from ...exceptions import EdgeEmsError
 from ...gateway.model import AssetInfo, PlanInputs, PlanRequest, PlanUpdate, SetpointResult
 from ...planner.baseline import BaselineSpec, LoadBaseline, build_baseline
+from ...planner.commands import Setpoint
 from ...planner.errors import PlanInputError, SourceDataError
 from ...planner.execute import setpoints
 from ...planner.forecast import PvForecast
 from ...planner.plan import Plan
 from ...planner.prices import FetchTimes, PriceFeed, PriceSource
 from ...planner.problem import Horizon, Problem
-from ...planner.site_plan import DayCost, site_plan_document
+from ...planner.site_plan import DayCost, SitePlan, site_plan_document
 from ...planner.solver import SolveOptions, solve
 from ...planner.tariff import Tariff, load_tariff
 from ...readings import Value
@@ -76,9 +77,10 @@ ISSUED_BY = "planner"
 RETRY_S = 900.0
 """How soon a failed price or forecast fetch is tried again while nothing usable is held."""
 TERMS_TTL_S = 3600.0
-SOC_RETRIES = 5
-"""After a site connects, how many times a plan that left a battery out for want of a
-reading is made again ``replan_after_connect_s`` later."""
+SOC_WAIT_S = 150.0
+"""For this long after a site connects, a plan that left a battery out for want of a
+reading is made again ``replan_after_connect_s`` later: long enough for the first minute
+of a site connected to another hub on the shared database to be written."""
 
 
 class SiteLink(Protocol):
@@ -94,6 +96,12 @@ class SiteLink(Protocol):
 
     def send_plan(self, site_id: str, update: PlanUpdate) -> int:
         """Send a plan to the site's connected agents; how many it went to."""
+
+    def serves(self, asset_id: str) -> bool:
+        """Whether an agent connected to this hub serves ``asset_id``."""
+
+    def served_elsewhere(self, asset_id: str) -> bool:
+        """Whether only an agent connected to another hub (on the shared database) does."""
 
 
 type AuditSink = Callable[[Sequence[AuditRecord]], None]
@@ -130,8 +138,11 @@ class SiteRuntime:
     """Input kind to why the site's last series of it was refused."""
     dispatched_at: datetime | None = None
     dispatch_errors: list[str] = field(default_factory=list)
-    soc_retries: int = 0
-    """How many more times to plan again, soon, for a battery still without a reading."""
+    stored: SitePlan | None = None
+    """On a standby: the leader's latest plan from the shared tables, which it carries out
+    for the site while the site's agent is connected here."""
+    soc_wait_until: datetime | None = None
+    """Until when to plan again, soon, for a battery still without a reading."""
     terms: SiteSeries | None = None
     terms_at: float = -math.inf
     audit_error: str | None = None
@@ -231,10 +242,7 @@ class PlannerService:
         """Plan, dispatch and audit while this hub leads; stand by otherwise."""
         await self.prepare()
         while True:
-            while not self.leadership.is_leader:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self.leadership.wait_change()
+            await self._stand_by()
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._watch_leadership())
@@ -244,6 +252,27 @@ class PlannerService:
             except* _DemotedError:
                 _LOGGER.warning("Planner: stopped planning and dispatching (not the leader)")
             self._pending.clear()
+
+    async def _stand_by(self) -> None:
+        """While another hub leads: carry out its plans (from the shared tables) for the
+        sites whose agents are connected here, the same way, at each step, every
+        ``resend_s`` and as soon as the leader stores a new plan. The leader plans and
+        audits them."""
+        while not self.leadership.is_leader:
+            now = self.now()
+            for site_id, runtime in self.sites.items():
+                if not any(self._link.serves(a) for a in self._link.site_assets(site_id)):
+                    continue
+                due = site_id in self._dispatch_now or self._dispatch_due(runtime, now)
+                if not due and runtime.stored is not None:
+                    with contextlib.suppress(EdgeEmsError):  # the dispatch says what failed
+                        due = await self.records.version(site_id) != runtime.stored.version
+                if due:
+                    await self.dispatch(site_id, now)
+            self._dispatch_now.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.leadership.wait_change()
 
     async def _watch_leadership(self) -> None:
         # Leadership lapses with time (fencing) as well as on events: look often.
@@ -444,10 +473,11 @@ class PlannerService:
                 )
                 return RunResult(site_id, None, None, None, None, runtime.last_error)
         runtime.last_error = None
-        if built.without_soc and runtime.soc_retries > 0:
+        waiting = runtime.soc_wait_until is not None and now < runtime.soc_wait_until
+        if built.without_soc and waiting:
             # A battery's first reading reaches the store a little after its site connects
-            # (later on a busy machine): plan again soon rather than at the next step.
-            runtime.soc_retries -= 1
+            # (later on a busy machine, or when another hub writes it): plan again soon
+            # rather than at the next step.
             asyncio.get_running_loop().call_later(
                 self.config.replan_after_connect_s,
                 self.request_replan, site_id, "a battery had no reading yet",
@@ -680,29 +710,30 @@ class PlannerService:
     # Dispatch.
 
     async def dispatch(self, site_id: str, now: datetime | None = None) -> list[SetpointResult]:
-        """Send the current step's setpoints (overrides winning) to the site, as leases."""
+        """Send the current step's setpoints (overrides winning) to the site, as leases: the
+        leader from its plan to the assets no other hub's agent serves, a standby from the
+        leader's stored plan to the assets its own agents serve."""
         runtime = self._site(site_id)
         now = now or self.now()
-        if not self.leadership.is_leader:
-            return []
         runtime.dispatched_at = now
-        plan = runtime.plan
-        if plan is None:
-            return []
-        step = plan.step_at(now)
+        leading = self.leadership.is_leader
+        step = self._plan_step(runtime, now) if leading else await self._stored_step(runtime, now)
         if step is None:
-            runtime.dispatch_errors = [f"plan {runtime.version} has no step for now"]
             return []
-        step_start = plan.horizon.time(step)
-        runtime.steps.setdefault(round(step_start.timestamp() * 1000), runtime.version)
+        planned, step_end = step
         wanted: dict[tuple[str, str], Value] = {
-            (sp.asset_id, sp.command): sp.value for sp in setpoints(plan, step)
+            (sp.asset_id, sp.command): sp.value for sp in planned
         }
         now_ms = round(now.timestamp() * 1000)
         wanted.update(active(await self.records.overrides(site_id, now_ms), now_ms))
+        wanted = {
+            (asset_id, command): value
+            for (asset_id, command), value in wanted.items()
+            if self._link.serves(asset_id)
+            or (leading and not self._link.served_elsewhere(asset_id))
+        }
         lease = self.config.dispatch.lease_s
         if lease is None:
-            step_end = step_start + plan.horizon.step
             lease = (step_end - now).total_seconds() + self.config.dispatch.lease_margin_s
         answers = await asyncio.gather(
             *(
@@ -725,6 +756,49 @@ class PlannerService:
             _LOGGER.warning("Site %s: setpoints not taken: %s", site_id, "; ".join(errors))
         runtime.dispatch_errors = errors
         return results
+
+    def _plan_step(
+        self, runtime: SiteRuntime, now: datetime
+    ) -> tuple[list[Setpoint], datetime] | None:
+        """The leader's commands for now and when their step ends; the step is noted for
+        its audit."""
+        plan = runtime.plan
+        if plan is None:
+            return None
+        step = plan.step_at(now)
+        if step is None:
+            runtime.dispatch_errors = [f"plan {runtime.version} has no step for now"]
+            return None
+        step_start = plan.horizon.time(step)
+        runtime.steps.setdefault(round(step_start.timestamp() * 1000), runtime.version)
+        return setpoints(plan, step), step_start + plan.horizon.step
+
+    async def _stored_step(
+        self, runtime: SiteRuntime, now: datetime
+    ) -> tuple[list[Setpoint], datetime] | None:
+        """A standby's commands for now from the leader's latest stored plan, and when their
+        step ends; a newer plan goes to the site's agents here as well."""
+        site_id = runtime.config.site_id
+        try:
+            stored = await self.records.plan(site_id)
+            if stored is None:
+                return None
+            version, document = stored
+            if runtime.stored is None or runtime.stored.version != version:
+                runtime.stored = SitePlan.parse(document)
+                update = PlanUpdate(
+                    version, round(runtime.stored.made_at.timestamp() * 1000), document
+                )
+                self._link.send_plan(site_id, update)
+        except EdgeEmsError as err:
+            runtime.dispatch_errors = [f"the leader's plan cannot be read: {err}"]
+            return None
+        plan = runtime.stored
+        step = plan.step_at(now)
+        if step is None:
+            runtime.dispatch_errors = [f"plan {plan.version} has no step for now"]
+            return None
+        return plan.setpoints_at(now), plan.time(step + 1)
 
     # Audit.
 
@@ -924,9 +998,9 @@ class PlannerService:
             task = asyncio.get_running_loop().create_task(self._send_stored(site_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        self._dispatch_now.add(site_id)
         if self.leadership.is_leader:
-            runtime.soc_retries = SOC_RETRIES
-            self._dispatch_now.add(site_id)
+            runtime.soc_wait_until = self.now() + timedelta(seconds=SOC_WAIT_S)
             self._wake.set()
             asyncio.get_running_loop().call_later(
                 self.config.replan_after_connect_s,
