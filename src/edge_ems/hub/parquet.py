@@ -109,7 +109,9 @@ class ParquetExporter:
         sites = sorted({key.site_id for key in await self._store.series()})
         written: list[Path] = []
         for site in sites:
-            found = await self._store.query(SeriesFilter(sites={site}), hour_start_ms, end)
+            found = await self._store.query(
+                SeriesFilter(sites={site}), hour_start_ms, end, written_only=True
+            )
             if not any(series.points for series in found):
                 continue
             path = partition_path(self.root, site, hour_start_ms)

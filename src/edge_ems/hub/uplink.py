@@ -215,7 +215,7 @@ class Uplink:
         return queued
 
     async def _window_body(self, start: int, revision: int = 0) -> bytes | None:
-        found = await self._store.query(SeriesFilter(), start, start + WINDOW_MS)
+        found = await self._store.query(SeriesFilter(), start, start + WINDOW_MS, written_only=True)
         series = [
             {
                 "site_id": item.key.site_id,

@@ -46,16 +46,50 @@ async def test_a_flush_writes_closed_minutes_and_announces_what_is_durable(
     # Batch 2 reaches into the open minute: not durable until that minute is written.
     assert announced == [("agent-1", 1)]
     assert store.durable_seq("agent-1") == 1
-    [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
+    [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE, written_only=True)
     assert found.key == KEY
     [point] = found.points
     assert point == (T0, 20.0, 10.0, 30.0, 20.0, 3)
+    # The open minute shows as it stands, after the written ones.
+    [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
+    assert found.points == [point, (T0 + MINUTE, 99.0, 99.0, 99.0, 99.0, 1)]
 
     closed_at(clock, T0 + MINUTE)
     await store.flush()
     assert announced[-1] == ("agent-1", 2)
     [found] = await store.query(SeriesFilter(), T0, T0 + 2 * MINUTE)
     assert [p.last for p in found.points] == [20.0, 99.0]
+
+
+async def test_queries_show_open_minutes_where_nothing_is_written_yet(
+    store: MinuteStore, clock: Clock
+) -> None:
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0), (T0 + 2 * MINUTE + 1000, 5.0)]}))
+    assert await store.series() == [KEY]  # known before any flush
+    [found] = await store.query(SeriesFilter(), T0, T0 + 3 * MINUTE)
+    assert [(p.start_ms, p.avg, p.samples) for p in found.points] == [
+        (T0, 1.0, 1),
+        (T0 + 2 * MINUTE, 5.0, 1),
+    ]
+    closed_at(clock, T0)
+    await store.flush()
+    # Late samples for a written minute: the written bucket shows until the flush merges
+    # them in; an earlier gap shows in time order.
+    await store.accept(batch(2, {POWER: [(T0 + 2000, 3.0), (T0 + MINUTE + 5, 7.0)]}))
+    [found] = await store.query(SeriesFilter(), T0, T0 + 3 * MINUTE)
+    assert [(p.start_ms, p.samples) for p in found.points] == [
+        (T0, 1),
+        (T0 + MINUTE, 1),
+        (T0 + 2 * MINUTE, 1),
+    ]
+    closed_at(clock, T0 + 2 * MINUTE)
+    await store.flush()
+    [found] = await store.query(SeriesFilter(), T0, T0 + 3 * MINUTE)
+    assert [(p.start_ms, p.samples) for p in found.points] == [
+        (T0, 2),
+        (T0 + MINUTE, 1),
+        (T0 + 2 * MINUTE, 1),
+    ]
 
 
 async def test_every_sample_is_stored_once_across_a_restart(

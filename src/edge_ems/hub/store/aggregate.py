@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...gateway.model import TelemetryBatch
-from .model import MINUTE_MS, SeriesKey
+from .model import MINUTE_MS, Point, SeriesFilter, SeriesKey
 
 
 @dataclass(slots=True)
@@ -223,6 +223,26 @@ class MinuteAggregator:
             held = self._texts.get(key)
             if held is None or text.timestamp_ms >= held.timestamp_ms:
                 self._texts[key] = text
+
+    def series(self, selection: SeriesFilter) -> set[SeriesKey]:
+        """The matching series with an open minute."""
+        return {
+            key for series in self._minutes.values() for key in series if selection.matches(key)
+        }
+
+    def points(self, selection: SeriesFilter, start: int, end: int) -> dict[SeriesKey, list[Point]]:
+        """The open minutes ``[start, end)`` of the matching series, as they stand."""
+        found: dict[SeriesKey, list[Point]] = {}
+        for minute, series in sorted(self._minutes.items()):
+            if not start <= minute < end:
+                continue
+            for key, a in series.items():
+                if selection.matches(key):
+                    point = Point(
+                        minute * MINUTE_MS, a.sum / a.count, a.min, a.max, a.last, a.count
+                    )
+                    found.setdefault(key, []).append(point)
+        return found
 
     def newest(self) -> Iterator[tuple[SeriesKey, int, float | str]]:
         """The newest open value of every series: ``(key, timestamp_ms, value)``."""

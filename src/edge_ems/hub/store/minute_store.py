@@ -568,8 +568,11 @@ class MinuteStore:
     # Queries.
 
     async def series(self, selection: SeriesFilter | None = None) -> list[SeriesKey]:
-        """Stored series matching ``selection`` (all by default), sorted."""
-        return await self._backend.series(selection or SeriesFilter())
+        """Series matching ``selection`` (all by default), stored or with a minute still
+        open, sorted."""
+        selection = selection or SeriesFilter()
+        stored = await self._backend.series(selection)
+        return sorted({*stored, *self._aggregator.series(selection)})
 
     async def query(
         self,
@@ -577,19 +580,24 @@ class MinuteStore:
         start_ms: int,
         end_ms: int,
         resolution: Resolution = Resolution.MINUTE,
+        *,
+        written_only: bool = False,
     ) -> list[SeriesRange]:
         """Buckets overlapping ``[start_ms, end_ms)`` of each matching series, sorted by
-        series, each oldest first. Only what a flush wrote: the open minute is not in it."""
+        series, each oldest first; buckets still open (the current minute, hour...) as they
+        stand, unless ``written_only`` (what exports send: what a flush wrote)."""
         if end_ms <= start_ms:
             raise QueryError(f"empty time range {start_ms}..{end_ms}")
         size = resolution.minutes
         start = start_ms // MINUTE_MS // size * size
         end = -(-end_ms // (MINUTE_MS * size)) * size
         found = await self._backend.query(selection, start, end, resolution)
-        if resolution is Resolution.MINUTE:
+        if written_only:
             return found
-        # Buckets still open live in memory, after everything in the table.
-        opened = self._rollups.points(resolution, selection, start, end)
+        if resolution is Resolution.MINUTE:
+            opened = self._aggregator.points(selection, start, end)
+        else:
+            opened = self._rollups.points(resolution, selection, start, end)
         if not opened:
             return found
         merged = merge_points(((item.key, list(item.points)) for item in found), opened)

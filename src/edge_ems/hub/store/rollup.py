@@ -170,8 +170,17 @@ def retention_horizon(now_minute: int, days: float) -> int:
 def merge_points(
     stored: Iterable[tuple[SeriesKey, list[Point]]], extra: Mapping[SeriesKey, list[Point]]
 ) -> dict[SeriesKey, list[Point]]:
-    """Stored points of each series with ``extra`` (later buckets) after them."""
+    """Stored points of each series with those of ``extra`` (open buckets) at the buckets
+    the stored lack, in time order. A bucket in both (late samples for one written before)
+    shows as stored: the next flush merges the rest into it."""
     merged = {key: list(points) for key, points in stored}
     for key, points in extra.items():
-        merged.setdefault(key, []).extend(points)
+        held = merged.setdefault(key, [])
+        known = {point.start_ms for point in held}
+        added = [point for point in points if point.start_ms not in known]
+        if added:
+            later = not held or added[0].start_ms > held[-1].start_ms
+            held.extend(added)
+            if not later:
+                held.sort(key=lambda point: point.start_ms)
     return merged
