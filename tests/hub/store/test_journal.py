@@ -162,6 +162,65 @@ async def test_a_journal_that_cannot_be_written_keeps_its_batches_and_says_so(
     assert store.durable_seq("agent-1") == 1
 
 
+async def test_a_segment_that_cannot_be_started_is_tried_again_at_the_next_commit(
+    stores: Callable[..., MinuteStore],
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    journal = tmp_path / "journal"
+    store = stores(journal=journal)
+    await store.open()
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0)]}))
+    await store.sync()
+    refusals = []
+    start = journal_module.IngestJournal._start_segment
+
+    def refuse_once(self: journal_module.IngestJournal) -> None:
+        if not refusals:
+            refusals.append(True)
+            raise OSError(errno.EMFILE, "Too many open files")
+        start(self)
+
+    monkeypatch.setattr(journal_module.IngestJournal, "_start_segment", refuse_once)
+    closed_at(clock, T0)
+    await store.flush()  # the rotation cannot open the next segment
+    await store.accept(batch(2, {POWER: [(T0 + MINUTE + 1000, 2.0)]}))
+    await store.sync()
+    assert store.durable_seq("agent-1") == 2
+    assert [path.name for path in segment_files(journal)] == ["segment-00000002.log"]
+
+
+async def test_a_failing_journal_is_said_once_and_tried_less_often(
+    stores: Callable[..., MinuteStore],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = stores(StoreSettings(journal_interval=0.01), journal=tmp_path / "journal")
+    await store.open()
+    attempts: list[bytes] = []
+
+    def full(descriptor: int, data: bytes) -> None:
+        attempts.append(data)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store.start()
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING):
+        patched.setattr(journal_module, "_write", full)
+        await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0)]}))
+        await asyncio.sleep(0.5)
+        # 10, 20, 40, 80, 160 ms apart: five or so tries, one log line.
+        assert 3 <= len(attempts) <= 7
+        assert caplog.text.count("Ingest journal write failed") == 1
+    done = asyncio.Event()
+    store.subscribe(lambda agent, seq: done.set())
+    async with asyncio.timeout(10):
+        await done.wait()
+    assert "writes again" in caplog.text
+    assert store.status().last_error is None
+
+
 async def test_a_journal_directory_that_cannot_be_made_stops_the_start(
     stores: Callable[..., MinuteStore], tmp_path: Path
 ) -> None:

@@ -157,10 +157,11 @@ class IngestJournal:
         return batches
 
     def _start_segment(self) -> None:
-        self._number += 1
-        self._current = _Segment(self.directory / _NAME.format(self._number))
+        path = self.directory / _NAME.format(self._number + 1)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._file = os.open(self._current.path, flags, 0o600)
+        self._file = os.open(path, flags, 0o600)
+        self._number += 1
+        self._current = _Segment(path)
 
     def append(self, batch: TelemetryBatch) -> None:
         """Queue ``batch`` for the next :meth:`commit`."""
@@ -172,9 +173,16 @@ class IngestJournal:
         error nothing counts as written and it is tried again at the next commit (a record
         written twice is read back as a duplicate, which the store drops)."""
         async with self._lock:
-            segment, descriptor = self._current, self._file
-            if not self._pending or segment is None or descriptor is None:
+            if not self._pending:
                 return []
+            if self._current is None or self._file is None:  # a rotation could not open one
+                try:
+                    await asyncio.to_thread(self._start_segment)
+                except OSError as err:
+                    raise StoreError(f"cannot start an ingest journal segment: {err}") from err
+            segment, descriptor = self._current, self._file
+            assert segment is not None
+            assert descriptor is not None
             records, seqs = self._pending, self._pending_seqs
             self._pending, self._pending_seqs = [], []
             try:
@@ -200,13 +208,12 @@ class IngestJournal:
 
     def _rotate(self, durable: Mapping[str, int], *, reopen: bool) -> None:
         current = self._current
-        if current is not None and (current.seqs or not reopen):
+        closing = current is not None and bool(current.seqs or not reopen)
+        if current is not None and closing:
             self._segments.append(current)
             if self._file is not None:
                 os.close(self._file)
             self._current = self._file = None
-            if reopen:
-                self._start_segment()
         kept = []
         for segment in self._segments:
             if segment.covered(durable):
@@ -214,6 +221,8 @@ class IngestJournal:
             else:
                 kept.append(segment)
         self._segments = kept
+        if closing and reopen:
+            self._start_segment()  # failing, the next commit tries again
 
 
 def _write(descriptor: int, data: bytes) -> None:

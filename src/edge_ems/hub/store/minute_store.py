@@ -332,16 +332,25 @@ class MinuteStore:
 
     async def _run_journal(self) -> None:
         """Group commits: once a batch waits, gather more for ``journal_interval``, then
-        write them all at once."""
+        write them all at once. A failing journal is said once and tried again less and
+        less often (up to every 10 s); nothing is acknowledged meanwhile."""
+        failures = 0
         while True:
             await self._journal_wake.wait()
-            await asyncio.sleep(self.settings.journal_interval)
+            await asyncio.sleep(min(10.0, self.settings.journal_interval * 2**failures))
             self._journal_wake.clear()
             try:
                 await self.sync()
             except StoreError:
-                _LOGGER.exception("Ingest journal write failed; trying again")
+                if not failures:
+                    _LOGGER.exception("Ingest journal write failed; trying again")
+                failures += 1
                 self._journal_wake.set()
+            else:
+                if failures:
+                    _LOGGER.warning("Ingest journal writes again after %d failures", failures)
+                    self._last_error = None
+                failures = 0
             if self._stopping:
                 return
 
