@@ -85,6 +85,22 @@ async def test_a_restart_takes_back_what_the_journal_holds_and_stores_it_once(
     assert second.durable_seq("agent-1") == 4
 
 
+async def test_a_journal_is_read_back_a_chunk_at_a_time(tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    first = journal_module.IngestJournal(directory)
+    assert [chunk async for chunk in first.replay()] == []
+    for seq in range(1, 6):
+        first.append(batch(seq, {POWER: [(T0 + seq * 1000, float(seq))]}))
+    await first.commit()
+    await first.close({})
+    second = journal_module.IngestJournal(directory)
+    chunks = [[b.seq for b in chunk] async for chunk in second.replay(chunk=2)]
+    assert chunks == [[1, 2], [3, 4], [5]]
+    assert second.segments == 2  # the one read back, and the new one
+    await second.close({"agent-1": 5})
+    assert segment_files(directory) == []
+
+
 async def test_segments_go_once_the_database_holds_them(
     stores: Callable[..., MinuteStore], clock: Clock, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,8 @@ _RECORD = struct.Struct("<II")
 """A record's header: payload length and its CRC-32."""
 _IDS = struct.Struct("<HH")
 """The payload's start: the lengths of the agent id and the site id."""
+REPLAY_CHUNK = 1000
+"""Batches read back from the journal at a time."""
 _NAME = "segment-{:08d}.log"
 _NAMES = "segment-*.log"
 
@@ -83,23 +85,50 @@ def decode(payload: bytes) -> TelemetryBatch:
         raise ValueError(str(err)) from err
 
 
+class SegmentReader:
+    """A segment's records, read a chunk at a time (blocking; run it in a thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self.whole = 0
+        """Bytes of whole records read so far."""
+        self.ended = False
+
+    def read(self, limit: int) -> list[TelemetryBatch]:
+        """Up to ``limit`` more batches; none once the whole records are read (what follows
+        them, if anything, is a record a stop cut short)."""
+        found: list[TelemetryBatch] = []
+        while len(found) < limit and not self.ended:
+            header = self._file.read(_RECORD.size)
+            if len(header) < _RECORD.size:
+                self.ended = True
+                break
+            size, crc = _RECORD.unpack(header)
+            payload = self._file.read(size)
+            try:
+                if len(payload) < size or zlib.crc32(payload) != crc:
+                    raise ValueError("a record cut short")
+                found.append(decode(payload))
+            except ValueError:
+                self.ended = True
+                break
+            self.whole += _RECORD.size + size
+        return found
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def read_segment(path: Path) -> tuple[list[TelemetryBatch], int]:
     """The batches of a segment and how many bytes of it hold whole records (blocking)."""
-    data = path.read_bytes()
-    batches: list[TelemetryBatch] = []
-    offset = 0
-    while offset + _RECORD.size <= len(data):
-        size, crc = _RECORD.unpack_from(data, offset)
-        end = offset + _RECORD.size + size
-        payload = data[offset + _RECORD.size : end]
-        if end > len(data) or zlib.crc32(payload) != crc:
-            break
-        try:
-            batches.append(decode(payload))
-        except ValueError:
-            break
-        offset = end
-    return batches, offset
+    reader = SegmentReader(path)
+    try:
+        batches: list[TelemetryBatch] = []
+        while found := reader.read(1000):
+            batches += found
+        return batches, reader.whole
+    finally:
+        reader.close()
 
 
 class IngestJournal:
@@ -126,35 +155,34 @@ class IngestJournal:
         """Segment files on disk."""
         return len(self._segments) + (self._current is not None)
 
-    async def open(self) -> list[TelemetryBatch]:
-        """Read back what an earlier run journaled, oldest first, and start a new segment."""
-        return await asyncio.to_thread(self._open)
-
-    def _open(self) -> list[TelemetryBatch]:
+    async def replay(self, chunk: int = REPLAY_CHUNK) -> AsyncIterator[list[TelemetryBatch]]:
+        """What an earlier run journaled, oldest first, ``chunk`` batches at a time (a
+        headend's journal holds minutes of a fleet's data); then a new segment is started."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            paths = sorted(self.directory.glob(_NAMES))
-            batches: list[TelemetryBatch] = []
+            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+            paths = await asyncio.to_thread(lambda: sorted(self.directory.glob(_NAMES)))
             for path in paths:
-                found, whole = read_segment(path)
-                if whole < path.stat().st_size:
+                segment = _Segment(path)
+                reader = await asyncio.to_thread(SegmentReader, path)
+                try:
+                    while batches := await asyncio.to_thread(reader.read, chunk):
+                        for batch in batches:
+                            held = segment.seqs.get(batch.agent_id, 0)
+                            segment.seqs[batch.agent_id] = max(batch.seq, held)
+                        yield batches
+                finally:
+                    await asyncio.to_thread(reader.close)
+                if reader.whole < (await asyncio.to_thread(path.stat)).st_size:
                     _LOGGER.warning(
                         "Journal %s ends in a record a stop cut short; its agent sends it again",
                         path,
                     )
-                    os.truncate(path, whole)
-                segment = _Segment(path)
-                for batch in found:
-                    segment.seqs[batch.agent_id] = max(
-                        batch.seq, segment.seqs.get(batch.agent_id, 0)
-                    )
+                    await asyncio.to_thread(os.truncate, path, reader.whole)
                 self._segments.append(segment)
-                batches += found
                 self._number = max(self._number, int(path.stem.split("-")[1]))
-            self._start_segment()
+            await asyncio.to_thread(self._start_segment)
         except OSError as err:
             raise StoreError(f"cannot open the ingest journal {self.directory}: {err}") from err
-        return batches
 
     def _start_segment(self) -> None:
         path = self.directory / _NAME.format(self._number + 1)

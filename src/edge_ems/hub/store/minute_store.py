@@ -253,10 +253,13 @@ class MinuteStore:
         minutes = await self._backend.stored_minutes(min(known)) if known else {}
         self._rollups.restore(marks, minutes)
         if self._journal is not None:
-            replayed = [b for b in await self._journal.open() if self._fold(b, replay=True)]
-            self._made_durable((batch.agent_id, batch.seq) for batch in replayed)
+            replayed = 0
+            async for batches in self._journal.replay():
+                taken = [batch for batch in batches if self._fold(batch, replay=True)]
+                self._made_durable((batch.agent_id, batch.seq) for batch in taken)
+                replayed += len(taken)
             if replayed:
-                _LOGGER.info("Took %d batches back from the ingest journal", len(replayed))
+                _LOGGER.info("Took %d batches back from the ingest journal", replayed)
         now = self._clock()
         ended = await self._backend.end_sessions(
             now, RESTART_REASON, hub=self.instance, stale_before=now - HUB_SILENCE
