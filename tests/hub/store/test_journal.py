@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -164,6 +165,7 @@ async def test_a_journal_that_cannot_be_written_keeps_its_batches_and_says_so(
     await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0)]}))
 
     def full(descriptor: int, data: bytes) -> None:
+        os.write(descriptor, data[: len(data) // 2])  # a torn record
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patched:
@@ -176,6 +178,13 @@ async def test_a_journal_that_cannot_be_written_keeps_its_batches_and_says_so(
     assert store.durable_seq("agent-1") == 0
     await store.sync()  # the disk has room again
     assert store.durable_seq("agent-1") == 1
+    await store.accept(batch(2, {POWER: [(T0 + 2000, 2.0)]}))
+    await store.sync()
+    # Read back after a crash: what was acknowledged does not sit behind the torn record.
+    await store.backend.close()
+    again = stores(journal=tmp_path / "journal")
+    await again.open()
+    assert again.durable_seq("agent-1") == 2
 
 
 async def test_a_segment_that_cannot_be_started_is_tried_again_at_the_next_commit(

@@ -21,6 +21,7 @@ Each hub process has a journal of its own (on its own disk), also when hubs shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -198,8 +199,9 @@ class IngestJournal:
 
     async def commit(self) -> list[tuple[str, int]]:
         """Write and fsync what was appended; return the (agent, seq) now durable. On an
-        error nothing counts as written and it is tried again at the next commit (a record
-        written twice is read back as a duplicate, which the store drops)."""
+        error nothing counts as written and it is tried again at the next commit, in a new
+        segment (a record written twice is read back as a duplicate, which the store
+        drops)."""
         async with self._lock:
             if not self._pending:
                 return []
@@ -217,6 +219,12 @@ class IngestJournal:
                 await asyncio.to_thread(_write, descriptor, b"".join(records))
             except OSError as err:
                 self._pending[:0], self._pending_seqs[:0] = records, seqs
+                # The failed write may have left a torn record, which ends a read-back: the
+                # next commit goes to a new segment, so nothing acknowledged follows it.
+                self._segments.append(segment)
+                self._current = self._file = None
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(os.close, descriptor)
                 raise StoreError(f"cannot write the ingest journal {segment.path}: {err}") from err
             for agent, seq in seqs:
                 if seq > segment.seqs.get(agent, 0):
