@@ -36,14 +36,14 @@ LOADED_MS = 180_000
 
 @dataclass
 class Session:
-    """A logged-in page and what it did that it should not have."""
+    """A page and what it did that it should not have."""
 
     page: Page
     context: BrowserContext
     errors: list[str] = field(default_factory=list)
     """Console errors and uncaught exceptions, in order."""
     outside: list[str] = field(default_factory=list)
-    """Requests for anything but Home Assistant itself (refused)."""
+    """Requests for anything but the site under test itself (refused)."""
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +60,7 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def log_in(
+async def open_session(
     browser: Browser,
     url: str,
     *,
@@ -68,8 +68,10 @@ async def log_in(
     height: int = 900,
     scale: float = 1.0,
     color_scheme: str = "light",
+    console_levels: tuple[str, ...] = ("error",),
 ) -> Session:
-    """A new page logged in as the demo user, the frontend loaded."""
+    """A new page kept to ``url``'s origin (anything else is refused and kept) and noting
+    console messages of ``console_levels`` and uncaught exceptions; nothing loaded yet."""
     context = await browser.new_context(
         viewport={"width": width, "height": height},
         device_scale_factor=scale,
@@ -81,7 +83,7 @@ async def log_in(
     session = Session(page, context)
     origin = urlsplit(url).netloc
 
-    async def only_home_assistant(route: Route) -> None:
+    async def only_the_origin(route: Route) -> None:
         if urlsplit(route.request.url).netloc == origin:
             await route.continue_()
         else:
@@ -89,12 +91,30 @@ async def log_in(
             await route.abort()
 
     def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            session.errors.append(f"console: {message.text} ({message.location.get('url')})")
+        if message.type in console_levels:
+            where = message.location.get("url")
+            session.errors.append(f"console {message.type}: {message.text} ({where})")
 
-    await context.route("**/*", only_home_assistant)
+    await context.route("**/*", only_the_origin)
     page.on("console", console)
     page.on("pageerror", lambda error: session.errors.append(f"page: {error}"))
+    return session
+
+
+async def log_in(
+    browser: Browser,
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    scale: float = 1.0,
+    color_scheme: str = "light",
+) -> Session:
+    """A new page logged in as the demo user, the frontend loaded."""
+    session = await open_session(
+        browser, url, width=width, height=height, scale=scale, color_scheme=color_scheme
+    )
+    page = session.page
     await page.goto(url, wait_until="load")
     await page.fill("input[name='username']", USER)
     await page.fill("input[name='password']", PASSWORD)

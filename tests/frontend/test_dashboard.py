@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
-from scripts.hass_demo.browser import CHROMIUM, chromium
+from playwright.async_api import Browser, Page, expect
+from scripts.hass_demo.browser import CHROMIUM, Session, chromium, open_session
 
 from .hub_site import API_TOKEN, SECOND_SITE, SITE_ID, LiveHub, live_hub
 
@@ -45,16 +43,6 @@ PLAN_MS = 120_000
 PAGES = ["overview", "devices", "live", "sparklines", "plan", "overrides", "audit", "agents"]
 
 
-@dataclass
-class Browsing:
-    """A page of the dashboard and what it did that it should not have."""
-
-    page: Page
-    context: BrowserContext
-    errors: list[str] = field(default_factory=list)
-    outside: list[str] = field(default_factory=list)
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("EDGE_EMS_SCREENSHOTS"):
@@ -74,39 +62,15 @@ async def browser() -> AsyncIterator[Browser]:
         yield running
 
 
-async def browse(
-    browser: Browser, url: str, *, color_scheme: str = "light", scale: float = 1
-) -> Browsing:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900},
-        device_scale_factor=scale,
-        color_scheme="dark" if color_scheme == "dark" else "light",
-        locale="en-GB",
-        timezone_id="UTC",
+async def browse(browser: Browser, url: str, *, color_scheme: str = "light") -> Session:
+    """A page on the hub that notes console warnings too."""
+    return await open_session(
+        browser, url, color_scheme=color_scheme, console_levels=("error", "warning")
     )
-    page = await context.new_page()
-    seen = Browsing(page, context)
-    origin = urlsplit(url).netloc
-
-    async def only_the_hub(route: Route) -> None:
-        if urlsplit(route.request.url).netloc == origin:
-            await route.continue_()
-        else:
-            seen.outside.append(route.request.url)
-            await route.abort()
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            seen.errors.append(f"console {message.type}: {message.text}")
-
-    await context.route("**/*", only_the_hub)
-    page.on("console", console)
-    page.on("pageerror", lambda error: seen.errors.append(f"page: {error}"))
-    return seen
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def direct(browser: Browser, hub: LiveHub) -> AsyncIterator[Browsing]:
+async def direct(browser: Browser, hub: LiveHub) -> AsyncIterator[Session]:
     """The dashboard on the hub's own port, the token handed over in the fragment."""
     seen = await browse(browser, hub.url)
     await seen.page.goto(f"{hub.url}/#token={API_TOKEN}")
@@ -116,7 +80,7 @@ async def direct(browser: Browser, hub: LiveHub) -> AsyncIterator[Browsing]:
     await seen.context.close()
 
 
-async def open_page(seen: Browsing, base: str, name: str) -> Page:
+async def open_page(seen: Session, base: str, name: str) -> Page:
     page = seen.page
     await page.goto(f"{base}#/{name}")
     await expect(page.locator(f"edge-ems-{name} .updated")).to_have_text(
@@ -147,7 +111,7 @@ async def axe(page: Page) -> list[dict[str, Any]]:
 
 
 async def test_overview_shows_the_site_now_and_moves_with_it(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "overview")
     await choose_site(page, SITE_ID)
@@ -177,7 +141,7 @@ async def test_overview_shows_the_site_now_and_moves_with_it(
 
 
 async def test_devices_show_health_polls_and_their_points(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "devices")
     await choose_site(page, "")
@@ -202,7 +166,7 @@ async def test_devices_show_health_polls_and_their_points(
 
 
 async def test_live_lists_every_measurement_searches_and_refreshes(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "live")
     rows = page.locator("table.live tbody tr")
@@ -227,7 +191,7 @@ async def test_live_lists_every_measurement_searches_and_refreshes(
 
 
 async def test_sparklines_draw_the_last_hour_and_move(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "sparklines")
     deye = page.locator('.spark[data-key="ac_power_w@deye"]')
@@ -241,7 +205,7 @@ async def test_sparklines_draw_the_last_hour_and_move(
 
 
 async def test_plan_shows_the_planners_plan_and_no_plan_where_it_plans_nothing(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "plan")
     await choose_site(page, SITE_ID)
@@ -264,7 +228,7 @@ async def test_plan_shows_the_planners_plan_and_no_plan_where_it_plans_nothing(
 
 
 async def test_an_override_is_applied_refused_where_control_is_off_and_audited(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "overrides")
     inverter = hub.site.plant.battery_inverter
@@ -337,7 +301,7 @@ async def test_an_override_is_applied_refused_where_control_is_off_and_audited(
 
 
 async def test_agents_show_both_sites_and_their_sessions(
-    direct: Browsing, hub: LiveHub, images: Path
+    direct: Session, hub: LiveHub, images: Path
 ) -> None:
     page = await open_page(direct, hub.url + "/", "agents")
     await choose_site(page, "")
@@ -354,7 +318,7 @@ async def test_agents_show_both_sites_and_their_sessions(
     assert await axe(page) == []
 
 
-async def test_no_page_had_an_error_or_asked_outside(direct: Browsing) -> None:
+async def test_no_page_had_an_error_or_asked_outside(direct: Session) -> None:
     assert direct.errors == []
     assert direct.outside == []
 
