@@ -232,17 +232,7 @@ class MinuteAggregator:
 
     def points(self, selection: SeriesFilter, start: int, end: int) -> dict[SeriesKey, list[Point]]:
         """The open minutes ``[start, end)`` of the matching series, as they stand."""
-        found: dict[SeriesKey, list[Point]] = {}
-        for minute, series in sorted(self._minutes.items()):
-            if not start <= minute < end:
-                continue
-            for key, a in series.items():
-                if selection.matches(key):
-                    point = Point(
-                        minute * MINUTE_MS, a.sum / a.count, a.min, a.max, a.last, a.count
-                    )
-                    found.setdefault(key, []).append(point)
-        return found
+        return bucket_points(self._minutes, selection, start, end)
 
     def newest(self) -> Iterator[tuple[SeriesKey, int, float | str]]:
         """The newest open value of every series: ``(key, timestamp_ms, value)``."""
@@ -262,6 +252,22 @@ def _last_finite(timestamps: Sequence[int], values: Sequence[float], start: int,
         if math.isfinite(values[index]):
             return timestamps[index]
     raise ValueError("no finite value in the run")
+
+
+def bucket_points(
+    buckets: Minutes, selection: SeriesFilter, start: int, end: int
+) -> dict[SeriesKey, list[Point]]:
+    """The buckets (by their first minute) in ``[start, end)`` of the matching series, as
+    points, oldest first."""
+    found: dict[SeriesKey, list[Point]] = {}
+    for bucket, series in sorted(buckets.items()):
+        if not start <= bucket < end:
+            continue
+        for key, a in series.items():
+            if selection.matches(key):
+                point = Point(bucket * MINUTE_MS, a.sum / a.count, a.min, a.max, a.last, a.count)
+                found.setdefault(key, []).append(point)
+    return found
 
 
 def newest_by_series(

@@ -22,8 +22,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .aggregate import MinuteAggregate, Minutes, combined
-from .model import MINUTE_MS, Point, Resolution, SeriesFilter, SeriesKey
+from .aggregate import MinuteAggregate, Minutes, bucket_points, combined
+from .model import Point, Resolution, SeriesFilter, SeriesKey
 
 HOUR = Resolution.HOUR.minutes
 DAY = 24 * HOUR
@@ -145,17 +145,7 @@ class OpenRollups:
         self, resolution: Resolution, selection: SeriesFilter, start: int, end: int
     ) -> dict[SeriesKey, list[Point]]:
         """The open buckets of ``resolution`` in minutes ``[start, end)``, by series."""
-        found: dict[SeriesKey, list[Point]] = {}
-        for bucket, series in sorted(self._open[resolution].items()):
-            if not start <= bucket < end:
-                continue
-            for key, a in series.items():
-                if selection.matches(key):
-                    point = Point(
-                        bucket * MINUTE_MS, a.sum / a.count, a.min, a.max, a.last, a.count
-                    )
-                    found.setdefault(key, []).append(point)
-        return found
+        return bucket_points(self._open[resolution], selection, start, end)
 
 
 def retention_horizon(now_minute: int, days: float) -> int:
