@@ -219,6 +219,21 @@ async def test_a_standby_carries_out_the_leaders_plan_for_the_agents_connected_t
     assert len(link.plans) == 1  # the same plan is not sent again
 
 
+async def test_a_standby_sends_nothing_from_a_plan_it_cannot_read(
+    make_planner: PlannerMaker,
+) -> None:
+    planner = await make_planner()
+    service = planner.service
+    service.leadership = Standby()
+    garbled = {"schema": "edge-ems-site-plan/1", "site_id": SITE, "version": 7, "plan": "?"}
+    await planner.records.save_plan(SITE, 7, ms(T0), garbled)
+    assert await service.dispatch(SITE) == []
+    assert planner.link.setpoints == []
+    assert planner.link.plans == []
+    [error] = service.sites[SITE].dispatch_errors
+    assert error.startswith("the leader's plan cannot be read: plan document")
+
+
 async def test_a_standby_holds_the_overrides_set_through_the_leader(
     make_planner: PlannerMaker,
 ) -> None:
