@@ -210,7 +210,8 @@ def batch_from_proto(message: pb.Telemetry, *, agent_id: str, site_id: str) -> T
         if not text.asset_id or not text.metric:
             raise ProtocolViolationError(f"batch {message.seq}: a text without asset or metric")
         texts.append(TextSample(text.asset_id, text.metric, text.timestamp_ms, text.value))
-    return TelemetryBatch(agent_id, site_id, message.seq, series, texts)
+    encoded = message.SerializeToString()
+    return TelemetryBatch(agent_id, site_id, message.seq, series, texts, encoded)
 
 
 def reading_sample(reading: Reading) -> float | str | None:

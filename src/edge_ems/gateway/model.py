@@ -122,6 +122,10 @@ class TelemetryBatch:
     seq: int
     series: Sequence[SeriesSamples]
     texts: Sequence[TextSample] = field(default=())
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
+    """The batch as the gateway's protobuf ``Telemetry`` when it came in as one, so the hub's
+    journal stores it without encoding it again; ``None`` for a batch built otherwise (a
+    batch changed on its way is a new one, without it)."""
 
     @property
     def points(self) -> int:

@@ -99,6 +99,8 @@ REGISTER = "register"
 
 type Metadata = Iterable[tuple[str, str | bytes]]
 NO_PLANNER = "this hub has no planner"
+PING_SLICE = 100
+"""Sessions pinged at once; a sweep of the fleet is spread over the ping interval."""
 
 
 class PlanHandler(Protocol):
@@ -838,22 +840,32 @@ class GatewayServer:
             session.send(pb.HubMessage(telemetry_ack=pb.TelemetryAck(durable_seq=seq)))
 
     async def _watch(self) -> None:
+        # Each sweep is spread over the interval a slice of sessions at a time: a fleet's
+        # pings at once would hold the event loop, and every ack behind them, for a burst.
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.settings.ping_interval)
-            now = loop.time()
-            for session in list(self._sessions.values()):
-                silent = now - session.last_seen
-                if silent > self.settings.liveness_timeout:
-                    _LOGGER.warning(
-                        "Agent %s silent for %.1f s: ending its session",
-                        session.record.agent_id,
-                        silent,
-                    )
-                    session.close(grpc.StatusCode.UNAVAILABLE, f"no message for {silent:.1f} s")
-                else:
-                    ping = pb.Ping(nonce=next(self._nonces), sent_at_ms=round(self._clock() * 1000))
-                    session.send(pb.HubMessage(ping=ping))
+            sessions = list(self._sessions.values())
+            slices = [sessions[n : n + PING_SLICE] for n in range(0, len(sessions), PING_SLICE)]
+            pause = self.settings.ping_interval / max(1, len(slices))
+            if not slices:
+                await asyncio.sleep(pause)
+            for part in slices:
+                await asyncio.sleep(pause)
+                now = loop.time()
+                for session in part:
+                    if session.end_status is None:
+                        self._check_alive(session, now)
+
+    def _check_alive(self, session: _Session, now: float) -> None:
+        silent = now - session.last_seen
+        if silent > self.settings.liveness_timeout:
+            _LOGGER.warning(
+                "Agent %s silent for %.1f s: ending its session", session.record.agent_id, silent
+            )
+            session.close(grpc.StatusCode.UNAVAILABLE, f"no message for {silent:.1f} s")
+        else:
+            ping = pb.Ping(nonce=next(self._nonces), sent_at_ms=round(self._clock() * 1000))
+            session.send(pb.HubMessage(ping=ping))
 
     def _mode(self) -> str:
         if self._tls is None:

@@ -51,10 +51,10 @@ class RawAgent:
         )
 
     async def register(
-        self, agent_id: str = "agent-5", assets: tuple[str, ...] = ("a",)
+        self, agent_id: str = "agent-5", assets: tuple[str, ...] = ("a",), site_id: str = "lab"
     ) -> pb.HubMessage:
         register = pb.Register(
-            agent_id=agent_id, site_id="lab", assets=[pb.Asset(asset_id=a) for a in assets]
+            agent_id=agent_id, site_id=site_id, assets=[pb.Asset(asset_id=a) for a in assets]
         )
         await self.send(pb.AgentMessage(register=register))
         return await self.read()
@@ -300,6 +300,32 @@ async def test_answering_pings_keeps_a_session(
         await eventually(lambda: hub.server.registry.agents()[0].last_seen != first)  # noqa: B023
     assert site.agent.stats().sessions == 1
     assert hub.server.connected_agents() == ["agent-1"]
+
+
+async def test_a_ping_sweep_is_spread_over_the_interval(
+    hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fleet's pings at once would hold the event loop, and every ack, for a burst.
+    monkeypatch.setattr("edge_ems.hub.gateway.PING_SLICE", 1)
+    hub = await hub_factory(settings=GatewaySettings(ping_interval=0.9, liveness_timeout=30))
+    clients = {f"agent-{n}": RawAgent(hub.address, f"agent-{n}") for n in (1, 2, 3)}
+    loop = asyncio.get_running_loop()
+
+    async def first_ping(client: RawAgent) -> float:
+        while not (await client.read()).HasField("ping"):
+            pass
+        return loop.time()
+
+    try:
+        # All three register while the first sweep finds nobody; the next one pings them a
+        # third of the interval apart.
+        for agent_id, client in clients.items():
+            await client.register(agent_id, assets=(f"{agent_id}-a",), site_id=agent_id)
+        times = await asyncio.gather(*(first_ping(client) for client in clients.values()))
+    finally:
+        for client in clients.values():
+            await client.close()
+    assert max(times) - min(times) >= 0.4
 
 
 def test_keepalive_lets_agents_ping_through_nats() -> None:

@@ -8,12 +8,14 @@ import errno
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_ems.gateway.convert import batch_from_proto, batch_to_proto
 from edge_ems.hub.store import MinuteStore, SeriesFilter, StoreError, StoreSettings
 from edge_ems.hub.store import journal as journal_module
 from edge_ems.hub.store.journal import encode, read_segment
@@ -283,3 +285,12 @@ def test_whatever_follows_the_whole_records_is_never_taken_for_a_batch(
     assert whole >= len(records[0])
     if len(found) == 1:
         assert whole == len(records[0])
+
+
+def test_a_batch_off_the_wire_is_journaled_as_it_came() -> None:
+    built = batch(3, {POWER: [(T0, 1.5), (T0 + 1000, 2.5)]})
+    message = batch_to_proto(built)
+    received = batch_from_proto(message, agent_id=built.agent_id, site_id=built.site_id)
+    assert received.encoded == message.SerializeToString()
+    assert encode(received) == encode(built)  # the same record, not encoded again
+    assert encode(replace(received, encoded=b"as it came")).endswith(b"as it came")

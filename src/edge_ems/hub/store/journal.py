@@ -63,9 +63,10 @@ class _Segment:
 def encode(batch: TelemetryBatch) -> bytes:
     """One record for ``batch``."""
     agent, site = batch.agent_id.encode(), batch.site_id.encode()
-    payload = b"".join(
-        (_IDS.pack(len(agent), len(site)), agent, site, batch_to_proto(batch).SerializeToString())
-    )
+    message = batch.encoded
+    if message is None:
+        message = batch_to_proto(batch).SerializeToString()
+    payload = b"".join((_IDS.pack(len(agent), len(site)), agent, site, message))
     return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
