@@ -26,6 +26,7 @@ from .api import ApiServer
 from .api.problem import create_problem_app
 from .app import Hub
 from .config import ADDON_OPTIONS, ApiFallback, HubConfig, api_fallback, load_config
+from .heap import keep_heap_frozen, tune_collector
 from .logs import setup_logging
 from .redact import without_userinfo
 
@@ -44,9 +45,12 @@ async def serve(config: HubConfig, *, fallback: ApiFallback | None = None) -> No
                 raise
             await serve_problem(str(err), fallback, stop)
             return
+        tune_collector()
+        heap = asyncio.get_running_loop().create_task(keep_heap_frozen(), name="edge_ems heap")
         try:
             await stop.wait()
         finally:
+            heap.cancel()
             await hub.stop()
 
 

@@ -420,11 +420,15 @@ class GatewayServer:
         requests: AsyncIterator[pb.AgentMessage],
         context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
     ) -> AsyncIterator[pb.HubMessage]:
-        """Serve one agent's stream (its credentials were checked before it got here)."""
+        """Serve one agent's stream (its credentials were checked before it got here).
+
+        Messages are taken with ``context.read()``, not from ``requests``: gRPC's request
+        iterator holds the message it last gave out until the next one comes: a batch per
+        agent held for nothing, some 130 MB of a 10,000-agent hub's peak."""
         agent_id = self.credential_holder(context.invocation_metadata())
         if agent_id is None:  # only when served without the gatekeeper
-            await self._refuse(requests, context, *_UNAUTHENTICATED)
-        registration = await self._registration(agent_id, requests, context)
+            await self._refuse(context, *_UNAUTHENTICATED)
+        registration = await self._registration(agent_id, context)
         refusal = await self._admit_registration(registration, context.peer())
         if refusal is None:
             try:  # another hub on a shared database may have stored more of it meanwhile
@@ -433,13 +437,13 @@ class GatewayServer:
                 _LOGGER.error("Cannot read the durable mark of agent %s: %s", agent_id, err)
                 refusal = grpc.StatusCode.UNAVAILABLE, "the hub cannot store telemetry now"
         if refusal is not None:
-            await self._refuse(requests, context, *refusal)
+            await self._refuse(context, *refusal)
         session = self._open(registration, context.peer())
         handler = asyncio.current_task()
         assert handler is not None
         self._handlers.add(handler)
         reader = asyncio.get_running_loop().create_task(
-            self._read(session, requests), name=f"edge_ems gateway read {agent_id}"
+            self._read(session, context), name=f"edge_ems gateway read {agent_id}"
         )
         try:
             yield pb.HubMessage(
@@ -485,11 +489,10 @@ class GatewayServer:
         """End a stream whose credentials failed; what it sends is discarded undecoded."""
         self._stats.refused_streams += 1
         self._refusals.note(_address(context.peer()), "unknown agent or wrong token")
-        await self._refuse(requests, context, *_UNAUTHENTICATED)
+        await self._refuse(context, *_UNAUTHENTICATED)
 
     async def _refuse(
         self,
-        requests: AsyncIterator[object],
         context: grpc.aio.ServicerContext[Any, Any],
         code: grpc.StatusCode,
         details: str,
@@ -501,34 +504,32 @@ class GatewayServer:
         with contextlib.suppress(TimeoutError, StopAsyncIteration, grpc.RpcError, DecodeError):
             while (left := deadline - loop.time()) > 0:
                 async with asyncio.timeout(min(self.settings.refusal_quiet, left)):
-                    await anext(requests)
+                    await _receive(context)
         await context.abort(code, details)
 
     async def _registration(
         self,
         agent_id: str,
-        requests: AsyncIterator[pb.AgentMessage],
         context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
     ) -> Registration:
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         try:
             async with asyncio.timeout(self.settings.register_timeout):
-                first = await anext(requests)
+                first: pb.AgentMessage = await _receive(context)
         except DecodeError as err:
-            await self._refuse(requests, context, invalid, f"DecodeError: {err}")
+            await self._refuse(context, invalid, f"DecodeError: {err}")
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Register in time")
         except StopAsyncIteration:
             await context.abort(invalid, "the stream ended before Register")
         if first.WhichOneof("body") != "register":
-            await self._refuse(requests, context, invalid, "the first message must be Register")
+            await self._refuse(context, invalid, "the first message must be Register")
         try:
             registration = registration_from_proto(first.register)
         except ProtocolViolationError as err:
-            await self._refuse(requests, context, invalid, str(err))
+            await self._refuse(context, invalid, str(err))
         if registration.agent_id != agent_id:
             await self._refuse(
-                requests,
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"the token is agent {agent_id!r}'s, not {registration.agent_id!r}'s",
@@ -699,14 +700,18 @@ class GatewayServer:
         with contextlib.suppress(asyncio.CancelledError):
             await reader
 
-    async def _read(self, session: _Session, requests: AsyncIterator[pb.AgentMessage]) -> None:
+    async def _read(
+        self,
+        session: _Session,
+        context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
+    ) -> None:
         agent_id = session.record.agent_id
         loop = asyncio.get_running_loop()
         try:
             while session.end_status is None:
                 session.reading = True
                 try:
-                    message = await anext(requests)
+                    message: pb.AgentMessage = await _receive(context)
                 except StopAsyncIteration:
                     session.close(grpc.StatusCode.OK, "the agent ended its stream")
                     return
@@ -714,6 +719,7 @@ class GatewayServer:
                     session.reading = False
                 session.last_seen = loop.time()
                 await self._handle(session, message)
+                del message  # a batch is big: it must not be held while the next is awaited
         except (ProtocolViolationError, DecodeError) as err:
             detail = f"{type(err).__name__}: {err}"
             _LOGGER.warning("Agent %s broke the protocol: %s", agent_id, detail)
@@ -910,6 +916,14 @@ class _Gatekeeper(grpc.aio.ServerInterceptor):
         if self._gateway.credential_holder(handler_call_details.invocation_metadata) is None:
             return cast("grpc.RpcMethodHandler[Request, Response]", self._refusal)
         return await continuation(handler_call_details)
+
+
+async def _receive(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    """The stream's next message; :class:`StopAsyncIteration` once the client ends it."""
+    message = await context.read()
+    if message is grpc.aio.EOF:
+        raise StopAsyncIteration
+    return message
 
 
 def _address(peer: str) -> str:
