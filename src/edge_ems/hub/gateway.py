@@ -427,7 +427,7 @@ class GatewayServer:
         agent held for nothing, some 130 MB of a 10,000-agent hub's peak."""
         agent_id = self.credential_holder(context.invocation_metadata())
         if agent_id is None:  # only when served without the gatekeeper
-            await self._refuse(context, *_UNAUTHENTICATED)
+            await self._end_refused(context, *_UNAUTHENTICATED)
         registration = await self._registration(agent_id, context)
         refusal = await self._admit_registration(registration, context.peer())
         if refusal is None:
@@ -437,7 +437,7 @@ class GatewayServer:
                 _LOGGER.error("Cannot read the durable mark of agent %s: %s", agent_id, err)
                 refusal = grpc.StatusCode.UNAVAILABLE, "the hub cannot store telemetry now"
         if refusal is not None:
-            await self._refuse(context, *refusal)
+            await self._end_refused(context, *refusal)
         session = self._open(registration, context.peer())
         handler = asyncio.current_task()
         assert handler is not None
@@ -489,9 +489,9 @@ class GatewayServer:
         """End a stream whose credentials failed; what it sends is discarded undecoded."""
         self._stats.refused_streams += 1
         self._refusals.note(_address(context.peer()), "unknown agent or wrong token")
-        await self._refuse(context, *_UNAUTHENTICATED)
+        await self._end_refused(context, *_UNAUTHENTICATED)
 
-    async def _refuse(
+    async def _end_refused(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
         code: grpc.StatusCode,
@@ -517,19 +517,19 @@ class GatewayServer:
             async with asyncio.timeout(self.settings.register_timeout):
                 first: pb.AgentMessage = await _receive(context)
         except DecodeError as err:
-            await self._refuse(context, invalid, f"DecodeError: {err}")
+            await self._end_refused(context, invalid, f"DecodeError: {err}")
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Register in time")
         except StopAsyncIteration:
             await context.abort(invalid, "the stream ended before Register")
         if first.WhichOneof("body") != "register":
-            await self._refuse(context, invalid, "the first message must be Register")
+            await self._end_refused(context, invalid, "the first message must be Register")
         try:
             registration = registration_from_proto(first.register)
         except ProtocolViolationError as err:
-            await self._refuse(context, invalid, str(err))
+            await self._end_refused(context, invalid, str(err))
         if registration.agent_id != agent_id:
-            await self._refuse(
+            await self._end_refused(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"the token is agent {agent_id!r}'s, not {registration.agent_id!r}'s",
