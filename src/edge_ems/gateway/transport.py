@@ -13,7 +13,8 @@ from collections.abc import Sequence
 type ChannelOptions = Sequence[tuple[str, int | str]]
 
 PROTOCOL_VERSION = 1
-SERVICE_METHOD = "/edge_ems.gateway.v1.Gateway/Connect"
+SERVICE = "edge_ems.gateway.v1.Gateway"
+SERVICE_METHOD = f"/{SERVICE}/Connect"
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest message either side accepts; an agent splits telemetry into batches far below it."""

@@ -70,12 +70,12 @@ from ..gateway.model import (
     TelemetryBatch,
 )
 from ..gateway.proto import gateway_pb2 as pb
-from ..gateway.proto.gateway_pb2_grpc import GatewayServicer, add_GatewayServicer_to_server
 from ..gateway.tls import ServerTls
 from ..gateway.transport import (
     AGENT_ID,
     AUTHORIZATION,
     MAX_MESSAGE_BYTES,
+    SERVICE,
     bearer_token,
     server_options,
 )
@@ -167,7 +167,12 @@ class _Session:
     record: SessionRecord
     registration: Registration
     last_seen: float
-    outbox: asyncio.Queue[pb.HubMessage | None] = field(default_factory=asyncio.Queue)
+    outbox: list[pb.HubMessage] = field(default_factory=list)
+    """What waits to be written, oldest first. A list and one future to wake the writer,
+    not an :class:`asyncio.Queue`: a queue brings four deques and an event, some 3.5 KB
+    per agent, 35 MB of a 10,000-agent hub."""
+    wake: asyncio.Future[None] | None = None
+    """Set while the writer waits for the outbox."""
     pending: dict[str, asyncio.Future[SetpointResult]] = field(default_factory=dict)
     end_status: tuple[grpc.StatusCode, str] | None = None
     """Set once the session is to end: the status its stream ends with."""
@@ -177,12 +182,31 @@ class _Session:
 
     def send(self, message: pb.HubMessage) -> None:
         if self.end_status is None:
-            self.outbox.put_nowait(message)
+            self.outbox.append(message)
+            self._wake_writer()
 
     def close(self, code: grpc.StatusCode, details: str) -> None:
+        """End the session once what is already in the outbox is written."""
         if self.end_status is None:
             self.end_status = (code, details)
-            self.outbox.put_nowait(None)
+            self._wake_writer()
+
+    async def next_message(self) -> pb.HubMessage | None:
+        """The next message to write; ``None`` once the outbox is empty and the session
+        is to end."""
+        while not self.outbox:
+            if self.end_status is not None:
+                return None
+            self.wake = asyncio.get_running_loop().create_future()
+            try:
+                await self.wake
+            finally:
+                self.wake = None
+        return self.outbox.pop(0)
+
+    def _wake_writer(self) -> None:
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
 
 
 class GatewayServer:
@@ -238,7 +262,17 @@ class GatewayServer:
             options=server_options(self.settings.max_message_bytes),
             interceptors=[_Gatekeeper(self)],
         )
-        add_GatewayServicer_to_server(_Servicer(self), server)
+        # The stream is served by :meth:`connect` itself, not through a servicer class whose
+        # method would wrap it in a second async generator: half a kilobyte per agent.
+        handlers = {
+            "Connect": grpc.stream_stream_rpc_method_handler(
+                self.connect,
+                request_deserializer=pb.AgentMessage.FromString,
+                response_serializer=pb.HubMessage.SerializeToString,
+            )
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        server.add_registered_method_handlers(SERVICE, handlers)
         port = self._listen(server, address, tls=True)
         if internal is not None:
             self.internal_port = self._listen(server, internal, tls=False)
@@ -455,7 +489,7 @@ class GatewayServer:
             )
             if self.planner is not None:  # its plan follows the ack
                 self.planner.site_connected(registration.site_id)
-            while (message := await session.outbox.get()) is not None:
+            while (message := await session.next_message()) is not None:
                 yield message
         finally:
             await self._finish_reader(session, reader)
@@ -877,22 +911,6 @@ class GatewayServer:
         if self._tls is None:
             return "plaintext"
         return "mutual TLS" if self._tls.client_ca is not None else "TLS"
-
-
-class _Servicer(GatewayServicer):
-    """The generated service's one method, served by :class:`GatewayServer`."""
-
-    def __init__(self, gateway: GatewayServer) -> None:
-        self._gateway = gateway
-
-    async def Connect(  # noqa: N802 - the name is the protocol's
-        self,
-        request_iterator: AsyncIterator[pb.AgentMessage],
-        context: grpc.aio.ServicerContext[pb.AgentMessage, pb.HubMessage],
-    ) -> AsyncIterator[pb.HubMessage]:
-        # gRPC tells streaming handlers by their being async generator functions.
-        async for message in self._gateway.connect(request_iterator, context):
-            yield message
 
 
 class _Gatekeeper(grpc.aio.ServerInterceptor):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import grpc
 import pytest
 
 from edge_ems.exceptions import ConfigError
 from edge_ems.gateway import AssetInfo, Registration
 from edge_ems.gateway.model import DeviceStatus
+from edge_ems.gateway.proto import gateway_pb2 as pb
+from edge_ems.hub.gateway import _Session
 from edge_ems.hub.sessions import InventoryAsset, SessionRegistry, load_inventory, parse_inventory
 
 from .conftest import Hub, SiteFactory, batteries
@@ -152,3 +156,31 @@ async def test_gateway_mode_rows_share_one_peer(hub: Hub, site_factory: SiteFact
     assert all(r.connected and r.agent_id == "agent-1" and r.site_name == "Farm" for r in rows)
     assets = {row.asset_id: row.as_dict() for row in hub.server.registry.assets()}
     assert assets["bess-3"]["capacity_wh"] == 30_000
+
+
+async def test_a_session_writes_what_it_queued_before_it_ends() -> None:
+    record = SessionRegistry(clock=Clock()).open(registration("gw-1"), "s1", "peer-1")
+    session = _Session(record, registration("gw-1"), 0.0)
+    writer = asyncio.create_task(session.next_message())
+    await asyncio.sleep(0)  # the writer waits for the outbox
+    assert not writer.done()
+    ping = pb.HubMessage(ping=pb.Ping(nonce=1))
+    session.send(ping)
+    assert await asyncio.wait_for(writer, 1) == ping
+    ack = pb.HubMessage(telemetry_ack=pb.TelemetryAck(durable_seq=4))
+    session.send(ack)
+    session.close(grpc.StatusCode.UNAVAILABLE, "no message for 95.0 s")
+    session.send(ping)  # after the close: never written
+    assert await session.next_message() == ack
+    assert await session.next_message() is None
+    assert session.end_status == (grpc.StatusCode.UNAVAILABLE, "no message for 95.0 s")
+    other = _Session(record, registration("gw-1"), 0.0)
+    ending = asyncio.create_task(other.next_message())
+    await asyncio.sleep(0)
+    assert other.wake is not None
+    ending.cancel()  # a stream cancelled while its writer waits
+    with pytest.raises(asyncio.CancelledError):
+        await ending
+    assert other.wake is None
+    other.send(ping)  # nothing waits to be woken
+    assert other.outbox == [ping]
