@@ -287,6 +287,26 @@ async def test_status_reports_what_waits_and_what_was_written(
     assert after.backend in {"sqlite", "timescaledb"}
 
 
+async def test_batches_of_one_minute_wait_together_and_become_durable_in_order(
+    store: MinuteStore, clock: Clock
+) -> None:
+    await store.accept(batch(1, {POWER: [(T0 + 1000, 1.0)]}))
+    await store.accept(batch(2, {POWER: [(T0 + 6000, 2.0)]}))
+    await store.accept(batch(3, {POWER: [(T0 + 59_000, 3.0), (T0 + MINUTE + 1000, 4.0)]}))
+    await store.accept(batch(4, {POWER: [(T0 + MINUTE + 6000, 5.0)]}))
+    await store.accept(batch(5, {SOC: [(T0 + 7000, 50.0)]}))  # late for a minute before
+    assert store.status().waiting_batches == 5
+    closed_at(clock, T0)
+    await store.flush()
+    # Batch 5 lies before the boundary, but durability follows seq: 3 and 4 still wait.
+    assert store.durable_seq("agent-1") == 2
+    assert store.status().waiting_batches == 3
+    closed_at(clock, T0 + MINUTE)
+    await store.flush()
+    assert store.durable_seq("agent-1") == 5
+    assert store.status().waiting_batches == 0
+
+
 async def test_malformed_queries_are_refused(store: MinuteStore) -> None:
     with pytest.raises(QueryError, match="empty time range"):
         await store.query(SeriesFilter(), T0, T0)

@@ -40,7 +40,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -160,11 +159,18 @@ class StoreStatus:
     """Journal files kept until the database holds what they hold."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Waiting:
+    """A run of an agent's batches waiting for the database, all with the same newest
+    minute: a flush makes the whole run durable or none of it. One per run, not per batch:
+    a fleet's agents send a dozen batches a minute each."""
+
     seq: int
+    """The run's highest seq."""
     last_minute: int | None
     accepted: float
+    """When the run's first batch was accepted."""
+    batches: int = 1
 
 
 def next_flush_delay(now: float, grace: float) -> float:
@@ -199,7 +205,7 @@ class MinuteStore:
         self._committed: dict[str, int] = {}
         """Per agent, the seq up to which the database holds every sample."""
         self._accepted: dict[str, int] = {}
-        self._waiting: dict[str, deque[_Waiting]] = {}
+        self._waiting: dict[str, list[_Waiting]] = {}
         self._flushed_through: int | None = None
         self._rollups = OpenRollups()
         self._callbacks: list[DurableCallback] = []
@@ -426,9 +432,12 @@ class MinuteStore:
         else:
             self._dropped += folded.dropped
         self._accepted[agent] = batch.seq
-        self._waiting.setdefault(agent, deque()).append(
-            _Waiting(batch.seq, folded.last_minute, now)
-        )
+        waiting = self._waiting.setdefault(agent, [])
+        if waiting and waiting[-1].last_minute == folded.last_minute:
+            waiting[-1].seq = batch.seq
+            waiting[-1].batches += 1
+        else:
+            waiting.append(_Waiting(batch.seq, folded.last_minute, now))
         if self._aggregator.rows > self.settings.max_open_rows:
             self._wake.set()
         return True
@@ -508,10 +517,8 @@ class MinuteStore:
             self._flush_count += 1
             self._rows_written += taken.rows
             self._last_flush, self._last_error = now, None
-            for agent, (_, count) in durable.items():
-                waiting = self._waiting[agent]
-                for _ in range(count):
-                    waiting.popleft()
+            for agent, (_, runs) in durable.items():
+                del self._waiting[agent][:runs]
             self._committed.update(seqs)
             self._made_durable(seqs.items())
             if self._journal is not None:
@@ -530,8 +537,8 @@ class MinuteStore:
         return any(waiting and waiting[0].accepted < oldest for waiting in self._waiting.values())
 
     def _newly_durable(self, boundary: int | None) -> dict[str, tuple[int, int]]:
-        """Per agent, the seq a flush up to ``boundary`` makes durable and the batches it
-        covers: the leading waiting batches whose minutes all lie before the boundary."""
+        """Per agent, the seq a flush up to ``boundary`` makes durable and the runs of
+        batches it covers: the leading runs whose minutes all lie before the boundary."""
         found = {}
         for agent, waiting in self._waiting.items():
             count = 0
@@ -630,7 +637,7 @@ class MinuteStore:
         return StoreStatus(
             backend=self._backend.name,
             open_rows=self._aggregator.rows,
-            waiting_batches=sum(len(waiting) for waiting in self._waiting.values()),
+            waiting_batches=sum(run.batches for runs in self._waiting.values() for run in runs),
             flushed_through_ms=self.flushed_through_ms,
             last_flush=self._last_flush,
             last_error=self._last_error,
