@@ -90,3 +90,17 @@ def test_a_minute_holds_exactly_its_samples(values: list[tuple[int, float]]) -> 
         assert (lo, hi) == (min(v for _, v in inside), max(v for _, v in inside))
         assert (last_ms, last) == inside[-1]
         assert math.isclose(s, sum(v for _, v in inside), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_series_keys_share_their_strings_across_batches_and_agents() -> None:
+    aggregator = MinuteAggregator()
+    for agent in ("gw-1", "gw-2"):
+        for seq in (1, 2):
+            # Strings made at run time, as decoding a batch makes them: equal, not the same.
+            names = [f"{agent}-meter", "".join(["ac_", "power_w"]), "".join(["soc", "_pct"])]
+            series = [SeriesSamples(names[0], metric, [T0 + seq], [1.0]) for metric in names[1:]]
+            aggregator.add(TelemetryBatch(agent, f"site-{agent}", seq, series), horizon=0)
+    keys = aggregator.take(None).minutes[T0 // 60_000]
+    assert len(keys) == 4
+    assert len({id(key.metric) for key in keys}) == 2
+    assert len({id(key.asset_id) for key in keys}) == 2  # one per agent's meter

@@ -12,6 +12,7 @@ where each minute ends and ``sum``/``min``/``max`` take the whole run in C.
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,9 @@ class MinuteAggregator:
         self._rows = 0
         self._keys: dict[SeriesKey, SeriesKey] = {}
         """One key object per series: every batch decodes new strings, and a dict finds a key
-        it holds by identity before comparing strings (folding, rollups, the backend's ids)."""
+        it holds by identity before comparing strings (folding, rollups, the backend's ids).
+        Its strings are interned: a fleet's series share a few metric names, and an asset's
+        series its id (13 MB of a 10,000-agent hub's 100,000 series)."""
 
     @property
     def rows(self) -> int:
@@ -118,9 +121,11 @@ class MinuteAggregator:
         limit = _NO_LIMIT if until_ms is None else until_ms
         for series in batch.series:
             key = SeriesKey(batch.site_id, series.asset_id, series.metric)
-            key = self._keys.setdefault(key, key)
+            known = self._keys.get(key)
+            if known is None:
+                known = self._keys[key] = SeriesKey(*map(sys.intern, key))
             folded, refused, ahead, last = self._fold(
-                key, series.timestamps_ms, series.values, horizon, limit
+                known, series.timestamps_ms, series.values, horizon, limit
             )
             samples += folded
             dropped += refused
