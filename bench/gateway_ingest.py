@@ -84,7 +84,6 @@ FLEET_WINDOW = 10.0
 FLEET_REPEATS = 6
 """A minute of windows: one of them always holds the store's minute flush (100,000 series
 written at once)."""
-"""Seconds a journal group commit gathers batches for."""
 FLEET_CONNECT_TIMEOUT = 300.0
 FLEET_ACK_WAIT = 10.0
 """Seconds after the last window for its batches' acks to come in (later ones count as

@@ -19,6 +19,7 @@ from edge_ems.gateway.proto import gateway_pb2 as pb
 from edge_ems.gateway.transport import (
     AGENT_PING_INTERVAL_S,
     HUB_MIN_PING_INTERVAL_S,
+    HUB_STREAM_WINDOW_BYTES,
     SERVICE_METHOD,
     auth_metadata,
     client_options,
@@ -233,6 +234,28 @@ async def test_oversized_messages_are_refused(
         await assert_carries_on(hub, site_factory)
     finally:
         await client.close()
+
+
+async def test_a_batch_hundreds_of_stream_windows_long_arrives_whole(
+    hub: Hub, raw: list[RawAgent]
+) -> None:
+    # The hub's stream window is small (HUB_STREAM_WINDOW_BYTES): a large message is sent
+    # a window at a time, each let through as the hub reads it.
+    client = RawAgent(hub.address)
+    raw.append(client)
+    await client.register()
+    samples = 100_000
+    series = pb.Series(
+        asset_id="a",
+        metric="soc_pct",
+        timestamps_ms=range(1_700_000_000_000, 1_700_000_000_000 + samples),
+        values=[50.0 + n % 7 for n in range(samples)],
+    )
+    message = pb.AgentMessage(telemetry=pb.Telemetry(seq=1, series=[series]))
+    assert message.ByteSize() > 300 * HUB_STREAM_WINDOW_BYTES
+    async with asyncio.timeout(30):
+        await client.send(message)
+    await eventually(lambda: len(hub.sink.samples("agent-5")) == samples)
 
 
 async def test_samples_of_foreign_assets_and_unknown_metrics_are_dropped(
