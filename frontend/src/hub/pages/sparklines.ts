@@ -147,8 +147,13 @@ export class SparklinesPage extends HubPage {
           (spark) => spark.key,
           (spark) => {
             const last = spark.values.length ? spark.values[spark.values.length - 1]! : null;
+            const lastAt = spark.times.length ? spark.times[spark.times.length - 1]! : null;
             const name = METRIC_NAMES[spark.metric] ?? spark.metric;
-            return html`<section class="card spark" data-key=${spark.key}>
+            return html`<section
+              class="card spark"
+              data-key=${spark.key}
+              data-at=${lastAt ?? nothing}
+            >
               <header>
                 <h3>${spark.assetName} · ${name}</h3>
                 <span class="now">${formatValue(last, spark.unit)}</span>
